@@ -32,12 +32,19 @@ export class OtpError extends Error {
   readonly status: number;
   /** Seconds until a retry can succeed (RATE_LIMITED only). */
   readonly retryAfterSeconds?: number;
+  /** For DELIVERY_FAILED: whether trying the same send again may succeed (timeouts, 5xx, 429). */
+  readonly retryable?: boolean;
 
-  constructor(code: OtpErrorCode, message: string, extra: { retryAfterSeconds?: number; cause?: unknown } = {}) {
+  constructor(
+    code: OtpErrorCode,
+    message: string,
+    extra: { retryAfterSeconds?: number; retryable?: boolean; cause?: unknown } = {},
+  ) {
     super(message, extra.cause === undefined ? undefined : { cause: extra.cause });
     this.code = code;
     this.status = defaultStatus[code];
     if (extra.retryAfterSeconds !== undefined) this.retryAfterSeconds = extra.retryAfterSeconds;
+    if (extra.retryable !== undefined) this.retryable = extra.retryable;
   }
 }
 

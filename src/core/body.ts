@@ -1,0 +1,42 @@
+import type { IncomingMessage } from 'node:http';
+
+/** Why a body could not be read: `too_large` (413) or `malformed` (400). */
+export class BodyError extends Error {
+  constructor(readonly kind: 'too_large' | 'malformed', message: string) {
+    super(message);
+  }
+}
+
+/** True for `application/json` with or without parameters such as `charset`. */
+export function isJsonContentType(contentType: string | undefined): boolean {
+  return (contentType ?? '').split(';')[0]?.trim().toLowerCase() === 'application/json';
+}
+
+/**
+ * Reads and parses a JSON request body of at most `limitBytes`, unless a body parser
+ * (express.json, koa-bodyparser) already did: then its result is used as is.
+ */
+export async function readJsonBody(req: IncomingMessage, alreadyParsed: unknown, limitBytes: number): Promise<unknown> {
+  if (alreadyParsed !== undefined) return alreadyParsed;
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limitBytes) {
+    req.resume();
+    throw new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limitBytes) {
+      req.resume();
+      throw new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new BodyError('malformed', 'The request body is not valid JSON.');
+  }
+}

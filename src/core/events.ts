@@ -1,0 +1,54 @@
+import type { Channel } from './types.js';
+import type { OtpLogger } from './options.js';
+
+/** What each event carries. Destinations are masked; no payload ever holds a code. */
+export interface OtpEventMap {
+  sent: { username: string; channel: Channel; destination: string; ip?: string };
+  verified: { username: string; ip?: string };
+  failed: { username: string; reason: 'wrong_code' | 'no_code' | 'malformed_code' | 'too_many_attempts' | 'locked'; ip?: string };
+  locked: { username: string; lockSeconds: number; ip?: string };
+  rate_limited: { username?: string; limit: string; retryAfterSeconds: number; ip?: string; channel?: Channel; destination?: string };
+  delivery_failed: { username: string; channel: Channel; destination: string; reason: string; attempts: number };
+}
+export type OtpEventName = keyof OtpEventMap;
+export type OtpListener<E extends OtpEventName> = (event: OtpEventMap[E]) => void;
+
+const levels: Record<OtpEventName, keyof OtpLogger> = {
+  sent: 'info',
+  verified: 'info',
+  failed: 'warn',
+  locked: 'warn',
+  rate_limited: 'warn',
+  delivery_failed: 'error',
+};
+
+export interface OtpEvents {
+  on<E extends OtpEventName>(event: E, listener: OtpListener<E>): void;
+  off<E extends OtpEventName>(event: E, listener: OtpListener<E>): void;
+  emit<E extends OtpEventName>(event: E, payload: OtpEventMap[E]): void;
+}
+
+/** A tiny typed emitter; a listener that throws is logged, never allowed to break a request. */
+export function createEvents(logger: OtpLogger | undefined): OtpEvents {
+  const listeners = new Map<OtpEventName, Set<(payload: never) => void>>();
+  return {
+    on(event, listener) {
+      if (!(event in levels)) throw new TypeError(`blockid-otp: unknown event "${String(event)}"; events are ${Object.keys(levels).join(', ')}.`);
+      if (!listeners.has(event)) listeners.set(event, new Set());
+      listeners.get(event)?.add(listener as (payload: never) => void);
+    },
+    off(event, listener) {
+      listeners.get(event)?.delete(listener as (payload: never) => void);
+    },
+    emit(event, payload) {
+      logger?.[levels[event]]({ event: `otp.${event}`, ...payload }, `blockid-otp ${event}`);
+      for (const listener of listeners.get(event) ?? []) {
+        try {
+          (listener as OtpListener<typeof event>)(payload);
+        } catch (error) {
+          logger?.error({ event: `otp.${event}`, error: String(error) }, 'blockid-otp: an event listener threw');
+        }
+      }
+    },
+  };
+}

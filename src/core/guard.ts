@@ -1,0 +1,45 @@
+/** The rules of the requireOtp() guard, shared by the Express and Koa adapters. */
+import type { OtpSessionFlag } from './types.js';
+
+export interface RequireOtpOptions {
+  /** Where to send HTML requests that are not verified (303). API requests get 401. */
+  redirectTo?: string;
+  /** A verification older than this counts as none (step-up freshness). */
+  maxAgeSeconds?: number;
+}
+
+export function resolveGuardOptions(options: RequireOtpOptions | undefined, factory: string): RequireOtpOptions {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== 'object') throw new TypeError(`${factory}: expected an options object such as { redirectTo: '/login' }.`);
+  for (const name of Object.keys(options)) {
+    if (name !== 'redirectTo' && name !== 'maxAgeSeconds') {
+      throw new TypeError(`${factory}: unknown option "${name}"; the options are "redirectTo" and "maxAgeSeconds".`);
+    }
+  }
+  if (options.redirectTo !== undefined && (typeof options.redirectTo !== 'string' || !options.redirectTo.startsWith('/') || options.redirectTo.startsWith('//'))) {
+    throw new TypeError(`${factory}: option "redirectTo" must be a path on this site starting with "/", e.g. "/login".`);
+  }
+  const maxAge = options.maxAgeSeconds;
+  if (maxAge !== undefined && (typeof maxAge !== 'number' || !Number.isFinite(maxAge) || maxAge <= 0)) {
+    throw new TypeError(`${factory}: option "maxAgeSeconds" must be a positive number of seconds.`);
+  }
+  return options;
+}
+
+/** True when `flag` is a verification that is still fresh enough. */
+export function isVerified(flag: unknown, maxAgeSeconds: number | undefined, nowMs = Date.now()): flag is OtpSessionFlag {
+  if (flag === null || typeof flag !== 'object') return false;
+  const { verified, verifiedAt } = flag as Partial<OtpSessionFlag>;
+  if (verified !== true || typeof verifiedAt !== 'number') return false;
+  return maxAgeSeconds === undefined || nowMs - verifiedAt <= maxAgeSeconds * 1000;
+}
+
+/** True when the client asked for an HTML page (a browser navigation), not an API answer. */
+export function wantsHtml(accept: string | undefined): boolean {
+  return typeof accept === 'string' && /\btext\/html\b/i.test(accept);
+}
+
+export const otpRequiredBody = {
+  error: 'otp_required',
+  message: 'This page needs a verified one-time passcode: request a code and verify it first.',
+};

@@ -1,0 +1,174 @@
+/**
+ * The HTTP contract, framework-free: the Express and Koa adapters translate their request
+ * into an `HttpExchange`, call `handle`, and write the `HttpReply` back.
+ */
+import { BodyError, isJsonContentType } from './body.js';
+import { OtpError } from './errors.js';
+import type { OtpService, RequestContext } from './service.js';
+import type { ChannelChoice, OtpSessionFlag } from './types.js';
+
+/** The two session values blockid-otp keeps; adapters map them onto their session object. */
+export const SESSION_FLAG = 'blockidOtp';
+export const SESSION_BINDING = 'blockidOtpBinding';
+
+export interface SessionPort {
+  read(name: string): unknown;
+  write(name: string, value: unknown): void;
+  /** A new session id; the old one stops being valid. Data is not carried over. */
+  regenerate(): Promise<void>;
+}
+
+export interface HttpExchange {
+  method: string;
+  /** The path relative to where the middleware is mounted. */
+  path: string;
+  contentType: string | undefined;
+  acceptLanguage: string | undefined;
+  ip: string | undefined;
+  /** Reads the parsed JSON body; throws `BodyError`. */
+  body(): Promise<unknown>;
+  /** Undefined when no session middleware ran. */
+  session: SessionPort | undefined;
+  /** The framework's request (for `resolveUser`). */
+  req: unknown;
+}
+
+export interface HttpReply {
+  status: number;
+  body: Record<string, unknown>;
+  headers: Record<string, string>;
+}
+
+type Route = (exchange: HttpExchange, session: SessionPort) => Promise<HttpReply>;
+
+const CHANNELS = new Set<ChannelChoice>(['sms', 'email', 'both']);
+const NO_STORE = { 'Cache-Control': 'no-store' };
+
+export const sessionMissingMessage =
+  'blockid-otp needs a session: mount express-session (or koa-session on Koa) before it, with a store whose sessions have regenerate().';
+
+function reply(status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): HttpReply {
+  return { status, body, headers: { ...NO_STORE, ...headers } };
+}
+
+function failure(status: number, error: string, message: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}): HttpReply {
+  return reply(status, { error, message, ...extra }, headers);
+}
+
+function rateLimited(error: string, message: string, retryAfterSeconds: number | undefined): HttpReply {
+  if (retryAfterSeconds === undefined) return failure(429, error, message);
+  return failure(429, error, message, { retryAfter: retryAfterSeconds }, { 'Retry-After': String(retryAfterSeconds) });
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** Maps an error thrown below the adapter to the contract's answer; unknown errors rethrow. */
+function errorReply(error: unknown): HttpReply {
+  if (error instanceof BodyError) {
+    return error.kind === 'too_large' ? failure(413, 'payload_too_large', error.message) : failure(400, 'invalid_request', error.message);
+  }
+  if (error instanceof OtpError) {
+    switch (error.code) {
+      case 'INVALID_REQUEST':
+        return failure(400, 'invalid_request', error.message);
+      case 'RATE_LIMITED':
+        return rateLimited('rate_limited', error.message, error.retryAfterSeconds);
+      case 'STORE_UNAVAILABLE':
+        return failure(503, 'unavailable', 'The one-time passcode service is unavailable right now; try again shortly.');
+      case 'DELIVERY_FAILED':
+        return failure(502, 'delivery_failed', 'The code could not be delivered; try again or choose another channel.');
+      default:
+        break;
+    }
+  }
+  throw error;
+}
+
+export function createHttpHandler(service: OtpService): (exchange: HttpExchange) => Promise<HttpReply | undefined> {
+  const { basePath, ttlSeconds, resendCooldownSeconds, awaitDelivery } = service.options;
+  const base = basePath === '/' ? '' : basePath;
+
+  const context = (exchange: HttpExchange, binding: string | null): RequestContext => ({
+    binding,
+    req: exchange.req,
+    ...(exchange.ip !== undefined && { ip: exchange.ip }),
+    ...(exchange.acceptLanguage !== undefined && { acceptLanguage: exchange.acceptLanguage }),
+  });
+
+  const send: Route = async (exchange, session) => {
+    const body = await exchange.body();
+    if (!isPlainObject(body)) return failure(400, 'invalid_request', 'The body must be a JSON object: { "username": "...", "channel": "sms" | "email" | "both" }.');
+    const username = service.normalizeUsername(body.username);
+    const channel = (body.channel ?? 'both') as ChannelChoice;
+    if (!CHANNELS.has(channel)) return failure(400, 'invalid_request', 'channel must be "sms", "email" or "both".');
+    if (channel !== 'both' && service.options[channel] === undefined) {
+      return failure(400, 'invalid_request', `The ${channel} channel is not enabled on this server.`);
+    }
+    if (service.options.resolveUser === undefined) {
+      throw new TypeError('blockid-otp: the HTTP endpoints need the "resolveUser" option (username, req) => destinations | null.');
+    }
+    let nonce = session.read(SESSION_BINDING);
+    if (typeof nonce !== 'string') {
+      nonce = service.newBinding();
+      session.write(SESSION_BINDING, nonce);
+    }
+    const { delivery, targets } = await service.requestCode(username, channel, context(exchange, service.bindingHash(nonce as string)));
+    if (awaitDelivery) {
+      const delivered = await delivery;
+      if (targets > 0 && delivered.length === 0) throw new OtpError('DELIVERY_FAILED', 'no channel delivered');
+    }
+    return reply(202, { status: 'sent', expiresIn: ttlSeconds, resendIn: resendCooldownSeconds });
+  };
+
+  const verify: Route = async (exchange, session) => {
+    const body = await exchange.body();
+    if (!isPlainObject(body)) return failure(400, 'invalid_request', 'The body must be a JSON object: { "username": "...", "code": "123456" }.');
+    if (typeof body.code !== 'string') return failure(400, 'invalid_request', 'code must be a string of digits.');
+    const username = service.normalizeUsername(body.username);
+    const nonce = session.read(SESSION_BINDING);
+    const result = await service.checkCode(username, body.code, context(exchange, typeof nonce === 'string' ? service.bindingHash(nonce) : null));
+    if (!result.ok) {
+      if (result.reason === 'too_many_attempts') {
+        return rateLimited('too_many_attempts', 'Too many wrong codes: request a new code and try again.', result.retryAfterSeconds);
+      }
+      return failure(401, 'invalid_code', 'That code is not valid. Check it and try again, or request a new one.');
+    }
+    await session.regenerate();
+    const flag: OtpSessionFlag = { verified: true, username, verifiedAt: Date.now() };
+    session.write(SESSION_FLAG, flag);
+    return reply(200, { status: 'verified', username });
+  };
+
+  const status: Route = async (_exchange, session) => {
+    const flag = session.read(SESSION_FLAG) as Partial<OtpSessionFlag> | undefined;
+    if (flag?.verified !== true || typeof flag.verifiedAt !== 'number') return reply(200, { verified: false });
+    return reply(200, { verified: true, username: flag.username, verifiedAt: new Date(flag.verifiedAt).toISOString() });
+  };
+
+  const routes = new Map<string, { method: 'GET' | 'POST'; route: Route }>([
+    [`${base}/send`, { method: 'POST', route: send }],
+    [`${base}/verify`, { method: 'POST', route: verify }],
+    [`${base}/status`, { method: 'GET', route: status }],
+  ]);
+
+  return async (exchange) => {
+    const path = exchange.path.length > 1 ? exchange.path.replace(/\/+$/, '') : exchange.path;
+    const entry = routes.get(path);
+    if (entry === undefined) return undefined;
+    const method = exchange.method === 'HEAD' ? 'GET' : exchange.method;
+    if (method !== entry.method) {
+      return failure(405, 'method_not_allowed', `Use ${entry.method} for ${path}.`, {}, { Allow: entry.method });
+    }
+    if (entry.method === 'POST' && !isJsonContentType(exchange.contentType)) {
+      return failure(415, 'unsupported_media_type', 'Send the body as JSON with "Content-Type: application/json".');
+    }
+    if (exchange.session === undefined) throw new TypeError(sessionMissingMessage);
+    try {
+      return await entry.route(exchange, exchange.session);
+    } catch (error) {
+      return errorReply(error);
+    }
+  };
+}

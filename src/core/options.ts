@@ -1,0 +1,269 @@
+/**
+ * One options type, resolved once: every default in one literal, every check at creation
+ * with a `TypeError` that names the option and the fix.
+ */
+import type { OtpStore } from '../stores/types.js';
+import { memoryStore } from '../stores/memory.js';
+import type { Destinations, EmailSender, SmsSender } from './types.js';
+import type { MessageTemplates } from './messages.js';
+
+/** A pino-compatible logger (pino, console-like objects with these methods). */
+export interface OtpLogger {
+  info(details: object, message?: string): void;
+  warn(details: object, message?: string): void;
+  error(details: object, message?: string): void;
+}
+
+export interface WindowQuota {
+  /** Events allowed per window; `0` turns the quota off. */
+  points: number;
+  windowSeconds: number;
+}
+
+export interface OtpLimits {
+  /** Sends per username per window, on top of `resendCooldownSeconds`. */
+  sendsPerUsername: WindowQuota;
+  /** Sends to one phone number or email address (whoever asks). */
+  sendsPerDestination: WindowQuota;
+  /** Sends from one client IP (IPv6 by /56). */
+  sendsPerIp: WindowQuota;
+  /** SMS to one number block (the number minus its last 4 digits): stops SMS pumping of adjacent numbers. */
+  smsPerPrefix: WindowQuota;
+  /** SMS from the whole app per hour: a spend breaker. */
+  smsPerHour: number;
+  /** SMS from the whole app per day: a spend breaker. */
+  smsPerDay: number;
+  /** Failed verifications in a row per username, across codes, before a lock (NIST SP 800-63B: at most 100). */
+  failedVerifications: number;
+  /** How long that lock lasts. */
+  lockSeconds: number;
+}
+
+export type ResolveUser = (
+  username: string,
+  req: any,
+) => Destinations | null | undefined | Promise<Destinations | null | undefined>;
+
+export interface OtpOptions {
+  /** Key for hashing codes and keys at rest: a string of at least 32 characters. */
+  secret: string;
+  /** The user's destinations, or null/undefined for an unknown user. Required for the HTTP endpoints. */
+  resolveUser?: ResolveUser;
+  sms?: SmsSender;
+  email?: EmailSender;
+  store?: OtpStore;
+  basePath?: string;
+  codeLength?: number;
+  ttlSeconds?: number;
+  maxAttempts?: number;
+  resendCooldownSeconds?: number;
+  /** Names the app in messages ("123456 is your Acme code"). */
+  appName?: string;
+  /** Overrides or adds message templates per locale (`en`, `fr-CA`, ...). */
+  messages?: Record<string, Partial<MessageTemplates>>;
+  /** Locale when neither `resolveUser` nor `Accept-Language` picks one. */
+  defaultLocale?: string;
+  /** Adds the WebOTP line `@domain #code` to every SMS. */
+  webOtpDomain?: string;
+  /** Wait for delivery before answering /send (default false: answer at once, so timing does not reveal users). */
+  awaitDelivery?: boolean;
+  /** Time budget for one delivery, retries included. */
+  deliveryTimeoutMs?: number;
+  /** Extra tries after a retryable delivery failure. */
+  deliveryRetries?: number;
+  /** Largest accepted request body. */
+  maxBodyBytes?: number;
+  /** Turns a raw username into the key it is known by (default: trim, NFKC, lower case). */
+  normalizeUsername?: (username: string) => string;
+  limits?: Partial<OtpLimits>;
+  logger?: OtpLogger;
+}
+
+export interface ResolvedOptions extends Required<Omit<OtpOptions, 'resolveUser' | 'sms' | 'email' | 'logger' | 'webOtpDomain' | 'limits'>> {
+  resolveUser: ResolveUser | undefined;
+  sms: SmsSender | undefined;
+  email: EmailSender | undefined;
+  logger: OtpLogger | undefined;
+  webOtpDomain: string | undefined;
+  limits: OtpLimits;
+}
+
+export const defaultLimits: OtpLimits = {
+  sendsPerUsername: { points: 10, windowSeconds: 3600 },
+  sendsPerDestination: { points: 10, windowSeconds: 3600 },
+  sendsPerIp: { points: 30, windowSeconds: 3600 },
+  smsPerPrefix: { points: 30, windowSeconds: 3600 },
+  smsPerHour: 1000,
+  smsPerDay: 10_000,
+  failedVerifications: 20,
+  lockSeconds: 900,
+};
+
+const defaults = {
+  basePath: '/otp',
+  codeLength: 6,
+  ttlSeconds: 300,
+  maxAttempts: 5,
+  resendCooldownSeconds: 30,
+  appName: 'your account',
+  messages: {},
+  defaultLocale: 'en',
+  awaitDelivery: false,
+  deliveryTimeoutMs: 10_000,
+  deliveryRetries: 1,
+  maxBodyBytes: 16 * 1024,
+  normalizeUsername: (username: string) => username.trim().normalize('NFKC').toLowerCase(),
+} satisfies Partial<OtpOptions>;
+
+const knownOptions = [
+  'secret', 'resolveUser', 'sms', 'email', 'store', 'basePath', 'codeLength', 'ttlSeconds', 'maxAttempts',
+  'resendCooldownSeconds', 'appName', 'messages', 'defaultLocale', 'webOtpDomain', 'awaitDelivery',
+  'deliveryTimeoutMs', 'deliveryRetries', 'maxBodyBytes', 'normalizeUsername', 'limits', 'logger',
+] as const;
+const knownLimits = Object.keys(defaultLimits);
+
+/** Validates `options` once and fills in every default. */
+export function resolveOptions(options: OtpOptions, factory: string): ResolvedOptions {
+  const fail = (message: string): never => {
+    throw new TypeError(`${factory}: ${message}`);
+  };
+  if (options === null || typeof options !== 'object') return fail('expected an options object, e.g. { secret, resolveUser, sms }.');
+  rejectUnknown(Object.keys(options), knownOptions, 'option', fail);
+
+  const { secret } = options;
+  if (typeof secret !== 'string' || secret.length < 32) {
+    fail('option "secret" must be a string of at least 32 characters (e.g. 32 random bytes as hex from `openssl rand -hex 32`).');
+  }
+  for (const name of ['sms', 'email'] as const) {
+    const sender = options[name];
+    if (sender !== undefined && typeof sender?.send !== 'function') {
+      fail(`option "${name}" must be a sender with a send(message) method, e.g. ${name === 'sms' ? 'twilioSms({ client, from })' : 'nodemailerEmail({ transporter, from })'}.`);
+    }
+  }
+  if (options.sms === undefined && options.email === undefined) {
+    fail('pass at least one of "sms" (e.g. twilioSms(...)) or "email" (e.g. nodemailerEmail(...)).');
+  }
+  if (options.resolveUser !== undefined && typeof options.resolveUser !== 'function') {
+    fail('option "resolveUser" must be a function (username, req) => ({ smsTo?, smsISDCode?, emailTo? }) | null.');
+  }
+  const store = options.store ?? memoryStore();
+  if (typeof store?.issue !== 'function' || typeof store.verify !== 'function' || typeof store.limiter !== 'function') {
+    fail('option "store" must be an OtpStore such as memoryStore() or redisStore({ client }).');
+  }
+
+  const integer = (name: keyof OtpOptions, min: number, max: number): number => {
+    const value = options[name] ?? defaults[name as keyof typeof defaults];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      fail(`option "${name}" must be a whole number from ${min} to ${max} (got ${String(value)}).`);
+    }
+    return value as number;
+  };
+  const basePath = options.basePath ?? defaults.basePath;
+  if (typeof basePath !== 'string' || !/^\/[A-Za-z0-9._~\-/]*$/.test(basePath)) {
+    fail(`option "basePath" must be a path starting with "/", e.g. "/otp" (got ${JSON.stringify(basePath)}).`);
+  }
+  const text = (name: 'appName' | 'defaultLocale', allowEmpty = false): string => {
+    const value = options[name] ?? defaults[name];
+    if (typeof value !== 'string' || (!allowEmpty && value.trim() === '')) fail(`option "${name}" must be a non-empty string.`);
+    return value;
+  };
+  const webOtpDomain = options.webOtpDomain;
+  if (webOtpDomain !== undefined && (typeof webOtpDomain !== 'string' || !/^[a-z0-9.-]+(:\d+)?$/i.test(webOtpDomain))) {
+    fail('option "webOtpDomain" must be a host name such as "example.com" (no scheme, no path).');
+  }
+  for (const name of ['awaitDelivery'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'boolean') fail(`option "${name}" must be true or false.`);
+  }
+  for (const name of ['normalizeUsername'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'function') fail(`option "${name}" must be a function.`);
+  }
+  const logger = options.logger;
+  if (logger !== undefined && !['info', 'warn', 'error'].every((level) => typeof (logger as any)?.[level] === 'function')) {
+    fail('option "logger" must have info, warn and error methods (pino and console both do).');
+  }
+  if (options.messages !== undefined && (options.messages === null || typeof options.messages !== 'object')) {
+    fail('option "messages" must be an object keyed by locale, e.g. { en: { sms: (m) => `...` } }.');
+  }
+
+  return {
+    secret,
+    resolveUser: options.resolveUser,
+    sms: options.sms,
+    email: options.email,
+    store,
+    basePath: basePath.replace(/\/+$/, '') || '/',
+    codeLength: integer('codeLength', 6, 10),
+    ttlSeconds: integer('ttlSeconds', 1, 600),
+    maxAttempts: integer('maxAttempts', 1, 10),
+    resendCooldownSeconds: integer('resendCooldownSeconds', 0, 3600),
+    appName: text('appName'),
+    messages: options.messages ?? defaults.messages,
+    defaultLocale: text('defaultLocale'),
+    webOtpDomain,
+    awaitDelivery: options.awaitDelivery ?? defaults.awaitDelivery,
+    deliveryTimeoutMs: integer('deliveryTimeoutMs', 100, 120_000),
+    deliveryRetries: integer('deliveryRetries', 0, 5),
+    maxBodyBytes: integer('maxBodyBytes', 256, 1024 * 1024),
+    normalizeUsername: options.normalizeUsername ?? defaults.normalizeUsername,
+    logger,
+    limits: resolveLimits(options.limits, fail),
+  };
+}
+
+function resolveLimits(limits: Partial<OtpLimits> | undefined, fail: (message: string) => never): OtpLimits {
+  if (limits === undefined) return defaultLimits;
+  if (limits === null || typeof limits !== 'object') return fail('option "limits" must be an object, e.g. { sendsPerIp: { points: 30, windowSeconds: 3600 } }.');
+  rejectUnknown(Object.keys(limits), knownLimits, 'limit', fail);
+  const resolved = { ...defaultLimits, ...limits };
+  for (const name of ['sendsPerUsername', 'sendsPerDestination', 'sendsPerIp', 'smsPerPrefix'] as const) {
+    const quota = resolved[name];
+    if (!isCount(quota?.points, 1_000_000) || !isCount(quota?.windowSeconds, 31 * 86_400) || quota.windowSeconds === 0) {
+      fail(`limit "limits.${name}" must be { points: 0..1000000, windowSeconds: 1..2678400 }.`);
+    }
+  }
+  for (const name of ['smsPerHour', 'smsPerDay'] as const) {
+    if (!isCount(resolved[name], 100_000_000)) fail(`limit "limits.${name}" must be a whole number (0 turns it off).`);
+  }
+  if (!isCount(resolved.failedVerifications, 100) || resolved.failedVerifications < 1) {
+    fail('limit "limits.failedVerifications" must be a whole number from 1 to 100 (NIST SP 800-63B allows at most 100).');
+  }
+  if (!isCount(resolved.lockSeconds, 86_400) || resolved.lockSeconds < 1) fail('limit "limits.lockSeconds" must be from 1 to 86400.');
+  return resolved;
+}
+
+function isCount(value: unknown, max: number): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= max;
+}
+
+function rejectUnknown(names: string[], known: readonly string[], kind: string, fail: (message: string) => never): void {
+  for (const name of names) {
+    if (known.includes(name)) continue;
+    const suggestion = closest(name, known);
+    fail(`unknown ${kind} "${name}"${suggestion ? `: did you mean "${suggestion}"?` : '.'}`);
+  }
+}
+
+/** The known name within edit distance 3 of `name`, if any ("ttl" → "ttlSeconds" by prefix). */
+function closest(name: string, known: readonly string[]): string | undefined {
+  const lower = name.toLowerCase();
+  const byPrefix = known.find((candidate) => candidate.toLowerCase().startsWith(lower) || lower.startsWith(candidate.toLowerCase()));
+  if (byPrefix) return byPrefix;
+  let best: { candidate: string; distance: number } | undefined;
+  for (const candidate of known) {
+    const distance = editDistance(lower, candidate.toLowerCase());
+    if (distance <= 3 && (best === undefined || distance < best.distance)) best = { candidate, distance };
+  }
+  return best?.candidate;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}

@@ -1,0 +1,71 @@
+/** A tiny HTTP client with one cookie jar per instance, over real sockets. */
+
+export interface Reply {
+  status: number;
+  headers: Headers;
+  text: string;
+  body: any;
+}
+
+/** Every reply any client saw, so a test can check that no code ever appeared in one. */
+export const seenReplies: Reply[] = [];
+
+export class Client {
+  cookie: string | undefined;
+
+  constructor(readonly baseUrl: string) {}
+
+  /** The session cookie's value (the signed session id). */
+  get sessionId(): string | undefined {
+    return this.cookie?.split('=')[1];
+  }
+
+  async request(method: string, path: string, init: { json?: unknown; raw?: string; contentType?: string; accept?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+    const headers: Record<string, string> = { ...init.headers };
+    if (this.cookie) headers.cookie = this.cookie;
+    if (init.accept) headers.accept = init.accept;
+    let body: string | undefined;
+    if (init.json !== undefined) {
+      body = JSON.stringify(init.json);
+      headers['content-type'] = init.contentType ?? 'application/json';
+    } else if (init.raw !== undefined) {
+      body = init.raw;
+      if (init.contentType) headers['content-type'] = init.contentType;
+    }
+    const response = await fetch(this.baseUrl + path, { method, headers, body, redirect: 'manual' });
+    for (const setCookie of response.headers.getSetCookie()) {
+      const pair = setCookie.split(';')[0];
+      if (pair) this.cookie = pair;
+    }
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    const reply = { status: response.status, headers: response.headers, text, body: parsed };
+    seenReplies.push(reply);
+    return reply;
+  }
+
+  post(path: string, json: unknown, init: { headers?: Record<string, string> } = {}) {
+    return this.request('POST', path, { json, ...init });
+  }
+
+  get(path: string, accept?: string) {
+    return this.request('GET', path, accept ? { accept } : {});
+  }
+}
+
+/** Throws if any reply (status line, headers, body) contains one of `codes`. */
+export function assertNoCodeLeaked(codes: Iterable<string>): number {
+  const all = [...new Set(codes)];
+  for (const reply of seenReplies) {
+    const headerText = [...reply.headers].map(([name, value]) => `${name}: ${value}`).join('\n');
+    for (const code of all) {
+      if (reply.text.includes(code) || headerText.includes(code)) throw new Error(`a code appeared in a response (status ${reply.status})`);
+    }
+  }
+  return seenReplies.length;
+}

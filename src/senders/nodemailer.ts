@@ -1,0 +1,124 @@
+/**
+ * Email through `nodemailer`. The package is an optional peer dependency: it is imported
+ * lazily, and only when this sender has to build its own transporter from `smtpUrl`.
+ */
+import { OtpError } from '../core/errors.js';
+import type { EmailMessage, EmailSender } from '../core/types.js';
+
+/** The part of a nodemailer transporter this sender uses; `createTransport(...)` fits it. */
+export interface MailTransporterLike {
+  sendMail(mail: { from: string; to: string; subject: string; text: string; html: string }): Promise<unknown>;
+}
+
+/** Extra nodemailer SMTP transport options for `smtpUrl`, e.g. the timeouts (milliseconds). */
+export interface SmtpTransportOptions {
+  connectionTimeout?: number;
+  greetingTimeout?: number;
+  socketTimeout?: number;
+  [option: string]: unknown;
+}
+
+export type NodemailerEmailOptions =
+  | { transporter: MailTransporterLike; from: string }
+  | { smtpUrl: string; from: string; transportOptions?: SmtpTransportOptions };
+
+const knownOptions = ['transporter', 'smtpUrl', 'transportOptions', 'from'];
+const connectionCodes = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'ECONNECTION', 'ESOCKET', 'ECONNRESET', 'EDNS']);
+
+/** An `EmailSender` that sends `{ from, to, subject, text, html }` with nodemailer. */
+export function nodemailerEmail(options: NodemailerEmailOptions): EmailSender {
+  const { from, transporter: given, smtpUrl, transportOptions } = validate(options);
+  let transporter: Promise<MailTransporterLike> | undefined = given && Promise.resolve(given);
+
+  return {
+    async send(message: EmailMessage): Promise<void> {
+      transporter ??= buildTransporter(smtpUrl!, transportOptions).catch((error: unknown) => {
+        transporter = undefined;
+        throw error;
+      });
+      const ready = await transporter;
+      const { to, subject, text, html } = message;
+      try {
+        await ready.sendMail({ from, to, subject, text, html });
+      } catch (error) {
+        throw deliveryFailed(error);
+      }
+    },
+  };
+}
+
+interface Resolved {
+  from: string;
+  transporter?: MailTransporterLike;
+  smtpUrl?: string;
+  transportOptions?: SmtpTransportOptions;
+}
+
+function validate(options: NodemailerEmailOptions): Resolved {
+  if (typeof options !== 'object' || options === null) throw new TypeError('nodemailerEmail: pass an options object');
+  const unknown = Object.keys(options).find((key) => !knownOptions.includes(key));
+  if (unknown) throw new TypeError(`nodemailerEmail: unknown option "${unknown}"; expected ${knownOptions.join(', ')}`);
+  const { transporter, smtpUrl, transportOptions, from } = options as Resolved;
+
+  if ((transporter === undefined) === (smtpUrl === undefined)) {
+    throw new TypeError('nodemailerEmail: pass either "transporter" or "smtpUrl"');
+  }
+  if (transporter !== undefined && typeof transporter?.sendMail !== 'function') {
+    throw new TypeError('nodemailerEmail: "transporter" must be a nodemailer transporter (createTransport(...))');
+  }
+  if (smtpUrl !== undefined && !isSmtpUrl(smtpUrl)) {
+    throw new TypeError('nodemailerEmail: "smtpUrl" must be a URL like smtp://user:pass@host:587 or smtps://host:465');
+  }
+  if (transportOptions !== undefined && (transporter !== undefined || typeof transportOptions !== 'object' || transportOptions === null)) {
+    throw new TypeError('nodemailerEmail: "transportOptions" must be an object, and goes with "smtpUrl"');
+  }
+  if (typeof from !== 'string' || from.trim() === '') {
+    throw new TypeError('nodemailerEmail: "from" must be a sender address, e.g. "Acme <no-reply@acme.test>"');
+  }
+  return { from, transporter, smtpUrl, transportOptions };
+}
+
+function isSmtpUrl(value: unknown): boolean {
+  if (typeof value !== 'string' || !URL.canParse(value)) return false;
+  const url = new URL(value);
+  return (url.protocol === 'smtp:' || url.protocol === 'smtps:') && url.hostname !== '';
+}
+
+async function buildTransporter(smtpUrl: string, transportOptions: SmtpTransportOptions = {}): Promise<MailTransporterLike> {
+  let nodemailer: { default?: unknown };
+  try {
+    nodemailer = await import('nodemailer');
+  } catch (cause) {
+    throw new OtpError('DELIVERY_FAILED', 'nodemailerEmail: "smtpUrl" needs the optional "nodemailer" package (npm install nodemailer)', {
+      retryable: false,
+      cause,
+    });
+  }
+  const { createTransport } = (nodemailer.default ?? nodemailer) as { createTransport(options: object): MailTransporterLike };
+  return createTransport({ ...transportOptions, url: smtpUrl });
+}
+
+/**
+ * A nodemailer failure as an OtpError. Only the reply code, command and error code are
+ * kept: the server's reply text and the error's envelope can echo the message.
+ */
+function deliveryFailed(error: unknown): OtpError {
+  const fields = typeof error === 'object' && error !== null ? (error as Record<string, unknown>) : {};
+  const responseCode = typeof fields.responseCode === 'number' ? fields.responseCode : undefined;
+  const command = typeof fields.command === 'string' ? fields.command : undefined;
+  const errorCode = typeof fields.code === 'string' ? fields.code : undefined;
+  const systemCode = typeof fields.originalCode === 'string' ? fields.originalCode : undefined;
+  const cause = { provider: 'smtp', responseCode, command, errorCode };
+
+  if (responseCode !== undefined && responseCode >= 400) {
+    const retryable = responseCode < 500;
+    const after = command ? ` to ${command}` : '';
+    return new OtpError('DELIVERY_FAILED', `SMTP server refused the message (reply ${responseCode}${after})`, { retryable, cause });
+  }
+  const connectionCode = [systemCode, errorCode].find((code) => code !== undefined && connectionCodes.has(code));
+  if (connectionCode !== undefined) {
+    return new OtpError('DELIVERY_FAILED', `SMTP server could not be reached (${connectionCode})`, { retryable: true, cause });
+  }
+  const detail = errorCode ? ` (${errorCode})` : '';
+  return new OtpError('DELIVERY_FAILED', `Email send failed${detail}`, { retryable: false, cause });
+}

@@ -123,7 +123,7 @@ const knownOptions = [
 const knownLimits = Object.keys(defaultLimits);
 
 /** Validates `options` once and fills in every default. */
-export function resolveOptions(options: OtpOptions, factory: string): ResolvedOptions {
+export function resolveOptions(options: OtpOptions, factory: string, { senderRequired = true } = {}): ResolvedOptions {
   const fail = (message: string): never => {
     throw new TypeError(`${factory}: ${message}`);
   };
@@ -140,7 +140,7 @@ export function resolveOptions(options: OtpOptions, factory: string): ResolvedOp
       fail(`option "${name}" must be a sender with a send(message) method, e.g. ${name === 'sms' ? 'twilioSms({ client, from })' : 'nodemailerEmail({ transporter, from })'}.`);
     }
   }
-  if (options.sms === undefined && options.email === undefined) {
+  if (senderRequired && options.sms === undefined && options.email === undefined) {
     fail('pass at least one of "sms" (e.g. twilioSms(...)) or "email" (e.g. nodemailerEmail(...)).');
   }
   if (options.resolveUser !== undefined && typeof options.resolveUser !== 'function') {

@@ -55,8 +55,8 @@ interface Target {
 
 const MAX_USERNAME_LENGTH = 256;
 
-export function createOtpService(options: OtpOptions, factory = 'createOtpService'): OtpService {
-  const config = resolveOptions(options, factory);
+export function createOtpService(options: OtpOptions, factory = 'createOtpService', resolution?: { senderRequired: boolean }): OtpService {
+  const config = resolveOptions(options, factory, resolution);
   const { secret, store, limits } = config;
   const events = createEvents(config.logger);
   const catalog = buildCatalog(config.messages, config.defaultLocale);

@@ -1,0 +1,82 @@
+/**
+ * `blockid-otp/otp-provider`: the seed's SDK, as its doc page writes it.
+ *
+ *   const OTP = require('blockid-otp/otp-provider');
+ *   await OTP.GenerateOTP('john.smith', { smsTo: '4155550100', smsISDCode: '1' });
+ *   await OTP.VerifyOTP('john.smith', code);
+ *
+ * Configured from the environment on first use: OTP_SECRET, TWILIO_ACCOUNT_SID,
+ * TWILIO_AUTH_TOKEN, TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID, SMTP_URL,
+ * OTP_EMAIL_FROM, REDIS_URL (optional), OTP_APP_NAME (optional).
+ */
+import { createOtpService, type GenerateResult, type OtpService, type VerifyResult } from './core/service.js';
+import type { OtpStore } from './stores/types.js';
+import type { Destinations, EmailSender, SmsSender } from './core/types.js';
+import { twilioSms } from './senders/twilio.js';
+import { nodemailerEmail } from './senders/nodemailer.js';
+import { redisStore } from './stores/redis.js';
+
+export type { Destinations, GenerateResult, VerifyResult };
+export { OtpError } from './core/errors.js';
+
+let current: Promise<{ service: OtpService; close(): Promise<void> }> | undefined;
+
+async function fromEnvironment(env: NodeJS.ProcessEnv) {
+  const secret = env.OTP_SECRET;
+  if (secret === undefined || secret.length < 32) {
+    throw new TypeError('blockid-otp/otp-provider: set OTP_SECRET to a string of at least 32 characters (e.g. `openssl rand -hex 32`).');
+  }
+  let sms: SmsSender | undefined;
+  const { TWILIO_ACCOUNT_SID: accountSid, TWILIO_AUTH_TOKEN: authToken, TWILIO_FROM: from, TWILIO_MESSAGING_SERVICE_SID: messagingServiceSid } = env;
+  if (accountSid && authToken && (from || messagingServiceSid)) {
+    sms = from ? twilioSms({ accountSid, authToken, from }) : twilioSms({ accountSid, authToken, messagingServiceSid: messagingServiceSid as string });
+  }
+  let email: EmailSender | undefined;
+  if (env.SMTP_URL && env.OTP_EMAIL_FROM) email = nodemailerEmail({ smtpUrl: env.SMTP_URL, from: env.OTP_EMAIL_FROM });
+
+  let store: OtpStore | undefined;
+  let close = async () => {};
+  if (env.REDIS_URL) {
+    const { createClient } = await import('redis');
+    const client = createClient({ url: env.REDIS_URL, disableOfflineQueue: true });
+    client.on('error', () => undefined); // reconnects on its own; store calls fail closed meanwhile
+    await client.connect();
+    store = redisStore({ client });
+    close = async () => {
+      await client.close();
+    };
+  }
+  const service = createOtpService(
+    { secret, ...(sms && { sms }), ...(email && { email }), ...(store && { store }), ...(env.OTP_APP_NAME && { appName: env.OTP_APP_NAME }) },
+    'blockid-otp/otp-provider',
+    { senderRequired: false },
+  );
+  return { service, close: async () => { await store?.close?.(); await close(); } };
+}
+
+function provider() {
+  current ??= fromEnvironment(process.env).catch((error: unknown) => {
+    current = undefined;
+    throw error;
+  });
+  return current;
+}
+
+/** Sends one code to every destination given (`smsTo` with `smsISDCode`, `emailTo`, or both) and waits for delivery. */
+export async function GenerateOTP(username: string, destinations: Destinations): Promise<GenerateResult> {
+  return (await provider()).service.generateOtp(username, destinations);
+}
+
+/** `{ ok: true }` once for the right code; `{ ok: false, reason }` otherwise. */
+export async function VerifyOTP(username: string, code: string): Promise<VerifyResult> {
+  return (await provider()).service.verifyOtp(username, code);
+}
+
+/** Forgets the configuration (and closes its Redis client) so the next call reads the environment again. */
+export async function reset(): Promise<void> {
+  const previous = current;
+  current = undefined;
+  if (previous) await (await previous.catch(() => undefined))?.close();
+}
+
+export default { GenerateOTP, VerifyOTP, reset };

@@ -7,8 +7,7 @@ export type OtpErrorCode =
   | 'CHANNEL_NOT_CONFIGURED'
   | 'RATE_LIMITED'
   | 'DELIVERY_FAILED'
-  | 'STORE_UNAVAILABLE'
-  | 'SESSION_REQUIRED';
+  | 'STORE_UNAVAILABLE';
 
 const defaultStatus: Record<OtpErrorCode, number> = {
   INVALID_REQUEST: 400,
@@ -19,7 +18,6 @@ const defaultStatus: Record<OtpErrorCode, number> = {
   RATE_LIMITED: 429,
   DELIVERY_FAILED: 502,
   STORE_UNAVAILABLE: 503,
-  SESSION_REQUIRED: 500,
 };
 
 /**

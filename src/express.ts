@@ -1,9 +1,10 @@
 /** The Express adapter: a thin translation between Express and the framework-free core. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readJsonBody } from './core/body.js';
-import { createHttpHandler, SESSION_FLAG, sessionMissingMessage, type HttpExchange, type SessionPort } from './core/http.js';
-import { isVerified, otpRequiredBody, resolveGuardOptions, wantsHtml, type RequireOtpOptions } from './core/guard.js';
-import { createOtpService, type OtpService } from './core/service.js';
+import { createHttpHandler, type HttpExchange, type SessionPort } from './core/http.js';
+import { createGuard, type RequireOtpOptions } from './core/guard.js';
+import { isRequest, notCalledError, trustAllProxiesError, withOtpApi, type WithOtpApi } from './core/adapter.js';
+import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
 
 type Next = (error?: unknown) => void;
@@ -27,15 +28,7 @@ interface ExpressResponse extends ServerResponse {
 }
 
 /** `blockidOtp(options)`: Express middleware serving the OTP endpoints, plus the programmatic API. */
-export type BlockidOtpMiddleware = ((req: any, res: any, next: Next) => void) &
-  Pick<OtpService, 'generateOtp' | 'verifyOtp' | 'on' | 'off'> & { readonly service: OtpService };
-
-const notCalled = (name: string, example: string) =>
-  new TypeError(`${name} was passed to app.use() without being called: write app.use(${example}).`);
-
-function isRequest(value: unknown): boolean {
-  return value !== null && typeof value === 'object' && 'method' in value && 'headers' in value && 'url' in value;
-}
+export type BlockidOtpMiddleware = WithOtpApi<(req: any, res: any, next: Next) => void>;
 
 function sessionPort(req: ExpressRequest): SessionPort | undefined {
   const session = req.session;
@@ -54,16 +47,19 @@ function sessionPort(req: ExpressRequest): SessionPort | undefined {
 
 /** Refuses `app.set('trust proxy', true)`: with it any client picks its own IP and escapes per-IP quotas. */
 function checkTrustProxy(req: ExpressRequest): void {
-  if (req.app?.get('trust proxy') === true) {
-    throw new TypeError(
-      "blockid-otp: app.set('trust proxy', true) lets any client choose its IP through X-Forwarded-For, which defeats the per-IP send quota. " +
-        "Set the number of proxies in front of the app instead, e.g. app.set('trust proxy', 1).",
-    );
-  }
+  if (req.app?.get('trust proxy') === true) throw trustAllProxiesError("app.set('trust proxy', true)", "app.set('trust proxy', 1)");
+}
+
+function writeReply(res: ServerResponse, reply: { status: number; headers: Record<string, string>; body?: object }): void {
+  res.statusCode = reply.status;
+  for (const [name, value] of Object.entries(reply.headers)) res.setHeader(name, value);
+  if (reply.body === undefined) return void res.end();
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.end(JSON.stringify(reply.body));
 }
 
 export function blockidOtp(options: OtpOptions): BlockidOtpMiddleware {
-  if (isRequest(options)) throw notCalled('blockidOtp', 'blockidOtp({ secret, resolveUser, sms })');
+  if (isRequest(options)) throw notCalledError('blockidOtp', 'blockidOtp({ secret, resolveUser, sms })');
   const service = createOtpService(options, 'blockidOtp');
   const handle = createHttpHandler(service);
   const { maxBodyBytes } = service.options;
@@ -84,10 +80,7 @@ export function blockidOtp(options: OtpOptions): BlockidOtpMiddleware {
       checkTrustProxy(req);
       handled = handle(exchange).then((reply) => {
         if (reply === undefined) return next();
-        res.statusCode = reply.status;
-        for (const [name, value] of Object.entries(reply.headers)) res.setHeader(name, value);
-        res.setHeader('Content-Type', 'application/json; charset=utf-8');
-        res.end(JSON.stringify(reply.body));
+        writeReply(res, reply);
       });
     } catch (error) {
       handled = Promise.reject(error);
@@ -95,31 +88,21 @@ export function blockidOtp(options: OtpOptions): BlockidOtpMiddleware {
     handled.catch(next);
   };
 
-  return Object.assign(middleware, {
-    service,
-    generateOtp: service.generateOtp,
-    verifyOtp: service.verifyOtp,
-    on: service.on,
-    off: service.off,
-  }) as BlockidOtpMiddleware;
+  return withOtpApi(middleware, service);
 }
 
 /** `requireOtp(options?)`: lets verified sessions through; 401 `otp_required`, or 303 for pages when `redirectTo` is set. */
 export function requireOtp(options?: RequireOtpOptions): (req: any, res: any, next: Next) => void {
-  if (isRequest(options)) throw notCalled('requireOtp', 'requireOtp()');
-  const { redirectTo, maxAgeSeconds } = resolveGuardOptions(options, 'requireOtp');
+  if (isRequest(options)) throw notCalledError('requireOtp', 'requireOtp()');
+  const guard = createGuard(options, 'requireOtp');
   return (req: ExpressRequest, res: ExpressResponse, next: Next) => {
-    if (sessionPort(req) === undefined) return next(new TypeError(`requireOtp(): ${sessionMissingMessage}`));
-    if (isVerified(req.session?.[SESSION_FLAG], maxAgeSeconds)) return next();
-    if (redirectTo !== undefined && wantsHtml(req.headers.accept)) {
-      res.statusCode = 303;
-      res.setHeader('Location', redirectTo);
-      res.setHeader('Cache-Control', 'no-store');
-      return res.end();
+    let refusal;
+    try {
+      refusal = guard(sessionPort(req), req.headers.accept);
+    } catch (error) {
+      return next(error);
     }
-    res.statusCode = 401;
-    res.setHeader('Cache-Control', 'no-store');
-    res.setHeader('Content-Type', 'application/json; charset=utf-8');
-    res.end(JSON.stringify(otpRequiredBody));
+    if (refusal === undefined) return next();
+    writeReply(res, refusal);
   };
 }

@@ -1,4 +1,5 @@
 /** The rules of the requireOtp() guard, shared by the Express and Koa adapters. */
+import { SESSION_FLAG, sessionMissingMessage, type SessionPort } from './http.js';
 import type { OtpSessionFlag } from './types.js';
 
 export interface RequireOtpOptions {
@@ -43,3 +44,26 @@ export const otpRequiredBody = {
   error: 'otp_required',
   message: 'This page needs a verified one-time passcode: request a code and verify it first.',
 };
+
+/** What the guard answers instead of letting a request through; no body means an empty one. */
+export interface GuardReply {
+  status: 303 | 401;
+  headers: Record<string, string>;
+  body?: typeof otpRequiredBody;
+}
+
+/**
+ * The guard for one set of options: `undefined` lets the request through, a `GuardReply`
+ * refuses it. Throws when there is no session, so a missing session middleware never passes.
+ */
+export function createGuard(options: RequireOtpOptions | undefined, factory: string) {
+  const { redirectTo, maxAgeSeconds } = resolveGuardOptions(options, factory);
+  return (session: SessionPort | undefined, accept: string | undefined): GuardReply | undefined => {
+    if (session === undefined) throw new TypeError(`${factory}(): ${sessionMissingMessage}`);
+    if (isVerified(session.read(SESSION_FLAG), maxAgeSeconds)) return undefined;
+    if (redirectTo !== undefined && wantsHtml(accept)) {
+      return { status: 303, headers: { Location: redirectTo, 'Cache-Control': 'no-store' } };
+    }
+    return { status: 401, headers: { 'Cache-Control': 'no-store' }, body: otpRequiredBody };
+  };
+}

@@ -6,7 +6,10 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import express from 'express';
 import session from 'express-session';
+import Koa from 'koa';
+import koaSession from 'koa-session';
 import { blockidOtp, requireOtp, type Destinations, type OtpOptions, type OtpService } from '../../src/index.js';
+import { blockidOtpKoa, requireOtpKoa } from '../../src/koa.js';
 import { captureSenders } from './capture.js';
 
 export const SECRET = 'test-secret-0123456789-abcdefghijklmnop';
@@ -82,5 +85,69 @@ export const expressApp: AppFactory = async (options = {}) => {
   };
 };
 
-/** Every framework the HTTP contract suite runs against. */
-export const frameworks: Array<[string, AppFactory]> = [['express', expressApp]];
+/** A koa-session external store over a Map, shaped like koa-redis and friends; `data` is there to inspect. */
+export function mapSessionStore() {
+  const data = new Map<string, unknown>();
+  return {
+    data,
+    get: async (key: string) => data.get(key),
+    set: async (key: string, value: unknown) => {
+      data.set(key, value);
+    },
+    destroy: async (key: string) => {
+      data.delete(key);
+    },
+  };
+}
+
+export interface KoaAppOptions extends AppOptions {
+  /** Keep sessions in this external store instead of the cookie itself. */
+  sessionStore?: ReturnType<typeof mapSessionStore>;
+  /** Runs first, e.g. to set `app.proxy` or to fake a body parser. */
+  setup?: (app: Koa) => void;
+}
+
+/** The same app as `expressApp`, on Koa with koa-session (signed cookies). */
+export const koaApp = async (options: KoaAppOptions = {}): Promise<TestApp> => {
+  const capture = captureSenders();
+  const app = new Koa();
+  app.keys = ['session-key-for-tests'];
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      ctx.status = 500;
+      ctx.body = { error: 'internal_error', message: (error as Error).message };
+    }
+  });
+  options.setup?.(app);
+  if (!options.withoutSession) {
+    app.use(koaSession({ key: 'sid', signed: true, ...(options.sessionStore && { store: options.sessionStore }) }, app));
+  }
+  const otp = blockidOtpKoa(baseOptions(capture, options.otp));
+  app.use(otp);
+  const account = requireOtpKoa({ redirectTo: '/login' });
+  const fresh = requireOtpKoa({ maxAgeSeconds: 1 });
+  app.use(async (ctx, next) => {
+    if (ctx.method !== 'GET') return next();
+    if (ctx.path === '/account') return account(ctx, async () => void (ctx.body = { account: true }));
+    if (ctx.path === '/fresh') return fresh(ctx, async () => void (ctx.body = { fresh: true }));
+    return next();
+  });
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  return {
+    framework: 'koa',
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    service: otp.service,
+    capture,
+    close: () => closeServer(server),
+  };
+};
+
+/** Every framework the HTTP contract suite runs against (Koa twice: cookie sessions and an external session store). */
+export const frameworks: Array<[string, AppFactory]> = [
+  ['express', expressApp],
+  ['koa', (options) => koaApp(options)],
+  ['koa with an external session store', (options) => koaApp({ ...options, sessionStore: mapSessionStore() })],
+];

@@ -1,4 +1,4 @@
-/** A tiny HTTP client with one cookie jar per instance, over real sockets. */
+/** A tiny HTTP client with one cookie jar per instance (every cookie, by name), over real sockets. */
 
 export interface Reply {
   status: number;
@@ -11,13 +11,34 @@ export interface Reply {
 export const seenReplies: Reply[] = [];
 
 export class Client {
-  cookie: string | undefined;
+  /** name -> value, in the order the server first set them. */
+  readonly jar = new Map<string, string>();
 
   constructor(readonly baseUrl: string) {}
 
-  /** The session cookie's value (the signed session id). */
+  /** The `Cookie` header this client sends (`a=1; b=2`); assign one to replay an old jar. */
+  get cookie(): string | undefined {
+    return this.jar.size === 0 ? undefined : [...this.jar].map(([name, value]) => `${name}=${value}`).join('; ');
+  }
+
+  set cookie(header: string | undefined) {
+    this.jar.clear();
+    for (const pair of header?.split(/;\s*/) ?? []) this.keep(pair);
+  }
+
+  /** The session cookie's value (express-session's signed id, or koa-session's id or data). */
   get sessionId(): string | undefined {
-    return this.cookie?.split('=')[1];
+    return [...this.jar].find(([name]) => !name.endsWith('.sig'))?.[1];
+  }
+
+  /** Stores one `name=value` pair; an empty value (a cookie being cleared) drops the name. */
+  private keep(pair: string): void {
+    const at = pair.indexOf('=');
+    if (at <= 0) return;
+    const name = pair.slice(0, at).trim();
+    const value = pair.slice(at + 1).trim();
+    if (value === '') this.jar.delete(name);
+    else this.jar.set(name, value);
   }
 
   async request(method: string, path: string, init: { json?: unknown; raw?: string; contentType?: string; accept?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
@@ -33,10 +54,7 @@ export class Client {
       if (init.contentType) headers['content-type'] = init.contentType;
     }
     const response = await fetch(this.baseUrl + path, { method, headers, body, redirect: 'manual' });
-    for (const setCookie of response.headers.getSetCookie()) {
-      const pair = setCookie.split(';')[0];
-      if (pair) this.cookie = pair;
-    }
+    for (const setCookie of response.headers.getSetCookie()) this.keep(setCookie.split(';')[0] ?? '');
     const text = await response.text();
     let parsed: unknown;
     try {

@@ -1,0 +1,193 @@
+// The blockid-otp example on Koa: a password, then a one-time code, then a guarded route.
+// JSON endpoints only. Run it with `npm run start:koa`; same environment as `npm start`
+// (see .env.example), same demo users (password: blockid-demo).
+//
+//   curl -c jar -b jar -H 'content-type: application/json' -d '{"username":"john.smith","password":"blockid-demo"}' localhost:3000/login
+//   curl -c jar -b jar -H 'content-type: application/json' -d '{"username":"john.smith"}' localhost:3000/otp/send
+//   curl localhost:3000/dev/outbox                          # read the code (development only)
+//   curl -c jar -b jar -H 'content-type: application/json' -d '{"username":"john.smith","code":"123456"}' localhost:3000/otp/verify
+//   curl -b jar localhost:3000/account
+import { pathToFileURL } from 'node:url';
+import Koa, { type Context } from 'koa';
+import session from 'koa-session';
+import { createClient } from 'redis';
+import { devOutbox, memoryStore, nodemailerEmail, redisStore, twilioSms, type DevOutbox } from '../src/index.js';
+import { blockidOtpKoa, requireOtpKoa } from '../src/koa.js';
+import { ConfigError, readConfig, type Env, type ExampleConfig } from './config.js';
+import { authenticate, findUser, normalizeUsername } from './users.js';
+
+export interface KoaExample {
+  app: Koa;
+  config: ExampleConfig;
+  outbox: DevOutbox | undefined;
+  ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A small JSON body reader for /login (blockid-otp reads its own bodies). */
+async function jsonBody(ctx: Context): Promise<Record<string, unknown>> {
+  ctx.assert(ctx.is('application/json'), 415, 'Send JSON with "Content-Type: application/json".');
+  let raw = '';
+  for await (const chunk of ctx.req) {
+    raw += chunk;
+    ctx.assert(raw.length <= 4096, 413, 'The body is too large.');
+  }
+  try {
+    const body: unknown = JSON.parse(raw);
+    if (body !== null && typeof body === 'object' && !Array.isArray(body)) return body as Record<string, unknown>;
+  } catch {}
+  return ctx.throw(400, 'The body must be a JSON object.');
+}
+
+const errorCodes: Record<number, string> = { 413: 'payload_too_large', 415: 'unsupported_media_type', 500: 'internal_error' };
+
+export function createKoaExample(env: Env = process.env): KoaExample {
+  const config = readConfig(env);
+  const outbox = !config.twilio || !config.smtp ? (config.production ? undefined : devOutbox({ env })) : undefined;
+  const sms = config.twilio ? twilioSms(config.twilio) : outbox?.sms;
+  const email = config.smtp ? nodemailerEmail(config.smtp) : outbox?.email;
+
+  // Redis (when REDIS_URL is set) holds the codes and, through a koa-session external store, the sessions.
+  const redis = config.redisUrl ? createClient({ url: config.redisUrl }) : undefined;
+  redis?.on('error', (error: Error) => console.error(`[example-app/koa] Redis: ${error.message}`));
+  const ready = redis ? redis.connect().then(() => undefined) : Promise.resolve();
+  ready.catch(() => {});
+  const otpStore = redis ? redisStore({ client: redis, prefix: `${config.redisPrefix}otp:` }) : memoryStore();
+  const sessionKey = (id: string) => `${config.redisPrefix}koa-sess:${id}`;
+  const sessionStore = redis && {
+    get: async (id: string) => JSON.parse((await redis.get(sessionKey(id))) ?? 'null'),
+    set: async (id: string, data: unknown, maxAgeMs: number) => void (await redis.set(sessionKey(id), JSON.stringify(data), { PX: maxAgeMs })),
+    destroy: async (id: string) => void (await redis.del(sessionKey(id))),
+  };
+
+  const otp = blockidOtpKoa({
+    secret: config.otpSecret,
+    appName: config.appName,
+    store: otpStore,
+    ...(sms && { sms }),
+    ...(email && { email }),
+    // Destinations only for the user who just passed the password step in this session.
+    resolveUser: (username: string, ctx: Context) => {
+      const user = findUser(normalizeUsername(username));
+      if (!user || ctx.session?.pendingUsername !== user.username) return null;
+      return { ...(user.phone && { smsTo: user.phone, smsISDCode: '1' }), ...(user.email && { emailTo: user.email }) };
+    },
+  });
+
+  const app = new Koa();
+  app.keys = config.sessionSecrets;
+  if (config.trustProxy !== undefined) Object.assign(app, { proxy: true, maxIpsCount: config.trustProxy });
+
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      const status = (error as { status?: number }).status ?? 500;
+      ctx.status = status;
+      ctx.body = {
+        error: errorCodes[status] ?? 'invalid_request',
+        message: status === 500 && config.production ? 'Something went wrong.' : (error as Error).message,
+      };
+      if (status === 500) console.error(error);
+    }
+  });
+  app.use(
+    session(
+      {
+        key: 'blockid.sess',
+        maxAge: 8 * 60 * 60 * 1000,
+        httpOnly: true,
+        sameSite: 'lax',
+        secure: config.production,
+        ...(sessionStore && { store: sessionStore }),
+      },
+      app,
+    ),
+  );
+  app.use(otp);
+
+  const guard = requireOtpKoa();
+  const routes: Record<string, (ctx: Context) => Promise<void>> = {
+    'GET /': async (ctx) => {
+      ctx.body = {
+        app: config.appName,
+        steps: ['POST /login { username, password }', 'POST /otp/send { username }', 'POST /otp/verify { username, code }', 'GET /account'],
+        ...(outbox && { outbox: 'GET /dev/outbox' }),
+      };
+    },
+    'POST /login': async (ctx) => {
+      const body = await jsonBody(ctx);
+      const user = await authenticate(body.username, body.password);
+      if (!user) {
+        ctx.status = 401;
+        ctx.body = { error: 'invalid_credentials', message: 'Wrong username or password.' };
+        return;
+      }
+      ctx.session = { pendingUsername: user.username };
+      ctx.body = { status: 'password_ok', next: 'POST /otp/send', channels: [user.phone && sms && 'sms', user.email && email && 'email'].filter(Boolean) };
+    },
+    'GET /account': (ctx) =>
+      guard(ctx, async () => {
+        const user = findUser(ctx.session?.blockidOtp.username);
+        ctx.body = { username: user?.username, displayName: user?.displayName, verifiedAt: new Date(ctx.session?.blockidOtp.verifiedAt).toISOString() };
+      }),
+    'POST /logout': async (ctx) => {
+      ctx.session = null;
+      ctx.status = 204;
+    },
+    ...(outbox && {
+      'GET /dev/outbox': async (ctx: Context) => {
+        ctx.set('Cache-Control', 'no-store');
+        ctx.body = outbox.entries().map(({ channel, to, text, at }) => ({ channel, to, text, at }));
+      },
+    }),
+  };
+  app.use(async (ctx, next) => {
+    const route = routes[`${ctx.method} ${ctx.path}`];
+    return route ? route(ctx) : next();
+  });
+
+  return {
+    app,
+    config,
+    outbox,
+    ready,
+    async close() {
+      await otpStore.close?.();
+      if (redis?.isOpen) await redis.close();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  let example: KoaExample;
+  try {
+    example = createKoaExample(process.env);
+    await example.ready;
+  } catch (error) {
+    if (!(error instanceof ConfigError) && !/redis|ECONNREFUSED/i.test(String(error))) throw error;
+    console.error(`blockid-otp Koa example cannot start: ${(error as Error).message}`);
+    process.exit(1);
+  }
+  const { app, config, outbox, close } = example;
+  for (const warning of config.warnings) console.warn(`[example-app/koa] warning: ${warning}`);
+  // Outside production, listen on loopback only: the dev outbox shows every code.
+  const host = config.host ?? (config.production ? undefined : '127.0.0.1');
+  const server = app.listen(config.port, host, () => {
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    console.log(`\n  ${config.appName} (blockid-otp Koa example, JSON only) at http://localhost:${port}`);
+    console.log('  Demo accounts: john.smith, ada.lovelace (password: blockid-demo)');
+    if (outbox) console.log(`  Messages that are not sent for real: http://localhost:${port}/dev/outbox\n`);
+  });
+  const stop = () => {
+    server.close(() => void close().finally(() => process.exit(0)));
+    server.closeAllConnections();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  void main();
+}

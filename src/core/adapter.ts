@@ -1,0 +1,40 @@
+/**
+ * What every framework adapter shares: the programmatic API it carries, and the misuse it
+ * catches the same way, with messages that say what to write instead.
+ */
+import type { OtpService } from './service.js';
+
+/** An adapter's middleware that also carries the programmatic API (the seed's `GenerateOTP`). */
+export type WithOtpApi<Middleware> = Middleware &
+  Pick<OtpService, 'generateOtp' | 'verifyOtp' | 'on' | 'off'> & { readonly service: OtpService };
+
+export function withOtpApi<Middleware extends object>(middleware: Middleware, service: OtpService): WithOtpApi<Middleware> {
+  return Object.assign(middleware, {
+    service,
+    generateOtp: service.generateOtp,
+    verifyOtp: service.verifyOtp,
+    on: service.on,
+    off: service.off,
+  });
+}
+
+/** True for an HTTP request or a Koa context: what a factory receives when it is mounted without being called. */
+export function isRequest(value: unknown): boolean {
+  return value !== null && typeof value === 'object' && 'method' in value && 'headers' in value && 'url' in value;
+}
+
+/** `app.use(blockidOtp)` instead of `app.use(blockidOtp({ ... }))`. */
+export function notCalledError(name: string, example: string): TypeError {
+  return new TypeError(`${name} was passed to app.use() without being called: write app.use(${example}).`);
+}
+
+/**
+ * A framework set to trust every X-Forwarded-For entry: any client then picks its own IP
+ * and escapes the per-IP send quota. `setting` names what was set, `fix` what to set instead.
+ */
+export function trustAllProxiesError(setting: string, fix: string): TypeError {
+  return new TypeError(
+    `blockid-otp: ${setting} lets any client choose its IP through X-Forwarded-For, which defeats the per-IP send quota. ` +
+      `Set the number of proxies in front of the app instead, e.g. ${fix}.`,
+  );
+}

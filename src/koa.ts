@@ -1,0 +1,112 @@
+/**
+ * `blockid-otp/koa`: the Koa adapter, a thin translation between Koa (with koa-session)
+ * and the framework-free core. Every rule lives in `src/core/`.
+ */
+import type { IncomingMessage } from 'node:http';
+import { readJsonBody } from './core/body.js';
+import { createHttpHandler, sessionMissingMessage, type SessionPort } from './core/http.js';
+import { createGuard, type RequireOtpOptions } from './core/guard.js';
+import { isRequest, notCalledError, trustAllProxiesError, withOtpApi, type WithOtpApi } from './core/adapter.js';
+import { createOtpService } from './core/service.js';
+import type { OtpOptions } from './core/options.js';
+
+export type { RequireOtpOptions } from './core/guard.js';
+export type { OtpOptions } from './core/options.js';
+
+type KoaNext = () => Promise<unknown>;
+
+/** The slice of koa-session's `ctx.session` that blockid-otp uses (`regenerate()` since koa-session 6.4). */
+interface KoaSession {
+  [key: string]: unknown;
+  regenerate?(): Promise<void>;
+}
+
+/** The slice of a Koa context that blockid-otp uses; no dependency on Koa's types. */
+interface KoaContext {
+  method: string;
+  path: string;
+  ip: string;
+  headers: IncomingMessage['headers'];
+  req: IncomingMessage;
+  request: { body?: unknown };
+  app: { proxy?: boolean; maxIpsCount?: number };
+  /** koa-session: undefined without it, null after `ctx.session = null`. */
+  session?: KoaSession | null;
+  status: number;
+  body: unknown;
+  set(headers: Record<string, string>): void;
+}
+
+/** `blockidOtpKoa(options)`: Koa middleware serving the OTP endpoints, plus the programmatic API. */
+export type BlockidOtpKoaMiddleware = WithOtpApi<(ctx: any, next: KoaNext) => Promise<void>>;
+
+function sessionPort(ctx: KoaContext): SessionPort | undefined {
+  const session = ctx.session;
+  if (session === undefined || (session !== null && typeof session.regenerate !== 'function')) return undefined;
+  const current = (): KoaSession => {
+    ctx.session ??= {}; // a session dropped earlier in this request starts over
+    return ctx.session;
+  };
+  return {
+    read: (name) => ctx.session?.[name],
+    write: (name, value) => {
+      current()[name] = value;
+    },
+    // koa-session's regenerate() keeps the data under a new id; the contract wants none carried over.
+    regenerate: async () => {
+      ctx.session = {};
+      const fresh = current();
+      if (typeof fresh.regenerate !== 'function') throw new TypeError(sessionMissingMessage);
+      await fresh.regenerate();
+    },
+  };
+}
+
+/** Refuses `app.proxy = true` without `app.maxIpsCount`: Koa then takes the client's own X-Forwarded-For entry as `ctx.ip`. */
+function checkProxy(ctx: KoaContext): void {
+  if (ctx.app.proxy === true && !((ctx.app.maxIpsCount ?? 0) > 0)) {
+    throw trustAllProxiesError('app.proxy = true without app.maxIpsCount', 'app.maxIpsCount = 1');
+  }
+}
+
+function respond(ctx: KoaContext, reply: { status: number; headers: Record<string, string>; body?: object }): void {
+  ctx.status = reply.status;
+  ctx.set(reply.headers);
+  ctx.body = reply.body ?? '';
+}
+
+export function blockidOtpKoa(options: OtpOptions): BlockidOtpKoaMiddleware {
+  if (isRequest(options)) throw notCalledError('blockidOtpKoa', 'blockidOtpKoa({ secret, resolveUser, sms })');
+  const service = createOtpService(options, 'blockidOtpKoa');
+  const handle = createHttpHandler(service);
+  const { maxBodyBytes } = service.options;
+
+  const middleware = async (ctx: KoaContext, next: KoaNext): Promise<void> => {
+    checkProxy(ctx);
+    const reply = await handle({
+      method: ctx.method,
+      path: ctx.path,
+      contentType: ctx.headers['content-type'],
+      acceptLanguage: ctx.headers['accept-language'],
+      ip: ctx.ip || undefined,
+      body: () => readJsonBody(ctx.req, ctx.request.body, maxBodyBytes),
+      session: sessionPort(ctx),
+      req: ctx,
+    });
+    if (reply === undefined) return void (await next());
+    respond(ctx, reply);
+  };
+
+  return withOtpApi(middleware, service);
+}
+
+/** `requireOtpKoa(options?)`: lets verified sessions through; 401 `otp_required`, or 303 for pages when `redirectTo` is set. */
+export function requireOtpKoa(options?: RequireOtpOptions): (ctx: any, next: KoaNext) => Promise<void> {
+  if (isRequest(options)) throw notCalledError('requireOtpKoa', 'requireOtpKoa()');
+  const guard = createGuard(options, 'requireOtpKoa');
+  return async (ctx: KoaContext, next: KoaNext) => {
+    const refusal = guard(sessionPort(ctx), ctx.headers.accept);
+    if (refusal === undefined) return void (await next());
+    respond(ctx, refusal);
+  };
+}

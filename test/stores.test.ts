@@ -4,10 +4,9 @@
  * single use, NOSCRIPT recovery, and failing closed (then recovering) when Redis dies or stalls.
  */
 import assert from 'node:assert/strict';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,70 +19,14 @@ import { memoryStore } from '../src/stores/memory.js';
 import { redisStore } from '../src/stores/redis.js';
 import { issueScript, verifyScript } from '../src/stores/redis-scripts.js';
 import type { OtpStore } from '../src/stores/types.js';
+import { freePort, keysUnder, kill, reconnectStrategy, startRedis, waitForRedis } from './helpers/redis-server.js';
 import { describeStoreContract, randomKey } from './helpers/store-contract.js';
 
 const runPrefix = `otp-test:${randomBytes(6).toString('hex')}:`;
 let storeCount = 0;
 const nextPrefix = (): string => `${runPrefix}${(storeCount += 1)}:`;
-const reconnectStrategy = (retries: number): number => Math.min(retries * 50, 500);
-
-// ---- redis-server processes started by this file ----------------------------------------------
-
-const children = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
-});
 
 const run = promisify(execFile);
-
-/** A loopback port nobody listens on (and, for Cluster, whose bus port `port + 10000` is free too). */
-async function freePort(withBusPort = false): Promise<number> {
-  const tryListen = (port: number) =>
-    new Promise<number | null>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(null));
-      server.listen(port, '127.0.0.1', () => {
-        const address = server.address();
-        server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : null));
-      });
-    });
-  for (;;) {
-    const port = await tryListen(0);
-    if (port === null || (withBusPort && (port > 55_000 || (await tryListen(port + 10_000)) === null))) continue;
-    return port;
-  }
-}
-
-function startRedis(port: number, dir: string, extra: string[] = []): ChildProcess {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...extra],
-    { cwd: dir, stdio: 'ignore' },
-  );
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-async function waitForRedis(port: number): Promise<void> {
-  for (let i = 0; i < 100; i += 1) {
-    try {
-      const { stdout } = await run('redis-cli', ['-p', String(port), 'ping']);
-      if (stdout.trim() === 'PONG') return;
-    } catch {
-      // not up yet
-    }
-    await sleep(50);
-  }
-  throw new Error(`redis-server on port ${port} did not start`);
-}
-
-async function kill(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill(signal);
-  await exited;
-}
 
 const isUnavailable = (error: unknown): boolean => error instanceof OtpError && error.code === 'STORE_UNAVAILABLE' && error.status === 503;
 
@@ -91,13 +34,6 @@ async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; result: P
   const started = performance.now();
   const [result] = await Promise.allSettled([work()]);
   return { ms: performance.now() - started, result: result! };
-}
-
-/** Every key under `prefix` on one node (a client, or one Cluster master). */
-async function keysUnder(client: RedisClientType, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  for await (const batch of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) keys.push(...batch);
-  return keys;
 }
 
 // ---- the contract ---------------------------------------------------------------------------

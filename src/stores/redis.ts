@@ -8,8 +8,16 @@ import type { IssueResult, Limiter, LimiterOptions, OtpStore, VerifyOutcome } fr
 /* eslint-disable @typescript-eslint/no-explicit-any -- any modules, functions, scripts, RESP version and type mapping */
 type AnyRedisClient = RedisClientType<any, any, any, any, any>;
 type AnyRedisCluster = RedisClusterType<any, any, any, any, any>;
-/** A connected node-redis v5 client or cluster (`createClient()` / `createCluster()` from `redis`). */
-export type RedisStoreClient = RedisClientType | RedisClusterType | AnyRedisClient | AnyRedisCluster;
+/**
+ * A connected node-redis v5 client or cluster (`createClient()` / `createCluster()` from `redis`),
+ * with any modules, RESP version and type mapping. Typed by the members the store uses: node-redis's
+ * own `RedisClusterType<any, ...>` does not accept what `createCluster()` returns.
+ */
+export interface RedisStoreClient {
+  readonly isOpen: boolean;
+  sendCommand(...args: any[]): Promise<unknown>;
+  withCommandOptions(options: any): unknown;
+}
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 export interface RedisStoreOptions {

@@ -39,7 +39,7 @@ type Username = keyof typeof people;
 const resolveUser = (username: string): Destinations | null => people[username as Username]?.destinations ?? null;
 const personalData = Object.entries(people).flatMap(([username, p]) => [username, p.destinations.emailTo, ...p.phoneForms]);
 
-/** Never called: `npm run typecheck` fails if `redisStore` stops accepting what `createCluster()` returns (docs/scaling-out.md). */
+/** Never called: `npm run typecheck` fails if `redisStore` stops accepting what `createCluster()` returns (README, "Scaling out"). */
 export const typeCheckOnly = async () => {
   const cluster = createCluster({ rootNodes: [{ url: 'redis://127.0.0.1:6379' }] });
   await cluster.connect();
@@ -139,7 +139,7 @@ describe('three Express instances sharing Redis on 127.0.0.1:6379', () => {
     for (let i = 0; i < 3; i += 1) {
       const client = await connect('redis://127.0.0.1:6379');
       clients.push(client);
-      // The OTP store and the sessions on the same client, as docs/scaling-out.md recommends.
+      // The OTP store and the sessions on the same client, as the README's "Scaling out" recommends.
       instances.push(await startInstance(i, client, new RedisStore({ client, prefix: sessionPrefix }), events));
     }
   });

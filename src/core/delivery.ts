@@ -13,37 +13,54 @@ export interface DeliveryPolicy {
   retries: number;
 }
 
-/** Sends one message; resolves true when delivered, false when it failed (an event says why). */
-export async function deliver(outgoing: Outgoing, policy: DeliveryPolicy, events: OtpEvents): Promise<boolean> {
+/** What events about a delivery carry besides the message's own username and destination. */
+export interface DeliveryContext {
+  ip?: string;
+}
+
+/** Pause before retry `n` (1-based): long enough for a provider's 429 or a blip to pass. */
+const backoffMs = (retry: number): number => 250 * retry;
+
+/**
+ * Sends one message within `policy.timeoutMs` (retries included), retrying only errors that
+ * say they are retryable (timeouts, a provider's 429 or 5xx, connection failures). Resolves
+ * true when delivered, false when it failed (a `delivery_failed` event says why); never rejects.
+ */
+export async function deliver(outgoing: Outgoing, policy: DeliveryPolicy, events: OtpEvents, context: DeliveryContext = {}): Promise<boolean> {
   const deadline = Date.now() + policy.timeoutMs;
-  let attempts = 0;
-  let reason = 'unknown error';
-  while (attempts <= policy.retries && Date.now() < deadline) {
-    attempts += 1;
-    try {
-      await withDeadline(sendOnce(outgoing), deadline);
-      events.emit('sent', { username: outgoing.message.username, channel: outgoing.channel, destination: maskDestination(outgoing.message.to) });
-      return true;
-    } catch (error) {
-      reason = describeFailure(error, outgoing.message.code);
-      if (!isRetryable(error)) break;
-    }
-  }
-  events.emit('delivery_failed', {
+  const about = {
     username: outgoing.message.username,
     channel: outgoing.channel,
     destination: maskDestination(outgoing.message.to),
-    reason,
-    attempts,
-  });
+    ...(context.ip !== undefined && { ip: context.ip }),
+  };
+  let attempts = 0;
+  let reason = 'unknown error';
+  for (;;) {
+    attempts += 1;
+    try {
+      await withDeadline(sendOnce(outgoing), deadline);
+      events.emit('sent', about);
+      return true;
+    } catch (error) {
+      reason = describeFailure(error, outgoing.message);
+      if (!isRetryable(error) || attempts > policy.retries) break;
+    }
+    const pause = backoffMs(attempts);
+    if (Date.now() + pause >= deadline) break; // no time left for another try
+    await sleep(pause);
+  }
+  events.emit('delivery_failed', { ...about, reason, attempts });
   return false;
 }
 
-/** Sends to every target at once; resolves with the channels that got through. */
-export async function deliverAll(outgoing: Outgoing[], policy: DeliveryPolicy, events: OtpEvents): Promise<Channel[]> {
-  const results = await Promise.all(outgoing.map((item) => deliver(item, policy, events)));
+/** Sends to every target at once; resolves with the channels that got through. Never rejects. */
+export async function deliverAll(outgoing: Outgoing[], policy: DeliveryPolicy, events: OtpEvents, context: DeliveryContext = {}): Promise<Channel[]> {
+  const results = await Promise.all(outgoing.map((item) => deliver(item, policy, events, context).catch(() => false)));
   return outgoing.filter((_, index) => results[index]).map((item) => item.channel);
 }
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function sendOnce(outgoing: Outgoing): Promise<void> {
   // Called inside a promise chain so a sender that throws synchronously is caught too.
@@ -67,8 +84,12 @@ function isRetryable(error: unknown): boolean {
   return error instanceof DeliveryTimeout || (error instanceof OtpError && error.retryable === true);
 }
 
-/** A one-line reason for logs and events, with the code scrubbed should a provider echo it. */
-function describeFailure(error: unknown, code: string): string {
+/**
+ * A one-line reason for logs and events. Should a sender's error echo the code or the full
+ * destination (custom senders may), they are scrubbed: the code to `[code]`, the
+ * destination to its masked form.
+ */
+function describeFailure(error: unknown, message: { code: string; to: string }): string {
   const text = error instanceof DeliveryTimeout ? 'timed out' : error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  return text.split(code).join('[code]').slice(0, 300);
+  return text.split(message.code).join('[code]').split(message.to).join(maskDestination(message.to)).slice(0, 300);
 }

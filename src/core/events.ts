@@ -8,7 +8,7 @@ export interface OtpEventMap {
   failed: { username: string; reason: 'wrong_code' | 'no_code' | 'malformed_code' | 'too_many_attempts' | 'locked'; ip?: string };
   locked: { username: string; lockSeconds: number; ip?: string };
   rate_limited: { username?: string; limit: string; retryAfterSeconds: number; ip?: string; channel?: Channel; destination?: string };
-  delivery_failed: { username: string; channel: Channel; destination: string; reason: string; attempts: number };
+  delivery_failed: { username: string; channel: Channel; destination: string; reason: string; attempts: number; ip?: string };
 }
 export type OtpEventName = keyof OtpEventMap;
 export type OtpListener<E extends OtpEventName> = (event: OtpEventMap[E]) => void;
@@ -28,12 +28,22 @@ export interface OtpEvents {
   emit<E extends OtpEventName>(event: E, payload: OtpEventMap[E]): void;
 }
 
-/** A tiny typed emitter; a listener that throws is logged, never allowed to break a request. */
+/**
+ * A tiny typed emitter. A listener or a logger that throws is contained, never allowed to
+ * break a request or to surface as an unhandled rejection from a delivery running after it.
+ */
 export function createEvents(logger: OtpLogger | undefined): OtpEvents {
   const listeners = new Map<OtpEventName, Set<(payload: never) => void>>();
+  const log = (level: keyof OtpLogger, details: object, message: string): void => {
+    try {
+      logger?.[level](details, message);
+    } catch {
+      // A broken logger must not turn into a failed send or verify.
+    }
+  };
   return {
     on(event, listener) {
-      if (!(event in levels)) throw new TypeError(`blockid-otp: unknown event "${String(event)}"; events are ${Object.keys(levels).join(', ')}.`);
+      if (!Object.hasOwn(levels, event)) throw new TypeError(`blockid-otp: unknown event "${String(event)}"; events are ${Object.keys(levels).join(', ')}.`);
       if (!listeners.has(event)) listeners.set(event, new Set());
       listeners.get(event)?.add(listener as (payload: never) => void);
     },
@@ -41,12 +51,12 @@ export function createEvents(logger: OtpLogger | undefined): OtpEvents {
       listeners.get(event)?.delete(listener as (payload: never) => void);
     },
     emit(event, payload) {
-      logger?.[levels[event]]({ event: `otp.${event}`, ...payload }, `blockid-otp ${event}`);
+      log(levels[event], { event: `otp.${event}`, ...payload }, `blockid-otp ${event}`);
       for (const listener of listeners.get(event) ?? []) {
         try {
           (listener as OtpListener<typeof event>)(payload);
         } catch (error) {
-          logger?.error({ event: `otp.${event}`, error: String(error) }, 'blockid-otp: an event listener threw');
+          log('error', { event: `otp.${event}`, error: String(error).slice(0, 300) }, 'blockid-otp: an event listener threw');
         }
       }
     },

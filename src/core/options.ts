@@ -33,9 +33,13 @@ export interface OtpLimits {
   smsPerHour: number;
   /** SMS from the whole app per day: a spend breaker. */
   smsPerDay: number;
-  /** Failed verifications in a row per username, across codes, before a lock (NIST SP 800-63B: at most 100). */
+  /**
+   * Failed verifications in a row per username, across codes, before a lock (NIST SP 800-63B:
+   * at most 100, so this plus `maxAttempts` - 1 must stay within 100). Remembered for a day;
+   * a success resets the count.
+   */
   failedVerifications: number;
-  /** How long that lock lasts. */
+  /** How long that lock lasts, from the failure that reached the cap. */
   lockSeconds: number;
 }
 
@@ -87,6 +91,9 @@ export interface ResolvedOptions extends Required<Omit<OtpOptions, 'resolveUser'
   webOtpDomain: string | undefined;
   limits: OtpLimits;
 }
+
+/** NIST SP 800-63B 5.2.2: at most 100 consecutive failed attempts on one account. */
+const NIST_MAX_FAILURES = 100;
 
 export const defaultLimits: OtpLimits = {
   sendsPerUsername: { points: 10, windowSeconds: 3600 },
@@ -185,6 +192,17 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
     fail('option "messages" must be an object keyed by locale, e.g. { en: { sms: (m) => `...` } }.');
   }
 
+  const maxAttempts = integer('maxAttempts', 1, 10);
+  const limits = resolveLimits(options.limits, fail);
+  // Guesses already in flight when the cap is reached still get compared (at most the rest of
+  // one code's attempt budget), so the cap leaves room for them under NIST's 100.
+  if (limits.failedVerifications + maxAttempts - 1 > NIST_MAX_FAILURES) {
+    fail(
+      `limit "limits.failedVerifications" (${limits.failedVerifications}) plus "maxAttempts" (${maxAttempts}) - 1 must stay within ${NIST_MAX_FAILURES} ` +
+        `(NIST SP 800-63B 5.2.2): lower failedVerifications to ${NIST_MAX_FAILURES + 1 - maxAttempts} or less.`,
+    );
+  }
+
   return {
     secret,
     resolveUser: options.resolveUser,
@@ -194,7 +212,7 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
     basePath: basePath.replace(/\/+$/, '') || '/',
     codeLength: integer('codeLength', 6, 10),
     ttlSeconds: integer('ttlSeconds', 1, 600),
-    maxAttempts: integer('maxAttempts', 1, 10),
+    maxAttempts,
     resendCooldownSeconds: integer('resendCooldownSeconds', 0, 3600),
     appName: text('appName'),
     messages: options.messages ?? defaults.messages,
@@ -206,7 +224,7 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
     maxBodyBytes: integer('maxBodyBytes', 256, 1024 * 1024),
     normalizeUsername: options.normalizeUsername ?? defaults.normalizeUsername,
     logger,
-    limits: resolveLimits(options.limits, fail),
+    limits,
   };
 }
 
@@ -224,8 +242,8 @@ function resolveLimits(limits: Partial<OtpLimits> | undefined, fail: (message: s
   for (const name of ['smsPerHour', 'smsPerDay'] as const) {
     if (!isCount(resolved[name], 100_000_000)) fail(`limit "limits.${name}" must be a whole number (0 turns it off).`);
   }
-  if (!isCount(resolved.failedVerifications, 100) || resolved.failedVerifications < 1) {
-    fail('limit "limits.failedVerifications" must be a whole number from 1 to 100 (NIST SP 800-63B allows at most 100).');
+  if (!isCount(resolved.failedVerifications, NIST_MAX_FAILURES) || resolved.failedVerifications < 1) {
+    fail(`limit "limits.failedVerifications" must be a whole number from 1 to ${NIST_MAX_FAILURES} (NIST SP 800-63B allows at most ${NIST_MAX_FAILURES}).`);
   }
   if (!isCount(resolved.lockSeconds, 86_400) || resolved.lockSeconds < 1) fail('limit "limits.lockSeconds" must be from 1 to 86400.');
   return resolved;

@@ -54,6 +54,8 @@ interface Target {
 }
 
 const MAX_USERNAME_LENGTH = 256;
+/** How long failed verifications are remembered (reset by a success or by the lock ending). */
+const FAILURE_MEMORY_SECONDS = 86_400;
 
 export function createOtpService(options: OtpOptions, factory = 'createOtpService', resolution?: { senderRequired: boolean }): OtpService {
   const config = resolveOptions(options, factory, resolution);
@@ -72,7 +74,9 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     prefix: quota('sms-prefix', limits.smsPerPrefix.points, limits.smsPerPrefix.windowSeconds),
     smsHour: quota('sms-hour', limits.smsPerHour, 3600),
     smsDay: quota('sms-day', limits.smsPerDay, 86_400),
-    failures: store.limiter({ name: 'verify-fail', points: limits.failedVerifications, durationSeconds: limits.lockSeconds }),
+    // Consecutive failures across codes: counted for a day, and once over the cap the key is
+    // blocked for lockSeconds from that moment (a timed lock, not the rest of a fixed window).
+    failures: store.limiter({ name: 'verify-fail', points: limits.failedVerifications, durationSeconds: FAILURE_MEMORY_SECONDS, blockSeconds: limits.lockSeconds }),
   };
 
   const normalizeUsername = (username: unknown): string => {
@@ -101,10 +105,14 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     throw new OtpError('RATE_LIMITED', `Too many codes requested (${limit}); try again in ${retryAfterSeconds} s.`, { retryAfterSeconds });
   };
 
-  /** Per-destination quotas; a target over any of them is dropped (its reason kept). */
+  /**
+   * Per-destination quotas, narrowest first, so a request refused for one destination never
+   * spends the shared prefix and global SMS budgets; a target over any of them is dropped
+   * (its reason kept).
+   */
   const admitTarget = async (target: Target, username: string): Promise<OtpError | null> => {
     try {
-      await consume(limiters.destination, hashKey(secret, 'dest', target.to), 'sendsPerDestination', { username, target });
+      await consume(limiters.destination, hashKey(secret, 'dest', destinationQuotaKey(target)), 'sendsPerDestination', { username, target });
       if (target.channel === 'sms') {
         await consume(limiters.prefix, hashKey(secret, 'prefix', target.to.slice(0, -4)), 'smsPerPrefix', { username, target });
         await consume(limiters.smsHour, 'global', 'smsPerHour', { username, target });
@@ -115,6 +123,33 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
       if (error instanceof OtpError && error.code === 'RATE_LIMITED') return error;
       throw error;
     }
+  };
+
+  /**
+   * A decoy's stand-in for `admitTarget`, for every channel the request asks for: the same
+   * limiter round trips, as reads that spend nothing (so unknown users cannot spend the shared
+   * budgets), hence the same response time; and a tripped global SMS breaker refuses a decoy's
+   * SMS exactly as it refuses a known user's.
+   */
+  const admitDecoy = async (channels: Channel[], username: string, ip: string | undefined): Promise<OtpError | null> => {
+    let refusal: OtpError | null = null;
+    for (const channel of channels) {
+      const reads: Array<[Limiter | undefined, string, string]> = [[limiters.destination, hashKey(secret, 'decoy-dest', `${channel}\0${username}`), 'sendsPerDestination']];
+      if (channel === 'sms') {
+        reads.push([limiters.prefix, hashKey(secret, 'decoy-prefix', username), 'smsPerPrefix'], [limiters.smsHour, 'global', 'smsPerHour'], [limiters.smsDay, 'global', 'smsPerDay']);
+      }
+      let refused: OtpError | null = null;
+      for (const [limiter, key, limit] of reads) {
+        const state = limiter === undefined || refused !== null ? undefined : await limiter.peek(key);
+        if (state === undefined || state.ok) continue;
+        const retryAfterSeconds = Math.ceil(state.retryAfterMs / 1000);
+        events.emit('rate_limited', { username, limit, retryAfterSeconds, channel, ...(ip !== undefined && { ip }) });
+        refused = new OtpError('RATE_LIMITED', `Too many codes requested (${limit}); try again in ${retryAfterSeconds} s.`, { retryAfterSeconds });
+      }
+      if (refused === null) return null;
+      refusal ??= refused;
+    }
+    return refusal;
   };
 
   const compose = (code: string, username: string, target: Target, locale: string): Outgoing => {
@@ -148,8 +183,17 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
    * The one send path. Always issues a record (a decoy when there is no target), so verify,
    * attempts, locks and quotas behave the same for known and unknown users.
    */
-  const issueAndDeliver = async (username: string, targets: Target[], context: RequestContext & { locale?: string }) => {
-    await consume(limiters.ip, ipQuotaKey(context.ip), 'sendsPerIp', { username, ...(context.ip !== undefined && { ip: context.ip }) });
+  const issueAndDeliver = async (
+    username: string,
+    targets: Target[],
+    context: RequestContext & { locale?: string; viaHttp: boolean; wanted?: Channel[] },
+  ) => {
+    // Every HTTP send counts against its client's IP (an unknown IP shares one bucket: fail
+    // closed). A programmatic call has no client IP unless the caller gives one: the app's
+    // own server must not share one "unknown" bucket across all its users.
+    if (context.viaHttp || context.ip !== undefined) {
+      await consume(limiters.ip, ipQuotaKey(context.ip), 'sendsPerIp', { username, ...(context.ip !== undefined && { ip: context.ip }) });
+    }
     const userKey = hashKey(secret, 'user', username);
     const code = generateCode(config.codeLength);
     const issued = await store.issue(
@@ -172,11 +216,13 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
       if (refused === null) admitted.push(target);
       else refusal ??= refused;
     }
+    if (targets.length === 0 && context.wanted !== undefined) refusal = await admitDecoy(context.wanted, username, context.ip);
     if (admitted.length === 0 && refusal !== null) throw refusal;
 
     const locale = pickLocale(catalog, context.locale, context.acceptLanguage, config.defaultLocale);
     const outgoing = admitted.map((target) => compose(code, username, target, locale));
-    return { expiresAt, delivery: deliverAll(outgoing, policy, events), targets: outgoing.length };
+    const delivery = deliverAll(outgoing, policy, events, context.ip === undefined ? {} : { ip: context.ip }).catch(() => []);
+    return { expiresAt, delivery, targets: outgoing.length };
   };
 
   const service: OtpService = {
@@ -187,6 +233,7 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
       const targets = strictTargets(destinations, senders);
       const { expiresAt, delivery } = await issueAndDeliver(normalized, targets, {
         binding: null,
+        viaHttp: false,
         ...(destinations.locale !== undefined && { locale: destinations.locale }),
       });
       const channels = await delivery;
@@ -203,7 +250,8 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
       const targets = lenientTargets(destinations ?? undefined, channel, senders, (reason) =>
         config.logger?.warn({ event: 'otp.invalid_destination', username, reason }, 'blockid-otp: resolveUser returned an unusable destination'),
       );
-      return issueAndDeliver(username, targets, { ...context, ...(destinations?.locale !== undefined && { locale: destinations.locale }) });
+      const wanted = (['sms', 'email'] as const).filter((c) => (channel === 'both' || channel === c) && senders[c] !== undefined);
+      return issueAndDeliver(username, targets, { ...context, viaHttp: true, wanted, ...(destinations?.locale !== undefined && { locale: destinations.locale }) });
     },
 
     async checkCode(username, code, context) {
@@ -212,7 +260,8 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
       const lock = await limiters.failures.peek(userKey);
       if (!lock.ok || lock.remaining === 0) {
         events.emit('failed', { username, reason: 'locked', ...ip });
-        return { ok: false, reason: 'too_many_attempts', retryAfterSeconds: await lockRemainingSeconds(limiters.failures, userKey, limits.lockSeconds) };
+        const retryAfterMs = lock.ok ? limits.lockSeconds * 1000 : lock.retryAfterMs;
+        return { ok: false, reason: 'too_many_attempts', retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) };
       }
       const candidate = code.replace(/[\s-]/g, '');
       const outcome = isWellFormedCode(candidate, config.codeLength)
@@ -231,7 +280,11 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
       // Only a guess against a live code counts towards the lock: with no code there is nothing to find.
       if (outcome !== 'mismatch') return { ok: false, reason: 'invalid_code' };
       const counted = await limiters.failures.consume(userKey);
-      if (!counted.ok || counted.remaining === 0) events.emit('locked', { username, lockSeconds: limits.lockSeconds, ...ip });
+      if (counted.ok && counted.remaining === 0) {
+        // The cap is reached: one more point crosses it, which starts the timed lock now.
+        await limiters.failures.consume(userKey);
+        events.emit('locked', { username, lockSeconds: limits.lockSeconds, ...ip });
+      }
       return { ok: false, reason: 'invalid_code' };
     },
 
@@ -251,9 +304,17 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
   return service;
 }
 
-async function lockRemainingSeconds(limiter: Limiter, key: string, lockSeconds: number): Promise<number> {
-  const state = await limiter.peek(key);
-  return state.ok ? lockSeconds : Math.max(1, Math.ceil(state.retryAfterMs / 1000));
+/**
+ * The key a destination's quota is counted under: E.164 for numbers (every writing of one
+ * number is already one string); for email the whole address in lower case with any
+ * `+tag` subaddress dropped, since `Ada+1@Example.com` and `ada@example.com` reach one inbox.
+ * Used for quotas only: mail still goes to the address as the user gave it.
+ */
+function destinationQuotaKey(target: Target): string {
+  if (target.channel === 'sms') return target.to;
+  const at = target.to.lastIndexOf('@');
+  const local = target.to.slice(0, at).split('+')[0] || target.to.slice(0, at);
+  return `${local}@${target.to.slice(at + 1)}`.toLowerCase();
 }
 
 /** The programmatic API's destinations: every bad one is an error the caller must fix. */

@@ -45,9 +45,23 @@ function sessionPort(req: ExpressRequest): SessionPort | undefined {
   };
 }
 
-/** Refuses `app.set('trust proxy', true)`: with it any client picks its own IP and escapes per-IP quotas. */
+const checkedApps = new WeakSet<object>();
+
+/**
+ * Refuses a `trust proxy` setting that trusts any number of hops from anywhere (`true`,
+ * `'0.0.0.0/0'`, a huge hop count, a function that always says yes): with it any client
+ * picks its own IP through X-Forwarded-For and escapes the per-IP quota. Checked once per app.
+ */
 function checkTrustProxy(req: ExpressRequest): void {
-  if (req.app?.get('trust proxy') === true) throw trustAllProxiesError("app.set('trust proxy', true)", "app.set('trust proxy', 1)");
+  const app = req.app;
+  if (app === undefined || checkedApps.has(app)) return;
+  const trusts = app.get('trust proxy fn');
+  const trustsAnyone =
+    typeof trusts === 'function' && [['198.51.100.7', 1000], ['2001:db8::7', 1000]].some(([address, hop]) => trusts(address, hop) === true);
+  if (trustsAnyone) {
+    throw trustAllProxiesError(`app.set('trust proxy', ${JSON.stringify(app.get('trust proxy')) ?? 'fn'})`, "app.set('trust proxy', 1)");
+  }
+  checkedApps.add(app);
 }
 
 function writeReply(res: ServerResponse, reply: { status: number; headers: Record<string, string>; body?: object }): void {

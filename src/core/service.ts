@@ -192,7 +192,7 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     // closed). A programmatic call has no client IP unless the caller gives one: the app's
     // own server must not share one "unknown" bucket across all its users.
     if (context.viaHttp || context.ip !== undefined) {
-      await consume(limiters.ip, ipQuotaKey(context.ip), 'sendsPerIp', { username, ...(context.ip !== undefined && { ip: context.ip }) });
+      await consume(limiters.ip, hashKey(secret, 'ip', ipQuotaKey(context.ip)), 'sendsPerIp', { username, ...(context.ip !== undefined && { ip: context.ip }) });
     }
     const userKey = hashKey(secret, 'user', username);
     const code = generateCode(config.codeLength);

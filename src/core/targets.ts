@@ -1,0 +1,53 @@
+/** Where a code goes: the destinations of a send, checked and normalized. */
+import { normalizeEmail, normalizePhone } from './destinations.js';
+import { OtpError } from './errors.js';
+import type { Channel, ChannelChoice, Destinations } from './types.js';
+
+export interface Target {
+  channel: Channel;
+  /** E.164 for SMS, the normalized address for email. */
+  to: string;
+}
+
+/** The programmatic API's destinations: every bad one is an error the caller must fix. */
+export function strictTargets(destinations: Destinations, senders: { sms: unknown; email: unknown }): Target[] {
+  if (destinations === null || typeof destinations !== 'object') {
+    throw new OtpError('NO_DESTINATION', 'Pass the destinations, e.g. { smsTo: "4155550100", smsISDCode: "1" } or { emailTo }.');
+  }
+  const targets: Target[] = [];
+  if (destinations.smsTo !== undefined) {
+    const to = normalizePhone(destinations.smsTo, destinations.smsISDCode ?? '1');
+    if (senders.sms === undefined) throw new OtpError('CHANNEL_NOT_CONFIGURED', 'smsTo was given, but no "sms" sender is configured (e.g. sms: twilioSms(...)).');
+    targets.push({ channel: 'sms', to });
+  }
+  if (destinations.emailTo !== undefined) {
+    const to = normalizeEmail(destinations.emailTo);
+    if (senders.email === undefined) throw new OtpError('CHANNEL_NOT_CONFIGURED', 'emailTo was given, but no "email" sender is configured (e.g. email: nodemailerEmail(...)).');
+    targets.push({ channel: 'email', to });
+  }
+  if (targets.length === 0) throw new OtpError('NO_DESTINATION', 'Give smsTo (with smsISDCode) or emailTo, or both.');
+  return targets;
+}
+
+/** The HTTP send's destinations: what `resolveUser` returned, filtered by channel; bad ones are skipped. */
+export function lenientTargets(
+  destinations: Destinations | undefined,
+  choice: ChannelChoice,
+  senders: { sms: unknown; email: unknown },
+  warn: (reason: string) => void,
+): Target[] {
+  if (destinations === undefined || destinations === null || typeof destinations !== 'object') return [];
+  const targets: Target[] = [];
+  const wants = (channel: Channel) => (choice === 'both' || choice === channel) && senders[channel] !== undefined;
+  try {
+    if (wants('sms') && destinations.smsTo) targets.push({ channel: 'sms', to: normalizePhone(destinations.smsTo, destinations.smsISDCode ?? '1') });
+  } catch (error) {
+    warn((error as Error).message);
+  }
+  try {
+    if (wants('email') && destinations.emailTo) targets.push({ channel: 'email', to: normalizeEmail(destinations.emailTo) });
+  } catch (error) {
+    warn((error as Error).message);
+  }
+  return targets;
+}

@@ -1,0 +1,241 @@
+/** Helpers shared by bench/run.mjs, bench/memory.mjs and bench/profile.mjs. */
+import { execFileSync, fork } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+
+export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(BENCH_DIR, '..');
+export const TMP = path.join(BENCH_DIR, '.tmp');
+
+/**
+ * Builds the package's ESM entry with tsup, the way `npm run build` does, into bench/.tmp.
+ * By default from the committed tree (`git archive HEAD src`), so the figures belong to a
+ * commit even while others edit src/; `worktree: true` builds the working tree instead.
+ */
+export function buildDist({ worktree = false, srcRoot: experiment } = {}) {
+  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
+  if (experiment !== undefined) {
+    // An experimental copy of src/ (e.g. a proposed fix under bench/.tmp), never committed figures.
+    const out = path.join(TMP, 'build-experiment');
+    execFileSync('npx', ['tsup', path.join(path.resolve(experiment), 'src/index.ts'), '--no-config', '--format', 'esm', '--target', 'node20', '--out-dir', path.join(out, 'dist'), '--silent'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    return { dist: path.join(out, 'dist', 'index.js'), label: `EXPERIMENT ${experiment} (not the committed package)` };
+  }
+  const label = worktree ? `worktree${dirty ? ' (uncommitted changes in src/)' : ''} on ${commit}` : `commit ${commit}`;
+  const out = path.join(TMP, worktree ? 'build-worktree' : `build-${commit}`);
+  let srcRoot = ROOT;
+  rmSync(out, { recursive: true, force: true });
+  if (!worktree) {
+    // The .ts copy goes outside the repository, where `tsc` (whose include covers bench/) does not see it.
+    srcRoot = path.join(os.tmpdir(), `blockid-otp-bench-src-${commit}`);
+    rmSync(srcRoot, { recursive: true, force: true });
+    mkdirSync(srcRoot, { recursive: true });
+    execFileSync('sh', ['-c', `git archive HEAD src | tar -x -C "${srcRoot}"`], { cwd: ROOT });
+  }
+  const distDir = path.join(out, 'dist');
+  execFileSync(
+    'npx',
+    ['tsup', path.join(srcRoot, 'src/index.ts'), '--no-config', '--format', 'esm', '--target', 'node20', '--out-dir', distDir, '--silent'],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const dist = path.join(distDir, 'index.js');
+  if (!existsSync(dist)) throw new Error(`build failed: ${dist} missing`);
+  return { dist, label };
+}
+
+export function machine() {
+  const cpus = os.cpus();
+  return {
+    cpus: cpus.length,
+    model: cpus[0]?.model ?? 'unknown',
+    node: process.version,
+    date: new Date().toISOString(),
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+  };
+}
+
+const QUIET = /MemoryStore is not\s+designed for a production environment|will leak memory|scale past a single process/;
+
+/** Starts bench/server.mjs in its own process; resolves with { url, stop() } once it listens. */
+export function startServer(config, { execArgv = [] } = {}) {
+  const child = fork(path.join(BENCH_DIR, 'server.mjs'), [], {
+    env: { ...process.env, BENCH_SERVER: JSON.stringify(config) },
+    execArgv,
+    stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+  });
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (text) => {
+    const lines = text.split('\n').filter((line) => line.trim() !== '' && !QUIET.test(line));
+    if (lines.length > 0) process.stderr.write(`[${config.name ?? config.kind}] ${lines.join('\n')}\n`);
+  });
+  return new Promise((resolve, reject) => {
+    const onExit = (code) => reject(new Error(`server ${config.kind} exited early (${code})`));
+    child.once('exit', onExit);
+    child.once('message', (message) => {
+      child.off('exit', onExit);
+      const url = `http://127.0.0.1:${message.port}`;
+      resolve({
+        url,
+        child,
+        stop: () =>
+          new Promise((done) => {
+            if (child.exitCode !== null) return done();
+            const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+            child.once('exit', () => {
+              clearTimeout(timer);
+              done();
+            });
+            child.send('stop');
+          }),
+      });
+    });
+  });
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+
+/** A small keep-alive HTTP client: { status, body (parsed JSON or text), cookie }. */
+export function request(url, { method = 'GET', headers = {}, json } = {}) {
+  return new Promise((resolve, reject) => {
+    const body = json === undefined ? undefined : JSON.stringify(json);
+    const req = http.request(
+      url,
+      {
+        method,
+        agent,
+        headers: { ...headers, ...(body !== undefined && { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk) => (text += chunk));
+        res.on('end', () => {
+          const setCookie = res.headers['set-cookie'];
+          const cookie = setCookie?.[0]?.split(';')[0];
+          let parsed = text;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            // not JSON
+          }
+          resolve({ status: res.statusCode, body: parsed, cookie });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Runs `count` tasks with at most `concurrency` in flight. */
+export async function pool(count, concurrency, task) {
+  let next = 0;
+  const results = new Array(count);
+  const worker = async () => {
+    while (next < count) {
+      const index = next++;
+      results[index] = await task(index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  return results;
+}
+
+const TICK_US = 10_000; // /proc times are in clock ticks of 1/100 s (getconf CLK_TCK)
+
+/** CPU time (user + system, all threads) of a process so far, in µs; 0 once it is gone. */
+function processCpuUs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
+  } catch {
+    return 0;
+  }
+}
+
+/** Busy CPU time of the whole machine so far, in µs. */
+function machineBusyUs() {
+  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return (user + nice + system + irq + softirq + steal) * TICK_US;
+}
+
+let redisPid;
+/** The local redis-server's pid, found once through /proc. */
+export function redisServerPid() {
+  if (redisPid !== undefined) return redisPid;
+  redisPid = null;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === 'redis-server') {
+        redisPid = Number(entry);
+        break;
+      }
+    } catch {
+      // gone
+    }
+  }
+  return redisPid;
+}
+
+/**
+ * One autocannon run; returns the figures the tables use. With `serverPid`, also the server's
+ * CPU time per request and how much CPU everything else on the machine used meanwhile
+ * (`otherCores`: other engineers' jobs make figures noisy; redis counts as ours when `withRedis`).
+ */
+export async function cannon(options, { serverPid, withRedis = false } = {}) {
+  const ours = [process.pid, ...(serverPid ? [serverPid] : []), ...(withRedis && redisServerPid() ? [redisServerPid()] : [])];
+  const startedAt = process.hrtime.bigint();
+  const before = { busy: machineBusyUs(), ours: ours.map(processCpuUs), server: serverPid ? processCpuUs(serverPid) : 0 };
+  const result = await autocannon({ connections: 10, ...options });
+  const wallUs = Number(process.hrtime.bigint() - startedAt) / 1000;
+  const oursUs = ours.map(processCpuUs).reduce((sum, us, i) => sum + us - before.ours[i], 0);
+  const serverUs = serverPid ? processCpuUs(serverPid) - before.server : undefined;
+  const otherCores = Math.max(0, machineBusyUs() - before.busy - oursUs) / wallUs;
+  const statuses = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, { count }]) => [code, count]));
+  return {
+    rps: result.requests.total / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    total: result.requests.total,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    statuses,
+    serverCpuUsPerRequest: serverUs === undefined || result.requests.total === 0 ? undefined : serverUs / result.requests.total,
+    serverCores: serverUs === undefined ? undefined : serverUs / wallUs,
+    otherCores,
+  };
+}
+
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/** Deletes every Redis key under `prefix` (SCAN + UNLINK); returns how many. */
+export async function cleanRedis(prefix) {
+  const { createClient } = await import('redis');
+  const client = createClient({ url: 'redis://127.0.0.1:6379' });
+  await client.connect();
+  let removed = 0;
+  try {
+    for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
+      if (keys.length > 0) removed += await client.unlink(keys);
+    }
+  } finally {
+    await client.quit();
+  }
+  return removed;
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

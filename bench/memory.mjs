@@ -1,0 +1,120 @@
+/**
+ * Memory cost of pending codes in memoryStore(), run by bench/run.mjs as
+ * `node --expose-gc bench/memory.mjs <dist/index.js>`; prints one JSON line.
+ */
+import { randomBytes } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+
+if (typeof globalThis.gc !== 'function') throw new Error('run with --expose-gc');
+const dist = await import(pathToFileURL(process.argv[2]).href);
+const COUNT = Number(process.env.BENCH_MEMORY_COUNT ?? 100_000);
+const SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const noop = { async send() {} };
+
+async function heap() {
+  await sleep(0);
+  globalThis.gc();
+  globalThis.gc();
+  return process.memoryUsage().heapUsed;
+}
+
+/** Strings of the sizes the core hands the store: a 27-char key, 43-char hashes. */
+const token = (length) => randomBytes(Math.ceil((length * 3) / 4)).toString('base64url').slice(0, length);
+
+async function issueMany(store, { ttlMs, cooldownMs }) {
+  for (let i = 0; i < COUNT; i++) {
+    await store.issue(token(27), { hash: token(43), binding: token(43) }, { ttlMs, cooldownMs });
+  }
+}
+
+function plugin({ ttlSeconds, resendCooldownSeconds, windowSeconds, store }) {
+  const quota = { points: 1_000_000, windowSeconds };
+  return dist.blockidOtp({
+    secret: SECRET,
+    sms: noop,
+    email: noop,
+    store,
+    ttlSeconds,
+    resendCooldownSeconds,
+    limits: {
+      sendsPerUsername: quota,
+      sendsPerDestination: quota,
+      sendsPerIp: quota,
+      smsPerPrefix: quota,
+      smsPerHour: 0,
+      smsPerDay: 0,
+      failedVerifications: 91,
+      lockSeconds: windowSeconds,
+    },
+  });
+}
+
+async function sendMany(otp, tag) {
+  const batch = 1000;
+  for (let start = 0; start < COUNT; start += batch) {
+    const work = [];
+    for (let i = start; i < Math.min(start + batch, COUNT); i++) {
+      work.push(otp.generateOtp(`${tag}-user-${i}`, { smsTo: `415555${String(i % 10_000).padStart(4, '0')}`, emailTo: `${tag}-user-${i}@example.com` }));
+    }
+    await Promise.all(work);
+  }
+}
+
+const report = { count: COUNT, sweeps: [] };
+
+// 1. Bytes per pending code: the store alone, then a full send through the plugin.
+{
+  const store = dist.memoryStore();
+  const before = await heap();
+  await issueMany(store, { ttlMs: 300_000, cooldownMs: 30_000 });
+  const after = await heap();
+  report.storeOnly = { bytes: after - before, perCode: (after - before) / COUNT };
+  await store.close();
+}
+{
+  const store = dist.memoryStore();
+  const otp = plugin({ ttlSeconds: 300, resendCooldownSeconds: 30, windowSeconds: 3600, store });
+  const before = await heap();
+  await sendMany(otp, 'full');
+  const after = await heap();
+  report.service = { bytes: after - before, perCode: (after - before) / COUNT };
+  await store.close();
+}
+await heap();
+
+// 2. Expired codes are swept: ttl 1 s, sweep every 500 ms; and the control without a sweep in time.
+for (const [label, sweepIntervalMs] of [
+  ['store only, `memoryStore({ sweepIntervalMs: 500 })`', 500],
+  ['store only, `memoryStore({ sweepIntervalMs: 3_600_000 })` (control: no sweep in time)', 3_600_000],
+]) {
+  const store = dist.memoryStore({ sweepIntervalMs });
+  const before = await heap();
+  await issueMany(store, { ttlMs: 1000, cooldownMs: 1000 });
+  const afterSends = await heap();
+  const waitedMs = 2000;
+  await sleep(waitedMs);
+  const afterWait = await heap();
+  report.sweeps.push({ label, afterSends: afterSends - before, afterWait: afterWait - before, waitedMs });
+  await store.close();
+}
+{
+  const store = dist.memoryStore({ sweepIntervalMs: 500 });
+  const otp = plugin({ ttlSeconds: 1, resendCooldownSeconds: 1, windowSeconds: 1, store });
+  const before = await heap();
+  const sendStarted = Date.now();
+  await sendMany(otp, 'sweep');
+  const afterSends = await heap();
+  const waitedMs = 2500;
+  await sleep(waitedMs);
+  const afterWait = await heap();
+  report.sweeps.push({
+    label: `full sends through \`generateOtp()\`, every quota window 1 s, \`sweepIntervalMs: 500\` (the sends took ${Date.now() - sendStarted - waitedMs} ms, so the earliest had already expired)`,
+    afterSends: afterSends - before,
+    afterWait: afterWait - before,
+    waitedMs,
+  });
+  await store.close();
+}
+
+console.log(JSON.stringify(report));

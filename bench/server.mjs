@@ -1,0 +1,242 @@
+/**
+ * One benchmark server, run as its own child process by bench/run.mjs (child_process.fork).
+ * Configured by the BENCH_SERVER environment variable (JSON); reports { port } over IPC
+ * when listening and exits on the 'stop' message (so --cpu-prof can write its profile).
+ *
+ * Kinds:
+ * - `otp`          express-session + blockidOtp + GET /data (guarded by requireOtp() when `guard`).
+ * - `baseline`     express-session + POST /write: express.json() and one session write.
+ * - `passwordless` express-session + the `passwordless` package's requestToken / acceptToken.
+ * - `flood`        blockidOtp behind a stub session (no session store to grow), for the memory bench.
+ *
+ * Bench-only routes under /__bench read what the capture sender saw; they do not exist in
+ * the package.
+ */
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import express from 'express';
+import session from 'express-session';
+
+const require = createRequire(import.meta.url);
+const config = JSON.parse(process.env.BENCH_SERVER ?? '{}');
+const { kind, store: storeKind = 'memory', prefix = 'blockid-bench:', guard = false } = config;
+
+const OTP_SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
+const SESSION_SECRET = 'bench-session-secret-0123456789';
+
+/** Valid US numbers (415-555-xxxx parse as valid fixed-line-or-mobile) and one address per user. */
+function destinationsFor(username) {
+  let n = 0;
+  for (let i = 0; i < username.length; i++) n = (n * 31 + username.charCodeAt(i)) % 10_000;
+  return { smsTo: `415555${String(n).padStart(4, '0')}`, smsISDCode: '1', emailTo: `${username}@example.com` };
+}
+
+let redisClient;
+async function redis() {
+  if (redisClient === undefined) {
+    const { createClient } = await import('redis');
+    redisClient = createClient({ url: 'redis://127.0.0.1:6379' });
+    redisClient.on('error', (error) => console.error('[bench server] redis:', error.message));
+    await redisClient.connect();
+  }
+  return redisClient;
+}
+
+async function sessionMiddleware() {
+  const options = { secret: SESSION_SECRET, resave: false, saveUninitialized: false, name: 'sid' };
+  if (storeKind === 'redis') {
+    const { RedisStore } = await import('connect-redis');
+    options.store = new RedisStore({ client: await redis(), prefix: `${prefix}sess:` });
+  }
+  return session(options);
+}
+
+const app = express();
+app.disable('x-powered-by');
+/** Codes the capture sender saw, by username (not for the unique-username send flood). */
+const codes = new Map();
+const stats = { failed: {}, verified: 0, sent: 0, rate_limited: 0 };
+
+app.get('/__bench/heap', (_req, res) => {
+  globalThis.gc?.();
+  globalThis.gc?.();
+  const usage = process.memoryUsage();
+  res.json({ heapUsed: usage.heapUsed, rss: usage.rss, external: usage.external, gc: typeof globalThis.gc === 'function' });
+});
+app.get('/__bench/code', (req, res) => res.json({ code: codes.get(String(req.query.u)) ?? null }));
+app.get('/__bench/codes', (_req, res) => res.json({ count: codes.size, codes: Object.fromEntries(codes) }));
+app.get('/__bench/stats', (_req, res) => res.json({ ...stats, errors: Object.fromEntries(errors) }));
+app.post('/__bench/stats/reset', (_req, res) => {
+  stats.failed = {};
+  stats.verified = 0;
+  stats.sent = 0;
+  stats.rate_limited = 0;
+  errors.clear();
+  res.json(stats);
+});
+
+async function otpOptions(dist, overrides = {}) {
+  const capture = {
+    async send(message) {
+      if (!message.username.startsWith('s-')) codes.set(message.username, message.code);
+    },
+  };
+  const otpStore = storeKind === 'redis' ? dist.redisStore({ client: await redis(), prefix: `${prefix}otp:` }) : dist.memoryStore(config.memoryStore ?? {});
+  const high = { points: 1_000_000, windowSeconds: 3600 };
+  const base = { secret: OTP_SECRET, resolveUser: (username) => destinationsFor(username), sms: capture, email: capture, store: otpStore };
+  // `defaultOptions`: the package's own defaults for ttl, attempts and every quota.
+  if (config.defaultOptions) return { ...base, ...overrides };
+  return {
+    ...base,
+    ttlSeconds: 600,
+    maxAttempts: 10,
+    limits: {
+      sendsPerUsername: high,
+      sendsPerDestination: high,
+      sendsPerIp: high,
+      smsPerPrefix: high,
+      smsPerHour: 0,
+      smsPerDay: 0,
+      failedVerifications: 91, // the most the package allows with maxAttempts 10 (failedVerifications + maxAttempts - 1 <= 100)
+      lockSeconds: 900,
+    },
+    ...overrides,
+  };
+}
+
+function countEvents(otp) {
+  otp.on('failed', (event) => {
+    stats.failed[event.reason] = (stats.failed[event.reason] ?? 0) + 1;
+  });
+  otp.on('verified', () => {
+    stats.verified += 1;
+  });
+  otp.on('sent', () => {
+    stats.sent += 1;
+  });
+  otp.on('rate_limited', () => {
+    stats.rate_limited += 1;
+  });
+}
+
+if (kind === 'otp') {
+  const dist = await import(pathToFileURL(config.dist).href);
+  app.use(await sessionMiddleware());
+  const otp = dist.blockidOtp(await otpOptions(dist));
+  countEvents(otp);
+  app.use(otp);
+  const data = (_req, res) => res.json({ data: 'account', ok: true });
+  if (guard) app.get('/data', dist.requireOtp(), data);
+  else app.get('/data', data);
+} else if (kind === 'baseline') {
+  app.use(await sessionMiddleware());
+  app.post('/write', express.json(), (req, res) => {
+    req.session.bench = { username: req.body?.username, at: Date.now() };
+    res.status(202).json({ status: 'sent', expiresIn: 600, resendIn: 30 });
+  });
+} else if (kind === 'passwordless') {
+  const passwordless = require('passwordless');
+  let tokenStore;
+  if (config.tokenStore === 'hmac') {
+    tokenStore = hmacTokenStore();
+  } else {
+    const MemoryStore = require('passwordless-memorystore');
+    tokenStore = new MemoryStore();
+  }
+  passwordless.init(tokenStore);
+  passwordless.addDelivery(
+    (token, uid, _recipient, callback) => {
+      if (!String(uid).startsWith('s-')) codes.set(String(uid), token);
+      callback();
+    },
+    { numberToken: { max: 1_000_000 }, ttl: 600_000 },
+  );
+  app.use(await sessionMiddleware());
+  app.use(express.json());
+  app.use(passwordless.sessionSupport());
+  app.post('/pl/send', passwordless.requestToken((user, _delivery, callback) => callback(null, user), { userField: 'username' }), (_req, res) => {
+    res.status(202).json({ status: 'sent' });
+  });
+  app.post('/pl/verify', passwordless.acceptToken({ allowPost: true, tokenField: 'code', uidField: 'username' }), (req, res) => {
+    if (req.user) res.json({ status: 'verified', username: req.user });
+    else res.status(401).json({ error: 'invalid_code' });
+  });
+} else if (kind === 'flood') {
+  const dist = await import(pathToFileURL(config.dist).href);
+  if (config.trustProxy) app.set('trust proxy', 1);
+  // A stub session: the plugin needs regenerate(); nothing is stored, so the heap is the plugin's.
+  app.use((req, _res, next) => {
+    req.session = { regenerate: (callback) => callback() };
+    next();
+  });
+  const overrides = { resolveUser: () => null, ...(config.otp ?? {}) };
+  const otp = dist.blockidOtp(await otpOptions(dist, overrides));
+  countEvents(otp);
+  app.use(otp);
+} else {
+  throw new Error(`bench/server.mjs: unknown kind ${String(kind)}`);
+}
+
+/** A passwordless TokenStore that keeps HMAC-SHA256 hashes in a Map: the same hashing cost as blockid-otp. */
+function hmacTokenStore() {
+  const TokenStore = require('passwordless-tokenstore');
+  const util = require('node:util');
+  const hash = (token) => createHmac('sha256', OTP_SECRET).update(String(token)).digest();
+  function HmacStore() {
+    TokenStore.call(this);
+    this.items = new Map();
+  }
+  util.inherits(HmacStore, TokenStore);
+  HmacStore.prototype.authenticate = function (token, uid, callback) {
+    const item = this.items.get(uid);
+    if (!item || item.expiresAt <= Date.now()) return callback(null, false, null);
+    const ok = timingSafeEqual(item.hash, hash(token));
+    return callback(null, ok, ok ? item.originUrl : null);
+  };
+  HmacStore.prototype.storeOrUpdate = function (token, uid, msToLive, originUrl, callback) {
+    this.items.set(uid, { hash: hash(token), expiresAt: Date.now() + msToLive, originUrl });
+    callback();
+  };
+  HmacStore.prototype.invalidateUser = function (uid, callback) {
+    this.items.delete(uid);
+    callback();
+  };
+  HmacStore.prototype.clear = function (callback) {
+    this.items.clear();
+    callback();
+  };
+  HmacStore.prototype.length = function (callback) {
+    callback(null, this.items.size);
+  };
+  return new HmacStore();
+}
+
+/** Errors by message; a client that hangs up mid-request at the end of a run lands here too. */
+const errors = new Map();
+// eslint-disable-next-line no-unused-vars
+app.use((error, req, res, _next) => {
+  const key = `${req.method} ${req.path}: ${error?.message ?? String(error)}`;
+  errors.set(key, (errors.get(key) ?? 0) + 1);
+  if (!res.headersSent && !req.destroyed) res.status(500).json({ error: 'internal_error' });
+});
+
+const server = app.listen(0, '127.0.0.1', () => {
+  process.send?.({ type: 'ready', port: server.address().port });
+});
+
+async function stop() {
+  const unexpected = [...errors].filter(([key]) => !/aborted|ECONNRESET/.test(key));
+  if (unexpected.length > 0) console.error(`[bench server] errors: ${JSON.stringify(Object.fromEntries(unexpected))}`);
+  server.closeAllConnections?.();
+  server.close();
+  if (redisClient?.isOpen) await redisClient.quit().catch(() => undefined);
+  process.exit(0);
+}
+process.on('message', (message) => {
+  if (message === 'stop') void stop();
+  // The monotonic clock of --cpu-prof's sample timestamps (µs), so bench/profile.mjs can cut out set-up.
+  if (message === 'mark') process.send?.({ type: 'mark', us: Number(process.hrtime.bigint() / 1000n) });
+});
+process.on('disconnect', () => void stop());
+process.on('SIGTERM', () => void stop());

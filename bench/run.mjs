@@ -14,7 +14,8 @@
  * Options: --quick (1 round of 2 s, for trying the bench out), --stores=memory,redis,
  * --skip-memory, --skip-peer, --worktree (bench the uncommitted src/ instead of HEAD),
  * --src=DIR (bench an experimental copy DIR/src, e.g. a proposed fix; implies --no-write),
- * --no-write (do not touch bench/RESULTS.md). BENCH_DURATION / BENCH_ROUNDS /
+ * --no-write (do not touch bench/RESULTS.md), --render (rewrite bench/RESULTS.md from the last
+ * run's figures, e.g. after editing bench/analysis.md). BENCH_DURATION / BENCH_ROUNDS /
  * BENCH_RETRY_BUDGET (seconds) override.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -376,6 +377,13 @@ function render(report) {
 }
 
 async function main() {
+  if (args.has('--render')) {
+    // Re-renders bench/RESULTS.md from the last run's figures (bench/.tmp/results.json), e.g. after editing bench/analysis.md.
+    const report = JSON.parse(readFileSync(path.join(BENCH_DIR, '.tmp', 'results.json'), 'utf8'));
+    writeFileSync(path.join(BENCH_DIR, 'RESULTS.md'), `${render(report)}\n`);
+    log('re-rendered bench/RESULTS.md from bench/.tmp/results.json');
+    return;
+  }
   const info = machine();
   log(`${info.cpus} × ${info.model}, Node ${info.node}`);
   const { dist, label: build } = buildDist({ worktree: args.has('--worktree'), srcRoot: option('src') });

@@ -24,15 +24,39 @@ export async function readJsonBody(req: IncomingMessage, alreadyParsed: unknown,
     throw new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`);
   }
   const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limitBytes) {
-      req.resume();
-      throw new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`);
-    }
-    chunks.push(chunk as Buffer);
-  }
+  await new Promise<void>((resolve, reject) => {
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limitBytes) {
+        cleanup();
+        req.resume();
+        reject(new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve();
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(error);
+    };
+    // A client that hangs up before the end: the same failure `for await` reports.
+    const onClose = () => onError(Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
   const text = Buffer.concat(chunks).toString('utf8');
   try {
     return JSON.parse(text);

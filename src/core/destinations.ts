@@ -8,12 +8,28 @@ import { OtpError } from './errors.js';
 const PHONE_CHARACTERS = /^\+?[0-9\s().-]+$/;
 const REFUSED_PHONE_TYPES = new Set(['PREMIUM_RATE', 'SHARED_COST']);
 
+/** Successful results, by input: `resolveUser` hands back the same stored number on every send (bounded, oldest out). */
+const normalizedPhones = new Map<string, string>();
+const MAX_CACHED_PHONES = 10_000;
+
 /**
  * Turns `smsTo` (any common writing) and `smsISDCode` (`"1"` or `"+1"`, the default) into
  * E.164 (`+14155550100`). Throws `INVALID_PHONE` for anything that is not a valid United
  * States or Canada number, including other +1 countries and premium-rate numbers.
  */
 export function normalizePhone(smsTo: unknown, smsISDCode: unknown = '1'): string {
+  const cacheKey = typeof smsTo === 'string' && typeof smsISDCode === 'string' ? `${smsISDCode}\u0000${smsTo}` : undefined;
+  const cached = cacheKey === undefined ? undefined : normalizedPhones.get(cacheKey);
+  if (cached !== undefined) return cached;
+  const normalized = parsePhone(smsTo, smsISDCode);
+  if (cacheKey !== undefined) {
+    if (normalizedPhones.size >= MAX_CACHED_PHONES) normalizedPhones.delete(normalizedPhones.keys().next().value as string);
+    normalizedPhones.set(cacheKey, normalized);
+  }
+  return normalized;
+}
+
+function parsePhone(smsTo: unknown, smsISDCode: unknown): string {
   if (typeof smsISDCode !== 'string' || !/^\+?1$/.test(smsISDCode.trim())) {
     throw new OtpError('INVALID_PHONE', 'smsISDCode must be "1" or "+1": only United States and Canada numbers are supported.');
   }

@@ -33,7 +33,7 @@ const defaults = { prefix: 'otp:', commandTimeoutMs: 1000 } as const;
 const knownOptions = ['client', 'prefix', 'commandTimeoutMs'];
 
 /** The two shapes of `sendCommand`: a client's and a cluster's (which routes by a key). */
-type Send = (firstKey: string, args: string[], options: { abortSignal: AbortSignal }) => Promise<unknown>;
+type Send = (firstKey: string, args: string[], options: { abortSignal?: AbortSignal }) => Promise<unknown>;
 
 /**
  * An `OtpStore` on Redis for many app instances. Each operation is one Lua script (see
@@ -41,9 +41,10 @@ type Send = (firstKey: string, args: string[], options: { abortSignal: AbortSign
  *
  * Fails closed: every call, limiters included, settles within `commandTimeoutMs`; any Redis
  * error, a timeout, or a client that is reconnecting rejects with
- * `OtpError('STORE_UNAVAILABLE')`. Commands still queued when the time is up are withdrawn,
- * so they do not run later. node-redis keeps reconnecting on its own, and calls succeed again
- * as soon as it is back.
+ * `OtpError('STORE_UNAVAILABLE')`. A client that is not ready is refused before anything is
+ * queued (so no command waits in node-redis's offline queue to run later); one timer bounds
+ * each call. node-redis keeps reconnecting on its own, and calls succeed again as soon as it
+ * is back.
  */
 export function redisStore(options: RedisStoreOptions): OtpStore {
   const { client, prefix, commandTimeoutMs } = resolveOptions(options);
@@ -54,20 +55,16 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
     : (_firstKey, args, commandOptions) => (client as AnyRedisClient).sendCommand(args, commandOptions);
 
   /** Runs `operation` within `commandTimeoutMs`, turning every failure into STORE_UNAVAILABLE. */
-  async function bounded<T>(what: string, operation: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+  async function bounded<T>(what: string, operation: (abortSignal?: AbortSignal) => Promise<T>): Promise<T> {
     // A reconnecting single client would only queue the command: refuse at once instead.
     if (!isCluster && (client as AnyRedisClient).isReady === false) throw unavailable(what, 'the client is not connected');
-    const controller = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
-        controller.abort(); // withdraws the command if node-redis has not written it yet
-        reject(unavailable(what, `no answer within ${commandTimeoutMs} ms`));
-      }, commandTimeoutMs);
+      timer = setTimeout(() => reject(unavailable(what, `no answer within ${commandTimeoutMs} ms`)), commandTimeoutMs);
       timer.unref();
     });
     try {
-      return await Promise.race([operation(controller.signal), timeout]);
+      return await Promise.race([operation(), timeout]);
     } catch (error) {
       if (error instanceof OtpError || error instanceof RateLimiterRes) throw error; // RateLimiterRes: over the limit, not a fault
       throw unavailable(what, error instanceof Error ? error.message : String(error), error);
@@ -76,7 +73,7 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
     }
   }
 
-  async function run(script: RedisScript, keys: string[], args: string[], abortSignal: AbortSignal): Promise<unknown> {
+  async function run(script: RedisScript, keys: string[], args: string[], abortSignal?: AbortSignal): Promise<unknown> {
     const firstKey = keys[0] ?? '';
     const tail = [String(script.numberOfKeys), ...keys, ...args];
     try {
@@ -114,8 +111,8 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
         throw new TypeError(`limiter durationSeconds must be a whole number of seconds >= 1 (every Redis key needs a TTL), got ${String(durationSeconds)}`);
       }
       const limiter = new RateLimiterRedis({
-        // Queued commands are withdrawn after the timeout, and replies come in default types whatever the caller's typeMapping.
-        storeClient: client.withCommandOptions({ timeout: commandTimeoutMs }),
+        // Replies in default types whatever the caller's typeMapping; bounded() times every call.
+        storeClient: client.withCommandOptions({}),
         useRedisPackage: true,
         keyPrefix: `${prefix}rl:${name}`,
         points,

@@ -1,7 +1,7 @@
 import type { RedisClientType, RedisClusterType } from 'redis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { OtpError } from '../core/errors.js';
-import { wrapLimiter } from './memory.js';
+import { wrapLimiter } from './rate-limiter.js';
 import { codeKeys, issueScript, verifyScript, type RedisScript } from './redis-scripts.js';
 import type { IssueResult, Limiter, LimiterOptions, OtpStore, VerifyOutcome } from './types.js';
 

@@ -4,19 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { Destinations, OtpOptions } from '../src/index.js';
 import {
-  closeAgents, countingSenders, directory, median, numberInBlock, Session, startApp, storeBackends, type AbuseApp, type Answer,
+  abuseSuite, countingSenders, directory, median, numberInBlock, Session, startApp, type AbuseApp, type Answer,
 } from './helpers/abuse-app.js';
 
-const backends = await storeBackends();
-const apps: AbuseApp[] = [];
-after(async () => {
-  for (const app of apps) await app.close();
-  closeAgents();
-  for (const backend of backends) await backend.close();
-});
+const { backends, apps } = await abuseSuite();
 
 /** A provider that takes this long to accept a message: were delivery awaited, known users would answer this much later. */
 const PROVIDER_MS = 40;

@@ -3,19 +3,13 @@
  * 5.2.2), its timing, its reset on success, and that unknown usernames lock the same way.
  */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createOtpService, type OtpOptions } from '../src/index.js';
 import {
-  closeAgents, countingSenders, directory, Session, startApp, storeBackends, tally, type AbuseApp, type Answer,
+  abuseSuite, countingSenders, directory, Session, startApp, tally, type Answer,
 } from './helpers/abuse-app.js';
 
-const backends = await storeBackends();
-const apps: AbuseApp[] = [];
-after(async () => {
-  for (const app of apps) await app.close();
-  closeAgents();
-  for (const backend of backends) await backend.close();
-});
+const { backends, apps } = await abuseSuite();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const wrongFor = (code: string | undefined) => (code === '000000' ? '111111' : '000000');

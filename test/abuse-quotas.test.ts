@@ -4,20 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { Destinations, OtpEventMap, OtpOptions } from '../src/index.js';
 import { ipQuotaKey } from '../src/core/client-ip.js';
 import {
-  closeAgents, countingSenders, directory, numberInBlock, Session, startApp, storeBackends, tally, type AbuseApp, type Answer,
+  abuseSuite, countingSenders, directory, numberInBlock, Session, startApp, tally, type AbuseApp, type Answer,
 } from './helpers/abuse-app.js';
 
-const backends = await storeBackends();
-const apps: AbuseApp[] = [];
-after(async () => {
-  for (const app of apps) await app.close();
-  closeAgents();
-  for (const backend of backends) await backend.close();
-});
+const { backends, apps } = await abuseSuite();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const randomIPv4 = () => `${randomInt(1, 224)}.${randomInt(0, 256)}.${randomInt(0, 256)}.${randomInt(1, 255)}`;

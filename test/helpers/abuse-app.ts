@@ -5,6 +5,7 @@
  */
 import { Agent, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { after } from 'node:test';
 import express from 'express';
 import session from 'express-session';
 import { createClient } from 'redis';
@@ -213,4 +214,19 @@ export async function storeBackends(): Promise<Array<{ name: string; make: () =>
     },
   });
   return backends;
+}
+
+/**
+ * A suite's shared setup: one memory and one Redis backend, the apps it starts, and an
+ * `after` hook that closes them all.
+ */
+export async function abuseSuite() {
+  const backends = await storeBackends();
+  const apps: AbuseApp[] = [];
+  after(async () => {
+    for (const app of apps) await app.close();
+    closeAgents();
+    for (const backend of backends) await backend.close();
+  });
+  return { backends, apps };
 }

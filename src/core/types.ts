@@ -10,8 +10,14 @@ export interface Destinations {
   locale?: string;
 }
 
-export type Channel = 'sms' | 'email';
+/** Where one code can go. `whatsapp` and `voice` need their senders (`twilioWhatsApp`, `twilioVoice`). */
+export type Channel = 'sms' | 'email' | 'whatsapp' | 'voice';
+/** The channels that reach a phone number, each covered by the number quotas and spend breakers. */
+export type PhoneChannel = 'sms' | 'whatsapp' | 'voice';
+/** `both` is the seed's "Via Email and SMS": every one of those two that the user has. */
 export type ChannelChoice = Channel | 'both';
+/** How a session was verified: the SMS/email/WhatsApp/voice code, an authenticator app, or a recovery code. */
+export type VerifyMethod = 'code' | 'totp' | 'recovery';
 
 export interface SmsMessage {
   /** E.164, e.g. `+14155550100`. */
@@ -31,6 +37,68 @@ export interface EmailMessage {
   username: string;
 }
 
+/** A WhatsApp authentication-template message: the code is a template variable. */
+export interface WhatsAppMessage {
+  /** E.164, e.g. `+14155550100` (the sender adds `whatsapp:`). */
+  to: string;
+  code: string;
+  username: string;
+  /** The message locale, e.g. `en` or `fr-CA`. */
+  locale: string;
+}
+
+/** A voice call that reads the code aloud. */
+export interface VoiceMessage {
+  /** E.164. */
+  to: string;
+  code: string;
+  username: string;
+  /** The message locale, e.g. `en` or `fr-CA` (the voice's language). */
+  locale: string;
+  /** Names the app in the call ("your Acme code is"). */
+  appName: string;
+}
+
+export interface WhatsAppSender {
+  send(message: WhatsAppMessage): Promise<void>;
+}
+
+export interface VoiceSender {
+  send(message: VoiceMessage): Promise<void>;
+}
+
+/**
+ * A line-type gate before the first send to a number (`twilioLookup(...)`): `lookup` answers
+ * the number's line type (`mobile`, `landline`, `nonFixedVoip`, ...; `null` when unknown),
+ * and the core caches it, counts it in its own quota, and refuses (`block`) or only reports
+ * (`monitor`) a type not in `allow`.
+ */
+export interface LineTypeLookup {
+  readonly mode: 'block' | 'monitor';
+  readonly allow: readonly string[];
+  readonly cacheSeconds: number;
+  lookup(e164: string): Promise<{ lineType: string | null }>;
+}
+
+/**
+ * What blockid-otp reports to a metrics backend (`prometheusMetrics()` from
+ * `blockid-otp/metrics`). No argument ever holds a username, number, address, IP or code.
+ */
+export interface OtpMetrics {
+  /** One per channel of a send for a resolved user. `npa`: the area code on phone channels, `''` for email. */
+  send(channel: Channel, outcome: 'sent' | 'rate_limited' | 'test', npa: string): void;
+  /** A send answered with a decoy (unknown user). */
+  unknownUserSend(): void;
+  /** A refusal, by the limit's option name. */
+  rateLimited(limit: string): void;
+  /** One delivery attempt (retries included) and how long it took. */
+  delivery(channel: Channel, result: 'delivered' | 'failed', seconds: number): void;
+  verification(method: VerifyMethod, result: 'verified' | 'invalid' | 'burned' | 'locked'): void;
+  lock(kind: 'timed' | 'permanent'): void;
+  /** From issuing a code to its successful verify. */
+  timeToVerify(seconds: number): void;
+}
+
 export interface SmsSender {
   send(message: SmsMessage): Promise<void>;
 }
@@ -45,4 +113,5 @@ export interface OtpSessionFlag {
   username: string;
   /** Milliseconds since the epoch. */
   verifiedAt: number;
+  method: VerifyMethod;
 }

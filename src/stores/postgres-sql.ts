@@ -1,0 +1,516 @@
+/**
+ * The SQL behind `postgresStore`: five tables and one PL/pgSQL function per store operation,
+ * so each check-and-update is one statement that runs atomically inside PostgreSQL.
+ *
+ * Tables (for the default prefix `blockid_otp_`; every row has `expires_at`, and a row past
+ * it counts as absent and is overwritten or swept):
+ * - `blockid_otp_slots` — one row per (username key, space, slot): the code's keyed hash, its
+ *   attempts, when it was issued, `code_until`, and the slot's resend `cooldown_until`.
+ * - `blockid_otp_users` — one row per (username key, space): the per-username send quota
+ *   (`sends`, `sends_until`), the failures in a row (`failures`, `failures_until`) and the
+ *   timed lock (`lock_until`). The permanent lock is `failures >= maxConsecutiveFailures`.
+ * - `blockid_otp_counters` — fixed-window quota counters (`hits` until `expires_at`).
+ * - `blockid_otp_uses` — accepted TOTP time steps and used recovery codes (single use).
+ * - `blockid_otp_cache` — the small key/value cache.
+ * Keys, slots and ids are the keyed hashes the core passes in: no personal data.
+ *
+ * Locking: every function first takes a transaction-scoped advisory lock on its username key
+ * (all operations of one username run one at a time, across every instance), then the locks
+ * of the quota counters it reads, in ascending lock-id order. No operation takes a username
+ * lock after a counter lock, so concurrent plans cannot deadlock. The locks are released
+ * at commit, after the writes are visible. Time is the database's `clock_timestamp()` read
+ * once the locks are held, so every instance shares one clock.
+ */
+
+/** Schema and table prefix: lowercase SQL identifiers, so quoting changes nothing but safety. */
+export const identifierPattern = /^[a-z_][a-z0-9_]*$/;
+/** The longest table-derived name is `<prefix>counters_expires_at_idx`; PostgreSQL keeps 63 bytes. */
+export const maxPrefixLength = 40;
+
+/** Advisory lock classes (two-key form, so they never meet single-key locks of migration tools). */
+const lockClass = { ddl: 1651076980, user: 1651076981, counter: 1651076982 } as const;
+
+export const tableNames = ['slots', 'users', 'counters', 'uses', 'cache'] as const;
+export type TableName = (typeof tableNames)[number];
+
+export interface SqlNames {
+  /** `"schema"."prefix_name"` for a table or function. */
+  q(name: string): string;
+  /** The advisory-lock namespace mixed into every lock id, so stores with other prefixes do not contend. */
+  namespace: string;
+}
+
+export function sqlNames(schema: string, tablePrefix: string): SqlNames {
+  return {
+    q: (name) => `${quoteIdent(schema)}.${quoteIdent(tablePrefix + name)}`,
+    namespace: `${schema}.${tablePrefix}:`,
+  };
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * A string literal that means the same whatever `standard_conforming_strings` says (the
+ * `E'…'` form with backslashes doubled). Operations are sent as one simple-protocol query
+ * (see `postgres.ts`), which cannot carry bind parameters, so their one argument is quoted here.
+ */
+export function quoteLiteral(value: string): string {
+  if (value.includes('\u0000')) throw new TypeError('PostgreSQL text cannot hold NUL characters');
+  return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+/**
+ * The DDL: `CREATE … IF NOT EXISTS` for the tables and indexes, `CREATE OR REPLACE` for the
+ * functions. Safe to run again (also after an upgrade of blockid-otp, which may replace the
+ * functions). `postgresStore` runs it under an advisory lock in one transaction; teams that
+ * use `createTables: false` run it from their migrations.
+ */
+export function schemaSql({ schema, tablePrefix }: { schema: string; tablePrefix: string }): string {
+  const { q, namespace } = sqlNames(schema, tablePrefix);
+  const ns = quoteLiteral(namespace);
+  const lockUser = (user: string) => `PERFORM pg_advisory_xact_lock(${lockClass.user}, hashtext(${ns} || (${user})));`;
+  const index = (table: TableName) =>
+    `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${tablePrefix}${table}_expires_at_idx`)} ON ${q(table)} (expires_at);`;
+  const ms = (value: string) => `(${value})::bigint * interval '1 millisecond'`;
+
+  return `${schema === 'public' ? '' : `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)};\n`}
+CREATE TABLE IF NOT EXISTS ${q('slots')} (
+  user_key text NOT NULL,
+  space text NOT NULL CHECK (space IN ('user', 'decoy')),
+  slot text NOT NULL,
+  code_hash text,
+  attempts integer NOT NULL DEFAULT 0,
+  issued_at_ms bigint,
+  code_until timestamptz,
+  cooldown_until timestamptz,
+  expires_at timestamptz NOT NULL,
+  PRIMARY KEY (user_key, space, slot)
+);
+${index('slots')}
+CREATE TABLE IF NOT EXISTS ${q('users')} (
+  user_key text NOT NULL,
+  space text NOT NULL CHECK (space IN ('user', 'decoy')),
+  sends integer NOT NULL DEFAULT 0,
+  sends_until timestamptz,
+  failures integer NOT NULL DEFAULT 0,
+  failures_until timestamptz,
+  lock_until timestamptz,
+  expires_at timestamptz NOT NULL,
+  PRIMARY KEY (user_key, space)
+);
+${index('users')}
+CREATE TABLE IF NOT EXISTS ${q('counters')} (
+  key text PRIMARY KEY,
+  hits integer NOT NULL,
+  expires_at timestamptz NOT NULL
+);
+${index('counters')}
+CREATE TABLE IF NOT EXISTS ${q('uses')} (
+  user_key text NOT NULL,
+  kind text NOT NULL CHECK (kind IN ('totp', 'recovery')),
+  id text NOT NULL,
+  step bigint,
+  expires_at timestamptz NOT NULL,
+  PRIMARY KEY (user_key, kind, id)
+);
+${index('uses')}
+CREATE TABLE IF NOT EXISTS ${q('cache')} (
+  key text PRIMARY KEY,
+  value text NOT NULL,
+  expires_at timestamptz NOT NULL
+);
+${index('cache')}
+
+-- Milliseconds from p_now until p_until, at least 1 (NULL for NULL).
+CREATE OR REPLACE FUNCTION ${q('ms_until')}(p_until timestamptz, p_now timestamptz) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT AS $fn$
+  SELECT greatest(1, ceil(extract(epoch FROM (p_until - p_now)) * 1000))::bigint
+$fn$;
+
+-- The lock of one space, or NULL: {"permanent": bool, "retryAfterMs": n}.
+CREATE OR REPLACE FUNCTION ${q('locked')}(p_user text, p_space text, p_now timestamptz, p_policy jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  r record;
+BEGIN
+  SELECT failures, failures_until, lock_until INTO r FROM ${q('users')} WHERE user_key = p_user AND space = p_space;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  IF r.failures_until > p_now AND r.failures >= (p_policy->>'maxConsecutiveFailures')::int THEN
+    RETURN jsonb_build_object('permanent', true, 'retryAfterMs', ${q('ms_until')}(r.failures_until, p_now));
+  END IF;
+  IF r.lock_until > p_now THEN
+    RETURN jsonb_build_object('permanent', false, 'retryAfterMs', ${q('ms_until')}(r.lock_until, p_now));
+  END IF;
+  RETURN NULL;
+END
+$fn$;
+
+-- Counts one failure in a row for a space that is not locked; returns the lock it starts (NULL, 'timed', 'permanent').
+CREATE OR REPLACE FUNCTION ${q('fail')}(p_user text, p_space text, p_now timestamptz, p_policy jsonb) RETURNS text
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_failures int;
+  v_every int := (p_policy->>'failedVerifications')::int;
+  v_memory timestamptz := p_now + ${ms("p_policy->>'failureMemoryMs'")};
+  v_lock text := NULL;
+  v_lock_until timestamptz := NULL;
+BEGIN
+  SELECT CASE WHEN failures_until > p_now THEN failures ELSE 0 END INTO v_failures
+    FROM ${q('users')} WHERE user_key = p_user AND space = p_space;
+  v_failures := coalesce(v_failures, 0) + 1;
+  IF v_every > 0 AND v_failures % v_every = 0 THEN
+    v_lock := 'timed';
+    v_lock_until := p_now + ${ms("p_policy->>'lockMs'")};
+  END IF;
+  IF v_failures >= (p_policy->>'maxConsecutiveFailures')::int THEN
+    v_lock := 'permanent';
+  END IF;
+  INSERT INTO ${q('users')} AS u (user_key, space, failures, failures_until, lock_until, expires_at)
+  VALUES (p_user, p_space, v_failures, v_memory, v_lock_until, greatest(v_memory, v_lock_until))
+  ON CONFLICT (user_key, space) DO UPDATE SET
+    failures = EXCLUDED.failures,
+    failures_until = EXCLUDED.failures_until,
+    lock_until = EXCLUDED.lock_until,
+    expires_at = greatest(EXCLUDED.expires_at, CASE WHEN u.sends_until > p_now THEN u.sends_until END);
+  RETURN v_lock;
+END
+$fn$;
+
+-- Forgets the failures and locks of one space (p_space NULL: both); keeps the send quota.
+CREATE OR REPLACE FUNCTION ${q('reset')}(p_user text, p_space text, p_now timestamptz) RETURNS void
+LANGUAGE sql AS $fn$
+  UPDATE ${q('users')} SET failures = 0, failures_until = NULL, lock_until = NULL,
+    expires_at = coalesce(CASE WHEN sends_until > p_now THEN sends_until END, p_now)
+  WHERE user_key = p_user AND (p_space IS NULL OR space = p_space);
+$fn$;
+
+-- A counter's refusal, or NULL: live hits plus those this plan has already taken, against its points.
+CREATE OR REPLACE FUNCTION ${q('check')}(c jsonb, p_hits jsonb, p_ends jsonb, p_taken jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $fn$
+  SELECT CASE
+    WHEN coalesce((p_hits->>(c->>'key'))::int, 0) + coalesce((p_taken->>(c->>'key'))::int, 0) >= (c->>'points')::int
+    THEN jsonb_build_object('limit', c->>'limit',
+      'retryAfterMs', coalesce((p_ends->>(c->>'key'))::bigint, greatest(1, (c->>'windowMs')::bigint)))
+  END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ${q('take')}(c jsonb, p_taken jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $fn$
+  SELECT CASE WHEN c->>'mode' = 'take'
+    THEN p_taken || jsonb_build_object(c->>'key', coalesce((p_taken->>(c->>'key'))::int, 0) + 1)
+    ELSE p_taken END
+$fn$;
+
+-- OtpStore.send: decides the whole plan; writes only when it is admitted.
+CREATE OR REPLACE FUNCTION ${q('send')}(p jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_user text := p->>'user';
+  v_space text := p->>'space';
+  v_slot text := p->>'slot';
+  v_cooldown_ms bigint := (p->>'cooldownMs')::bigint;
+  v_per_user jsonb := CASE WHEN jsonb_typeof(p->'perUser') = 'object' THEN p->'perUser' END;
+  v_counters jsonb;
+  v_keys text[];
+  v_lock int;
+  v_now timestamptz;
+  v_hits jsonb := '{}';
+  v_ends jsonb := '{}';
+  v_windows jsonb := '{}';
+  v_taken jsonb := '{}';
+  v_trial jsonb;
+  v_refusal jsonb := NULL;
+  v_group_refusal jsonb;
+  v_first_target jsonb := NULL;
+  v_targets jsonb := '[]';
+  v_admitted boolean := false;
+  v_c jsonb;
+  v_g jsonb;
+  v_r record;
+  v_key text;
+  v_sends int := 0;
+  v_sends_until timestamptz := NULL;
+  v_until timestamptz;
+  v_code_until timestamptz;
+  v_cooldown_until timestamptz;
+BEGIN
+  ${lockUser('v_user')}
+  SELECT coalesce(jsonb_agg(c), '[]') INTO v_counters FROM (
+    SELECT c FROM jsonb_array_elements(p->'request') c
+    UNION ALL SELECT c FROM jsonb_array_elements(p->'targets') g, jsonb_array_elements(g) c
+  ) all_counters;
+  SELECT coalesce(array_agg(DISTINCT c->>'key'), '{}') INTO v_keys FROM jsonb_array_elements(v_counters) c;
+  FOR v_lock IN SELECT DISTINCT hashtext(${ns} || k) FROM unnest(v_keys) k ORDER BY 1 LOOP
+    PERFORM pg_advisory_xact_lock(${lockClass.counter}, v_lock);
+  END LOOP;
+  v_now := clock_timestamp();
+
+  FOR v_r IN SELECT key, hits, expires_at FROM ${q('counters')} WHERE key = ANY (v_keys) AND expires_at > v_now LOOP
+    v_hits := v_hits || jsonb_build_object(v_r.key, v_r.hits);
+    v_ends := v_ends || jsonb_build_object(v_r.key, ${q('ms_until')}(v_r.expires_at, v_now));
+  END LOOP;
+  FOR v_c IN SELECT * FROM jsonb_array_elements(v_counters) LOOP
+    IF NOT v_windows ? (v_c->>'key') THEN
+      v_windows := v_windows || jsonb_build_object(v_c->>'key', (v_c->>'windowMs')::bigint);
+    END IF;
+  END LOOP;
+
+  SELECT cooldown_until INTO v_until FROM ${q('slots')}
+    WHERE user_key = v_user AND space = v_space AND slot = v_slot AND cooldown_until > v_now;
+  IF FOUND THEN
+    v_refusal := jsonb_build_object('limit', 'resendCooldownSeconds', 'retryAfterMs', ${q('ms_until')}(v_until, v_now));
+  END IF;
+
+  IF v_per_user IS NOT NULL THEN
+    SELECT sends, sends_until INTO v_r FROM ${q('users')}
+      WHERE user_key = v_user AND space = v_space AND sends_until > v_now;
+    IF FOUND THEN
+      v_sends := v_r.sends;
+      v_sends_until := v_r.sends_until;
+    END IF;
+    IF v_refusal IS NULL AND v_sends >= (v_per_user->>'points')::int THEN
+      v_refusal := jsonb_build_object('limit', 'sendsPerUsername', 'retryAfterMs',
+        coalesce(${q('ms_until')}(v_sends_until, v_now), greatest(1, (v_per_user->>'windowMs')::bigint)));
+    END IF;
+  END IF;
+
+  FOR v_c IN SELECT * FROM jsonb_array_elements(p->'request') LOOP
+    v_group_refusal := ${q('check')}(v_c, v_hits, v_ends, v_taken);
+    IF v_group_refusal IS NULL THEN
+      v_taken := ${q('take')}(v_c, v_taken);
+    ELSIF v_refusal IS NULL THEN
+      v_refusal := v_group_refusal;
+    END IF;
+  END LOOP;
+
+  FOR v_g IN SELECT * FROM jsonb_array_elements(p->'targets') LOOP
+    v_trial := v_taken;
+    v_group_refusal := NULL;
+    FOR v_c IN SELECT * FROM jsonb_array_elements(v_g) LOOP
+      v_group_refusal := ${q('check')}(v_c, v_hits, v_ends, v_trial);
+      EXIT WHEN v_group_refusal IS NOT NULL;
+      v_trial := ${q('take')}(v_c, v_trial);
+    END LOOP;
+    IF v_group_refusal IS NULL THEN
+      v_taken := v_trial;
+      v_admitted := true;
+    ELSIF v_first_target IS NULL THEN
+      v_first_target := v_group_refusal;
+    END IF;
+    v_targets := v_targets || jsonb_build_array(v_group_refusal);
+  END LOOP;
+  IF v_refusal IS NULL AND jsonb_array_length(v_targets) > 0 AND NOT v_admitted THEN
+    v_refusal := v_first_target;
+  END IF;
+  IF v_refusal IS NOT NULL THEN
+    RETURN jsonb_build_object('ok', false, 'refusal', v_refusal, 'targets', v_targets);
+  END IF;
+
+  -- Admitted: the code replaces the slot's, the cooldown starts, the quotas count one.
+  v_code_until := v_now + ${ms("p->'code'->>'ttlMs'")};
+  v_cooldown_until := CASE WHEN v_cooldown_ms > 0 THEN v_now + ${ms('v_cooldown_ms')} END;
+  INSERT INTO ${q('slots')} AS s (user_key, space, slot, code_hash, attempts, issued_at_ms, code_until, cooldown_until, expires_at)
+  VALUES (v_user, v_space, v_slot, p->'code'->>'hash', 0, (p->'code'->>'issuedAtMs')::bigint,
+    v_code_until, v_cooldown_until, greatest(v_code_until, v_cooldown_until))
+  ON CONFLICT (user_key, space, slot) DO UPDATE SET
+    code_hash = EXCLUDED.code_hash, attempts = 0, issued_at_ms = EXCLUDED.issued_at_ms,
+    code_until = EXCLUDED.code_until, cooldown_until = EXCLUDED.cooldown_until, expires_at = EXCLUDED.expires_at;
+
+  IF v_per_user IS NOT NULL THEN
+    v_sends_until := coalesce(v_sends_until, v_now + ${ms("v_per_user->>'windowMs'")});
+    INSERT INTO ${q('users')} AS u (user_key, space, sends, sends_until, expires_at)
+    VALUES (v_user, v_space, v_sends + 1, v_sends_until, v_sends_until)
+    ON CONFLICT (user_key, space) DO UPDATE SET
+      sends = EXCLUDED.sends, sends_until = EXCLUDED.sends_until,
+      expires_at = greatest(EXCLUDED.sends_until,
+        CASE WHEN u.failures_until > v_now THEN u.failures_until END,
+        CASE WHEN u.lock_until > v_now THEN u.lock_until END);
+  END IF;
+
+  FOR v_key IN SELECT jsonb_object_keys(v_taken) LOOP
+    INSERT INTO ${q('counters')} AS c (key, hits, expires_at)
+    VALUES (v_key, (v_taken->>v_key)::int, v_now + ${ms('v_windows->>v_key')})
+    ON CONFLICT (key) DO UPDATE SET
+      hits = CASE WHEN c.expires_at > v_now THEN c.hits + EXCLUDED.hits ELSE EXCLUDED.hits END,
+      expires_at = CASE WHEN c.expires_at > v_now THEN c.expires_at ELSE EXCLUDED.expires_at END;
+  END LOOP;
+  RETURN jsonb_build_object('ok', true, 'targets', v_targets);
+END
+$fn$;
+
+-- OtpStore.verify: find the code; locked, then burned, before comparing; single use.
+CREATE OR REPLACE FUNCTION ${q('verify')}(p jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_user text := p->>'user';
+  v_policy jsonb := p->'policy';
+  v_now timestamptz;
+  v_code record;
+  v_locked jsonb;
+BEGIN
+  ${lockUser('v_user')}
+  v_now := clock_timestamp();
+  SELECT s.space, s.slot, s.code_hash, s.attempts, s.issued_at_ms, s.cooldown_until INTO v_code
+    FROM jsonb_array_elements_text(p->'slots') WITH ORDINALITY AS wanted(slot, n)
+    JOIN ${q('slots')} s ON s.user_key = v_user AND s.slot = wanted.slot
+    WHERE s.code_hash IS NOT NULL AND s.code_until > v_now
+    ORDER BY wanted.n, s.space = 'user' DESC
+    LIMIT 1;
+  IF NOT FOUND THEN
+    RETURN '{"result": "missing"}';
+  END IF;
+  v_locked := ${q('locked')}(v_user, v_code.space, v_now, v_policy);
+  IF v_locked IS NOT NULL THEN
+    RETURN jsonb_build_object('result', 'locked', 'space', v_code.space) || v_locked;
+  END IF;
+  IF v_code.attempts >= (v_policy->>'maxAttempts')::int THEN
+    RETURN jsonb_build_object('result', 'burned', 'space', v_code.space);
+  END IF;
+  -- Keyed hashes the caller cannot choose: plain equality leaks nothing useful about the code.
+  IF v_code.space = 'user' AND v_code.code_hash = p->>'hash' THEN
+    IF v_code.cooldown_until > v_now THEN
+      UPDATE ${q('slots')} SET code_hash = NULL, attempts = 0, issued_at_ms = NULL, code_until = NULL, expires_at = cooldown_until
+        WHERE user_key = v_user AND space = 'user' AND slot = v_code.slot;
+    ELSE
+      DELETE FROM ${q('slots')} WHERE user_key = v_user AND space = 'user' AND slot = v_code.slot;
+    END IF;
+    PERFORM ${q('reset')}(v_user, 'user', v_now);
+    RETURN jsonb_build_object('result', 'ok', 'space', 'user', 'issuedAtMs', v_code.issued_at_ms);
+  END IF;
+  UPDATE ${q('slots')} SET attempts = attempts + 1
+    WHERE user_key = v_user AND space = v_code.space AND slot = v_code.slot;
+  RETURN jsonb_build_object('result', 'mismatch', 'space', v_code.space,
+    'lock', ${q('fail')}(v_user, v_code.space, v_now, v_policy));
+END
+$fn$;
+
+-- OtpStore.attempt: refuse while locked, else count one failure in advance.
+CREATE OR REPLACE FUNCTION ${q('attempt')}(p jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_user text := p->>'user';
+  v_space text := p->>'space';
+  v_now timestamptz;
+  v_locked jsonb;
+BEGIN
+  ${lockUser('v_user')}
+  v_now := clock_timestamp();
+  v_locked := ${q('locked')}(v_user, v_space, v_now, p->'policy');
+  IF v_locked IS NOT NULL THEN
+    RETURN jsonb_build_object('ok', false) || v_locked;
+  END IF;
+  RETURN jsonb_build_object('ok', true, 'lock', ${q('fail')}(v_user, v_space, v_now, p->'policy'));
+END
+$fn$;
+
+-- OtpStore.settle: single use of a TOTP step or a recovery code, then reset the user space.
+CREATE OR REPLACE FUNCTION ${q('settle')}(p jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_user text := p->>'user';
+  v_use jsonb := p->'use';
+  v_kind text := p->'use'->>'kind';
+  v_id text := CASE WHEN p->'use'->>'kind' = 'totp' THEN '' ELSE p->'use'->>'id' END;
+  v_step bigint := (p->'use'->>'step')::bigint;
+  v_now timestamptz;
+  v_last record;
+BEGIN
+  ${lockUser('v_user')}
+  v_now := clock_timestamp();
+  SELECT step INTO v_last FROM ${q('uses')} WHERE user_key = v_user AND kind = v_kind AND id = v_id AND expires_at > v_now;
+  IF FOUND AND (v_kind = 'recovery' OR v_last.step >= v_step) THEN
+    RETURN 'false';
+  END IF;
+  INSERT INTO ${q('uses')} (user_key, kind, id, step, expires_at)
+  VALUES (v_user, v_kind, v_id, v_step, v_now + ${ms("v_use->>'ttlMs'")})
+  ON CONFLICT (user_key, kind, id) DO UPDATE SET step = EXCLUDED.step, expires_at = EXCLUDED.expires_at;
+  PERFORM ${q('reset')}(v_user, 'user', v_now);
+  RETURN 'true';
+END
+$fn$;
+
+-- OtpStore.unlock: both spaces.
+CREATE OR REPLACE FUNCTION ${q('unlock')}(p jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  ${lockUser("p->>'user'")}
+  PERFORM ${q('reset')}(p->>'user', NULL, clock_timestamp());
+  RETURN 'null';
+END
+$fn$;
+
+-- OtpStore.consume: one counter outside a send plan; its refusal, or JSON null when admitted.
+CREATE OR REPLACE FUNCTION ${q('consume')}(c jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_key text := c->>'key';
+  v_now timestamptz;
+  v_r record;
+  v_hits jsonb := '{}';
+  v_ends jsonb := '{}';
+  v_refusal jsonb;
+BEGIN
+  PERFORM pg_advisory_xact_lock(${lockClass.counter}, hashtext(${ns} || v_key));
+  v_now := clock_timestamp();
+  SELECT hits, expires_at INTO v_r FROM ${q('counters')} WHERE key = v_key AND expires_at > v_now;
+  IF FOUND THEN
+    v_hits := jsonb_build_object(v_key, v_r.hits);
+    v_ends := jsonb_build_object(v_key, ${q('ms_until')}(v_r.expires_at, v_now));
+  END IF;
+  v_refusal := ${q('check')}(c, v_hits, v_ends, '{}');
+  IF v_refusal IS NOT NULL THEN
+    RETURN v_refusal;
+  END IF;
+  IF c->>'mode' = 'take' THEN
+    INSERT INTO ${q('counters')} AS t (key, hits, expires_at)
+    VALUES (v_key, 1, v_now + ${ms("c->>'windowMs'")})
+    ON CONFLICT (key) DO UPDATE SET
+      hits = CASE WHEN t.expires_at > v_now THEN t.hits + 1 ELSE 1 END,
+      expires_at = CASE WHEN t.expires_at > v_now THEN t.expires_at ELSE EXCLUDED.expires_at END;
+  END IF;
+  RETURN 'null';
+END
+$fn$;
+`;
+}
+
+/** The DDL under an advisory lock, as one implicit transaction (concurrent `CREATE … IF NOT EXISTS` fails otherwise). */
+export function createTablesSql(options: { schema: string; tablePrefix: string }): string {
+  return `SELECT pg_advisory_xact_lock(${lockClass.ddl}, 0);\n${schemaSql(options)}`;
+}
+
+/** `SELECT schema.prefix_<operation>(<json>)::text AS r`, the one statement of a store operation. */
+export function callSql(names: SqlNames, operation: 'send' | 'verify' | 'attempt' | 'settle' | 'unlock' | 'consume', argument: unknown): string {
+  return `SELECT ${names.q(operation)}(${quoteLiteral(JSON.stringify(argument))}::jsonb)::text AS r`;
+}
+
+export function cacheGetSql(names: SqlNames, key: string): string {
+  return `SELECT value AS r FROM ${names.q('cache')} WHERE key = ${quoteLiteral(key)} AND expires_at > clock_timestamp()`;
+}
+
+export function cacheSetSql(names: SqlNames, key: string, value: string, ttlMs: number): string {
+  return `INSERT INTO ${names.q('cache')} (key, value, expires_at)
+VALUES (${quoteLiteral(key)}, ${quoteLiteral(value)}, clock_timestamp() + ${ttlMs}::bigint * interval '1 millisecond')
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at`;
+}
+
+/**
+ * Deletes at most `batchSize` expired rows of one table. Rows in use by an operation are
+ * skipped (SKIP LOCKED), so the sweep never waits for, nor holds up, a request for long.
+ */
+export function sweepSql(names: SqlNames, table: TableName, batchSize: number): string {
+  return `DELETE FROM ${names.q(table)} WHERE ctid = ANY (ARRAY(
+  SELECT ctid FROM ${names.q(table)} WHERE expires_at < now() LIMIT ${batchSize} FOR UPDATE SKIP LOCKED
+)) AND expires_at < now()`;
+}
+
+/** The functions `createTables: false` expects to find (the check made by `ready()`). */
+export function functionsSql(names: SqlNames): string {
+  const fns = ['send', 'verify', 'attempt', 'settle', 'unlock', 'consume'];
+  return `SELECT count(*)::int AS r FROM unnest(ARRAY[${fns.map((fn) => quoteLiteral(`${names.q(fn)}(jsonb)`)).join(', ')}]) f
+WHERE to_regprocedure(f) IS NULL`;
+}

@@ -1,0 +1,409 @@
+import type { Pool, PoolClient } from 'pg';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { OtpError } from '../core/errors.js';
+import {
+  cacheGetSql,
+  cacheSetSql,
+  callSql,
+  createTablesSql,
+  functionsSql,
+  identifierPattern,
+  maxPrefixLength,
+  schemaSql,
+  sqlNames,
+  sweepSql,
+  tableNames,
+} from './postgres-sql.js';
+import type {
+  AttemptRequest,
+  AttemptStart,
+  Counter,
+  LockPolicy,
+  OtpStore,
+  Refusal,
+  SendDecision,
+  SendPlan,
+  SettleRequest,
+  VerifyOutcome,
+  VerifyRequest,
+} from './types.js';
+
+export interface PostgresStoreOptions {
+  /** A `pg` Pool. The store borrows connections and never ends it; give it an `'error'` listener (see README). */
+  pool: Pool;
+  /** Schema of the tables and functions. Default `'public'`. Lowercase letters, digits and `_`. */
+  schema?: string;
+  /** Prepended to every table and function name. Default `'blockid_otp_'`. Lowercase letters, digits and `_`. */
+  tablePrefix?: string;
+  /** Create (or update) the tables and functions on first use. Default `true`; `false` if your migrations run `postgresSchemaSql()`. */
+  createTables?: boolean;
+  /** How often expired rows are deleted, in milliseconds; `0` turns the timer off. Default 60 000. */
+  sweepIntervalMs?: number;
+  /** Rows deleted per table per sweep statement; a run repeats it at most 100 times per table. Default 1000. */
+  sweepBatchSize?: number;
+  /**
+   * Upper bound on every store call, connection wait included; beyond it the call fails with
+   * `STORE_UNAVAILABLE`, and the statement is cancelled on the server too. Default 1000.
+   */
+  commandTimeoutMs?: number;
+}
+
+/** An `OtpStore` on PostgreSQL, with its set-up and sweep exposed. */
+export interface PostgresStore extends OtpStore {
+  /** Resolves once the tables and functions exist (creating them unless `createTables: false`). */
+  ready(): Promise<void>;
+  /** Runs one bounded sweep now; resolves with the number of expired rows deleted. */
+  sweep(): Promise<number>;
+  /** Stops the sweep timer and waits for a running sweep. Does not end the caller's pool. */
+  close(): Promise<void>;
+}
+
+const defaults = {
+  schema: 'public',
+  tablePrefix: 'blockid_otp_',
+  createTables: true,
+  sweepIntervalMs: 60_000,
+  sweepBatchSize: 1000,
+  commandTimeoutMs: 1000,
+} as const;
+type Resolved = Required<PostgresStoreOptions>;
+const knownOptions = ['pool', ...Object.keys(defaults)];
+const sweepBatchesPerRun = 100;
+
+/**
+ * An `OtpStore` for many app instances on one PostgreSQL database. Each operation is one
+ * round trip that runs one PL/pgSQL function (see `postgres-sql.ts`) in its own transaction.
+ *
+ * Fails closed, bounded on both ends: the connection is taken from the pool and the answer
+ * awaited within `commandTimeoutMs` (a client that timed out is destroyed, not returned to
+ * the pool), and the same round trip sets `statement_timeout` and `lock_timeout` for its own
+ * transaction only (`SET LOCAL`), slightly below the time left, so the server gives up
+ * before the caller does and a call answered `STORE_UNAVAILABLE` changes nothing later.
+ * Every failure rejects with `OtpError('STORE_UNAVAILABLE')`; the pool reconnects by itself.
+ */
+export function postgresStore(options: PostgresStoreOptions): PostgresStore {
+  const { pool, schema, tablePrefix, createTables, sweepIntervalMs, sweepBatchSize, commandTimeoutMs } = resolveOptions(options);
+  const names = sqlNames(schema, tablePrefix);
+  const setupTimeoutMs = Math.max(commandTimeoutMs, 10_000);
+  const sweepTimeoutMs = Math.max(commandTimeoutMs, 5000);
+
+  /** Runs `sql` in one round trip within `deadline` (a `performance.now()` time); the value of column `r` of its last row. */
+  async function exec(what: string, sql: string, deadline: number): Promise<{ value: string | null; rowCount: number }> {
+    let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        reject(unavailable(what, `no answer within ${commandTimeoutMs} ms`));
+      }, Math.max(0, deadline - performance.now()));
+      timer.unref();
+    });
+    const connecting = pool.connect();
+    let client: PoolClient;
+    try {
+      client = await Promise.race([connecting, timeout]);
+    } catch (error) {
+      // A connection that arrives after the deadline goes straight back to the pool.
+      if (timedOut) connecting.then((late) => late.release(), () => {});
+      clearTimeout(timer);
+      throw error instanceof OtpError ? error : unavailable(what, describe(error), error);
+    }
+    // While checked out, the pool no longer listens for the client's errors: without a listener
+    // here a connection lost mid-query would crash the process.
+    const onClientError = (): void => {};
+    client.on('error', onClientError);
+    let destroy: Error | undefined;
+    try {
+      const leftMs = deadline - performance.now();
+      if (leftMs < 2) throw unavailable(what, `no answer within ${commandTimeoutMs} ms`);
+      // The server stops first, so its error (not our timer) is the usual answer, and then nothing was applied.
+      const serverMs = Math.max(1, Math.floor(leftMs - Math.min(100, Math.max(5, leftMs / 10))));
+      const text = `SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = ${serverMs}; SET LOCAL lock_timeout = ${serverMs};\n${sql}`;
+      const querying = client.query(text) as Promise<unknown>;
+      querying.catch(() => {}); // settles after a destroy; already answered by then
+      const results = (await Promise.race([querying, timeout])) as unknown;
+      const last = (Array.isArray(results) ? results[results.length - 1] : results) as { rows?: Array<{ r?: unknown }>; rowCount?: number | null };
+      const value = last?.rows?.[0]?.r;
+      return { value: value === undefined || value === null ? null : String(value), rowCount: last?.rowCount ?? 0 };
+    } catch (error) {
+      // A server ERROR leaves the connection usable; anything else (a timeout, a lost or FATAL connection) destroys it.
+      if ((error as { severity?: unknown } | null)?.severity !== 'ERROR') destroy = error instanceof Error ? error : new Error(String(error));
+      throw error instanceof OtpError ? error : unavailable(what, describe(error), error);
+    } finally {
+      clearTimeout(timer);
+      client.off('error', onClientError);
+      client.release(destroy);
+    }
+  }
+
+  let readyPromise: Promise<void> | undefined;
+  let isReady = false;
+  function ready(): Promise<void> {
+    readyPromise ??= (async () => {
+      const deadline = performance.now() + setupTimeoutMs;
+      if (createTables) {
+        await exec('create tables', createTablesSql({ schema, tablePrefix }), deadline);
+      } else {
+        const missing = Number((await exec('check tables', functionsSql(names), deadline)).value);
+        if (missing > 0) {
+          throw new OtpError(
+            'STORE_UNAVAILABLE',
+            `The OTP store (PostgreSQL) finds ${missing} of its functions missing in schema "${schema}" with prefix "${tablePrefix}": run the SQL of postgresSchemaSql() in a migration, or pass createTables: true.`,
+          );
+        }
+      }
+      isReady = true;
+    })().catch((error: unknown) => {
+      readyPromise = undefined; // the next call tries again
+      throw error;
+    });
+    return readyPromise;
+  }
+
+  /** One store operation: the tables exist (or are created), then one statement, all within `commandTimeoutMs`. */
+  async function run(what: string, sql: string): Promise<string | null> {
+    const deadline = performance.now() + commandTimeoutMs;
+    if (!isReady) await beforeDeadline(what, ready(), deadline);
+    return (await exec(what, sql, deadline)).value;
+  }
+
+  async function call<T>(operation: Parameters<typeof callSql>[1], argument: unknown): Promise<T> {
+    const reply = await run(operation, callSql(names, operation, argument));
+    if (reply === null) throw unavailable(operation, 'no reply');
+    return JSON.parse(reply) as T;
+  }
+
+  let sweeping: Promise<number> | undefined;
+  let closed = false;
+  function sweep(): Promise<number> {
+    sweeping ??= (async () => {
+      let deleted = 0;
+      try {
+        await ready();
+        for (const table of tableNames) {
+          for (let batch = 0; batch < sweepBatchesPerRun && !closed; batch += 1) {
+            const { rowCount } = await exec(`sweep ${table}`, sweepSql(names, table, sweepBatchSize), performance.now() + sweepTimeoutMs);
+            deleted += rowCount;
+            if (rowCount < sweepBatchSize) break;
+            await yieldToEventLoop(); // let requests in between batches
+          }
+        }
+      } finally {
+        sweeping = undefined;
+      }
+      return deleted;
+    })();
+    return sweeping;
+  }
+  const timer =
+    sweepIntervalMs > 0
+      ? setInterval(() => {
+          // A failed sweep (database down) is retried at the next tick; requests report the outage.
+          sweep().catch(() => {});
+        }, sweepIntervalMs)
+      : undefined;
+  timer?.unref();
+
+  return {
+    ready,
+    sweep,
+
+    send: (plan: SendPlan) => call<SendDecision>('send', checkPlan(plan)),
+    verify: (request: VerifyRequest) => call<VerifyOutcome>('verify', checkVerify(request)),
+    attempt: (request: AttemptRequest) => call<AttemptStart>('attempt', checkAttempt(request)),
+    settle: (request: SettleRequest) => call<boolean>('settle', checkSettle(request)),
+    unlock: async (user: string) => {
+      await call<null>('unlock', { user: key('user', user) });
+    },
+    consume: (counter: Counter) => call<Refusal | null>('consume', checkCounter(counter)),
+
+    get: (cacheKey: string) => run('get', cacheGetSql(names, key('key', cacheKey))),
+    async set(cacheKey: string, value: string, ttlMs: number) {
+      if (typeof value !== 'string') throw new TypeError('cache value must be a string');
+      await run('set', cacheSetSql(names, key('key', cacheKey), value, ms('ttlMs', ttlMs, 1)));
+    },
+
+    async close() {
+      closed = true;
+      if (timer) clearInterval(timer);
+      await sweeping?.catch(() => {});
+    },
+  };
+}
+
+/** The DDL of `postgresStore` (tables, indexes, functions), for teams that run `createTables: false`. */
+export function postgresSchemaSql(options: { schema?: string; tablePrefix?: string } = {}): string {
+  return schemaSql({ schema: identifier('schema', options.schema ?? defaults.schema, 63), tablePrefix: identifier('tablePrefix', options.tablePrefix ?? defaults.tablePrefix, maxPrefixLength) });
+}
+
+async function beforeDeadline<T>(what: string, promise: Promise<T>, deadline: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(unavailable(what, 'the tables are not ready in time')), Math.max(0, deadline - performance.now()));
+        timer.unref();
+      }),
+    ]);
+  } catch (error) {
+    throw error instanceof OtpError ? error : unavailable(what, describe(error), error);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function unavailable(what: string, reason: string, cause?: unknown): OtpError {
+  return new OtpError(
+    'STORE_UNAVAILABLE',
+    `The OTP store (PostgreSQL) cannot be reached (${what}: ${reason}); requests fail closed until it answers again.`,
+    cause === undefined ? {} : { cause },
+  );
+}
+
+/** A reason without the server's message text (which can quote values): the SQLSTATE or the socket error code. */
+function describe(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  const known: Record<string, string> = {
+    '57014': 'statement timeout',
+    '55P03': 'lock timeout',
+    '57P01': 'server shutting down',
+    '57P03': 'server starting up',
+    '53300': 'too many connections',
+    '42883': 'function missing (run postgresSchemaSql())',
+    '42P01': 'table missing (run postgresSchemaSql())',
+    ECONNREFUSED: 'connection refused',
+    ECONNRESET: 'connection reset',
+  };
+  if (typeof code === 'string') return known[code] ? `${known[code]}, ${code}` : `error ${code}`;
+  if (error instanceof Error && /Connection terminated/.test(error.message)) return 'connection lost';
+  return 'database error';
+}
+
+function resolveOptions(options: PostgresStoreOptions): Resolved {
+  if (typeof options !== 'object' || options === null) throw new TypeError('postgresStore(options) needs an options object: postgresStore({ pool })');
+  for (const name of Object.keys(options)) {
+    if (knownOptions.includes(name)) continue;
+    const suggestion = closest(name, knownOptions);
+    throw new TypeError(`postgresStore: unknown option "${name}"${suggestion ? `: did you mean "${suggestion}"?` : `; the options are ${knownOptions.join(', ')}`}`);
+  }
+  const pool = options.pool as unknown as { connect?: unknown; query?: unknown } | null | undefined;
+  if (typeof pool !== 'object' || pool === null || typeof pool.connect !== 'function' || typeof pool.query !== 'function') {
+    throw new TypeError('postgresStore: option "pool" must be a pg Pool (new Pool({ connectionString }) from the `pg` package)');
+  }
+  const createTables = options.createTables ?? defaults.createTables;
+  if (typeof createTables !== 'boolean') throw new TypeError('postgresStore: option "createTables" must be true or false');
+  return {
+    pool: options.pool,
+    schema: identifier('schema', options.schema ?? defaults.schema, 63),
+    tablePrefix: identifier('tablePrefix', options.tablePrefix ?? defaults.tablePrefix, maxPrefixLength),
+    createTables,
+    sweepIntervalMs: whole('sweepIntervalMs', options.sweepIntervalMs ?? defaults.sweepIntervalMs, 0, 2_147_483_647, '0 turns the sweep off'),
+    sweepBatchSize: whole('sweepBatchSize', options.sweepBatchSize ?? defaults.sweepBatchSize, 1, 1_000_000),
+    commandTimeoutMs: whole('commandTimeoutMs', options.commandTimeoutMs ?? defaults.commandTimeoutMs, 10, 600_000),
+  };
+}
+
+function identifier(option: string, value: unknown, maxLength: number): string {
+  if (typeof value !== 'string' || !identifierPattern.test(value) || value.length > maxLength) {
+    throw new TypeError(
+      `postgresStore: option "${option}" must be a lowercase SQL identifier (a-z, 0-9, _; not starting with a digit; at most ${maxLength} characters), got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+function whole(option: string, value: unknown, min: number, max: number, note?: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new TypeError(`postgresStore: option "${option}" must be a whole number from ${min} to ${max}${note ? ` (${note})` : ''}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** The known name a typo most likely meant: same prefix, or within 3 edits. */
+function closest(name: string, known: string[]): string | undefined {
+  const lower = name.toLowerCase();
+  const byPrefix = known.find((candidate) => candidate.toLowerCase().startsWith(lower) || lower.startsWith(candidate.toLowerCase()));
+  if (byPrefix) return byPrefix;
+  const distance = (a: string, b: string): number => {
+    let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i += 1) {
+      const next = [i];
+      for (let j = 1; j <= b.length; j += 1) next.push(Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+      row = next;
+    }
+    return row[b.length]!;
+  };
+  return known.map((candidate) => ({ candidate, d: distance(lower, candidate.toLowerCase()) })).filter((c) => c.d <= 3).sort((a, b) => a.d - b.d)[0]?.candidate;
+}
+
+// Requests come from the core; these checks keep a programming error from reaching SQL as a confusing failure.
+
+function key(name: string, value: unknown): string {
+  if (typeof value !== 'string' || value === '') throw new TypeError(`store ${name} must be a non-empty string`);
+  return value;
+}
+
+function ms(name: string, value: unknown, min: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) throw new TypeError(`store ${name} must be a number >= ${min}, got ${String(value)}`);
+  return Math.ceil(value);
+}
+
+function checkCounter(counter: Counter): Counter {
+  if (counter.mode !== 'take' && counter.mode !== 'peek') throw new TypeError(`counter mode must be 'take' or 'peek', got ${String(counter.mode)}`);
+  return {
+    limit: key('counter limit', counter.limit),
+    key: key('counter key', counter.key),
+    points: ms('counter points', counter.points, 0),
+    windowMs: ms('counter windowMs', counter.windowMs, 1),
+    mode: counter.mode,
+  };
+}
+
+function checkSpace(space: unknown): 'user' | 'decoy' {
+  if (space !== 'user' && space !== 'decoy') throw new TypeError(`store space must be 'user' or 'decoy', got ${String(space)}`);
+  return space;
+}
+
+function checkPolicy(policy: LockPolicy): LockPolicy {
+  return {
+    maxAttempts: ms('maxAttempts', policy.maxAttempts, 1),
+    failedVerifications: ms('failedVerifications', policy.failedVerifications, 0),
+    lockMs: ms('lockMs', policy.lockMs, 0),
+    maxConsecutiveFailures: ms('maxConsecutiveFailures', policy.maxConsecutiveFailures, 1),
+    failureMemoryMs: ms('failureMemoryMs', policy.failureMemoryMs, 1),
+  };
+}
+
+function checkPlan(plan: SendPlan): SendPlan {
+  if (typeof plan.slot !== 'string') throw new TypeError('send plan slot must be a string');
+  return {
+    user: key('user', plan.user),
+    space: checkSpace(plan.space),
+    slot: plan.slot,
+    cooldownMs: ms('cooldownMs', plan.cooldownMs, 0),
+    perUser: plan.perUser === null ? null : { points: ms('perUser points', plan.perUser.points, 0), windowMs: ms('perUser windowMs', plan.perUser.windowMs, 1) },
+    request: plan.request.map(checkCounter),
+    targets: plan.targets.map((group) => group.map(checkCounter)),
+    code: { hash: key('code hash', plan.code.hash), ttlMs: ms('code ttlMs', plan.code.ttlMs, 1), issuedAtMs: ms('issuedAtMs', plan.code.issuedAtMs, 0) },
+  };
+}
+
+function checkVerify(request: VerifyRequest): VerifyRequest {
+  if (!Array.isArray(request.slots) || request.slots.some((slot) => typeof slot !== 'string')) throw new TypeError('verify slots must be an array of strings');
+  return { user: key('user', request.user), slots: request.slots, hash: key('candidate hash', request.hash), policy: checkPolicy(request.policy) };
+}
+
+function checkAttempt(request: AttemptRequest): AttemptRequest {
+  return { user: key('user', request.user), space: checkSpace(request.space), policy: checkPolicy(request.policy) };
+}
+
+function checkSettle(request: SettleRequest): SettleRequest {
+  const { use } = request;
+  if (use?.kind === 'totp') {
+    if (!Number.isSafeInteger(use.step)) throw new TypeError('settle step must be a whole number');
+    return { user: key('user', request.user), use: { kind: 'totp', step: use.step, ttlMs: ms('settle ttlMs', use.ttlMs, 1) } };
+  }
+  if (use?.kind === 'recovery') return { user: key('user', request.user), use: { kind: 'recovery', id: key('recovery id', use.id), ttlMs: ms('settle ttlMs', use.ttlMs, 1) } };
+  throw new TypeError("settle use.kind must be 'totp' or 'recovery'");
+}

@@ -9,7 +9,9 @@ export type { Channel, ChannelChoice, Destinations, EmailMessage, EmailSender, O
 export { normalizePhone, normalizeEmail } from './core/destinations.js';
 export { memoryStore, type MemoryStoreOptions } from './stores/memory.js';
 export { redisStore, type RedisStoreOptions } from './stores/redis.js';
-export type { OtpStore, CodeRecord, VerifyOutcome, IssueResult, Limiter, LimiterOptions, LimitResult } from './stores/types.js';
+export type {
+  OtpStore, SendPlan, SendDecision, Counter, Refusal, Space, LockPolicy, LockStarted, VerifyRequest, VerifyOutcome, AttemptRequest, AttemptStart, SettleRequest,
+} from './stores/types.js';
 export { twilioSms, type TwilioSmsOptions } from './senders/twilio.js';
 export { nodemailerEmail, type NodemailerEmailOptions } from './senders/nodemailer.js';
 export { devOutbox, type DevOutbox, type OutboxEntry } from './senders/dev-outbox.js';

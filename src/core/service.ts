@@ -238,8 +238,9 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
           return { ok: false, reason: 'too_many_attempts', retryAfterSeconds: Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)) };
         case 'mismatch':
           events.emit('failed', { username, reason: 'wrong_code', ...withIp });
-          if (outcome.space === 'user' && outcome.lock === 'permanent') events.emit('locked', { username, permanent: true, ...withIp });
-          if (outcome.space === 'user' && outcome.lock === 'timed') events.emit('locked', { username, lockSeconds: limits.lockSeconds, ...withIp });
+          // Decoys lock too (and say so): from outside, an unknown username behaves as a known one.
+          if (outcome.lock === 'permanent') events.emit('locked', { username, permanent: true, ...withIp });
+          if (outcome.lock === 'timed') events.emit('locked', { username, lockSeconds: limits.lockSeconds, ...withIp });
           return { ok: false, reason: 'invalid_code' };
       }
     },

@@ -147,7 +147,14 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
       if (refusal !== null) return { ok: false, refusal, targets };
 
       const codeKey = k(plan.user, plan.space, `c\0${plan.slot}`);
-      reserve(3 + plan.request.length + plan.targets.flat().length);
+      const taken = [...plan.request, ...plan.targets.filter((_, index) => targets[index] === null).flat()].filter((c) => c.mode === 'take');
+      const fresh = (map: Map<string, unknown>, key: string) => (map.has(key) ? 0 : 1);
+      reserve(
+        fresh(codes, codeKey) +
+          (plan.cooldownMs > 0 ? fresh(values, cooldownKey) : 0) +
+          (plan.perUser !== null && perUser === undefined ? 1 : 0) +
+          taken.reduce((sum, c) => sum + fresh(values, counterKey(c)), 0),
+      );
       if (plan.cooldownMs > 0) values.set(cooldownKey, { value: 1, expiresAtMs: now + plan.cooldownMs });
       if (plan.perUser !== null) {
         if (perUser === undefined) values.set(perUserKey, { value: 1, expiresAtMs: now + plan.perUser.windowMs });

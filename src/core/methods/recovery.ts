@@ -57,7 +57,7 @@ export function createRecoveryCodes(secret: string): RecoveryCodes {
   const hash = (code: string): string => createHmac('sha256', hashKey).update(normalize(code)).digest('base64url');
 
   const generate = (options: { count?: number } = {}): RecoveryCodeSet => {
-    const count = options.count ?? DEFAULT_COUNT;
+    const count: unknown = options?.count === undefined ? DEFAULT_COUNT : options.count;
     if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > MAX_COUNT) {
       throw new TypeError(`recoveryCodes.generate: \`count\` must be an integer from 1 to ${MAX_COUNT} (got ${String(count)}).`);
     }

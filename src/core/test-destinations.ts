@@ -72,7 +72,7 @@ export function resolveTestDestinations(
   };
   if (value === undefined) return undefined;
   if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Map) {
-    return fail(`${names.destinations} must be an object mapping a phone number or email address to a fixed code, e.g. { "+14155550123": "${'0'.repeat(codeLength)}" }.`);
+    return fail(`${names.destinations} must be an object mapping a phone number or email address to a fixed code, e.g. { "+14155550123": "<${codeLength} digits>" }.`);
   }
   const entries = Object.entries(value as Record<string, unknown>);
   if (entries.length === 0) return undefined;
@@ -81,7 +81,7 @@ export function resolveTestDestinations(
   const emails = new Map<string, string>();
   for (const [key, code] of entries) {
     if (typeof code !== 'string' || code.length !== codeLength || !/^[0-9]+$/.test(code)) {
-      fail(`${names.destinations}: the code for ${JSON.stringify(key)} must be a string of exactly ${codeLength} digits (codeLength), e.g. "${'0'.repeat(codeLength)}".`);
+      fail(`${names.destinations}: the code for ${JSON.stringify(key)} must be a string of exactly ${codeLength} ASCII digits (codeLength is ${codeLength}).`);
     }
     const [map, destination] = key.includes('@') ? [emails, normalizeKey(key, normalizeEmail)] : [phones, normalizeKey(key, normalizePhone)];
     if (typeof destination !== 'string') {
@@ -123,11 +123,13 @@ export function resolveTestDestinations(
       return first;
     },
     describe() {
-      const count = `${masked.length} test destination${masked.length === 1 ? '' : 's'} (${masked.join(', ')})`;
-      if (expiresAtMs === null) return `test mode: ${count} get a fixed code and no delivery; no expiry.`;
+      const one = masked.length === 1;
+      const count = `${masked.length} test destination${one ? '' : 's'} (${masked.join(', ')})`;
+      const get = one ? 'gets' : 'get';
+      if (expiresAtMs === null) return `test mode: ${count} ${get} a fixed code and no delivery; no expiry.`;
       const until = new Date(expiresAtMs).toISOString();
-      if (!active()) return `test mode expired at ${until}: ${count} are ordinary destinations again.`;
-      return `test mode: ${count} get a fixed code and no delivery until ${until}.`;
+      if (!active()) return `test mode expired at ${until}: ${count} ${one ? 'is an ordinary destination' : 'are ordinary destinations'} again.`;
+      return `test mode: ${count} ${get} a fixed code and no delivery until ${until}.`;
     },
   };
 }
@@ -148,7 +150,7 @@ export function parseTestDestinationsEnv(text: string | undefined, variable = 'O
     if (entry === '') return;
     const at = entry.lastIndexOf('=');
     const where = `${variable}: entry ${index + 1}`;
-    if (at < 0) throw new TypeError(`${where} has no "=": write destination=code, e.g. +14155550123=123456.`);
+    if (at < 0) throw new TypeError(`${where} has no "=": write destination=code, e.g. +14155550123=<digits>.`);
     const destination = entry.slice(0, at).trim();
     const code = entry.slice(at + 1).trim();
     if (destination === '') throw new TypeError(`${where} has no destination before "=": write destination=code.`);

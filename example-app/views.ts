@@ -184,7 +184,7 @@ export function accountPage({ user, verifiedAt, csrfToken }: AccountView): SafeH
 }
 
 export interface OutboxEntryView {
-  channel: 'sms' | 'email';
+  channel: 'sms' | 'email' | 'whatsapp' | 'voice';
   to: string;
   subject?: string;
   text: string;

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readJsonBody } from './core/body.js';
 import { createHttpHandler, type HttpExchange, type SessionPort } from './core/http.js';
 import { createGuard, type RequireOtpOptions } from './core/guard.js';
-import { isRequest, notCalledError, trustAllProxiesError, withOtpApi, type WithOtpApi } from './core/adapter.js';
+import { afterResponse, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type WithOtpApi } from './core/adapter.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
 
@@ -56,15 +56,17 @@ function checkTrustProxy(req: ExpressRequest): void {
   const app = req.app;
   if (app === undefined || checkedApps.has(app)) return;
   const trusts = app.get('trust proxy fn');
+  // Trusting 10 hops or more is trusting whatever the client writes: no real deployment has that many proxies.
   const trustsAnyone =
-    typeof trusts === 'function' && [['198.51.100.7', 1000], ['2001:db8::7', 1000]].some(([address, hop]) => trusts(address, hop) === true);
+    typeof trusts === 'function' && [['198.51.100.7', 9], ['2001:db8::7', 9]].some(([address, hop]) => trusts(address, hop) === true);
   if (trustsAnyone) {
     throw trustAllProxiesError(`app.set('trust proxy', ${JSON.stringify(app.get('trust proxy')) ?? 'fn'})`, "app.set('trust proxy', 1)");
   }
   checkedApps.add(app);
 }
 
-function writeReply(res: ServerResponse, reply: { status: number; headers: Record<string, string>; body?: object }): void {
+function writeReply(res: ServerResponse, reply: { status: number; headers: Record<string, string>; body?: object; afterReply?: () => void }): void {
+  if (reply.afterReply !== undefined) afterResponse(res, reply.afterReply);
   res.statusCode = reply.status;
   for (const [name, value] of Object.entries(reply.headers)) res.setHeader(name, value);
   if (reply.body === undefined) return void res.end();

@@ -5,11 +5,22 @@ export type { OtpOptions, OtpLimits, OtpLogger, WindowQuota, ResolveUser } from 
 export type { RequireOtpOptions } from './core/guard.js';
 export type { OtpEventMap, OtpEventName, OtpListener } from './core/events.js';
 export type { MessageTemplates, MessageContext } from './core/messages.js';
-export type { Channel, ChannelChoice, Destinations, EmailMessage, EmailSender, OtpSessionFlag, SmsMessage, SmsSender } from './core/types.js';
-export { normalizePhone, normalizeEmail } from './core/destinations.js';
+export type {
+  Channel, ChannelChoice, PhoneChannel, Destinations, EmailMessage, EmailSender, OtpSessionFlag, SmsMessage, SmsSender,
+  WhatsAppMessage, WhatsAppSender, VoiceMessage, VoiceSender, LineTypeLookup,
+} from './core/types.js';
+export {
+  normalizePhone, normalizeEmail, resolveAllowedNumberTypes, PHONE_NUMBER_TYPES, type PhoneNumberType, type NormalizePhoneOptions,
+} from './core/destinations.js';
 export { memoryStore, type MemoryStoreOptions } from './stores/memory.js';
 export { redisStore, type RedisStoreOptions } from './stores/redis.js';
-export type { OtpStore, CodeRecord, VerifyOutcome, IssueResult, Limiter, LimiterOptions, LimitResult } from './stores/types.js';
-export { twilioSms, type TwilioSmsOptions } from './senders/twilio.js';
+export type {
+  OtpStore, SendPlan, SendDecision, Counter, Refusal, Space, LockPolicy, LockStarted, VerifyRequest, VerifyOutcome, AttemptRequest, AttemptStart, SettleRequest,
+} from './stores/types.js';
+export {
+  twilioSms, twilioWhatsApp, twilioVoice, twilioLookup, TWILIO_LINE_TYPES,
+  type TwilioSmsOptions, type TwilioWhatsAppOptions, type TwilioVoiceOptions, type TwilioLookupOptions,
+  type TwilioClientOptions, type TwilioLineType, type VoiceLanguage,
+} from './senders/twilio/index.js';
 export { nodemailerEmail, type NodemailerEmailOptions } from './senders/nodemailer.js';
 export { devOutbox, type DevOutbox, type OutboxEntry } from './senders/dev-outbox.js';

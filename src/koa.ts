@@ -2,11 +2,11 @@
  * `blockid-otp/koa`: the Koa adapter, a thin translation between Koa (with koa-session)
  * and the framework-free core. Every rule lives in `src/core/`.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readJsonBody } from './core/body.js';
 import { createHttpHandler, sessionMissingMessage, type SessionPort } from './core/http.js';
 import { createGuard, type RequireOtpOptions } from './core/guard.js';
-import { isRequest, notCalledError, trustAllProxiesError, withOtpApi, type WithOtpApi } from './core/adapter.js';
+import { afterResponse, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type WithOtpApi } from './core/adapter.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
 
@@ -28,6 +28,7 @@ interface KoaContext {
   ip: string;
   headers: IncomingMessage['headers'];
   req: IncomingMessage;
+  res: ServerResponse;
   request: { body?: unknown };
   app: { proxy?: boolean; maxIpsCount?: number };
   /** koa-session: undefined without it, null after `ctx.session = null`. */
@@ -62,14 +63,20 @@ function sessionPort(ctx: KoaContext): SessionPort | undefined {
   };
 }
 
-/** Refuses `app.proxy = true` without `app.maxIpsCount`: Koa then takes the client's own X-Forwarded-For entry as `ctx.ip`. */
+/**
+ * Refuses `app.proxy = true` without `app.maxIpsCount` (Koa then takes the client's own
+ * X-Forwarded-For entry as `ctx.ip`), or with 10 or more: no deployment has that many proxies.
+ */
 function checkProxy(ctx: KoaContext): void {
-  if (ctx.app.proxy === true && !((ctx.app.maxIpsCount ?? 0) > 0)) {
-    throw trustAllProxiesError('app.proxy = true without app.maxIpsCount', 'app.maxIpsCount = 1');
+  const hops = ctx.app.maxIpsCount ?? 0;
+  if (ctx.app.proxy === true && !(hops > 0 && hops < 10)) {
+    throw trustAllProxiesError(`app.proxy = true with app.maxIpsCount = ${hops}`, 'app.maxIpsCount = 1');
   }
 }
 
-function respond(ctx: KoaContext, reply: { status: number; headers: Record<string, string>; body?: object }): void {
+function respond(ctx: KoaContext, reply: { status: number; headers: Record<string, string>; body?: object; afterReply?: () => void }): void {
+  // Koa writes the reply after the middleware returns: deliveries start once it is written.
+  if (reply.afterReply !== undefined) afterResponse(ctx.res, reply.afterReply);
   ctx.status = reply.status;
   ctx.set(reply.headers);
   ctx.body = reply.body ?? '';

@@ -12,7 +12,7 @@
 import { createOtpService, type GenerateResult, type OtpService, type VerifyResult } from './core/service.js';
 import type { OtpStore } from './stores/types.js';
 import type { Destinations, EmailSender, SmsSender } from './core/types.js';
-import { twilioSms } from './senders/twilio.js';
+import { twilioSms } from './senders/twilio/index.js';
 import { nodemailerEmail } from './senders/nodemailer.js';
 import { redisStore } from './stores/redis.js';
 

@@ -253,12 +253,15 @@ describe('per-username quota', () => {
     await settled(senders.calls);
     assert.equal(senders.calls.length, 3);
 
+    // The cooldown is per session: the same session waits, another session may send.
     const cooled = await start({ resolveUser: directory([['known.user', { emailTo: 'known@example.com' }]]) });
     for (const username of ['known.user', 'unknown.user']) {
-      assert.equal((await new Session(cooled.app.port).post('/otp/send', { username })).status, 202);
-      const again = await new Session(cooled.app.port).post('/otp/send', { username });
+      const session = new Session(cooled.app.port);
+      assert.equal((await session.post('/otp/send', { username })).status, 202);
+      const again = await session.post('/otp/send', { username });
       assert.equal(again.status, 429);
       assert.ok(again.body.retryAfter >= 1 && again.body.retryAfter <= 30);
+      assert.equal((await new Session(cooled.app.port).post('/otp/send', { username })).status, 202, 'another session is not in the cooldown');
     }
   });
 });

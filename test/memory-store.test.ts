@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { memoryStore, OtpError } from '../src/index.js';
 import { expressApp } from './helpers/apps.js';
 import { Client } from './helpers/client.js';
+import { counter, plan } from './helpers/store-contract.js';
 
 const unavailable = (error: unknown) => error instanceof OtpError && error.code === 'STORE_UNAVAILABLE' && /full/.test(error.message);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -11,16 +12,15 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describe('memoryStore({ maxEntries })', () => {
   it('refuses new codes and counters once full, then works again after they expire', async () => {
     const store = memoryStore({ maxEntries: 10, sweepIntervalMs: 60_000 });
-    const record = { hash: 'h', binding: null };
-    for (let i = 0; i < 5; i++) assert.deepEqual(await store.issue(`k${i}`, record, { ttlMs: 300, cooldownMs: 300 }), { ok: true });
-    await assert.rejects(store.issue('k5', record, { ttlMs: 300, cooldownMs: 300 }), unavailable);
-    const limiter = store.limiter({ name: 'q', points: 5, durationSeconds: 1 });
-    await assert.rejects(limiter.consume('new-key'), unavailable);
-    const again = await store.issue('k0', record, { ttlMs: 300, cooldownMs: 300 });
+    const send = (user: string) => store.send(plan(user, { cooldownMs: 300, code: { hash: 'h', ttlMs: 300, issuedAtMs: Date.now() } }));
+    for (let i = 0; i < 5; i++) assert.equal((await send(`k${i}`)).ok, true); // a code and a cooldown each
+    await assert.rejects(send('k5'), unavailable);
+    await assert.rejects(store.consume(counter('sendsPerIp', 5, { windowMs: 1000 })), unavailable);
+    const again = await send('k0');
     assert.equal(again.ok, false, 'a cooldown answer needs no new entry, even when full');
     await sleep(1100); // past the ttl, and a second since the last sweep
-    assert.deepEqual(await store.issue('k5', record, { ttlMs: 300, cooldownMs: 300 }), { ok: true });
-    assert.equal((await limiter.consume('new-key')).ok, true);
+    assert.equal((await send('k5')).ok, true);
+    assert.equal(await store.consume(counter('sendsPerIp', 5, { windowMs: 1000 })), null);
     await store.close?.();
   });
 

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { inspect, promisify } from 'node:util';
 import { OtpError } from '../src/core/errors.js';
 import type { SmsMessage } from '../src/core/types.js';
-import { twilioSms, type TwilioSmsOptions } from '../src/senders/twilio.js';
+import { twilioSms, type TwilioSmsOptions } from '../src/senders/twilio/index.js';
 import {
   startPrism, testAccountSid, testAuthToken, twilioClientAnswering, twilioClientFor, twilioSpecPath, type PrismMock,
 } from './helpers/prism.js';
@@ -155,7 +155,7 @@ describe('twilioSms without the twilio package installed', () => {
         '  if (specifier === "twilio") throw Object.assign(new Error("Cannot find package twilio"), { code: "ERR_MODULE_NOT_FOUND" });' +
         '  return next(specifier, context);' +
         '}'));
-      const { twilioSms } = await import(${JSON.stringify(new URL('../src/senders/twilio.ts', import.meta.url).href)});
+      const { twilioSms } = await import(${JSON.stringify(new URL('../src/senders/twilio/index.ts', import.meta.url).href)});
       const sms = twilioSms({ accountSid: ${JSON.stringify(testAccountSid)}, authToken: 'token', from: '+14155550111' });
       const error = await sms.send({ to: '+14155550100', body: 'b', code: '1', username: 'u' }).catch((e) => e);
       console.log(JSON.stringify({ code: error?.code, message: error?.message }));

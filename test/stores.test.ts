@@ -13,14 +13,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { createClient, createCluster, type RedisClientType, type RedisClusterType } from 'redis';
-import { hashCode } from '../src/core/codes.js';
+import { hashCode, hashKey } from '../src/core/codes.js';
 import { OtpError } from '../src/core/errors.js';
 import { memoryStore } from '../src/stores/memory.js';
 import { redisStore } from '../src/stores/redis.js';
-import { issueScript, verifyScript } from '../src/stores/redis-scripts.js';
+import { reserveUserScript, verifyScript } from '../src/stores/redis-scripts.js';
 import type { OtpStore } from '../src/stores/types.js';
 import { freePort, keysUnder, kill, reconnectStrategy, startRedis, waitForRedis } from './helpers/redis-server.js';
-import { describeStoreContract, randomKey } from './helpers/store-contract.js';
+import { counter, describeStoreContract, plan, policy, randomKey } from './helpers/store-contract.js';
 
 const runPrefix = `otp-test:${randomBytes(6).toString('hex')}:`;
 let storeCount = 0;
@@ -74,20 +74,29 @@ describe('redis on 127.0.0.1:6379', () => {
       const prefix = nextPrefix();
       const store = redisStore({ client, prefix });
       const codes = ['482913', '9076513', '31415926', '7700512349'];
-      const keys = codes.map(() => randomKey());
       for (const [i, code] of codes.entries()) {
-        const key = keys[i]!;
-        const binding = i % 2 === 0 ? null : hashCode(secret, 'binding', randomKey());
-        assert.deepEqual(await store.issue(key, { hash: hashCode(secret, key, code), binding }, { ttlMs: 60_000, cooldownMs: i * 10_000 }), { ok: true });
-        assert.equal(await store.verify(key, { hash: hashCode(secret, key, '000000'), binding }, { maxAttempts: 5 }), 'mismatch');
+        const user = randomKey();
+        const slot = i % 2 === 0 ? '' : hashKey(secret, 'binding', randomKey());
+        const sent = plan(user, {
+          slot,
+          space: i === 3 ? 'decoy' : 'user',
+          cooldownMs: 10_000,
+          perUser: { points: 10, windowMs: 60_000 },
+          request: [counter('sendsPerIp', 5)],
+          targets: [[counter('sendsPerDestination', 5)]],
+          code: { hash: hashCode(secret, user, code), ttlMs: 60_000, issuedAtMs: Date.now() },
+        });
+        assert.equal((await store.send(sent)).ok, true);
+        assert.equal((await store.verify({ user, slots: [slot], hash: hashCode(secret, user, '000000'), policy: { ...policy, failedVerifications: 1 } })).result, 'mismatch');
+        await store.attempt({ user, space: 'user', policy });
+        await store.settle({ user, use: { kind: 'totp', step: 1, ttlMs: 60_000 } });
+        await store.settle({ user, use: { kind: 'recovery', id: randomKey(), ttlMs: 60_000 } });
       }
-      assert.equal((await store.issue(keys[1]!, { hash: hashCode(secret, keys[1]!, '123456'), binding: null }, { ttlMs: 60_000, cooldownMs: 0 })).ok, false);
-      const limiter = store.limiter({ name: 'sends', points: 2, durationSeconds: 60, blockSeconds: 120 });
-      for (let i = 0; i < 3; i += 1) await limiter.consume(keys[0]!);
-      await store.limiter({ name: 'verifies', points: 10, durationSeconds: 30 }).consume(keys[1]!);
+      await store.set(randomKey(), 'mobile', 60_000);
 
       const stored = await keysUnder(client, prefix);
-      assert.equal(stored.length, 4 + 3 + 2, stored.join('\n')); // 4 records, 3 cooldowns, 2 limiter counters
+      // per send: code, cooldown, per-user count, two counters, failures, timed lock (failedVerifications 1); TOTP step, recovery marker; one cached value
+      assert.ok(stored.length >= 4 * 7 + 1, stored.join('\n'));
       for (const key of stored) {
         const ttl = await client.pTTL(key);
         assert.ok(ttl > 0, `${key} has PTTL ${ttl}`);
@@ -101,35 +110,36 @@ describe('redis on 127.0.0.1:6379', () => {
       for (const key of stored) await client.del(key);
     });
 
-    it('stores the record as a hash with typed fields, and a mismatch keeps its remaining TTL', async () => {
+    it('stores a code as a hash with typed fields, and a mismatch keeps its remaining TTL', async () => {
       const prefix = nextPrefix();
       const store = redisStore({ client, prefix });
-      const key = randomKey();
-      const hash = hashCode(secret, key, '246810');
-      await store.issue(key, { hash, binding: null }, { ttlMs: 10_000, cooldownMs: 0 });
-      const recordKey = `${prefix}{${key}}:code`;
-      const before = await client.pTTL(recordKey);
+      const user = randomKey();
+      const hash = hashCode(secret, user, '246810');
+      await store.send(plan(user, { code: { hash, ttlMs: 10_000, issuedAtMs: 1234 } }));
+      const codeKey = `${prefix}{${user}}:u:c:-`;
+      const before = await client.pTTL(codeKey);
       await sleep(150);
-      assert.equal(await store.verify(key, { hash: hashCode(secret, key, '135790'), binding: null }, { maxAttempts: 5 }), 'mismatch');
-      assert.deepEqual({ ...(await client.hGetAll(recordKey)) }, { hash, binding: '', attempts: '1' });
-      const afterMismatch = await client.pTTL(recordKey);
+      assert.equal((await store.verify({ user, slots: [''], hash: hashCode(secret, user, '135790'), policy })).result, 'mismatch');
+      assert.deepEqual({ ...(await client.hGetAll(codeKey)) }, { hash, attempts: '1', issuedAt: '1234' });
+      const afterMismatch = await client.pTTL(codeKey);
       assert.ok(afterMismatch > 0 && afterMismatch <= before - 100, `PTTL ${before} -> ${afterMismatch}`);
-      await client.del(recordKey);
+      const keys = await keysUnder(client, prefix);
+      if (keys.length > 0) await client.del(keys);
     });
 
-    it('lets exactly one of two app instances (two clients) use a code', async () => {
+    it('lets exactly one of two app instances (two clients) use a code, and shares the cooldown', async () => {
       const prefix = nextPrefix();
       const other = createClient({ url: 'redis://127.0.0.1:6379' });
       other.on('error', () => {});
       await other.connect();
       try {
         const [a, b] = [redisStore({ client, prefix }), redisStore({ client: other, prefix })];
-        const key = randomKey();
-        const code = { hash: hashCode(secret, key, '555123'), binding: null };
-        await a.issue(key, code, { ttlMs: 60_000, cooldownMs: 30_000 });
-        assert.equal((await b.issue(key, code, { ttlMs: 60_000, cooldownMs: 30_000 })).ok, false, 'the cooldown is shared');
-        const outcomes = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).verify(key, code, { maxAttempts: 5 })));
-        assert.equal(outcomes.filter((o) => o === 'ok').length, 1);
+        const user = randomKey();
+        const sent = plan(user, { cooldownMs: 30_000 });
+        await a.send(sent);
+        assert.equal((await b.send(plan(user, { cooldownMs: 30_000 }))).ok, false, 'the cooldown is shared');
+        const outcomes = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).verify({ user, slots: [''], hash: sent.code.hash, policy })));
+        assert.equal(outcomes.filter((o) => o.result === 'ok').length, 1);
         const keys = await keysUnder(client, prefix);
         if (keys.length > 0) await client.del(keys);
       } finally {
@@ -140,13 +150,14 @@ describe('redis on 127.0.0.1:6379', () => {
     it('recovers from a flushed script cache (NOSCRIPT) by sending the script again', async () => {
       const prefix = nextPrefix();
       const store = redisStore({ client, prefix });
-      const key = randomKey();
-      const code = { hash: hashCode(secret, key, '864209'), binding: null };
+      const sent = plan(randomKey());
       await client.scriptFlush();
-      assert.deepEqual(await client.scriptExists([issueScript.sha1, verifyScript.sha1]), [0, 0]);
-      assert.deepEqual(await store.issue(key, code, { ttlMs: 60_000, cooldownMs: 0 }), { ok: true });
-      assert.equal(await store.verify(key, code, { maxAttempts: 5 }), 'ok');
-      assert.deepEqual(await client.scriptExists([issueScript.sha1, verifyScript.sha1]), [1, 1]);
+      assert.deepEqual(await client.scriptExists([reserveUserScript.sha1, verifyScript.sha1]), [0, 0]);
+      assert.equal((await store.send(sent)).ok, true);
+      assert.equal((await store.verify({ user: sent.user, slots: [''], hash: sent.code.hash, policy })).result, 'ok');
+      assert.deepEqual(await client.scriptExists([reserveUserScript.sha1, verifyScript.sha1]), [1, 1]);
+      const keys = await keysUnder(client, prefix);
+      if (keys.length > 0) await client.del(keys);
     });
 
     it('leaves the caller’s client open on close()', async () => {
@@ -164,8 +175,6 @@ describe('redis on 127.0.0.1:6379', () => {
       assert.throws(bad({ client, prefix: 'app:{otp}:' }), { name: 'TypeError', message: /`prefix`/ });
       assert.throws(bad({ client, commandTimeoutMs: 0 }), { name: 'TypeError', message: /`commandTimeoutMs`/ });
       assert.throws(bad({ client, timeoutMs: 500 }), { name: 'TypeError', message: /unknown option `timeoutMs`/ });
-      const store = redisStore({ client, prefix: nextPrefix() });
-      assert.throws(() => store.limiter({ name: 'x', points: 1, durationSeconds: 0 }), { name: 'TypeError', message: /durationSeconds/ });
     });
   });
 });
@@ -196,21 +205,25 @@ describe('redis store fails closed and recovers', () => {
 
   const secret = 'test-secret-that-is-at-least-32-characters-long';
 
-  it('rejects issue, verify and limiter calls with STORE_UNAVAILABLE within 1 s when Redis dies, then works again once it is back', async () => {
+  it('rejects every store call with STORE_UNAVAILABLE within 1 s when Redis dies, then works again once it is back', async () => {
     const store = redisStore({ client, prefix: nextPrefix() });
-    const limiter = store.limiter({ name: 'sends', points: 100, durationSeconds: 60 });
+    const quota = counter('sendsPerIp', 100);
     const key = randomKey();
-    const code = { hash: hashCode(secret, key, '112233'), binding: null };
-    assert.deepEqual(await store.issue(key, code, { ttlMs: 60_000, cooldownMs: 0 }), { ok: true });
-    assert.equal((await limiter.consume(key)).ok, true);
+    const sent = plan(key, { code: { hash: hashCode(secret, key, '112233'), ttlMs: 60_000, issuedAtMs: Date.now() } });
+    assert.equal((await store.send(sent)).ok, true);
+    assert.equal(await store.consume(quota), null);
+    const verifyCall = () => store.verify({ user: key, slots: [''], hash: sent.code.hash, policy });
 
     await kill(server, 'SIGKILL');
     const calls: Record<string, () => Promise<unknown>> = {
-      issue: () => store.issue(key, code, { ttlMs: 60_000, cooldownMs: 0 }),
-      verify: () => store.verify(key, code, { maxAttempts: 5 }),
-      'limiter.consume': () => limiter.consume(key),
-      'limiter.peek': () => limiter.peek(key),
-      'limiter.reset': () => limiter.reset(key),
+      send: () => store.send(sent),
+      verify: verifyCall,
+      attempt: () => store.attempt({ user: key, space: 'user', policy }),
+      settle: () => store.settle({ user: key, use: { kind: 'totp', step: 1, ttlMs: 1000 } }),
+      unlock: () => store.unlock(key),
+      consume: () => store.consume(quota),
+      get: () => store.get(key),
+      set: () => store.set(key, 'x', 1000),
     };
     const timings: Record<string, number> = {};
     for (const [name, call] of Object.entries(calls)) {
@@ -222,7 +235,7 @@ describe('redis store fails closed and recovers', () => {
       assert.ok(ms < 1000, `${name} took ${ms} ms`);
     }
     // Many calls at once while it is down: none hangs.
-    const burst = await timed(() => Promise.allSettled(Array.from({ length: 50 }, () => store.verify(key, code, { maxAttempts: 5 }))));
+    const burst = await timed(() => Promise.allSettled(Array.from({ length: 50 }, verifyCall)));
     assert.ok(burst.ms < 1000, `burst took ${burst.ms} ms`);
     assert.ok(burst.result.status === 'fulfilled' && burst.result.value.every((r) => r.status === 'rejected' && isUnavailable(r.reason)));
     console.log(`# fail-closed timings (ms): ${JSON.stringify(timings)}, 50 parallel verifies ${Math.round(burst.ms)}`);
@@ -231,26 +244,25 @@ describe('redis store fails closed and recovers', () => {
     const restarted = performance.now();
     let recovered = false;
     while (!recovered && performance.now() - restarted < 5_000) {
-      recovered = (await timed(() => store.issue(key, code, { ttlMs: 60_000, cooldownMs: 0 }))).result.status === 'fulfilled';
+      recovered = (await timed(() => store.send(sent))).result.status === 'fulfilled';
       if (!recovered) await sleep(100);
     }
     assert.ok(recovered, 'the store works again within 5 s of Redis coming back');
     console.log(`# recovered ${Math.round(performance.now() - restarted)} ms after restarting redis-server`);
-    assert.equal(await store.verify(key, code, { maxAttempts: 5 }), 'ok');
-    assert.deepEqual(await limiter.consume(key), { ok: true, remaining: 99 }); // a fresh Redis: the counter started over
+    assert.equal((await verifyCall()).result, 'ok');
+    assert.equal(await store.consume({ ...quota, points: 1 }), null); // a fresh Redis: the counter started over
   });
 
   it('rejects within commandTimeoutMs when Redis stops answering (SIGSTOP), and works again after SIGCONT', async () => {
     await waitForRedis(port);
     const store = redisStore({ client, prefix: nextPrefix(), commandTimeoutMs: 300 });
-    const limiter = store.limiter({ name: 'verifies', points: 10, durationSeconds: 60 });
     const key = randomKey();
-    const code = { hash: hashCode(secret, key, '445566'), binding: null };
-    assert.deepEqual(await store.issue(key, code, { ttlMs: 60_000, cooldownMs: 0 }), { ok: true });
+    const sent = plan(key, { code: { hash: hashCode(secret, key, '445566'), ttlMs: 60_000, issuedAtMs: Date.now() } });
+    assert.equal((await store.send(sent)).ok, true);
 
     server.kill('SIGSTOP');
     try {
-      for (const call of [(): Promise<unknown> => store.verify(key, code, { maxAttempts: 5 }), () => limiter.consume(key)]) {
+      for (const call of [(): Promise<unknown> => store.verify({ user: key, slots: [''], hash: sent.code.hash, policy }), () => store.send(plan(key))]) {
         const { ms, result } = await timed(call);
         assert.ok(result.status === 'rejected' && isUnavailable(result.reason), String(result.status === 'rejected' && result.reason));
         assert.ok(ms >= 250 && ms < 800, `took ${ms} ms with commandTimeoutMs 300`);
@@ -261,9 +273,9 @@ describe('redis store fails closed and recovers', () => {
     }
     // The verify sent while Redis was stopped sat in the socket and runs after SIGCONT (using the code);
     // the caller was told STORE_UNAVAILABLE, which fails closed. A fresh code works end to end again.
-    const fresh = { hash: hashCode(secret, key, '778899'), binding: null };
-    assert.deepEqual(await store.issue(key, fresh, { ttlMs: 60_000, cooldownMs: 0 }), { ok: true });
-    assert.equal(await store.verify(key, fresh, { maxAttempts: 5 }), 'ok');
+    const fresh = plan(key, { code: { hash: hashCode(secret, key, '778899'), ttlMs: 60_000, issuedAtMs: Date.now() } });
+    assert.equal((await store.send(fresh)).ok, true);
+    assert.equal((await store.verify({ user: key, slots: [''], hash: fresh.code.hash, policy })).result, 'ok');
   });
 });
 
@@ -321,11 +333,9 @@ describe('redis cluster (3 masters, started by this test)', () => {
   it('spreads keys over all three masters (so the contract above really crossed slots)', async () => {
     const prefix = nextPrefix();
     const store = redisStore({ client: cluster, prefix });
-    const limiter = store.limiter({ name: 'sends', points: 5, durationSeconds: 60 });
     for (let i = 0; i < 30; i += 1) {
-      const key = randomKey();
-      assert.deepEqual(await store.issue(key, { hash: randomKey(), binding: null }, { ttlMs: 60_000, cooldownMs: 10_000 }), { ok: true });
-      assert.equal((await limiter.consume(key)).ok, true);
+      const decision = await store.send(plan(randomKey(), { cooldownMs: 10_000, request: [counter('sendsPerIp', 5)], targets: [[counter('sendsPerDestination', 5)]] }));
+      assert.equal(decision.ok, true);
     }
     const perMaster: number[] = [];
     for (const master of cluster.masters) {
@@ -334,20 +344,19 @@ describe('redis cluster (3 masters, started by this test)', () => {
       perMaster.push(keys.length);
       for (const key of keys) assert.ok((await node.pTTL(key)) > 0, `${key} has a TTL`);
     }
-    assert.equal(perMaster.reduce((a, b) => a + b, 0), 90);
+    assert.equal(perMaster.reduce((a, b) => a + b, 0), 120); // per send: code, cooldown, two counters
     assert.ok(perMaster.every((n) => n > 0), `keys per master: ${perMaster.join(', ')}`);
     await cleanupPrefix(prefix);
   });
 
   it('fails closed within commandTimeoutMs for keys on a master that stops answering', async () => {
     const store = redisStore({ client: cluster, prefix: nextPrefix(), commandTimeoutMs: 300 });
-    const limiter = store.limiter({ name: 'verifies', points: 10, durationSeconds: 60 });
     const stalled = nodes[0]!;
     stalled.kill('SIGSTOP');
     try {
       const keys = Array.from({ length: 12 }, () => randomKey());
       const results = await Promise.all(
-        keys.flatMap((key) => [timed(() => store.verify(key, { hash: 'x', binding: null }, { maxAttempts: 5 })), timed(() => limiter.consume(key))]),
+        keys.flatMap((key) => [timed(() => store.verify({ user: key, slots: [''], hash: 'x', policy })), timed(() => store.consume(counter('sendsPerIp', 5)))]),
       );
       const failed = results.filter((r) => r.result.status === 'rejected');
       assert.ok(failed.length > 0, 'some keys live on the stalled master');

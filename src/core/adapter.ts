@@ -6,16 +6,33 @@ import type { OtpService } from './service.js';
 
 /** An adapter's middleware that also carries the programmatic API (the seed's `GenerateOTP`). */
 export type WithOtpApi<Middleware> = Middleware &
-  Pick<OtpService, 'generateOtp' | 'verifyOtp' | 'on' | 'off'> & { readonly service: OtpService };
+  Pick<OtpService, 'generateOtp' | 'verifyOtp' | 'unlock' | 'on' | 'off'> & { readonly service: OtpService };
 
 export function withOtpApi<Middleware extends object>(middleware: Middleware, service: OtpService): WithOtpApi<Middleware> {
   return Object.assign(middleware, {
     service,
     generateOtp: service.generateOtp,
     verifyOtp: service.verifyOtp,
+    unlock: service.unlock,
     on: service.on,
     off: service.off,
   });
+}
+
+/**
+ * Runs `work` once the response has been handed to the socket (`finish`), or once the
+ * connection is gone without it (`close`): never before the answer is written, and never
+ * inside the request's own tick, so a sender's synchronous work does not delay the reply.
+ */
+export function afterResponse(res: { once(event: 'finish' | 'close', listener: () => void): unknown }, work: () => void): void {
+  let started = false;
+  const start = () => {
+    if (started) return;
+    started = true;
+    setImmediate(work);
+  };
+  res.once('finish', start);
+  res.once('close', start);
 }
 
 /** True for an HTTP request or a Koa context: what a factory receives when it is mounted without being called. */

@@ -18,6 +18,13 @@ export function isJsonContentType(contentType: string | undefined): boolean {
  */
 export async function readJsonBody(req: IncomingMessage, alreadyParsed: unknown, limitBytes: number): Promise<unknown> {
   if (alreadyParsed !== undefined) return alreadyParsed;
+  // An earlier middleware read the stream but left no req.body: waiting for data would hang.
+  if (req.readableEnded || req.destroyed || (req as { readableDidRead?: boolean }).readableDidRead === true) {
+    throw new BodyError(
+      'malformed',
+      'The request body was already read by an earlier middleware that did not set req.body: mount express.json() (or nothing) before blockid-otp.',
+    );
+  }
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limitBytes) {
     req.resume();

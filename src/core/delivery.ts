@@ -2,11 +2,15 @@
 import { OtpError } from './errors.js';
 import { maskDestination } from './destinations.js';
 import type { OtpEvents } from './events.js';
-import type { Channel, EmailMessage, EmailSender, SmsMessage, SmsSender } from './types.js';
+import type { Channel } from './types.js';
 
-export type Outgoing =
-  | { channel: 'sms'; sender: SmsSender; message: SmsMessage }
-  | { channel: 'email'; sender: EmailSender; message: EmailMessage };
+/** One message ready to go: `send` hands it to its channel's sender. */
+export interface Outgoing {
+  channel: Channel;
+  /** What events report and what failures are scrubbed of. */
+  message: { to: string; code: string; username: string };
+  send(): Promise<void>;
+}
 
 export interface DeliveryPolicy {
   timeoutMs: number;
@@ -64,9 +68,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 function sendOnce(outgoing: Outgoing): Promise<void> {
   // Called inside a promise chain so a sender that throws synchronously is caught too.
-  return Promise.resolve().then(() =>
-    outgoing.channel === 'sms' ? outgoing.sender.send(outgoing.message) : outgoing.sender.send(outgoing.message),
-  );
+  return Promise.resolve().then(() => outgoing.send());
 }
 
 class DeliveryTimeout extends Error {}

@@ -5,23 +5,78 @@
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import { OtpError } from './errors.js';
 
-const PHONE_CHARACTERS = /^\+?[0-9\s().-]+$/;
-const REFUSED_PHONE_TYPES = new Set(['PREMIUM_RATE', 'SHARED_COST']);
+/**
+ * The number types refused by default, none of them a person's phone (libphonenumber's
+ * `getType()` names): each can be allowed by name (`allowNumberTypes`). Fixed-line and
+ * mobile numbers are always accepted.
+ */
+export const PHONE_NUMBER_TYPES = [
+  'TOLL_FREE', 'PREMIUM_RATE', 'SHARED_COST', 'PERSONAL_NUMBER', 'VOIP', 'UAN', 'PAGER', 'VOICEMAIL',
+] as const;
+export type PhoneNumberType = (typeof PHONE_NUMBER_TYPES)[number];
 
-/** Successful results, by input: `resolveUser` hands back the same stored number on every send (bounded, oldest out). */
+const TYPE_DESCRIPTIONS: Record<PhoneNumberType, string> = {
+  TOLL_FREE: 'a toll-free number',
+  PREMIUM_RATE: 'a premium-rate number',
+  SHARED_COST: 'a shared-cost number',
+  PERSONAL_NUMBER: 'a personal (follow-me) number',
+  VOIP: 'a VoIP number',
+  UAN: 'a universal access number',
+  PAGER: 'a pager number',
+  VOICEMAIL: 'a voicemail access number',
+};
+
+export interface NormalizePhoneOptions {
+  /** Number types to accept although a person's phone is not one (`PHONE_NUMBER_TYPES`). */
+  allowTypes?: ReadonlySet<string> | readonly string[];
+}
+
+/**
+ * Checks an option that lists number types to allow (e.g. `allowNumberTypes: ['TOLL_FREE']`)
+ * and returns them as a set; `undefined` allows none. Throws a TypeError naming `optionName`
+ * for anything but an array (or set) of `PHONE_NUMBER_TYPES`.
+ */
+export function resolveAllowedNumberTypes(value: unknown, optionName: string): ReadonlySet<PhoneNumberType> {
+  if (value === undefined) return new Set();
+  if (!Array.isArray(value) && !(value instanceof Set)) {
+    throw new TypeError(`${optionName} must be an array of number types (${PHONE_NUMBER_TYPES.join(', ')})`);
+  }
+  for (const type of value as Iterable<unknown>) {
+    if (PHONE_NUMBER_TYPES.includes(type as PhoneNumberType)) continue;
+    const near = PHONE_NUMBER_TYPES.find((known) => squash(known) === squash(String(type)));
+    const always = type === 'MOBILE' || type === 'FIXED_LINE' || type === 'FIXED_LINE_OR_MOBILE' ? ` (${type} numbers are always accepted)` : '';
+    const hint = near ? `did you mean "${near}"?` : `expected ${PHONE_NUMBER_TYPES.join(', ')}`;
+    throw new TypeError(`${optionName} has an unknown number type ${JSON.stringify(type)}${always}; ${hint}`);
+  }
+  return new Set(value as Iterable<PhoneNumberType>);
+}
+
+/** `toll_free`, `tollFree` and `TOLL-FREE` alike. */
+function squash(name: string): string {
+  return name.toLowerCase().replace(/[^a-z]/g, '');
+}
+
+/** Successful results, by allowed types and input: `resolveUser` hands back the same stored number on every send (bounded, oldest out). */
 const normalizedPhones = new Map<string, string>();
 const MAX_CACHED_PHONES = 10_000;
+/** Each allow list, checked on its first use (like any option, it is not meant to change afterwards), with its cache-key part. */
+const allowLists = new WeakMap<object, { types: ReadonlySet<PhoneNumberType>; key: string }>();
+const allowNone = { types: new Set<PhoneNumberType>(), key: '' };
+const PHONE_CHARACTERS = /^\+?[0-9\s().-]+$/;
 
 /**
  * Turns `smsTo` (any common writing) and `smsISDCode` (`"1"` or `"+1"`, the default) into
  * E.164 (`+14155550100`). Throws `INVALID_PHONE` for anything that is not a valid United
- * States or Canada number, including other +1 countries and premium-rate numbers.
+ * States or Canada number, including other +1 countries and numbers that are not a person's
+ * phone (toll-free, premium-rate, VoIP, ...: `PHONE_NUMBER_TYPES`) unless
+ * `options.allowTypes` names their type.
  */
-export function normalizePhone(smsTo: unknown, smsISDCode: unknown = '1'): string {
-  const cacheKey = typeof smsTo === 'string' && typeof smsISDCode === 'string' ? `${smsISDCode}\u0000${smsTo}` : undefined;
+export function normalizePhone(smsTo: unknown, smsISDCode: unknown = '1', options: NormalizePhoneOptions = {}): string {
+  const allowed = allowListOf(options.allowTypes);
+  const cacheKey = typeof smsTo === 'string' && typeof smsISDCode === 'string' ? `${allowed.key}\u0001${smsISDCode}\u0000${smsTo}` : undefined;
   const cached = cacheKey === undefined ? undefined : normalizedPhones.get(cacheKey);
   if (cached !== undefined) return cached;
-  const normalized = parsePhone(smsTo, smsISDCode);
+  const normalized = parsePhone(smsTo, smsISDCode, allowed.types);
   if (cacheKey !== undefined) {
     if (normalizedPhones.size >= MAX_CACHED_PHONES) normalizedPhones.delete(normalizedPhones.keys().next().value as string);
     normalizedPhones.set(cacheKey, normalized);
@@ -29,7 +84,18 @@ export function normalizePhone(smsTo: unknown, smsISDCode: unknown = '1'): strin
   return normalized;
 }
 
-function parsePhone(smsTo: unknown, smsISDCode: unknown): string {
+function allowListOf(allowTypes: NormalizePhoneOptions['allowTypes']): { types: ReadonlySet<PhoneNumberType>; key: string } {
+  if (allowTypes === undefined) return allowNone;
+  let checked = typeof allowTypes === 'object' && allowTypes !== null ? allowLists.get(allowTypes) : undefined;
+  if (checked === undefined) {
+    const types = resolveAllowedNumberTypes(allowTypes, 'allowTypes');
+    checked = { types, key: [...types].sort().join(',') };
+    allowLists.set(allowTypes, checked);
+  }
+  return checked;
+}
+
+function parsePhone(smsTo: unknown, smsISDCode: unknown, allowTypes: ReadonlySet<PhoneNumberType>): string {
   if (typeof smsISDCode !== 'string' || !/^\+?1$/.test(smsISDCode.trim())) {
     throw new OtpError('INVALID_PHONE', 'smsISDCode must be "1" or "+1": only United States and Canada numbers are supported.');
   }
@@ -44,8 +110,9 @@ function parsePhone(smsTo: unknown, smsISDCode: unknown): string {
     throw new OtpError('INVALID_PHONE', 'smsTo belongs to another +1 country: only United States and Canada numbers are supported.');
   }
   const type = phone.getType();
-  if (type !== undefined && REFUSED_PHONE_TYPES.has(type)) {
-    throw new OtpError('INVALID_PHONE', 'smsTo is a premium-rate or shared-cost number, which cannot receive codes.');
+  if (type !== undefined && Object.hasOwn(TYPE_DESCRIPTIONS, type) && !allowTypes.has(type as PhoneNumberType)) {
+    const description = TYPE_DESCRIPTIONS[type as PhoneNumberType];
+    throw new OtpError('INVALID_PHONE', `smsTo is ${description} (${type}), not a person's phone: codes are not sent to it.`);
   }
   return phone.number;
 }

@@ -6,7 +6,8 @@ export interface OtpEventMap {
   sent: { username: string; channel: Channel; destination: string; ip?: string };
   verified: { username: string; ip?: string };
   failed: { username: string; reason: 'wrong_code' | 'no_code' | 'malformed_code' | 'too_many_attempts' | 'locked'; ip?: string };
-  locked: { username: string; lockSeconds: number; ip?: string };
+  /** A timed lock (`lockSeconds`), or the consecutive-failure cap (`permanent: true`, until `unlock()`). */
+  locked: { username: string; lockSeconds?: number; permanent?: true; ip?: string };
   rate_limited: { username?: string; limit: string; retryAfterSeconds: number; ip?: string; channel?: Channel; destination?: string };
   delivery_failed: { username: string; channel: Channel; destination: string; reason: string; attempts: number; ip?: string };
 }

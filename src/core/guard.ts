@@ -17,14 +17,19 @@ export function resolveGuardOptions(options: RequireOtpOptions | undefined, fact
       throw new TypeError(`${factory}: unknown option "${name}"; the options are "redirectTo" and "maxAgeSeconds".`);
     }
   }
-  if (options.redirectTo !== undefined && (typeof options.redirectTo !== 'string' || !options.redirectTo.startsWith('/') || options.redirectTo.startsWith('//'))) {
-    throw new TypeError(`${factory}: option "redirectTo" must be a path on this site starting with "/", e.g. "/login".`);
+  if (options.redirectTo !== undefined && !isSameOriginPath(options.redirectTo)) {
+    throw new TypeError(`${factory}: option "redirectTo" must be a path on this site starting with a single "/", e.g. "/login" (not "//host" or "/\\host", which browsers read as another site).`);
   }
   const maxAge = options.maxAgeSeconds;
   if (maxAge !== undefined && (typeof maxAge !== 'number' || !Number.isFinite(maxAge) || maxAge <= 0)) {
     throw new TypeError(`${factory}: option "maxAgeSeconds" must be a positive number of seconds.`);
   }
   return options;
+}
+
+/** A path that every browser resolves on this origin: one leading `/`, no backslash, no control characters. */
+function isSameOriginPath(value: unknown): value is string {
+  return typeof value === 'string' && value.startsWith('/') && !value.startsWith('//') && !/[\\\u0000-\u001f\u007f]/.test(value);
 }
 
 /** True when `flag` is a verification that is still fresh enough. */

@@ -37,11 +37,17 @@ export interface HttpReply {
   status: number;
   body: Record<string, unknown>;
   headers: Record<string, string>;
+  /**
+   * Work to start once the reply is written (the adapter calls it on the response's
+   * `finish`): the deliveries of an accepted send, so a sender's own time, synchronous work
+   * included, never shows in the answer.
+   */
+  afterReply?: () => void;
 }
 
 type Route = (exchange: HttpExchange, session: SessionPort) => Promise<HttpReply>;
 
-const CHANNELS = new Set<ChannelChoice>(['sms', 'email', 'both']);
+const CHANNELS = new Set<ChannelChoice>(['sms', 'email', 'both', 'whatsapp', 'voice']);
 const NO_STORE = { 'Cache-Control': 'no-store' };
 
 export const sessionMissingMessage =
@@ -102,8 +108,8 @@ export function createHttpHandler(service: OtpService): (exchange: HttpExchange)
     if (!isPlainObject(body)) return failure(400, 'invalid_request', 'The body must be a JSON object: { "username": "...", "channel": "sms" | "email" | "both" }.');
     const username = service.normalizeUsername(body.username);
     const channel = (body.channel ?? 'both') as ChannelChoice;
-    if (!CHANNELS.has(channel)) return failure(400, 'invalid_request', 'channel must be "sms", "email" or "both".');
-    if (channel !== 'both' && service.options[channel] === undefined) {
+    if (!CHANNELS.has(channel)) return failure(400, 'invalid_request', 'channel must be "sms", "email", "both", "whatsapp" or "voice".');
+    if (channel !== 'both' && (service.options as unknown as Record<string, unknown>)[channel] === undefined) {
       return failure(400, 'invalid_request', `The ${channel} channel is not enabled on this server.`);
     }
     if (service.options.resolveUser === undefined) {
@@ -114,12 +120,14 @@ export function createHttpHandler(service: OtpService): (exchange: HttpExchange)
       nonce = service.newBinding();
       session.write(SESSION_BINDING, nonce);
     }
-    const { delivery, targets } = await service.requestCode(username, channel, context(exchange, service.bindingHash(nonce as string)));
+    const accepted = await service.requestCode(username, channel, context(exchange, service.bindingHash(nonce as string)));
+    const answer = reply(202, { status: 'sent', expiresIn: ttlSeconds, resendIn: resendCooldownSeconds });
     if (awaitDelivery) {
-      const delivered = await delivery;
-      if (targets > 0 && delivered.length === 0) throw new OtpError('DELIVERY_FAILED', 'no channel delivered');
+      const delivered = await accepted.deliver();
+      if (accepted.targets > 0 && delivered.length === 0) throw new OtpError('DELIVERY_FAILED', 'no channel delivered');
+      return answer;
     }
-    return reply(202, { status: 'sent', expiresIn: ttlSeconds, resendIn: resendCooldownSeconds });
+    return { ...answer, afterReply: () => void accepted.deliver() };
   };
 
   const verify: Route = async (exchange, session) => {
@@ -136,7 +144,7 @@ export function createHttpHandler(service: OtpService): (exchange: HttpExchange)
       return failure(401, 'invalid_code', 'That code is not valid. Check it and try again, or request a new one.');
     }
     await session.regenerate();
-    const flag: OtpSessionFlag = { verified: true, username, verifiedAt: Date.now() };
+    const flag: OtpSessionFlag = { verified: true, username, verifiedAt: Date.now(), method: 'code' };
     session.write(SESSION_FLAG, flag);
     return reply(200, { status: 'verified', username });
   };
@@ -144,7 +152,12 @@ export function createHttpHandler(service: OtpService): (exchange: HttpExchange)
   const status: Route = async (_exchange, session) => {
     const flag = session.read(SESSION_FLAG) as Partial<OtpSessionFlag> | undefined;
     if (flag?.verified !== true || typeof flag.verifiedAt !== 'number') return reply(200, { verified: false });
-    return reply(200, { verified: true, username: flag.username, verifiedAt: new Date(flag.verifiedAt).toISOString() });
+    return reply(200, {
+      verified: true,
+      username: flag.username,
+      verifiedAt: new Date(flag.verifiedAt).toISOString(),
+      method: flag.method ?? 'code',
+    });
   };
 
   const routes = new Map<string, { method: 'GET' | 'POST'; route: Route }>([

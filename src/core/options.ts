@@ -33,14 +33,27 @@ export interface OtpLimits {
   smsPerHour: number;
   /** SMS from the whole app per day: a spend breaker. */
   smsPerDay: number;
+  /** Voice calls from the whole app per hour: a spend breaker of its own (a call costs more than an SMS). */
+  voicePerHour: number;
+  /** Voice calls from the whole app per day. */
+  voicePerDay: number;
+  /** Line-type lookups (`lookup` option) from the whole app per day: each one costs money. */
+  lookupsPerDay: number;
   /**
-   * Failed verifications in a row per username, across codes, before a lock (NIST SP 800-63B:
-   * at most 100, so this plus `maxAttempts` - 1 must stay within 100). Remembered for a day;
-   * a success resets the count.
+   * Wrong guesses in a row per username, across codes, sessions and methods, that start a
+   * timed lock of `lockSeconds` (and again at every multiple). A success resets the count.
    */
   failedVerifications: number;
-  /** How long that lock lasts, from the failure that reached the cap. */
+  /** How long that timed lock lasts, from the failure that started it. */
   lockSeconds: number;
+  /**
+   * Wrong guesses in a row per username (across codes, sessions, methods and timed locks)
+   * that lock its verification until `unlock(username)` or `failureMemorySeconds` without a
+   * failure (NIST SP 800-63B 5.2.2: at most 100).
+   */
+  maxConsecutiveFailures: number;
+  /** How long the failure count is remembered after the last failure. */
+  failureMemorySeconds: number;
 }
 
 export type ResolveUser = (
@@ -102,8 +115,13 @@ export const defaultLimits: OtpLimits = {
   smsPerPrefix: { points: 30, windowSeconds: 3600 },
   smsPerHour: 1000,
   smsPerDay: 10_000,
+  voicePerHour: 100,
+  voicePerDay: 1000,
+  lookupsPerDay: 1000,
   failedVerifications: 20,
   lockSeconds: 900,
+  maxConsecutiveFailures: 100,
+  failureMemorySeconds: 2_592_000,
 };
 
 const defaults = {
@@ -154,8 +172,8 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
     fail('option "resolveUser" must be a function (username, req) => ({ smsTo?, smsISDCode?, emailTo? }) | null.');
   }
   const store = options.store ?? memoryStore();
-  if (typeof store?.issue !== 'function' || typeof store.verify !== 'function' || typeof store.limiter !== 'function') {
-    fail('option "store" must be an OtpStore such as memoryStore() or redisStore({ client }).');
+  if (!(['send', 'verify', 'attempt', 'settle', 'unlock', 'consume', 'get', 'set'] as const).every((method) => typeof store?.[method] === 'function')) {
+    fail('option "store" must be an OtpStore such as memoryStore(), redisStore({ client }) or postgresStore({ pool }).');
   }
 
   const integer = (name: keyof OtpOptions, min: number, max: number): number => {
@@ -239,13 +257,19 @@ function resolveLimits(limits: Partial<OtpLimits> | undefined, fail: (message: s
       fail(`limit "limits.${name}" must be { points: 0..1000000, windowSeconds: 1..2678400 }.`);
     }
   }
-  for (const name of ['smsPerHour', 'smsPerDay'] as const) {
+  for (const name of ['smsPerHour', 'smsPerDay', 'voicePerHour', 'voicePerDay', 'lookupsPerDay'] as const) {
     if (!isCount(resolved[name], 100_000_000)) fail(`limit "limits.${name}" must be a whole number (0 turns it off).`);
   }
   if (!isCount(resolved.failedVerifications, NIST_MAX_FAILURES) || resolved.failedVerifications < 1) {
     fail(`limit "limits.failedVerifications" must be a whole number from 1 to ${NIST_MAX_FAILURES} (NIST SP 800-63B allows at most ${NIST_MAX_FAILURES}).`);
   }
   if (!isCount(resolved.lockSeconds, 86_400) || resolved.lockSeconds < 1) fail('limit "limits.lockSeconds" must be from 1 to 86400.');
+  if (!isCount(resolved.maxConsecutiveFailures, NIST_MAX_FAILURES) || resolved.maxConsecutiveFailures < 1) {
+    fail(`limit "limits.maxConsecutiveFailures" must be a whole number from 1 to ${NIST_MAX_FAILURES} (NIST SP 800-63B allows at most ${NIST_MAX_FAILURES} failed attempts).`);
+  }
+  if (!isCount(resolved.failureMemorySeconds, 366 * 86_400) || resolved.failureMemorySeconds < resolved.lockSeconds) {
+    fail('limit "limits.failureMemorySeconds" must be a whole number of seconds, at least "lockSeconds" and at most 31622400 (366 days).');
+  }
   return resolved;
 }
 

@@ -1,16 +1,19 @@
 /**
- * The framework-free OTP service: issue and deliver codes, verify them, enforce quotas,
- * attempt budgets and lockouts. Adapters (Express, Koa, the seed facade) call into this.
+ * The framework-free OTP service. A send reads top to bottom as admit → issue → reply →
+ * deliver, one way for real users and decoys alike; a verify is one atomic store step.
+ * Adapters (Express, Koa, the seed facade) call into this.
  */
-import { generateCode, hashCode, hashKey, isWellFormedCode, randomToken } from './codes.js';
+import { generateCode, hashCode, isWellFormedCode, randomToken, hashKey } from './codes.js';
+import { createAdmission } from './admission.js';
 import { deliverAll, type Outgoing } from './delivery.js';
 import { OtpError } from './errors.js';
 import { createEvents, type OtpEventName, type OtpListener } from './events.js';
+import { lockPolicy } from './lockout.js';
 import { buildCatalog, describeDuration, escapeHtml, pickLocale } from './messages.js';
 import { resolveOptions, type OtpOptions, type ResolvedOptions } from './options.js';
-import { createQuotas } from './quotas.js';
-import { lenientTargets, strictTargets, type Target } from './targets.js';
+import { lenientTargets, strictTargets, wantedChannels, type Target } from './targets.js';
 import type { Channel, ChannelChoice, Destinations } from './types.js';
+import type { Refusal, SendDecision } from '../stores/types.js';
 
 export interface GenerateResult {
   channels: Channel[];
@@ -28,16 +31,26 @@ export interface RequestContext {
   req?: unknown;
 }
 
+/** An admitted HTTP send: `deliver()` is called once the reply is written. */
+export interface AcceptedSend {
+  expiresAt: Date;
+  /** How many messages `deliver()` will hand to senders (0 for a decoy). */
+  targets: number;
+  deliver(): Promise<Channel[]>;
+}
+
 export interface OtpService {
   readonly options: ResolvedOptions;
   /** The seed's `GenerateOTP`: one code to every destination given; waits for delivery. */
-  generateOtp(username: string, destinations: Destinations): Promise<GenerateResult>;
+  generateOtp(username: string, destinations: Destinations, context?: { ip?: string }): Promise<GenerateResult>;
   /** The seed's `VerifyOTP`. */
   verifyOtp(username: string, code: string): Promise<VerifyResult>;
+  /** Lifts every lock of `username` and resets its failure count. */
+  unlock(username: string): Promise<void>;
   on<E extends OtpEventName>(event: E, listener: OtpListener<E>): OtpService;
   off<E extends OtpEventName>(event: E, listener: OtpListener<E>): OtpService;
   /** @internal The HTTP send: resolves the user, answers the same for unknown users. */
-  requestCode(username: string, channel: ChannelChoice, context: RequestContext): Promise<{ expiresAt: Date; delivery: Promise<Channel[]>; targets: number }>;
+  requestCode(username: string, channel: ChannelChoice, context: RequestContext): Promise<AcceptedSend>;
   /** @internal The HTTP verify. */
   checkCode(username: string, code: string, context: RequestContext): Promise<VerifyResult>;
   /** @internal A fresh session binding nonce and its keyed hash. */
@@ -48,16 +61,18 @@ export interface OtpService {
 }
 
 const MAX_USERNAME_LENGTH = 256;
+/** Stored for a decoy: no code's keyed hash (base64url) can equal it. */
+const DECOY_HASH = '!decoy';
 
 export function createOtpService(options: OtpOptions, factory = 'createOtpService', resolution?: { senderRequired: boolean }): OtpService {
   const config = resolveOptions(options, factory, resolution);
   const { secret, store, limits } = config;
   const events = createEvents(config.logger);
   const catalog = buildCatalog(config.messages, config.defaultLocale);
-  const policy = { timeoutMs: config.deliveryTimeoutMs, retries: config.deliveryRetries };
+  const deliveryPolicy = { timeoutMs: config.deliveryTimeoutMs, retries: config.deliveryRetries };
   const senders = { sms: config.sms, email: config.email };
-
-  const quotas = createQuotas({ store, limits, secret, events });
+  const admission = createAdmission({ secret, limits, cooldownSeconds: config.resendCooldownSeconds });
+  const policy = lockPolicy(config);
 
   const normalizeUsername = (username: unknown): string => {
     if (typeof username !== 'string') throw new OtpError('INVALID_REQUEST', 'username must be a string.');
@@ -73,87 +88,102 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     const templates = catalog.get(locale) ?? catalog.get('en');
     if (templates === undefined) throw new Error('blockid-otp: no message templates');
     const context = { code, appName: config.appName, validFor: describeDuration(config.ttlSeconds, locale), locale };
+    const about = { to: target.to, code, username };
     if (target.channel === 'sms') {
       const sender = senders.sms;
       if (sender === undefined) throw new OtpError('CHANNEL_NOT_CONFIGURED', 'SMS was asked for, but no "sms" sender is configured.');
       const webOtp = config.webOtpDomain === undefined ? '' : `\n\n@${config.webOtpDomain} #${code}`;
-      return { channel: 'sms', sender, message: { to: target.to, body: templates.sms(context) + webOtp, code, username } };
+      const message = { to: target.to, body: templates.sms(context) + webOtp, code, username };
+      return { channel: 'sms', message: about, send: () => sender.send(message) };
     }
     const sender = senders.email;
     if (sender === undefined) throw new OtpError('CHANNEL_NOT_CONFIGURED', 'Email was asked for, but no "email" sender is configured.');
     const htmlContext = { ...context, appName: escapeHtml(config.appName) };
-    return {
-      channel: 'email',
-      sender,
-      message: {
-        to: target.to,
-        subject: templates.emailSubject(context),
-        text: templates.emailText(context),
-        html: templates.emailHtml(htmlContext),
-        code,
-        username,
-      },
+    const message = {
+      to: target.to,
+      subject: templates.emailSubject(context),
+      text: templates.emailText(context),
+      html: templates.emailHtml(htmlContext),
+      code,
+      username,
     };
+    return { channel: 'email', message: about, send: () => sender.send(message) };
+  };
+
+  const retryAfterSeconds = (refusal: Refusal) => Math.max(1, Math.ceil(refusal.retryAfterMs / 1000));
+  const refusalError = (refusal: Refusal) => {
+    const seconds = retryAfterSeconds(refusal);
+    const what = refusal.limit === 'resendCooldownSeconds' ? 'A code was sent moments ago' : `Too many codes requested (${refusal.limit})`;
+    return new OtpError('RATE_LIMITED', `${what}; ask again in ${seconds} s.`, { retryAfterSeconds: seconds });
+  };
+
+  /** Events for every refusal in a decision: the request's, or each refused target's. */
+  const reportRefusals = (decision: SendDecision, username: string, targets: Array<{ channel: Channel }>, ip: string | undefined) => {
+    const withIp = ip === undefined ? {} : { ip };
+    if (!decision.ok && decision.targets.every((t) => t === null)) {
+      events.emit('rate_limited', { username, limit: decision.refusal.limit, retryAfterSeconds: retryAfterSeconds(decision.refusal), ...withIp });
+      return;
+    }
+    decision.targets.forEach((refusal, index) => {
+      if (refusal === null) return;
+      const channel = targets[index]?.channel;
+      events.emit('rate_limited', { username, limit: refusal.limit, retryAfterSeconds: retryAfterSeconds(refusal), ...withIp, ...(channel && { channel }) });
+    });
   };
 
   /**
-   * The one send path. Always issues a record (a decoy when there is no target), so verify,
-   * attempts, locks and quotas behave the same for known and unknown users.
+   * The one send path: admit (the store decides the whole plan at once), then issue (the
+   * store keeps the code only when admitted), and hand back what to deliver, which the
+   * caller starts once it has answered.
    */
-  const issueAndDeliver = async (
+  const admitAndIssue = async (
     username: string,
-    targets: Target[],
-    context: RequestContext & { locale?: string; viaHttp: boolean; wanted?: Channel[] },
-  ) => {
-    // Every HTTP send counts against its client's IP (an unknown IP shares one bucket: fail
-    // closed). A programmatic call has no client IP unless the caller gives one: the app's
-    // own server must not share one "unknown" bucket across all its users.
-    if (context.viaHttp || context.ip !== undefined) {
-      await quotas.perIp(context.ip, username);
-    }
-    const userKey = hashKey(secret, 'user', username);
+    targets: Target[] | { decoy: Channel[] },
+    context: { slot: string; countIp: boolean; ip: string | undefined; locale: string | undefined; acceptLanguage: string | undefined },
+  ): Promise<{ expiresAt: Date; outgoing: Outgoing[] }> => {
+    const user = admission.userKey(username);
     const code = generateCode(config.codeLength);
-    const issued = await store.issue(
-      userKey,
-      { hash: hashCode(secret, userKey, code), binding: context.binding },
-      { ttlMs: config.ttlSeconds * 1000, cooldownMs: config.resendCooldownSeconds * 1000 },
-    );
-    if (!issued.ok) {
-      const retryAfterSeconds = Math.max(1, Math.ceil(issued.retryAfterMs / 1000));
-      events.emit('rate_limited', { username, limit: 'resendCooldownSeconds', retryAfterSeconds, ...(context.ip !== undefined && { ip: context.ip }) });
-      throw new OtpError('RATE_LIMITED', `A code was sent moments ago; ask again in ${retryAfterSeconds} s.`, { retryAfterSeconds });
-    }
-    const expiresAt = new Date(Date.now() + config.ttlSeconds * 1000);
-    await quotas.perUsername(userKey, username);
-
-    const admitted: Target[] = [];
-    let refusal: OtpError | null = null;
-    for (const target of targets) {
-      const refused = await quotas.admitTarget(target, username);
-      if (refused === null) admitted.push(target);
-      else refusal ??= refused;
-    }
-    if (targets.length === 0 && context.wanted !== undefined) refusal = await quotas.admitDecoy(context.wanted, username, context.ip);
-    if (admitted.length === 0 && refusal !== null) throw refusal;
-
+    const hash = hashCode(secret, user, code);
+    const decoy = !Array.isArray(targets);
+    const plan = admission.plan({
+      username,
+      slot: context.slot,
+      countIp: context.countIp,
+      ip: context.ip,
+      targets,
+      test: false,
+      code: { hash: decoy ? DECOY_HASH : hash, ttlMs: config.ttlSeconds * 1000 },
+    });
+    const decision = await store.send(plan);
+    const described = Array.isArray(targets) ? targets : targets.decoy.map((channel) => ({ channel }));
+    reportRefusals(decision, username, described, context.ip);
+    if (!decision.ok) throw refusalError(decision.refusal);
+    const expiresAt = new Date(plan.code.issuedAtMs + config.ttlSeconds * 1000);
+    if (decoy) return { expiresAt, outgoing: [] };
     const locale = pickLocale(catalog, context.locale, context.acceptLanguage, config.defaultLocale);
-    const outgoing = admitted.map((target) => compose(code, username, target, locale));
-    const delivery = deliverAll(outgoing, policy, events, context.ip === undefined ? {} : { ip: context.ip }).catch(() => []);
-    return { expiresAt, delivery, targets: outgoing.length };
+    const admitted = targets.filter((_, index) => decision.targets[index] === null);
+    return { expiresAt, outgoing: admitted.map((target) => compose(code, username, target, locale)) };
   };
+
+  const deliver = (outgoing: Outgoing[], ip: string | undefined) =>
+    deliverAll(outgoing, deliveryPolicy, events, ip === undefined ? {} : { ip }).catch(() => [] as Channel[]);
 
   const service: OtpService = {
     options: config,
 
-    async generateOtp(username, destinations) {
+    async generateOtp(username, destinations, context = {}) {
       const normalized = normalizeUsername(username);
       const targets = strictTargets(destinations, senders);
-      const { expiresAt, delivery } = await issueAndDeliver(normalized, targets, {
-        binding: null,
-        viaHttp: false,
-        ...(destinations.locale !== undefined && { locale: destinations.locale }),
+      const ip = context?.ip;
+      if (ip !== undefined && typeof ip !== 'string') throw new OtpError('INVALID_REQUEST', 'generateOtp(username, destinations, { ip }): ip must be a string.');
+      const { expiresAt, outgoing } = await admitAndIssue(normalized, targets, {
+        slot: '',
+        countIp: ip !== undefined,
+        ip,
+        locale: destinations.locale,
+        acceptLanguage: undefined,
       });
-      const channels = await delivery;
+      const channels = await deliver(outgoing, ip);
       if (channels.length === 0) throw new OtpError('DELIVERY_FAILED', 'The code could not be delivered on any channel; see the delivery_failed event for why.');
       return { channels, expiresAt };
     },
@@ -162,47 +192,57 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
       return service.checkCode(normalizeUsername(username), String(code), { binding: null });
     },
 
+    async unlock(username) {
+      await store.unlock(admission.userKey(normalizeUsername(username)));
+    },
+
     async requestCode(username, channel, context) {
       const destinations = config.resolveUser === undefined ? null : await config.resolveUser(username, context.req);
       const targets = lenientTargets(destinations ?? undefined, channel, senders, (reason) =>
         config.logger?.warn({ event: 'otp.invalid_destination', username, reason }, 'blockid-otp: resolveUser returned an unusable destination'),
       );
-      const wanted = (['sms', 'email'] as const).filter((c) => (channel === 'both' || channel === c) && senders[c] !== undefined);
-      return issueAndDeliver(username, targets, { ...context, viaHttp: true, wanted, ...(destinations?.locale !== undefined && { locale: destinations.locale }) });
+      // Nobody to send to (an unknown user, or none of the channels asked for): a decoy, in a space of its own.
+      const plan = targets.length > 0 ? targets : { decoy: wantedChannels(channel, senders) };
+      const { expiresAt, outgoing } = await admitAndIssue(username, plan, {
+        slot: context.binding ?? '',
+        countIp: true,
+        ip: context.ip,
+        locale: destinations?.locale,
+        acceptLanguage: context.acceptLanguage,
+      });
+      return { expiresAt, targets: outgoing.length, deliver: () => deliver(outgoing, context.ip) };
     },
 
     async checkCode(username, code, context) {
-      const userKey = hashKey(secret, 'user', username);
-      const ip = context.ip === undefined ? {} : { ip: context.ip };
-      const lock = await quotas.failures.peek(userKey);
-      if (!lock.ok || lock.remaining === 0) {
-        events.emit('failed', { username, reason: 'locked', ...ip });
-        const retryAfterMs = lock.ok ? limits.lockSeconds * 1000 : lock.retryAfterMs;
-        return { ok: false, reason: 'too_many_attempts', retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) };
-      }
+      const user = admission.userKey(username);
+      const withIp = context.ip === undefined ? {} : { ip: context.ip };
       const candidate = code.replace(/[\s-]/g, '');
-      const outcome = isWellFormedCode(candidate, config.codeLength)
-        ? await store.verify(userKey, { hash: hashCode(secret, userKey, candidate), binding: context.binding }, { maxAttempts: config.maxAttempts })
-        : 'malformed';
-      if (outcome === 'ok') {
-        await quotas.failures.reset(userKey);
-        events.emit('verified', { username, ...ip });
-        return { ok: true };
+      if (!isWellFormedCode(candidate, config.codeLength)) {
+        events.emit('failed', { username, reason: 'malformed_code', ...withIp });
+        return { ok: false, reason: 'invalid_code' };
       }
-      if (outcome === 'burned') {
-        events.emit('failed', { username, reason: 'too_many_attempts', ...ip });
-        return { ok: false, reason: 'too_many_attempts' };
+      const slots = context.binding === null ? [''] : [context.binding, ''];
+      const outcome = await store.verify({ user, slots, hash: hashCode(secret, user, candidate), policy });
+      switch (outcome.result) {
+        case 'ok':
+          events.emit('verified', { username, ...withIp });
+          return { ok: true };
+        case 'missing':
+          events.emit('failed', { username, reason: 'no_code', ...withIp });
+          return { ok: false, reason: 'invalid_code' };
+        case 'burned':
+          events.emit('failed', { username, reason: 'too_many_attempts', ...withIp });
+          return { ok: false, reason: 'too_many_attempts' };
+        case 'locked':
+          events.emit('failed', { username, reason: 'locked', ...withIp });
+          return { ok: false, reason: 'too_many_attempts', retryAfterSeconds: Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)) };
+        case 'mismatch':
+          events.emit('failed', { username, reason: 'wrong_code', ...withIp });
+          // Decoys lock too (and say so): from outside, an unknown username behaves as a known one.
+          if (outcome.lock === 'permanent') events.emit('locked', { username, permanent: true, ...withIp });
+          if (outcome.lock === 'timed') events.emit('locked', { username, lockSeconds: limits.lockSeconds, ...withIp });
+          return { ok: false, reason: 'invalid_code' };
       }
-      events.emit('failed', { username, reason: outcome === 'mismatch' ? 'wrong_code' : outcome === 'missing' ? 'no_code' : 'malformed_code', ...ip });
-      // Only a guess against a live code counts towards the lock: with no code there is nothing to find.
-      if (outcome !== 'mismatch') return { ok: false, reason: 'invalid_code' };
-      const counted = await quotas.failures.consume(userKey);
-      if (counted.ok && counted.remaining === 0) {
-        // The cap is reached: one more point crosses it, which starts the timed lock now.
-        await quotas.failures.consume(userKey);
-        events.emit('locked', { username, lockSeconds: limits.lockSeconds, ...ip });
-      }
-      return { ok: false, reason: 'invalid_code' };
     },
 
     newBinding: randomToken,
@@ -220,4 +260,3 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
   };
   return service;
 }
-

@@ -5,12 +5,12 @@ import type { Channel, ChannelChoice, Destinations } from './types.js';
 
 export interface Target {
   channel: Channel;
-  /** E.164 for SMS, the normalized address for email. */
+  /** E.164 for the phone channels, the normalized address for email. */
   to: string;
 }
 
 /** The programmatic API's destinations: every bad one is an error the caller must fix. */
-export function strictTargets(destinations: Destinations, senders: { sms: unknown; email: unknown }): Target[] {
+export function strictTargets(destinations: Destinations, senders: Senders): Target[] {
   if (destinations === null || typeof destinations !== 'object') {
     throw new OtpError('NO_DESTINATION', 'Pass the destinations, e.g. { smsTo: "4155550100", smsISDCode: "1" } or { emailTo }.');
   }
@@ -29,25 +29,34 @@ export function strictTargets(destinations: Destinations, senders: { sms: unknow
   return targets;
 }
 
+/** The senders an app configured, by channel. */
+export type Senders = Partial<Record<Channel, unknown>>;
+
+/** The channels a choice asks for, among those with a sender: `both` is SMS and email (the seed's). */
+export function wantedChannels(choice: ChannelChoice, senders: Senders): Channel[] {
+  const asked: Channel[] = choice === 'both' ? ['sms', 'email'] : [choice];
+  return asked.filter((channel) => senders[channel] !== undefined);
+}
+
 /** The HTTP send's destinations: what `resolveUser` returned, filtered by channel; bad ones are skipped. */
 export function lenientTargets(
   destinations: Destinations | undefined,
   choice: ChannelChoice,
-  senders: { sms: unknown; email: unknown },
+  senders: Senders,
   warn: (reason: string) => void,
 ): Target[] {
   if (destinations === undefined || destinations === null || typeof destinations !== 'object') return [];
   const targets: Target[] = [];
-  const wants = (channel: Channel) => (choice === 'both' || choice === channel) && senders[channel] !== undefined;
-  try {
-    if (wants('sms') && destinations.smsTo) targets.push({ channel: 'sms', to: normalizePhone(destinations.smsTo, destinations.smsISDCode ?? '1') });
-  } catch (error) {
-    warn((error as Error).message);
-  }
-  try {
-    if (wants('email') && destinations.emailTo) targets.push({ channel: 'email', to: normalizeEmail(destinations.emailTo) });
-  } catch (error) {
-    warn((error as Error).message);
+  for (const channel of wantedChannels(choice, senders)) {
+    try {
+      if (channel === 'email') {
+        if (destinations.emailTo) targets.push({ channel, to: normalizeEmail(destinations.emailTo) });
+      } else if (destinations.smsTo) {
+        targets.push({ channel, to: normalizePhone(destinations.smsTo, destinations.smsISDCode ?? '1') });
+      }
+    } catch (error) {
+      warn((error as Error).message);
+    }
   }
   return targets;
 }

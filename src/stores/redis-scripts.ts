@@ -1,12 +1,18 @@
 /**
- * The Lua behind `redisStore`: one script per store operation, so each check-and-update runs
- * atomically inside Redis. All keys of one operation carry the same hash tag (`{key}`), so the
- * scripts also run on Redis Cluster.
+ * The Lua behind `redisStore`: one script per hash slot and step, so each check-and-update
+ * runs atomically inside Redis, and no script touches keys of two slots (Redis Cluster).
  *
- * Key layout, for a store prefix `otp:` and an (already hashed) key `K`:
- * - `otp:{K}:code` — hash `{ hash, binding, attempts }`; `binding` is `''` for "any caller".
- *   Lives `ttlMs`; a mismatch never extends it.
- * - `otp:{K}:cooldown` — the string `'1'`; lives `cooldownMs` (absent when `cooldownMs` is 0).
+ * Key layout, for a store prefix `otp:`, a username key `U`, a space `s` (`u` user, `d`
+ * decoy) and a slot `S` (a session binding's hash, `-` for unbound codes):
+ * - `otp:{U}:s:c:S` — the code: hash `{ hash, attempts, issuedAt }`; lives the code's TTL.
+ * - `otp:{U}:s:cd:S` — the slot's resend cooldown (a token); lives `cooldownMs`.
+ * - `otp:{U}:s:n` — sends per username in the window; lives the window.
+ * - `otp:{U}:s:f` — wrong guesses in a row; lives `failureMemoryMs` from the last one.
+ * - `otp:{U}:s:lk` — a timed lock; lives `lockMs`.
+ * - `otp:{U}:u:t` — the last accepted TOTP step; `otp:{U}:u:r:ID` — a used recovery code.
+ * - `otp:{q:KEY}` — a quota counter (its own slot); `otp:{kv:KEY}` — a cached value.
+ *
+ * Every key has a TTL. Time is Redis's own (TTLs), so app instances' clocks do not matter.
  */
 import { createHash } from 'node:crypto';
 
@@ -15,66 +21,145 @@ export interface RedisScript {
   readonly lua: string;
   /** SHA-1 of `lua`, for `EVALSHA`. */
   readonly sha1: string;
-  readonly numberOfKeys: number;
 }
 
-const script = (lua: string, numberOfKeys: number): RedisScript => ({
-  lua,
-  sha1: createHash('sha1').update(lua).digest('hex'),
-  numberOfKeys,
-});
+const script = (lua: string): RedisScript => ({ lua, sha1: createHash('sha1').update(lua).digest('hex') });
 
-/** The keys of one store key; they share the hash tag `{key}`, hence one Cluster slot. */
-export function codeKeys(prefix: string, key: string): { code: string; cooldown: string } {
-  return { code: `${prefix}{${key}}:code`, cooldown: `${prefix}{${key}}:cooldown` };
-}
+/** Shared Lua: counts one wrong guess for a space (KEYS f, lk) and returns the lock it starts. */
+const countFailure = `
+local function count_failure(f, lk, failed_verifications, lock_ms, max_failures, memory_ms)
+  local fails = redis.call('INCR', f)
+  redis.call('PEXPIRE', f, memory_ms)
+  if fails >= max_failures then return 'permanent' end
+  if fails % failed_verifications == 0 then
+    redis.call('SET', lk, '1', 'PX', lock_ms)
+    return 'timed'
+  end
+  return ''
+end
+local function lock_of(f, lk, max_failures)
+  local fails = tonumber(redis.call('GET', f) or '0')
+  if fails >= max_failures then return {'permanent', math.max(redis.call('PTTL', f), 1)} end
+  local left = redis.call('PTTL', lk)
+  if left > 0 then return {'timed', left} end
+  return nil
+end
+`;
 
 /**
- * KEYS: code, cooldown. ARGV: hash, binding (`''` = any), ttlMs, cooldownMs.
- * Returns 0 when issued, or the cooldown's remaining milliseconds (> 0) when refused.
- * A cooldown marker without a TTL (never written by this script) is treated as absent.
+ * Round 1 of a send, in the username's slot. KEYS: cooldown, perUser.
+ * ARGV: cooldownMs, perUser points (-1 = off), perUser windowMs, token.
+ * Returns {0} when both admit (and then starts the cooldown and counts the send), or
+ * {1, ms} (cooldown) / {2, ms} (sendsPerUsername) when refused, changing nothing.
  */
-export const issueScript = script(
-  `
-local cooldownLeftMs = redis.call('PTTL', KEYS[2])
-if cooldownLeftMs > 0 then
-  return cooldownLeftMs
+export const reserveUserScript = script(`
+local left = redis.call('PTTL', KEYS[1])
+if left > 0 then return {1, left} end
+local points = tonumber(ARGV[2])
+if points >= 0 then
+  local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if used + 1 > points then return {2, math.max(redis.call('PTTL', KEYS[2]), 1)} end
 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'hash', ARGV[1], 'binding', ARGV[2], 'attempts', 0)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if tonumber(ARGV[4]) > 0 then
-  redis.call('SET', KEYS[2], '1', 'PX', ARGV[4])
-else
-  redis.call('DEL', KEYS[2])
+if tonumber(ARGV[1]) > 0 then redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[1]) end
+if points >= 0 then
+  if redis.call('INCR', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
 end
+return {0}
+`);
+
+/**
+ * Takes back round 1 of a refused send. KEYS: cooldown, perUser. ARGV: token, perUser on (1/0).
+ * The cooldown goes only if it is still this send's own.
+ */
+export const releaseUserScript = script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if ARGV[2] == '1' and tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
 return 0
-`,
-  2,
-);
+`);
 
 /**
- * KEYS: code. ARGV: hash, binding (`''` = none), maxAttempts.
- * Returns 'missing' | 'burned' | 'ok' | 'mismatch'. The budget is checked before comparing.
- * The values compared are keyed hashes the caller cannot choose, so Lua's ordinary string
- * equality leaks nothing useful about the code.
+ * A quota counter. KEYS: counter. ARGV: points, windowMs, mode (`take` | `peek`).
+ * Returns {1} when admitted (a `take` counts one), or {0, ms} when over, changing nothing.
  */
-export const verifyScript = script(
-  `
-local record = redis.call('HMGET', KEYS[1], 'hash', 'binding', 'attempts')
-if not record[1] then
-  return 'missing'
+export const counterScript = script(`
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used + 1 > tonumber(ARGV[1]) then return {0, math.max(redis.call('PTTL', KEYS[1]), 1)} end
+if ARGV[3] == 'take' then
+  if redis.call('INCR', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 end
-if (tonumber(record[3]) or 0) >= tonumber(ARGV[3]) then
-  return 'burned'
+return {1}
+`);
+
+/** Takes back one `take`. KEYS: counter. */
+export const releaseCounterScript = script(`
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
+return 0
+`);
+
+/** Round 2 of an admitted send: the slot's code. KEYS: code. ARGV: hash, ttlMs, issuedAtMs. */
+export const storeCodeScript = script(`
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'hash', ARGV[1], 'attempts', 0, 'issuedAt', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 0
+`);
+
+/**
+ * Verifies a candidate. KEYS: user f, user lk, decoy f, decoy lk, then a (user code, decoy
+ * code) pair per slot. ARGV: hash, maxAttempts, failedVerifications, lockMs,
+ * maxConsecutiveFailures, failureMemoryMs.
+ * Returns {'missing'} | {'locked', space, kind, ms} | {'burned', space} | {'ok', issuedAt} |
+ * {'mismatch', space, lockStarted}. Lock and budget are checked before comparing; the values
+ * compared are keyed hashes the caller cannot choose, so Lua's string equality leaks nothing.
+ */
+export const verifyScript = script(`${countFailure}
+local code, space
+for i = 5, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    code = KEYS[i]
+    space = (i % 2 == 1) and 'user' or 'decoy'
+    break
+  end
 end
-local binding = record[2] or ''
-if record[1] == ARGV[1] and (binding == '' or binding == ARGV[2]) then
-  redis.call('DEL', KEYS[1])
-  return 'ok'
+if not code then return {'missing'} end
+local f, lk = KEYS[1], KEYS[2]
+if space == 'decoy' then f, lk = KEYS[3], KEYS[4] end
+local max_failures = tonumber(ARGV[5])
+local lock = lock_of(f, lk, max_failures)
+if lock then return {'locked', space, lock[1], lock[2]} end
+local record = redis.call('HMGET', code, 'hash', 'attempts', 'issuedAt')
+if (tonumber(record[2]) or 0) >= tonumber(ARGV[2]) then return {'burned', space} end
+if space == 'user' and record[1] == ARGV[1] then
+  redis.call('DEL', code, KEYS[1], KEYS[2])
+  return {'ok', record[3] or '0'}
 end
-redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-return 'mismatch'
-`,
-  1,
-);
+redis.call('HINCRBY', code, 'attempts', 1)
+return {'mismatch', space, count_failure(f, lk, tonumber(ARGV[3]), ARGV[4], max_failures, ARGV[6])}
+`);
+
+/**
+ * Starts a TOTP or recovery-code attempt. KEYS: f, lk of the space. ARGV: failedVerifications,
+ * lockMs, maxConsecutiveFailures, failureMemoryMs. Returns {'locked', kind, ms} or {'ok', lockStarted}.
+ */
+export const attemptScript = script(`${countFailure}
+local max_failures = tonumber(ARGV[3])
+local lock = lock_of(KEYS[1], KEYS[2], max_failures)
+if lock then return {'locked', lock[1], lock[2]} end
+return {'ok', count_failure(KEYS[1], KEYS[2], tonumber(ARGV[1]), ARGV[2], max_failures, ARGV[4])}
+`);
+
+/**
+ * Settles a matching TOTP or recovery code. KEYS: use marker (`t` or `r:ID`), user f, user lk.
+ * ARGV: kind (`totp` | `recovery`), step, ttlMs. Returns 1 when accepted, 0 for a reuse.
+ */
+export const settleScript = script(`
+if ARGV[1] == 'totp' then
+  local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
+  if last >= tonumber(ARGV[2]) then return 0 end
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+else
+  if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) == false then return 0 end
+end
+redis.call('DEL', KEYS[2], KEYS[3])
+return 1
+`);

@@ -1,9 +1,10 @@
 import type { RedisClientType, RedisClusterType } from 'redis';
-import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { randomBytes } from 'node:crypto';
 import { OtpError } from '../core/errors.js';
-import { wrapLimiter } from './rate-limiter.js';
-import { codeKeys, issueScript, verifyScript, type RedisScript } from './redis-scripts.js';
-import type { IssueResult, Limiter, LimiterOptions, OtpStore, VerifyOutcome } from './types.js';
+import {
+  attemptScript, counterScript, releaseCounterScript, releaseUserScript, reserveUserScript, settleScript, storeCodeScript, verifyScript, type RedisScript,
+} from './redis-scripts.js';
+import type { AttemptStart, Counter, LockPolicy, LockStarted, OtpStore, Refusal, SendDecision, Space, VerifyOutcome } from './types.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- any modules, functions, scripts, RESP version and type mapping */
 type AnyRedisClient = RedisClientType<any, any, any, any, any>;
@@ -33,11 +34,13 @@ const defaults = { prefix: 'otp:', commandTimeoutMs: 1000 } as const;
 const knownOptions = ['client', 'prefix', 'commandTimeoutMs'];
 
 /** The two shapes of `sendCommand`: a client's and a cluster's (which routes by a key). */
-type Send = (firstKey: string, args: string[], options: { abortSignal?: AbortSignal }) => Promise<unknown>;
+type Send = (firstKey: string, args: string[], options: object) => Promise<unknown>;
 
 /**
- * An `OtpStore` on Redis for many app instances. Each operation is one Lua script (see
- * `redis-scripts.ts`), run with `EVALSHA` and, on `NOSCRIPT`, `EVAL` (which caches it again).
+ * An `OtpStore` on Redis for many app instances. Each operation is one Lua script per hash
+ * slot (see `redis-scripts.ts`), run with `EVALSHA` and, on `NOSCRIPT`, `EVAL` (which caches
+ * it again). A send takes two round trips (every check at once, then the code or the
+ * take-backs), a verify one, whatever the channels, quotas or user.
  *
  * Fails closed: every call, limiters included, settles within `commandTimeoutMs`; any Redis
  * error, a timeout, or a client that is reconnecting rejects with
@@ -55,7 +58,7 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
     : (_firstKey, args, commandOptions) => (client as AnyRedisClient).sendCommand(args, commandOptions);
 
   /** Runs `operation` within `commandTimeoutMs`, turning every failure into STORE_UNAVAILABLE. */
-  async function bounded<T>(what: string, operation: (abortSignal?: AbortSignal) => Promise<T>): Promise<T> {
+  async function bounded<T>(what: string, operation: () => Promise<T>): Promise<T> {
     // A reconnecting single client would only queue the command: refuse at once instead.
     if (!isCluster && (client as AnyRedisClient).isReady === false) throw unavailable(what, 'the client is not connected');
     let timer: NodeJS.Timeout | undefined;
@@ -66,70 +69,158 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
     try {
       return await Promise.race([operation(), timeout]);
     } catch (error) {
-      if (error instanceof OtpError || error instanceof RateLimiterRes) throw error; // RateLimiterRes: over the limit, not a fault
+      if (error instanceof OtpError) throw error;
       throw unavailable(what, error instanceof Error ? error.message : String(error), error);
     } finally {
       clearTimeout(timer);
     }
   }
 
-  async function run(script: RedisScript, keys: string[], args: string[], abortSignal?: AbortSignal): Promise<unknown> {
+  /**
+   * Runs one script. Called for every script of a round before the first `await`, so
+   * node-redis writes them together: one round trip per round, whatever the number of scripts.
+   */
+  async function run(script: RedisScript, keys: string[], args: Array<string | number>): Promise<unknown> {
     const firstKey = keys[0] ?? '';
-    const tail = [String(script.numberOfKeys), ...keys, ...args];
+    const tail = [String(keys.length), ...keys, ...args.map(String)];
     try {
-      return await send(firstKey, ['EVALSHA', script.sha1, ...tail], { abortSignal });
+      return await send(firstKey, ['EVALSHA', script.sha1, ...tail], {});
     } catch (error) {
       if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return send(firstKey, ['EVAL', script.lua, ...tail], { abortSignal });
+      return send(firstKey, ['EVAL', script.lua, ...tail], {});
     }
   }
 
+  const userKey = (user: string, space: Space, part: string) => `${prefix}{${user}}:${space === 'user' ? 'u' : 'd'}:${part}`;
+  const slotName = (slot: string) => (slot === '' ? '-' : slot);
+  const counterKey = (counter: Counter) => `${prefix}{q:${counter.key}}`;
+  const runCounter = (counter: Counter) => run(counterScript, [counterKey(counter)], [counter.points, Math.ceil(counter.windowMs), counter.mode]);
+  const counterReply = (reply: unknown, counter: Counter): Refusal | null => {
+    const [admitted, ms] = reply as [number, number?];
+    return Number(admitted) === 1 ? null : { limit: counter.limit, retryAfterMs: Math.max(Number(ms ?? 1), 1) };
+  };
+  const policyArgs = (policy: LockPolicy) => [policy.failedVerifications, Math.ceil(policy.lockMs), policy.maxConsecutiveFailures, Math.ceil(policy.failureMemoryMs)];
+
   return {
-    async issue(key, record, { ttlMs, cooldownMs }): Promise<IssueResult> {
-      checkKey(key);
-      const keys = codeKeys(prefix, key);
-      const args = [record.hash, record.binding ?? '', String(wholeMs('ttlMs', ttlMs, 1)), String(wholeMs('cooldownMs', cooldownMs, 0))];
-      const reply = await bounded('issue', (signal) => run(issueScript, [keys.code, keys.cooldown], args, signal));
-      const retryAfterMs = Number(reply);
-      if (!Number.isInteger(retryAfterMs) || retryAfterMs < 0) throw unavailable('issue', 'unexpected script reply');
-      return retryAfterMs === 0 ? { ok: true } : { ok: false, retryAfterMs };
-    },
+    send: (plan) =>
+      bounded('send', async (): Promise<SendDecision> => {
+        checkKey(plan.user);
+        checkKey(plan.slot, true);
+        const cooldown = userKey(plan.user, plan.space, `cd:${slotName(plan.slot)}`);
+        const perUser = userKey(plan.user, plan.space, 'n');
+        const token = randomBytes(9).toString('base64url');
+        // Round 1: every check at once, each in its own slot; what admits is counted.
+        const userReply = run(reserveUserScript, [cooldown, perUser], [
+          Math.ceil(plan.cooldownMs), plan.perUser?.points ?? -1, Math.ceil(plan.perUser?.windowMs ?? 1), token,
+        ]);
+        const requestReplies = plan.request.map(runCounter);
+        const targetReplies = plan.targets.map((group) => group.map(runCounter));
+        const [userState, ...requestStates] = await Promise.all([userReply, ...requestReplies]);
+        const targetStates = await Promise.all(targetReplies.map((group) => Promise.all(group)));
 
-    async verify(key, candidate, { maxAttempts }): Promise<VerifyOutcome> {
-      checkKey(key);
-      if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new TypeError(`maxAttempts must be a positive integer, got ${String(maxAttempts)}`);
-      const args = [candidate.hash, candidate.binding ?? '', String(maxAttempts)];
-      const reply = String(await bounded('verify', (signal) => run(verifyScript, [codeKeys(prefix, key).code], args, signal)));
-      if (reply === 'ok' || reply === 'missing' || reply === 'mismatch' || reply === 'burned') return reply;
-      throw unavailable('verify', 'unexpected script reply');
-    },
+        const [userCode, userMs] = userState as [number, number?];
+        let refusal: Refusal | null =
+          Number(userCode) === 0 ? null : { limit: Number(userCode) === 1 ? 'resendCooldownSeconds' : 'sendsPerUsername', retryAfterMs: Math.max(Number(userMs ?? 1), 1) };
+        plan.request.forEach((counter, i) => (refusal ??= counterReply(requestStates[i], counter)));
+        const targets = plan.targets.map((group, g) => {
+          for (const [i, counter] of group.entries()) {
+            const refused = counterReply(targetStates[g]?.[i], counter);
+            if (refused !== null) return refused;
+          }
+          return null;
+        });
+        if (refusal === null && targets.length > 0 && targets.every((t) => t !== null)) refusal = targets[0] ?? null;
 
-    limiter(limiterOptions: LimiterOptions): Limiter {
-      const { name, points, durationSeconds, blockSeconds } = limiterOptions;
-      if (typeof name !== 'string' || name === '' || /[{}]/.test(name)) throw new TypeError('limiter name must be a non-empty string without `{` or `}`');
-      if (!Number.isInteger(durationSeconds) || durationSeconds < 1) {
-        throw new TypeError(`limiter durationSeconds must be a whole number of seconds >= 1 (every Redis key needs a TTL), got ${String(durationSeconds)}`);
-      }
-      const limiter = new RateLimiterRedis({
-        // Replies in default types whatever the caller's typeMapping; bounded() times every call.
-        storeClient: client.withCommandOptions({}),
-        useRedisPackage: true,
-        keyPrefix: `${prefix}rl:${name}`,
-        points,
-        duration: durationSeconds,
-        blockDuration: blockSeconds ?? 0,
-      });
-      return wrapLimiter({
-        points,
-        consume: (key, count) => bounded('limiter.consume', () => limiter.consume(key, count)),
-        get: (key) => bounded('limiter.peek', () => limiter.get(key)),
-        delete: (key) => bounded('limiter.reset', () => limiter.delete(key)),
-      });
-    },
+        // Round 2: store the code, and take back whatever round 1 counted for a refused part.
+        const round2: Array<Promise<unknown>> = [];
+        const release = (counter: Counter, reply: unknown) => {
+          if (counter.mode === 'take' && counterReply(reply, counter) === null) round2.push(run(releaseCounterScript, [counterKey(counter)], []));
+        };
+        plan.targets.forEach((group, g) => {
+          if (refusal === null && targets[g] === null) return;
+          group.forEach((counter, i) => release(counter, targetStates[g]?.[i]));
+        });
+        if (refusal === null) {
+          const code = userKey(plan.user, plan.space, `c:${slotName(plan.slot)}`);
+          round2.push(run(storeCodeScript, [code], [plan.code.hash, Math.ceil(plan.code.ttlMs), plan.code.issuedAtMs]));
+        } else {
+          plan.request.forEach((counter, i) => release(counter, requestStates[i]));
+          if (Number(userCode) === 0) round2.push(run(releaseUserScript, [cooldown, perUser], [token, plan.perUser === null ? 0 : 1]));
+        }
+        await Promise.all(round2);
+        return refusal === null ? { ok: true, targets } : { ok: false, refusal, targets };
+      }),
+
+    verify: ({ user, slots, hash, policy }) =>
+      bounded('verify', async (): Promise<VerifyOutcome> => {
+        checkKey(user);
+        for (const slot of slots) checkKey(slot, true);
+        const keys = [userKey(user, 'user', 'f'), userKey(user, 'user', 'lk'), userKey(user, 'decoy', 'f'), userKey(user, 'decoy', 'lk')];
+        for (const slot of slots) keys.push(userKey(user, 'user', `c:${slotName(slot)}`), userKey(user, 'decoy', `c:${slotName(slot)}`));
+        const reply = (await run(verifyScript, keys, [hash, policy.maxAttempts, ...policyArgs(policy)])) as unknown[];
+        const [result, a, b, c] = reply.map(String);
+        const space = a === 'decoy' ? 'decoy' : 'user';
+        switch (result) {
+          case 'missing':
+            return { result: 'missing' };
+          case 'ok':
+            return { result: 'ok', space: 'user', issuedAtMs: Number(a) };
+          case 'burned':
+            return { result: 'burned', space };
+          case 'locked':
+            return { result: 'locked', space, permanent: b === 'permanent', retryAfterMs: Math.max(Number(c), 1) };
+          case 'mismatch':
+            return { result: 'mismatch', space, lock: lockStarted(b) };
+          default:
+            throw unavailable('verify', 'unexpected script reply');
+        }
+      }),
+
+    attempt: ({ user, space, policy }) =>
+      bounded('attempt', async (): Promise<AttemptStart> => {
+        checkKey(user);
+        const reply = ((await run(attemptScript, [userKey(user, space, 'f'), userKey(user, space, 'lk')], policyArgs(policy))) as unknown[]).map(String);
+        if (reply[0] === 'locked') return { ok: false, permanent: reply[1] === 'permanent', retryAfterMs: Math.max(Number(reply[2]), 1) };
+        return { ok: true, lock: lockStarted(reply[1]) };
+      }),
+
+    settle: ({ user, use }) =>
+      bounded('settle', async () => {
+        checkKey(user);
+        const marker = use.kind === 'totp' ? userKey(user, 'user', 't') : userKey(user, 'user', `r:${use.id}`);
+        if (use.kind === 'recovery') checkKey(use.id);
+        const step = use.kind === 'totp' ? use.step : 0;
+        const reply = await run(settleScript, [marker, userKey(user, 'user', 'f'), userKey(user, 'user', 'lk')], [use.kind, step, Math.ceil(use.ttlMs)]);
+        return Number(reply) === 1;
+      }),
+
+    unlock: (user) =>
+      bounded('unlock', async () => {
+        checkKey(user);
+        const keys = (['user', 'decoy'] as const).flatMap((space) => [userKey(user, space, 'f'), userKey(user, space, 'lk')]);
+        await send(keys[0] ?? '', ['DEL', ...keys], {});
+      }),
+
+    consume: (counter) => bounded('consume', async () => counterReply(await runCounter(counter), counter)),
+
+    get: (key) =>
+      bounded('get', async () => {
+        const value = await send(`${prefix}{kv:${key}}`, ['GET', `${prefix}{kv:${key}}`], {});
+        return value === null || value === undefined ? null : String(value);
+      }),
+
+    set: (key, value, ttlMs) =>
+      bounded('set', async () => {
+        await send(`${prefix}{kv:${key}}`, ['SET', `${prefix}{kv:${key}}`, value, 'PX', String(Math.max(Math.ceil(ttlMs), 1))], {});
+      }),
 
     /** Nothing to release: the client belongs to the caller, who closes it. */
     async close() {},
   };
+}
+
+function lockStarted(reply: string | undefined): LockStarted {
+  return reply === 'timed' || reply === 'permanent' ? reply : null;
 }
 
 function unavailable(what: string, reason: string, cause?: unknown): OtpError {
@@ -164,11 +255,6 @@ function resolveOptions(options: RedisStoreOptions): Required<RedisStoreOptions>
 }
 
 /** Keys come hashed from the core (base64url); braces would move them out of their hash slot. */
-function checkKey(key: string): void {
-  if (typeof key !== 'string' || key === '' || /[{}]/.test(key)) throw new TypeError('store key must be a non-empty string without `{` or `}`');
-}
-
-function wholeMs(name: string, value: number, min: number): number {
-  if (!Number.isFinite(value) || value < min) throw new TypeError(`${name} must be a number >= ${min}, got ${String(value)}`);
-  return Math.ceil(value);
+function checkKey(key: string, allowEmpty = false): void {
+  if (typeof key !== 'string' || (key === '' && !allowEmpty) || /[{}:\s]/.test(key)) throw new TypeError('store key must be a non-empty string without `{`, `}`, `:` or spaces');
 }

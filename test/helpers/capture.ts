@@ -1,38 +1,26 @@
-/** Senders that keep what they were asked to send, so tests can read the code. */
-import type { EmailMessage, EmailSender, SmsMessage, SmsSender } from '../../src/index.js';
+/**
+ * The project's capture senders: `captureSenders()` from `blockid-otp/testing`, plus the two
+ * names the suites were written with (`messages` for `outbox`, `waitFor(count)`).
+ */
+import { captureSenders as captureKit, type CapturedMessage } from '../../src/testing.js';
 
-export type Captured = ({ channel: 'sms' } & SmsMessage) | ({ channel: 'email' } & EmailMessage);
+export type Captured = CapturedMessage;
 
 export function captureSenders() {
-  const messages: Captured[] = [];
-  const waiters: Array<() => void> = [];
-  const keep = (message: Captured) => {
-    messages.push(message);
-    for (const wake of waiters.splice(0)) wake();
-  };
-  const sms: SmsSender = { send: async (m) => keep({ channel: 'sms', ...m }) };
-  const email: EmailSender = { send: async (m) => keep({ channel: 'email', ...m }) };
+  const kit = captureKit();
   return {
-    sms,
-    email,
-    messages,
+    ...kit,
+    /** The kit's `outbox` (the same array). */
+    messages: kit.outbox,
     /** Resolves once at least `count` messages were sent (or rejects after `timeoutMs`). */
     async waitFor(count: number, timeoutMs = 2000): Promise<Captured[]> {
-      const deadline = Date.now() + timeoutMs;
-      while (messages.length < count) {
-        if (Date.now() > deadline) throw new Error(`expected ${count} messages, got ${messages.length}`);
-        await new Promise<void>((resolve) => {
-          waiters.push(resolve);
-          setTimeout(resolve, 20);
-        });
+      if (kit.outbox.length >= count) return kit.outbox;
+      try {
+        await kit.waitForMessage((_message, index) => index >= count - 1, { timeoutMs });
+      } catch {
+        throw new Error(`expected ${count} messages, got ${kit.outbox.length}`);
       }
-      return messages;
-    },
-    /** The code of the newest message to `username`. */
-    lastCode(username: string): string {
-      const found = messages.filter((m) => m.username === username).at(-1);
-      if (!found) throw new Error(`no message for ${username}`);
-      return found.code;
+      return kit.outbox;
     },
   };
 }

@@ -14,6 +14,8 @@ const prismBin = resolve(repoRoot, 'node_modules/.bin/prism');
 
 /** Twilio's OpenAPI spec, kept beside the repository (never copied into it). */
 export const twilioSpecPath = process.env.TWILIO_OAI_SPEC ?? resolve(repoRoot, '../shared/twilio-oai/twilio_api_v2010.json');
+/** Twilio Lookup v2's OpenAPI spec (lookups.twilio.com), beside the other one. */
+export const twilioLookupSpecPath = process.env.TWILIO_LOOKUP_OAI_SPEC ?? resolve(repoRoot, '../shared/twilio-oai/twilio_lookups_v2.json');
 
 /** Shaped as the spec wants: AC + 32 hex digits. */
 export const testAccountSid = 'AC0123456789abcdef0123456789abcdef';
@@ -24,12 +26,20 @@ export interface PrismMock {
   stop(): Promise<void>;
 }
 
-/** Starts `prism mock --errors` on a free loopback port; `null` when the spec is absent. */
-export async function startPrism(startTimeoutMs = 60_000): Promise<PrismMock | null> {
-  if (!existsSync(twilioSpecPath)) return null;
-  const child = spawn(process.execPath, [prismBin, 'mock', '-h', '127.0.0.1', '-p', '0', '--errors', twilioSpecPath], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export interface StartPrismOptions {
+  /** The OpenAPI file to mock; default the Messages/Calls spec (`twilioSpecPath`). */
+  spec?: string;
+  /** `--errors`: answer a request (or a response) that breaks the spec with an error. Default true. */
+  errors?: boolean;
+  startTimeoutMs?: number;
+}
+
+/** Starts `prism mock [--errors]` on a free loopback port; `null` when the spec is absent. */
+export async function startPrism(options: StartPrismOptions | number = {}): Promise<PrismMock | null> {
+  const { spec = twilioSpecPath, errors = true, startTimeoutMs = 60_000 } = typeof options === 'number' ? { startTimeoutMs: options } : options;
+  if (!existsSync(spec)) return null;
+  const args = [prismBin, 'mock', '-h', '127.0.0.1', '-p', '0', ...(errors ? ['--errors'] : []), spec];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const exited = new Promise<void>((done) => child.once('exit', () => done()));
   const stop = async (): Promise<void> => {
@@ -63,6 +73,22 @@ export async function startPrism(startTimeoutMs = 60_000): Promise<PrismMock | n
   return { baseUrl, stop };
 }
 
+/**
+ * The Lookup v2 mock. Its spec's own examples break its response schema, so it runs without
+ * `--errors`: request validation is read from the `sl-violations` header (`requestViolations`).
+ */
+export function startLookupPrism(startTimeoutMs?: number): Promise<PrismMock | null> {
+  return startPrism({ spec: twilioLookupSpecPath, errors: false, ...(startTimeoutMs === undefined ? {} : { startTimeoutMs }) });
+}
+
+/** One entry of Prism's `sl-violations` header. */
+export interface PrismViolation {
+  location: string[];
+  severity: string;
+  code?: string;
+  message: string;
+}
+
 export interface RecordedRequest {
   method: string;
   /** Path and query as the SDK asked for them, e.g. `/2010-04-01/Accounts/AC…/Messages.json`. */
@@ -71,6 +97,15 @@ export interface RecordedRequest {
   form: Record<string, string>;
   /** The HTTP status the server answered with. */
   status?: number;
+  /** The query parameters (`Fields`, …), when the SDK sent any. */
+  query?: Record<string, string>;
+  /** Prism's `sl-violations` header, when it sent one (only without `--errors`). */
+  violations?: PrismViolation[];
+}
+
+/** The violations Prism found in the request itself (not in its own answer). */
+export function requestViolations(record: RecordedRequest | undefined): PrismViolation[] {
+  return (record?.violations ?? []).filter((violation) => violation.location[0] === 'request');
 }
 
 export interface RecordingClient {
@@ -83,16 +118,39 @@ export interface RecordingClient {
 type RequestOptions<T = unknown> = RequestClient.RequestOptions<T>;
 type Answer<T> = Awaited<ReturnType<RequestClient['request']>> & { body: T };
 
-/** A real `twilio` client whose requests go to `baseUrl` instead of https://api.twilio.com. */
-export function twilioClientFor(baseUrl: string, clientTimeoutMs?: number): RecordingClient {
+/** Mock base URLs by Twilio host: `api` for api.twilio.com, `lookups` for lookups.twilio.com. */
+export interface TwilioMockRoutes {
+  api?: string;
+  lookups?: string;
+}
+
+export interface RedirectOptions {
+  /** Headers added to every request, e.g. `{ Prefer: 'example=fetchLineTypeIntelligence' }` for Prism. */
+  headers?: Record<string, string>;
+}
+
+/**
+ * A real `twilio` client whose requests go to a mock instead of Twilio: `routes` is one base
+ * URL for every host, or one per host (a request to a host without a mock fails).
+ */
+export function twilioClientFor(routes: string | TwilioMockRoutes, clientTimeoutMs?: number, options: RedirectOptions = {}): RecordingClient {
   const requests: RecordedRequest[] = [];
+  const baseUrlOf = (host: string): string => {
+    if (typeof routes === 'string') return routes;
+    const baseUrl = routes[host.split('.')[0] as keyof TwilioMockRoutes];
+    if (baseUrl === undefined) throw new Error(`twilioClientFor: no mock for ${host}`);
+    return baseUrl;
+  };
   class RedirectingClient extends twilio.RequestClient {
     override async request<T>(opts: RequestOptions<T>): Promise<Answer<T>> {
       const target = new URL(opts.uri);
       const record = recordOf(opts, target);
       requests.push(record);
-      const answer = await super.request<T>({ ...opts, uri: `${baseUrl}${target.pathname}${target.search}` });
+      const headers = { ...opts.headers, ...options.headers };
+      const answer = await super.request<T>({ ...opts, headers, uri: `${baseUrlOf(target.hostname)}${target.pathname}${target.search}` });
       record.status = answer.statusCode;
+      const violations = headerOf(answer.headers, 'sl-violations');
+      if (violations !== undefined) record.violations = JSON.parse(violations) as PrismViolation[];
       return answer;
     }
   }
@@ -114,6 +172,16 @@ export function twilioClientAnswering(status: number, body: unknown): RecordingC
 }
 
 function recordOf(opts: RequestOptions<unknown>, target: URL): RecordedRequest {
-  const form = Object.fromEntries(Object.entries(opts.data ?? {}).map(([key, value]) => [key, String(value)]));
-  return { method: String(opts.method).toUpperCase(), path: `${target.pathname}${target.search}`, form };
+  const strings = (fields: unknown): Record<string, string> =>
+    Object.fromEntries(Object.entries((fields ?? {}) as object).map(([key, value]) => [key, String(value)]));
+  const record: RecordedRequest = { method: String(opts.method).toUpperCase(), path: `${target.pathname}${target.search}`, form: strings(opts.data) };
+  const query = strings(opts.params);
+  if (Object.keys(query).length > 0) record.query = query;
+  return record;
+}
+
+function headerOf(headers: unknown, name: string): string | undefined {
+  if (typeof headers !== 'object' || headers === null) return undefined;
+  const entry = Object.entries(headers).find(([key]) => key.toLowerCase() === name);
+  return typeof entry?.[1] === 'string' ? entry[1] : undefined;
 }

@@ -1,0 +1,108 @@
+/**
+ * Turns a send request into one admission plan: the per-session cooldown, the per-username
+ * quota, the per-IP quota and every destination's quotas and spend breakers, each with its
+ * key. A decoy's plan has the same shape as a real user's (the same counters in the same
+ * order), kept in the decoy space and on keys of its own, and it only reads the shared
+ * budgets. The store decides the whole plan in one call.
+ */
+import { hashKey } from './codes.js';
+import { ipQuotaKey } from './client-ip.js';
+import type { OtpLimits, WindowQuota } from './options.js';
+import type { Target } from './targets.js';
+import type { Channel } from './types.js';
+import type { Counter, SendPlan, Space } from '../stores/types.js';
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+
+export interface PlanRequest {
+  /** The normalized username. */
+  username: string;
+  /** The session binding's keyed hash, or `''` for an unbound code. */
+  slot: string;
+  /** Count the send against the client's IP (every HTTP send; programmatic ones given `{ ip }`). */
+  countIp: boolean;
+  ip: string | undefined;
+  /** Real targets, or for a decoy the channels it stands in for. */
+  targets: Target[] | { decoy: Channel[] };
+  /** Test destinations deliver nothing: they spend no SMS or voice budget. */
+  test: boolean;
+  code: { hash: string; ttlMs: number };
+}
+
+export type Admission = ReturnType<typeof createAdmission>;
+
+export function createAdmission({ secret, limits, cooldownSeconds }: { secret: string; limits: OtpLimits; cooldownSeconds: number }) {
+  const window = (limit: string, quota: WindowQuota, key: string, mode: Counter['mode'] = 'take'): Counter[] =>
+    quota.points > 0 ? [{ limit, key, points: quota.points, windowMs: quota.windowSeconds * 1000, mode }] : [];
+  const breaker = (limit: string, points: number, windowMs: number, mode: Counter['mode']): Counter[] =>
+    points > 0 ? [{ limit, key: limit, points, windowMs, mode }] : [];
+
+  /** The spend breakers of a phone channel: voice has its own, SMS and WhatsApp share one. */
+  const breakers = (channel: Channel, mode: Counter['mode']): Counter[] =>
+    channel === 'voice'
+      ? [...breaker('voicePerHour', limits.voicePerHour, HOUR_MS, mode), ...breaker('voicePerDay', limits.voicePerDay, DAY_MS, mode)]
+      : [...breaker('smsPerHour', limits.smsPerHour, HOUR_MS, mode), ...breaker('smsPerDay', limits.smsPerDay, DAY_MS, mode)];
+
+  const targetCounters = (target: Target, test: boolean): Counter[] => {
+    const destination = window('sendsPerDestination', limits.sendsPerDestination, `dest:${hashKey(secret, 'dest', destinationQuotaKey(target))}`);
+    if (target.channel === 'email' || test) return destination;
+    return [
+      ...destination,
+      ...window('smsPerPrefix', limits.smsPerPrefix, `prefix:${hashKey(secret, 'prefix', target.to.slice(0, -4))}`),
+      ...breakers(target.channel, 'take'),
+    ];
+  };
+
+  /** A decoy's stand-in: the same counters, on its own keys, reading (not spending) the shared breakers. */
+  const decoyCounters = (channel: Channel, username: string): Counter[] => {
+    const destination = window('sendsPerDestination', limits.sendsPerDestination, `dest:${hashKey(secret, 'decoy-dest', `${channel}\0${username}`)}`);
+    if (channel === 'email') return destination;
+    return [
+      ...destination,
+      ...window('smsPerPrefix', limits.smsPerPrefix, `prefix:${hashKey(secret, 'decoy-prefix', username)}`),
+      ...breakers(channel, 'peek'),
+    ];
+  };
+
+  return {
+    /** The username's store key, shared by both spaces. */
+    userKey: (username: string) => hashKey(secret, 'user', username),
+
+    plan(request: PlanRequest): SendPlan {
+      const decoy = !Array.isArray(request.targets);
+      const space: Space = decoy ? 'decoy' : 'user';
+      const targets = Array.isArray(request.targets)
+        ? request.targets.map((target) => targetCounters(target, request.test))
+        : request.targets.decoy.map((channel) => decoyCounters(channel, request.username));
+      const perUser = limits.sendsPerUsername;
+      return {
+        user: hashKey(secret, 'user', request.username),
+        space,
+        slot: request.slot,
+        cooldownMs: cooldownSeconds * 1000,
+        perUser: perUser.points > 0 ? { points: perUser.points, windowMs: perUser.windowSeconds * 1000 } : null,
+        request: request.countIp ? window('sendsPerIp', limits.sendsPerIp, `ip:${hashKey(secret, 'ip', ipQuotaKey(request.ip))}`) : [],
+        targets,
+        code: { ...request.code, issuedAtMs: Date.now() },
+      };
+    },
+  };
+}
+
+const GMAIL_DOMAINS = new Set(['gmail.com', 'googlemail.com']);
+
+/**
+ * The key a destination's quota is counted under: E.164 for numbers (every writing of one
+ * number is one string); for email the address in lower case without a `+tag` subaddress,
+ * and for Gmail without dots in the local part and with googlemail.com as gmail.com, since
+ * those all reach one inbox. Used for quotas only: mail still goes to the address as given.
+ */
+export function destinationQuotaKey(target: Target): string {
+  if (target.channel !== 'email') return target.to;
+  const at = target.to.lastIndexOf('@');
+  const domain = target.to.slice(at + 1).toLowerCase();
+  let local = (target.to.slice(0, at).split('+')[0] || target.to.slice(0, at)).toLowerCase();
+  if (GMAIL_DOMAINS.has(domain)) return `${local.replace(/\./g, '')}@gmail.com`;
+  return `${local}@${domain}`;
+}

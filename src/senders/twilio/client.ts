@@ -1,0 +1,79 @@
+/**
+ * The Twilio client every Twilio part uses: the caller's own (`{ client }`, accepted as is,
+ * e.g. one with a custom `httpClient`), or one built from `{ accountSid, authToken }` once,
+ * on first use. The SDK is an optional peer dependency, imported only then.
+ */
+import { OtpError } from '../../core/errors.js';
+
+/** Options for the client built from credentials, passed to `twilio(sid, token, opts)`. */
+export interface TwilioClientOptions {
+  /** Request timeout in milliseconds (the SDK's default is 30 000). */
+  timeout?: number;
+  region?: string;
+  edge?: string;
+  [option: string]: unknown;
+}
+
+/** Either a client from `twilio(...)` or the credentials to build one. */
+export type TwilioCredentials<Client> =
+  | { client: Client; accountSid?: never; authToken?: never; clientOptions?: never }
+  | { accountSid: string; authToken: string; clientOptions?: TwilioClientOptions; client?: never };
+
+export const credentialOptions = ['client', 'accountSid', 'authToken', 'clientOptions'] as const;
+
+/** A TypeError for anything but an options object whose every key is in `known`. */
+export function checkOptionNames(factory: string, options: unknown, known: readonly string[]): Record<string, unknown> {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`${factory}: pass an options object`);
+  const unknown = Object.keys(options).find((key) => !known.includes(key));
+  if (unknown) throw new TypeError(`${factory}: unknown option "${unknown}"; expected ${known.join(', ')}`);
+  return options as Record<string, unknown>;
+}
+
+/**
+ * Checks `client` (it must pass `fits`) or `accountSid`/`authToken`/`clientOptions`, and
+ * returns the getter of the client. A failed build (no `twilio` package) is retried on the
+ * next call.
+ */
+export function twilioClient<Client>(factory: string, options: Record<string, unknown>, fits: (client: any) => boolean): () => Promise<Client> {
+  const { client, accountSid, authToken, clientOptions } = options;
+  if (client !== undefined) {
+    if (accountSid !== undefined || authToken !== undefined) {
+      throw new TypeError(`${factory}: pass either "client" or "accountSid" and "authToken", not both`);
+    }
+    if (typeof client !== 'object' || client === null || !fits(client)) {
+      throw new TypeError(`${factory}: "client" must be a twilio client (twilio(accountSid, authToken))`);
+    }
+  } else {
+    if (typeof accountSid !== 'string' || !accountSid.startsWith('AC')) {
+      throw new TypeError(`${factory}: "accountSid" must be your Account SID (starts with "AC"), or pass "client"`);
+    }
+    if (typeof authToken !== 'string' || authToken === '') throw new TypeError(`${factory}: "authToken" must be a non-empty string`);
+  }
+  if (clientOptions !== undefined && (client !== undefined || typeof clientOptions !== 'object' || clientOptions === null)) {
+    throw new TypeError(`${factory}: "clientOptions" must be an object, and goes with "accountSid" and "authToken"`);
+  }
+
+  let ready: Promise<Client> | undefined = client === undefined ? undefined : Promise.resolve(client as Client);
+  return () =>
+    (ready ??= buildClient<Client>(factory, accountSid as string, authToken as string, clientOptions as TwilioClientOptions | undefined).catch(
+      (error: unknown) => {
+        ready = undefined;
+        throw error;
+      },
+    ));
+}
+
+async function buildClient<Client>(factory: string, accountSid: string, authToken: string, clientOptions?: TwilioClientOptions): Promise<Client> {
+  let sdk: { default?: unknown };
+  try {
+    sdk = await import('twilio');
+  } catch (cause) {
+    throw new OtpError('DELIVERY_FAILED', `${factory}: "accountSid"/"authToken" need the optional "twilio" package (npm install twilio)`, {
+      retryable: false,
+      cause,
+    });
+  }
+  // ESM import of the CommonJS SDK gives { default: twilio }; some bundlers give twilio itself.
+  const create = (sdk.default ?? sdk) as typeof import('twilio');
+  return create(accountSid, authToken, clientOptions) as Client;
+}

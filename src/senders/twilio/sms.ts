@@ -1,0 +1,51 @@
+/** SMS through the official `twilio` SDK: `client.messages.create({ to, body, from | messagingServiceSid })`. */
+import type { SmsMessage, SmsSender } from '../../core/types.js';
+import { checkOptionNames, credentialOptions, twilioClient, type TwilioCredentials } from './client.js';
+import { messageFailure, twilioFailure } from './errors.js';
+
+/** The part of a `twilio` client this sender uses; a client from `twilio(...)` fits it. */
+export interface TwilioClientLike {
+  messages: {
+    create(params: { to: string; body: string; from?: string; messagingServiceSid?: string }): Promise<unknown>;
+  };
+}
+
+type Sender = { from: string; messagingServiceSid?: never } | { messagingServiceSid: string; from?: never };
+
+export type TwilioSmsOptions = TwilioCredentials<TwilioClientLike> & Sender;
+
+const knownOptions = [...credentialOptions, 'from', 'messagingServiceSid'];
+
+/** An `SmsSender` that sends with `client.messages.create({ to, body, from | messagingServiceSid })`. */
+export function twilioSms(options: TwilioSmsOptions): SmsSender {
+  const opts = checkOptionNames('twilioSms', options, knownOptions);
+  const client = twilioClient<TwilioClientLike>('twilioSms', opts, (c) => typeof c.messages?.create === 'function');
+  const sender = resolveSender(opts);
+
+  return {
+    async send(message: SmsMessage): Promise<void> {
+      const ready = await client();
+      try {
+        await ready.messages.create({ to: message.to, body: message.body, ...sender });
+      } catch (error) {
+        throw twilioFailure(error, messageFailure);
+      }
+    },
+  };
+}
+
+function resolveSender({ from, messagingServiceSid }: Record<string, unknown>): Sender {
+  if ((from === undefined) === (messagingServiceSid === undefined)) {
+    throw new TypeError('twilioSms: pass either "from" or "messagingServiceSid"');
+  }
+  if (from !== undefined) {
+    if (typeof from !== 'string' || from.trim() === '') {
+      throw new TypeError('twilioSms: "from" must be a phone number in E.164 form or a sender ID');
+    }
+    return { from };
+  }
+  if (typeof messagingServiceSid !== 'string' || !messagingServiceSid.startsWith('MG')) {
+    throw new TypeError('twilioSms: "messagingServiceSid" must be a Messaging Service SID (starts with "MG")');
+  }
+  return { messagingServiceSid };
+}

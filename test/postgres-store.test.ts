@@ -12,6 +12,7 @@ import pg from 'pg';
 import { OtpError } from '../src/core/errors.js';
 import { postgresSchemaSql, postgresStore, type PostgresStore, type PostgresStoreOptions } from '../src/postgres.js';
 import type { Counter, LockPolicy, SendPlan } from '../src/stores/types.js';
+import { describeStoreContract } from './helpers/store-contract.js';
 
 const connectionString = process.env.PG_TEST_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = `otp_test_${process.pid}_${randomBytes(3).toString('hex')}`;
@@ -88,6 +89,9 @@ after(async () => {
   await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   await Promise.all(pools.map((p) => p.end()));
 });
+
+// The shared contract, as memory and Redis run it (test/stores.test.ts).
+describeStoreContract('postgres', async () => ({ store: makeStore(), cleanup: async () => {} }));
 
 describe('postgresStore options', () => {
   it('rejects bad options with a TypeError that names the option', () => {

@@ -6,7 +6,7 @@ import type { OtpService } from './service.js';
 
 /** An adapter's middleware that also carries the programmatic API (the seed's `GenerateOTP`). */
 export type WithOtpApi<Middleware> = Middleware &
-  Pick<OtpService, 'generateOtp' | 'verifyOtp' | 'unlock' | 'on' | 'off'> & { readonly service: OtpService };
+  Pick<OtpService, 'generateOtp' | 'verifyOtp' | 'unlock' | 'totp' | 'recoveryCodes' | 'on' | 'off'> & { readonly service: OtpService };
 
 export function withOtpApi<Middleware extends object>(middleware: Middleware, service: OtpService): WithOtpApi<Middleware> {
   return Object.assign(middleware, {
@@ -14,6 +14,8 @@ export function withOtpApi<Middleware extends object>(middleware: Middleware, se
     generateOtp: service.generateOtp,
     verifyOtp: service.verifyOtp,
     unlock: service.unlock,
+    totp: service.totp,
+    recoveryCodes: service.recoveryCodes,
     on: service.on,
     off: service.off,
   });

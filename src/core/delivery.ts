@@ -2,13 +2,16 @@
 import { OtpError } from './errors.js';
 import { maskDestination } from './destinations.js';
 import type { OtpEvents } from './events.js';
-import type { Channel } from './types.js';
+import { inDeliverySpan, type CapturedContext, type OtpProvider } from './tracing.js';
+import type { Channel, OtpMetrics } from './types.js';
 
 /** One message ready to go: `send` hands it to its channel's sender. */
 export interface Outgoing {
   channel: Channel;
   /** What events report and what failures are scrubbed of. */
   message: { to: string; code: string; username: string };
+  /** Who delivers it, for traces. */
+  provider: OtpProvider;
   send(): Promise<void>;
 }
 
@@ -17,21 +20,30 @@ export interface DeliveryPolicy {
   retries: number;
 }
 
-/** What events about a delivery carry besides the message's own username and destination. */
+/** What events about a delivery carry besides the message's own username and destination, and where it reports. */
 export interface DeliveryContext {
   ip?: string;
+  metrics?: OtpMetrics | undefined;
+  /** The send's trace context: each attempt is a child span of the send. */
+  trace?: CapturedContext;
 }
 
 /** Pause before retry `n` (1-based): long enough for a provider's 429 or a blip to pass. */
 const backoffMs = (retry: number): number => 250 * retry;
 
 /**
- * Sends one message within `policy.timeoutMs` (retries included), retrying only errors that
- * say they are retryable (timeouts, a provider's 429 or 5xx, connection failures). Resolves
- * true when delivered, false when it failed (a `delivery_failed` event says why); never rejects.
+ * Sends one message until `deadline` (retries included), retrying only errors that say they
+ * are retryable (timeouts, a provider's 429 or 5xx, connection failures). Resolves true when
+ * delivered, false when it failed (a `delivery_failed` event says why); never rejects. Each
+ * attempt is counted in `metrics` and traced as a `blockid_otp.deliver` span.
  */
-export async function deliver(outgoing: Outgoing, policy: DeliveryPolicy, events: OtpEvents, context: DeliveryContext = {}): Promise<boolean> {
-  const deadline = Date.now() + policy.timeoutMs;
+export async function deliver(
+  outgoing: Outgoing,
+  policy: DeliveryPolicy,
+  events: OtpEvents,
+  context: DeliveryContext = {},
+  deadline = Date.now() + policy.timeoutMs,
+): Promise<boolean> {
   const about = {
     username: outgoing.message.username,
     channel: outgoing.channel,
@@ -42,11 +54,14 @@ export async function deliver(outgoing: Outgoing, policy: DeliveryPolicy, events
   let reason = 'unknown error';
   for (;;) {
     attempts += 1;
+    const started = performance.now();
     try {
-      await withDeadline(sendOnce(outgoing), deadline);
+      await inDeliverySpan({ channel: outgoing.channel, provider: outgoing.provider, attempt: attempts }, () => withDeadline(sendOnce(outgoing), deadline), context.trace);
+      context.metrics?.delivery(outgoing.channel, 'delivered', (performance.now() - started) / 1000);
       events.emit('sent', about);
       return true;
     } catch (error) {
+      context.metrics?.delivery(outgoing.channel, 'failed', (performance.now() - started) / 1000);
       reason = describeFailure(error, outgoing.message);
       if (!isRetryable(error) || attempts > policy.retries) break;
     }
@@ -56,6 +71,28 @@ export async function deliver(outgoing: Outgoing, policy: DeliveryPolicy, events
   }
   events.emit('delivery_failed', { ...about, reason, attempts });
   return false;
+}
+
+/**
+ * One target's delivery: its own channel first, then each fallback channel in turn with the
+ * same code while time is left (one `deliveryTimeoutMs` for the whole chain). `next()` gives
+ * the next fallback message, or null when there is none (or its budget is spent).
+ */
+export async function deliverChain(
+  first: Outgoing,
+  next: (() => Promise<Outgoing | null>) | undefined,
+  policy: DeliveryPolicy,
+  events: OtpEvents,
+  context: DeliveryContext = {},
+): Promise<Channel | null> {
+  const deadline = Date.now() + policy.timeoutMs;
+  let current: Outgoing | null = first;
+  while (current !== null) {
+    if (await deliver(current, policy, events, context, deadline)) return current.channel;
+    if (next === undefined || Date.now() >= deadline) return null;
+    current = await next().catch(() => null);
+  }
+  return null;
 }
 
 /** Sends to every target at once; resolves with the channels that got through. Never rejects. */

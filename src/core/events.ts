@@ -1,14 +1,17 @@
-import type { Channel } from './types.js';
+import type { Channel, VerifyMethod } from './types.js';
 import type { OtpLogger } from './options.js';
 
 /** What each event carries. Destinations are masked; no payload ever holds a code. */
 export interface OtpEventMap {
-  sent: { username: string; channel: Channel; destination: string; ip?: string };
-  verified: { username: string; ip?: string };
-  failed: { username: string; reason: 'wrong_code' | 'no_code' | 'malformed_code' | 'too_many_attempts' | 'locked'; ip?: string };
+  /** Handed to the sender (`test: true`: a test destination, nothing was sent). */
+  sent: { username: string; channel: Channel; destination: string; ip?: string; test?: true };
+  verified: { username: string; method?: VerifyMethod; ip?: string };
+  failed: { username: string; reason: 'wrong_code' | 'no_code' | 'malformed_code' | 'too_many_attempts' | 'locked'; method?: VerifyMethod; ip?: string };
   /** A timed lock (`lockSeconds`), or the consecutive-failure cap (`permanent: true`, until `unlock()`). */
   locked: { username: string; lockSeconds?: number; permanent?: true; ip?: string };
   rate_limited: { username?: string; limit: string; retryAfterSeconds: number; ip?: string; channel?: Channel; destination?: string };
+  /** The line-type gate refused a number (block mode), reported one (monitor mode), or could not look it up. */
+  line_type: { username: string; destination: string; lineType: string | null; mode: 'block' | 'monitor'; outcome: 'refused' | 'reported' | 'failed' };
   delivery_failed: { username: string; channel: Channel; destination: string; reason: string; attempts: number; ip?: string };
 }
 export type OtpEventName = keyof OtpEventMap;
@@ -21,6 +24,7 @@ const levels: Record<OtpEventName, keyof OtpLogger> = {
   locked: 'warn',
   rate_limited: 'warn',
   delivery_failed: 'error',
+  line_type: 'warn',
 };
 
 export interface OtpEvents {

@@ -1,24 +1,32 @@
 /** The rules of the requireOtp() guard, shared by the Express and Koa adapters. */
 import { SESSION_FLAG, sessionMissingMessage, type SessionPort } from './http.js';
-import type { OtpSessionFlag } from './types.js';
+import type { OtpSessionFlag, VerifyMethod } from './types.js';
 
 export interface RequireOtpOptions {
   /** Where to send HTML requests that are not verified (303). API requests get 401. */
   redirectTo?: string;
   /** A verification older than this counts as none (step-up freshness). */
   maxAgeSeconds?: number;
+  /** Only a verification by one of these methods counts, e.g. `['totp']` before a sensitive action. */
+  methods?: VerifyMethod[];
 }
+
+const METHODS: readonly VerifyMethod[] = ['code', 'totp', 'recovery'];
 
 export function resolveGuardOptions(options: RequireOtpOptions | undefined, factory: string): RequireOtpOptions {
   if (options === undefined) return {};
   if (options === null || typeof options !== 'object') throw new TypeError(`${factory}: expected an options object such as { redirectTo: '/login' }.`);
   for (const name of Object.keys(options)) {
-    if (name !== 'redirectTo' && name !== 'maxAgeSeconds') {
-      throw new TypeError(`${factory}: unknown option "${name}"; the options are "redirectTo" and "maxAgeSeconds".`);
+    if (name !== 'redirectTo' && name !== 'maxAgeSeconds' && name !== 'methods') {
+      throw new TypeError(`${factory}: unknown option "${name}"; the options are "redirectTo", "maxAgeSeconds" and "methods".`);
     }
   }
   if (options.redirectTo !== undefined && !isSameOriginPath(options.redirectTo)) {
     throw new TypeError(`${factory}: option "redirectTo" must be a path on this site starting with a single "/", e.g. "/login" (not "//host" or "/\\host", which browsers read as another site).`);
+  }
+  const methods = options.methods;
+  if (methods !== undefined && (!Array.isArray(methods) || methods.length === 0 || methods.some((m) => !METHODS.includes(m)))) {
+    throw new TypeError(`${factory}: option "methods" must be a non-empty list of "code", "totp" and "recovery", e.g. ["totp"].`);
   }
   const maxAge = options.maxAgeSeconds;
   if (maxAge !== undefined && (typeof maxAge !== 'number' || !Number.isFinite(maxAge) || maxAge <= 0)) {
@@ -33,10 +41,11 @@ function isSameOriginPath(value: unknown): value is string {
 }
 
 /** True when `flag` is a verification that is still fresh enough. */
-export function isVerified(flag: unknown, maxAgeSeconds: number | undefined, nowMs = Date.now()): flag is OtpSessionFlag {
+export function isVerified(flag: unknown, maxAgeSeconds: number | undefined, nowMs = Date.now(), methods?: readonly VerifyMethod[]): flag is OtpSessionFlag {
   if (flag === null || typeof flag !== 'object') return false;
-  const { verified, verifiedAt } = flag as Partial<OtpSessionFlag>;
+  const { verified, verifiedAt, method = 'code' } = flag as Partial<OtpSessionFlag>;
   if (verified !== true || typeof verifiedAt !== 'number') return false;
+  if (methods !== undefined && !methods.includes(method)) return false;
   return maxAgeSeconds === undefined || nowMs - verifiedAt <= maxAgeSeconds * 1000;
 }
 
@@ -62,10 +71,10 @@ export interface GuardReply {
  * refuses it. Throws when there is no session, so a missing session middleware never passes.
  */
 export function createGuard(options: RequireOtpOptions | undefined, factory: string) {
-  const { redirectTo, maxAgeSeconds } = resolveGuardOptions(options, factory);
+  const { redirectTo, maxAgeSeconds, methods } = resolveGuardOptions(options, factory);
   return (session: SessionPort | undefined, accept: string | undefined): GuardReply | undefined => {
     if (session === undefined) throw new TypeError(`${factory}(): ${sessionMissingMessage}`);
-    if (isVerified(session.read(SESSION_FLAG), maxAgeSeconds)) return undefined;
+    if (isVerified(session.read(SESSION_FLAG), maxAgeSeconds, Date.now(), methods)) return undefined;
     if (redirectTo !== undefined && wantsHtml(accept)) {
       return { status: 303, headers: { Location: redirectTo, 'Cache-Control': 'no-store' } };
     }

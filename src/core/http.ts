@@ -5,7 +5,7 @@
 import { BodyError, isJsonContentType } from './body.js';
 import { OtpError } from './errors.js';
 import type { OtpService, RequestContext } from './service.js';
-import type { ChannelChoice, OtpSessionFlag } from './types.js';
+import type { ChannelChoice, OtpSessionFlag, VerifyMethod } from './types.js';
 
 /** The two session values blockid-otp keeps; adapters map them onto their session object. */
 export const SESSION_FLAG = 'blockidOtp';
@@ -48,6 +48,7 @@ export interface HttpReply {
 type Route = (exchange: HttpExchange, session: SessionPort) => Promise<HttpReply>;
 
 const CHANNELS = new Set<ChannelChoice>(['sms', 'email', 'both', 'whatsapp', 'voice']);
+const METHODS = new Set<VerifyMethod>(['code', 'totp', 'recovery']);
 const NO_STORE = { 'Cache-Control': 'no-store' };
 
 export const sessionMissingMessage =
@@ -133,10 +134,13 @@ export function createHttpHandler(service: OtpService): (exchange: HttpExchange)
   const verify: Route = async (exchange, session) => {
     const body = await exchange.body();
     if (!isPlainObject(body)) return failure(400, 'invalid_request', 'The body must be a JSON object: { "username": "...", "code": "123456" }.');
-    if (typeof body.code !== 'string') return failure(400, 'invalid_request', 'code must be a string of digits.');
+    if (typeof body.code !== 'string') return failure(400, 'invalid_request', 'code must be a string.');
+    const method = (body.method ?? 'code') as VerifyMethod;
+    if (!METHODS.has(method)) return failure(400, 'invalid_request', 'method must be "code", "totp" or "recovery".');
+    if (body.code.length > 128) return failure(400, 'invalid_request', 'code is too long.');
     const username = service.normalizeUsername(body.username);
     const nonce = session.read(SESSION_BINDING);
-    const result = await service.checkCode(username, body.code, context(exchange, typeof nonce === 'string' ? service.bindingHash(nonce) : null));
+    const result = await service.checkCode(username, body.code, context(exchange, typeof nonce === 'string' ? service.bindingHash(nonce) : null), method);
     if (!result.ok) {
       if (result.reason === 'too_many_attempts') {
         return rateLimited('too_many_attempts', 'Too many wrong codes: request a new code and try again.', result.retryAfterSeconds);
@@ -144,7 +148,7 @@ export function createHttpHandler(service: OtpService): (exchange: HttpExchange)
       return failure(401, 'invalid_code', 'That code is not valid. Check it and try again, or request a new one.');
     }
     await session.regenerate();
-    const flag: OtpSessionFlag = { verified: true, username, verifiedAt: Date.now(), method: 'code' };
+    const flag: OtpSessionFlag = { verified: true, username, verifiedAt: Date.now(), method };
     session.write(SESSION_FLAG, flag);
     return reply(200, { status: 'verified', username });
   };

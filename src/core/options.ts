@@ -4,7 +4,9 @@
  */
 import type { OtpStore } from '../stores/types.js';
 import { memoryStore } from '../stores/memory.js';
-import type { Destinations, EmailSender, SmsSender } from './types.js';
+import type { Destinations, EmailSender, LineTypeLookup, OtpMetrics, PhoneChannel, SmsSender, VoiceSender, WhatsAppSender } from './types.js';
+import { resolveAllowedNumberTypes, type PhoneNumberType } from './destinations.js';
+import { resolveTestDestinations, type TestDestinations } from './test-destinations.js';
 import type { MessageTemplates } from './messages.js';
 
 /** A pino-compatible logger (pino, console-like objects with these methods). */
@@ -56,10 +58,21 @@ export interface OtpLimits {
   failureMemorySeconds: number;
 }
 
+/** What `resolveUser` returns for a known user: where codes go, and the other methods it has. */
+export interface ResolvedUser extends Destinations {
+  /** The sealed authenticator key from `otp.totp.enroll()` (stored on the user's row). */
+  totp?: string | null;
+  /** The recovery code hashes from `otp.recoveryCodes.generate()` still unused. */
+  recoveryCodes?: readonly string[] | null;
+}
+
 export type ResolveUser = (
   username: string,
   req: any,
-) => Destinations | null | undefined | Promise<Destinations | null | undefined>;
+) => ResolvedUser | null | undefined | Promise<ResolvedUser | null | undefined>;
+
+/** Called when a recovery code verifies: delete `hash` from the user's row (the store refuses it again meanwhile). */
+export type OnRecoveryCodeUsed = (username: string, hash: string, req: any) => void | Promise<void>;
 
 export interface OtpOptions {
   /** Key for hashing codes and keys at rest: a string of at least 32 characters. */
@@ -94,15 +107,47 @@ export interface OtpOptions {
   normalizeUsername?: (username: string) => string;
   limits?: Partial<OtpLimits>;
   logger?: OtpLogger;
+  /** WhatsApp (`twilioWhatsApp(...)`): enables `channel: 'whatsapp'`. */
+  whatsapp?: WhatsAppSender;
+  /** Voice calls (`twilioVoice(...)`): enables `channel: 'voice'`. */
+  voice?: VoiceSender;
+  /** Phone channels to try in order with the same code when a delivery fails, e.g. `['whatsapp', 'sms', 'voice']`. */
+  fallback?: PhoneChannel[];
+  /** A line-type gate before the first send to a number (`twilioLookup(...)`). */
+  lookup?: LineTypeLookup;
+  /** Number types to accept besides a person's phone (default none), e.g. `['TOLL_FREE']`. */
+  allowNumberTypes?: PhoneNumberType[];
+  /** `{ [phone or email]: fixedCode }`: sends there deliver nothing and issue the fixed code. */
+  testDestinations?: Record<string, string>;
+  /** When test destinations stop being special (a `Date` or ISO string); required with NODE_ENV=production, at most 30 days ahead. */
+  testDestinationsExpireAt?: Date | string;
+  /** Called when a recovery code verifies, so the app deletes its hash. */
+  onRecoveryCodeUsed?: OnRecoveryCodeUsed;
+  /** Metrics (`prometheusMetrics(...)` from `blockid-otp/metrics`). */
+  metrics?: OtpMetrics;
+  /** The issuer an authenticator app shows for `totp.enroll()` (default: `appName`). */
+  totpIssuer?: string;
 }
 
-export interface ResolvedOptions extends Required<Omit<OtpOptions, 'resolveUser' | 'sms' | 'email' | 'logger' | 'webOtpDomain' | 'limits'>> {
+type Optional = 'resolveUser' | 'sms' | 'email' | 'logger' | 'webOtpDomain' | 'limits' | 'whatsapp' | 'voice' | 'fallback' | 'lookup' | 'allowNumberTypes'
+  | 'testDestinations' | 'testDestinationsExpireAt' | 'onRecoveryCodeUsed' | 'metrics' | 'totpIssuer';
+
+export interface ResolvedOptions extends Required<Omit<OtpOptions, Optional>> {
   resolveUser: ResolveUser | undefined;
   sms: SmsSender | undefined;
   email: EmailSender | undefined;
+  whatsapp: WhatsAppSender | undefined;
+  voice: VoiceSender | undefined;
   logger: OtpLogger | undefined;
   webOtpDomain: string | undefined;
   limits: OtpLimits;
+  fallback: PhoneChannel[];
+  lookup: LineTypeLookup | undefined;
+  allowNumberTypes: ReadonlySet<PhoneNumberType>;
+  testDestinations: TestDestinations | undefined;
+  onRecoveryCodeUsed: OnRecoveryCodeUsed | undefined;
+  metrics: OtpMetrics | undefined;
+  totpIssuer: string;
 }
 
 /** NIST SP 800-63B 5.2.2: at most 100 consecutive failed attempts on one account. */
@@ -143,8 +188,16 @@ const defaults = {
 const knownOptions = [
   'secret', 'resolveUser', 'sms', 'email', 'store', 'basePath', 'codeLength', 'ttlSeconds', 'maxAttempts',
   'resendCooldownSeconds', 'appName', 'messages', 'defaultLocale', 'webOtpDomain', 'awaitDelivery',
-  'deliveryTimeoutMs', 'deliveryRetries', 'maxBodyBytes', 'normalizeUsername', 'limits', 'logger',
+  'deliveryTimeoutMs', 'deliveryRetries', 'maxBodyBytes', 'normalizeUsername', 'limits', 'logger', 'whatsapp', 'voice',
+  'fallback', 'lookup', 'allowNumberTypes', 'testDestinations', 'testDestinationsExpireAt', 'onRecoveryCodeUsed', 'metrics', 'totpIssuer',
 ] as const;
+const SENDER_EXAMPLES = {
+  sms: 'twilioSms({ client, from })',
+  email: 'nodemailerEmail({ transporter, from })',
+  whatsapp: 'twilioWhatsApp({ client, from, contentSid })',
+  voice: 'twilioVoice({ client, from })',
+} as const;
+const METRICS_METHODS = ['send', 'unknownUserSend', 'rateLimited', 'delivery', 'verification', 'lock', 'timeToVerify'] as const;
 const knownLimits = Object.keys(defaultLimits);
 
 /** Validates `options` once and fills in every default. */
@@ -159,14 +212,41 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
   if (typeof secret !== 'string' || secret.length < 32) {
     fail('option "secret" must be a string of at least 32 characters (e.g. 32 random bytes as hex from `openssl rand -hex 32`).');
   }
-  for (const name of ['sms', 'email'] as const) {
+  for (const name of ['sms', 'email', 'whatsapp', 'voice'] as const) {
     const sender = options[name];
     if (sender !== undefined && typeof sender?.send !== 'function') {
-      fail(`option "${name}" must be a sender with a send(message) method, e.g. ${name === 'sms' ? 'twilioSms({ client, from })' : 'nodemailerEmail({ transporter, from })'}.`);
+      fail(`option "${name}" must be a sender with a send(message) method, e.g. ${SENDER_EXAMPLES[name]}.`);
     }
   }
-  if (senderRequired && options.sms === undefined && options.email === undefined) {
-    fail('pass at least one of "sms" (e.g. twilioSms(...)) or "email" (e.g. nodemailerEmail(...)).');
+  if (senderRequired && options.sms === undefined && options.email === undefined && options.whatsapp === undefined && options.voice === undefined) {
+    fail('pass at least one sender: "sms" (e.g. twilioSms(...)), "email" (e.g. nodemailerEmail(...)), "whatsapp" or "voice".');
+  }
+  const fallback = options.fallback ?? [];
+  if (!Array.isArray(fallback) || fallback.some((channel) => !['sms', 'whatsapp', 'voice'].includes(channel)) || new Set(fallback).size !== fallback.length) {
+    fail('option "fallback" must list phone channels once each, in order, e.g. ["whatsapp", "sms", "voice"].');
+  }
+  for (const channel of fallback) {
+    if (options[channel] === undefined) fail(`option "fallback" names "${channel}", but no "${channel}" sender is configured (e.g. ${SENDER_EXAMPLES[channel]}).`);
+  }
+  const lookup = options.lookup;
+  if (lookup !== undefined && (typeof lookup?.lookup !== 'function' || !['block', 'monitor'].includes(lookup.mode) || !Array.isArray(lookup.allow))) {
+    fail('option "lookup" must be a line-type lookup such as twilioLookup({ client, allow: ["mobile"], mode: "block" }).');
+  }
+  const metrics = options.metrics;
+  if (metrics !== undefined && !METRICS_METHODS.every((method) => typeof (metrics as unknown as Record<string, unknown>)?.[method] === 'function')) {
+    fail('option "metrics" must be a metrics sink such as prometheusMetrics({ registry }) from "blockid-otp/metrics".');
+  }
+  if (options.onRecoveryCodeUsed !== undefined && typeof options.onRecoveryCodeUsed !== 'function') {
+    fail('option "onRecoveryCodeUsed" must be a function (username, hash, req) that deletes the used hash from the user\'s row.');
+  }
+  if (options.totpIssuer !== undefined && (typeof options.totpIssuer !== 'string' || options.totpIssuer.trim() === '' || options.totpIssuer.includes(':'))) {
+    fail('option "totpIssuer" must be a non-empty string without ":" (what authenticator apps show above the code).');
+  }
+  let allowNumberTypes: ReadonlySet<PhoneNumberType> = new Set();
+  try {
+    allowNumberTypes = resolveAllowedNumberTypes(options.allowNumberTypes, 'option "allowNumberTypes"');
+  } catch (error) {
+    fail((error as Error).message);
   }
   if (options.resolveUser !== undefined && typeof options.resolveUser !== 'function') {
     fail('option "resolveUser" must be a function (username, req) => ({ smsTo?, smsISDCode?, emailTo? }) | null.');
@@ -211,6 +291,7 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
   }
 
   const maxAttempts = integer('maxAttempts', 1, 10);
+  const codeLength = integer('codeLength', 6, 10);
   const limits = resolveLimits(options.limits, fail);
   // Guesses already in flight when the cap is reached still get compared (at most the rest of
   // one code's attempt budget), so the cap leaves room for them under NIST's 100.
@@ -228,7 +309,7 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
     email: options.email,
     store,
     basePath: basePath.replace(/\/+$/, '') || '/',
-    codeLength: integer('codeLength', 6, 10),
+    codeLength,
     ttlSeconds: integer('ttlSeconds', 1, 600),
     maxAttempts,
     resendCooldownSeconds: integer('resendCooldownSeconds', 0, 3600),
@@ -243,6 +324,15 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
     normalizeUsername: options.normalizeUsername ?? defaults.normalizeUsername,
     logger,
     limits,
+    whatsapp: options.whatsapp,
+    voice: options.voice,
+    fallback,
+    lookup,
+    allowNumberTypes,
+    testDestinations: resolveTestDestinations(options.testDestinations, options.testDestinationsExpireAt, { codeLength, factory }),
+    onRecoveryCodeUsed: options.onRecoveryCodeUsed,
+    metrics,
+    totpIssuer: options.totpIssuer ?? text('appName'),
   };
 }
 

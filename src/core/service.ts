@@ -1,25 +1,32 @@
 /**
  * The framework-free OTP service. A send reads top to bottom as admit → issue → reply →
- * deliver, one way for real users and decoys alike; a verify is one atomic store step.
- * Adapters (Express, Koa, the seed facade) call into this.
+ * deliver, one way for real users and decoys alike; a verify is one atomic store step per
+ * method (see verification.ts). Adapters (Express, Koa, the seed facade) call into this.
  */
-import { generateCode, hashCode, isWellFormedCode, randomToken, hashKey } from './codes.js';
+import { generateCode, hashCode, randomToken, hashKey } from './codes.js';
 import { createAdmission } from './admission.js';
-import { deliverAll, type Outgoing } from './delivery.js';
+import { createComposer } from './compose.js';
+import { deliverChain, type DeliveryContext, type Outgoing } from './delivery.js';
+import { maskDestination } from './destinations.js';
 import { OtpError } from './errors.js';
 import { createEvents, type OtpEventName, type OtpListener } from './events.js';
-import { lockPolicy } from './lockout.js';
-import { buildCatalog, describeDuration, escapeHtml, pickLocale } from './messages.js';
+import { createLineTypeGate } from './line-type.js';
 import { resolveOptions, type OtpOptions, type ResolvedOptions } from './options.js';
 import { lenientTargets, strictTargets, wantedChannels, type Target } from './targets.js';
-import type { Channel, ChannelChoice, Destinations } from './types.js';
-import type { Refusal, SendDecision } from '../stores/types.js';
+import { captureContext, inSpan } from './tracing.js';
+import { createVerifier, type VerifyResult } from './verification.js';
+import type { TotpEnrollment, TotpEnrollOptions } from './methods/totp.js';
+import type { RecoveryCodeSet } from './methods/recovery.js';
+import type { Channel, ChannelChoice, Destinations, PhoneChannel, VerifyMethod } from './types.js';
+import type { Counter, Refusal, SendDecision } from '../stores/types.js';
+
+export type { VerifyResult } from './verification.js';
 
 export interface GenerateResult {
-  channels: Channel[];
+  /** The channels the code was delivered on (a phone channel that fell back is reported as asked). */
+  channels: ('sms' | 'email')[];
   expiresAt: Date;
 }
-export type VerifyResult = { ok: true } | { ok: false; reason: 'invalid_code' | 'too_many_attempts'; retryAfterSeconds?: number };
 
 /** What an adapter knows about the request behind a send or a verify. */
 export interface RequestContext {
@@ -34,7 +41,7 @@ export interface RequestContext {
 /** An admitted HTTP send: `deliver()` is called once the reply is written. */
 export interface AcceptedSend {
   expiresAt: Date;
-  /** How many messages `deliver()` will hand to senders (0 for a decoy). */
+  /** How many messages `deliver()` will hand to senders (0 for a decoy or a test destination). */
   targets: number;
   deliver(): Promise<Channel[]>;
 }
@@ -47,12 +54,20 @@ export interface OtpService {
   verifyOtp(username: string, code: string): Promise<VerifyResult>;
   /** Lifts every lock of `username` and resets its failure count. */
   unlock(username: string): Promise<void>;
+  /** Authenticator apps (TOTP, RFC 6238): enrollment; verification is `method: 'totp'` on /verify. */
+  readonly totp: {
+    enroll(username: string, options?: TotpEnrollOptions): Promise<TotpEnrollment>;
+    confirm(username: string, sealed: string, code: string): Promise<boolean>;
+  };
+  readonly recoveryCodes: {
+    generate(options?: { count?: number }): Promise<RecoveryCodeSet>;
+  };
   on<E extends OtpEventName>(event: E, listener: OtpListener<E>): OtpService;
   off<E extends OtpEventName>(event: E, listener: OtpListener<E>): OtpService;
   /** @internal The HTTP send: resolves the user, answers the same for unknown users. */
   requestCode(username: string, channel: ChannelChoice, context: RequestContext): Promise<AcceptedSend>;
-  /** @internal The HTTP verify. */
-  checkCode(username: string, code: string, context: RequestContext): Promise<VerifyResult>;
+  /** @internal The HTTP verify, by any method. */
+  checkCode(username: string, code: string, context: RequestContext, method?: VerifyMethod): Promise<VerifyResult>;
   /** @internal A fresh session binding nonce and its keyed hash. */
   newBinding(): string;
   bindingHash(nonce: string): string;
@@ -63,16 +78,28 @@ export interface OtpService {
 const MAX_USERNAME_LENGTH = 256;
 /** Stored for a decoy: no code's keyed hash (base64url) can equal it. */
 const DECOY_HASH = '!decoy';
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+
+/** The area code of a +1 number, for metrics (a few hundred values; never the number). */
+const npaOf = (target: { channel: Channel; to: string }) => (target.channel === 'email' ? '' : target.to.slice(2, 5));
 
 export function createOtpService(options: OtpOptions, factory = 'createOtpService', resolution?: { senderRequired: boolean }): OtpService {
   const config = resolveOptions(options, factory, resolution);
-  const { secret, store, limits } = config;
+  const { secret, store, limits, metrics, testDestinations } = config;
   const events = createEvents(config.logger);
-  const catalog = buildCatalog(config.messages, config.defaultLocale);
+  const composer = createComposer(config);
+  const { senders } = composer;
   const deliveryPolicy = { timeoutMs: config.deliveryTimeoutMs, retries: config.deliveryRetries };
-  const senders = { sms: config.sms, email: config.email };
   const admission = createAdmission({ secret, limits, cooldownSeconds: config.resendCooldownSeconds });
-  const policy = lockPolicy(config);
+  const verifier = createVerifier(config, events);
+  const phoneRules = { allowTypes: config.allowNumberTypes };
+  const lineTypeGate = config.lookup === undefined ? undefined : createLineTypeGate({ lookup: config.lookup, store, secret, limits, events });
+  if (testDestinations !== undefined) {
+    const warning = `blockid-otp: test destinations are on (${testDestinations.describe()}): sends to them deliver nothing and issue their fixed code.`;
+    if (config.logger !== undefined) config.logger.warn({ event: 'otp.test_destinations' }, warning);
+    else console.warn(warning);
+  }
 
   const normalizeUsername = (username: unknown): string => {
     if (typeof username !== 'string') throw new OtpError('INVALID_REQUEST', 'username must be a string.');
@@ -84,32 +111,6 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     return normalized;
   };
 
-  const compose = (code: string, username: string, target: Target, locale: string): Outgoing => {
-    const templates = catalog.get(locale) ?? catalog.get('en');
-    if (templates === undefined) throw new Error('blockid-otp: no message templates');
-    const context = { code, appName: config.appName, validFor: describeDuration(config.ttlSeconds, locale), locale };
-    const about = { to: target.to, code, username };
-    if (target.channel === 'sms') {
-      const sender = senders.sms;
-      if (sender === undefined) throw new OtpError('CHANNEL_NOT_CONFIGURED', 'SMS was asked for, but no "sms" sender is configured.');
-      const webOtp = config.webOtpDomain === undefined ? '' : `\n\n@${config.webOtpDomain} #${code}`;
-      const message = { to: target.to, body: templates.sms(context) + webOtp, code, username };
-      return { channel: 'sms', message: about, send: () => sender.send(message) };
-    }
-    const sender = senders.email;
-    if (sender === undefined) throw new OtpError('CHANNEL_NOT_CONFIGURED', 'Email was asked for, but no "email" sender is configured.');
-    const htmlContext = { ...context, appName: escapeHtml(config.appName) };
-    const message = {
-      to: target.to,
-      subject: templates.emailSubject(context),
-      text: templates.emailText(context),
-      html: templates.emailHtml(htmlContext),
-      code,
-      username,
-    };
-    return { channel: 'email', message: about, send: () => sender.send(message) };
-  };
-
   const retryAfterSeconds = (refusal: Refusal) => Math.max(1, Math.ceil(refusal.retryAfterMs / 1000));
   const refusalError = (refusal: Refusal) => {
     const seconds = retryAfterSeconds(refusal);
@@ -117,17 +118,25 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     return new OtpError('RATE_LIMITED', `${what}; ask again in ${seconds} s.`, { retryAfterSeconds: seconds });
   };
 
-  /** Events for every refusal in a decision: the request's, or each refused target's. */
-  const reportRefusals = (decision: SendDecision, username: string, targets: Array<{ channel: Channel }>, ip: string | undefined) => {
+  /** Events and metrics for a decision: every refusal, and each channel's outcome for a resolved user. */
+  const report = (decision: SendDecision, username: string, targets: Target[] | null, channels: Channel[], test: boolean, ip: string | undefined) => {
     const withIp = ip === undefined ? {} : { ip };
-    if (!decision.ok && decision.targets.every((t) => t === null)) {
-      events.emit('rate_limited', { username, limit: decision.refusal.limit, retryAfterSeconds: retryAfterSeconds(decision.refusal), ...withIp });
-      return;
+    const wholeRefusal = !decision.ok && decision.targets.every((t) => t === null) ? decision.refusal : null;
+    if (wholeRefusal !== null) {
+      events.emit('rate_limited', { username, limit: wholeRefusal.limit, retryAfterSeconds: retryAfterSeconds(wholeRefusal), ...withIp });
+      metrics?.rateLimited(wholeRefusal.limit);
     }
     decision.targets.forEach((refusal, index) => {
       if (refusal === null) return;
-      const channel = targets[index]?.channel;
+      const channel = channels[index];
       events.emit('rate_limited', { username, limit: refusal.limit, retryAfterSeconds: retryAfterSeconds(refusal), ...withIp, ...(channel && { channel }) });
+      metrics?.rateLimited(refusal.limit);
+    });
+    if (metrics === undefined) return;
+    if (targets === null) return metrics.unknownUserSend();
+    targets.forEach((target, index) => {
+      const refused = wholeRefusal !== null || decision.targets[index] !== null;
+      metrics.send(target.channel, refused ? 'rate_limited' : test ? 'test' : 'sent', npaOf(target));
     });
   };
 
@@ -140,53 +149,106 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     username: string,
     targets: Target[] | { decoy: Channel[] },
     context: { slot: string; countIp: boolean; ip: string | undefined; locale: string | undefined; acceptLanguage: string | undefined },
-  ): Promise<{ expiresAt: Date; outgoing: Outgoing[] }> => {
+  ): Promise<{ expiresAt: Date; admitted: Target[]; code: string; test: boolean }> => {
     const user = admission.userKey(username);
-    const code = generateCode(config.codeLength);
+    const real = Array.isArray(targets) ? targets : null;
+    const fixed = real === null ? undefined : testDestinations?.codeForTargets(real);
+    const code = fixed ?? generateCode(config.codeLength);
     const hash = hashCode(secret, user, code);
-    const decoy = !Array.isArray(targets);
     const plan = admission.plan({
       username,
       slot: context.slot,
       countIp: context.countIp,
       ip: context.ip,
       targets,
-      test: false,
-      code: { hash: decoy ? DECOY_HASH : hash, ttlMs: config.ttlSeconds * 1000 },
+      test: fixed !== undefined,
+      code: { hash: real === null ? DECOY_HASH : hash, ttlMs: config.ttlSeconds * 1000 },
     });
     const decision = await store.send(plan);
-    const described = Array.isArray(targets) ? targets : targets.decoy.map((channel) => ({ channel }));
-    reportRefusals(decision, username, described, context.ip);
+    report(decision, username, real, real?.map((t) => t.channel) ?? (targets as { decoy: Channel[] }).decoy, fixed !== undefined, context.ip);
     if (!decision.ok) throw refusalError(decision.refusal);
     const expiresAt = new Date(plan.code.issuedAtMs + config.ttlSeconds * 1000);
-    if (decoy) return { expiresAt, outgoing: [] };
-    const locale = pickLocale(catalog, context.locale, context.acceptLanguage, config.defaultLocale);
-    const admitted = targets.filter((_, index) => decision.targets[index] === null);
-    return { expiresAt, outgoing: admitted.map((target) => compose(code, username, target, locale)) };
+    const admitted = real === null ? [] : real.filter((_, index) => decision.targets[index] === null);
+    return { expiresAt, admitted, code, test: fixed !== undefined };
   };
 
-  const deliver = (outgoing: Outgoing[], ip: string | undefined) =>
-    deliverAll(outgoing, deliveryPolicy, events, ip === undefined ? {} : { ip }).catch(() => [] as Channel[]);
+  /** The next fallback channel after `channel` for a phone target, within its spend breakers. */
+  const fallbackAfter = (target: Target, code: string, username: string, locale: string) => {
+    if (target.channel === 'email' || config.fallback.length === 0) return undefined;
+    const at = config.fallback.indexOf(target.channel);
+    const queue = (at === -1 ? config.fallback : config.fallback.slice(at + 1)).filter((channel) => channel !== target.channel);
+    return async (): Promise<Outgoing | null> => {
+      for (let channel = queue.shift(); channel !== undefined; channel = queue.shift()) {
+        const breakers: Counter[] = channel === 'voice'
+          ? [{ limit: 'voicePerHour', key: 'voicePerHour', points: limits.voicePerHour, windowMs: HOUR_MS, mode: 'take' }, { limit: 'voicePerDay', key: 'voicePerDay', points: limits.voicePerDay, windowMs: DAY_MS, mode: 'take' }]
+          : [{ limit: 'smsPerHour', key: 'smsPerHour', points: limits.smsPerHour, windowMs: HOUR_MS, mode: 'take' }, { limit: 'smsPerDay', key: 'smsPerDay', points: limits.smsPerDay, windowMs: DAY_MS, mode: 'take' }];
+        let refused: Refusal | null = null;
+        for (const breaker of breakers) if (refused === null && breaker.points > 0) refused = await store.consume(breaker);
+        if (refused !== null) {
+          events.emit('rate_limited', { username, limit: refused.limit, retryAfterSeconds: retryAfterSeconds(refused), channel });
+          metrics?.rateLimited(refused.limit);
+          continue;
+        }
+        return composer.compose(code, username, target, locale, channel as PhoneChannel);
+      }
+      return null;
+    };
+  };
+
+  /**
+   * Delivers an issued code to its admitted targets (each with its fallbacks), or, for test
+   * destinations, reports them sent without calling a sender. Resolves with the targets'
+   * channels that got through; never rejects.
+   */
+  const deliver = async (
+    issued: { admitted: Target[]; code: string; test: boolean },
+    username: string,
+    locale: string,
+    context: DeliveryContext & { gate: boolean },
+  ): Promise<Channel[]> => {
+    const withIp = context.ip === undefined ? {} : { ip: context.ip };
+    if (issued.test) {
+      for (const target of issued.admitted) events.emit('sent', { username, channel: target.channel, destination: maskDestination(target.to), ...withIp, test: true });
+      return issued.admitted.map((target) => target.channel);
+    }
+    const results = await Promise.all(
+      issued.admitted.map(async (target) => {
+        try {
+          if (context.gate && lineTypeGate !== undefined && target.channel !== 'email' && !(await lineTypeGate(target.to, username))) return null;
+          const first = composer.compose(issued.code, username, target, locale);
+          return (await deliverChain(first, fallbackAfter(target, issued.code, username, locale), deliveryPolicy, events, context)) === null ? null : target.channel;
+        } catch {
+          return null;
+        }
+      }),
+    );
+    return results.filter((channel): channel is Channel => channel !== null);
+  };
 
   const service: OtpService = {
     options: config,
 
-    async generateOtp(username, destinations, context = {}) {
-      const normalized = normalizeUsername(username);
-      const targets = strictTargets(destinations, senders);
-      const ip = context?.ip;
-      if (ip !== undefined && typeof ip !== 'string') throw new OtpError('INVALID_REQUEST', 'generateOtp(username, destinations, { ip }): ip must be a string.');
-      const { expiresAt, outgoing } = await admitAndIssue(normalized, targets, {
-        slot: '',
-        countIp: ip !== undefined,
-        ip,
-        locale: destinations.locale,
-        acceptLanguage: undefined,
-      });
-      const channels = await deliver(outgoing, ip);
-      if (channels.length === 0) throw new OtpError('DELIVERY_FAILED', 'The code could not be delivered on any channel; see the delivery_failed event for why.');
-      return { channels, expiresAt };
-    },
+    generateOtp: (username, destinations, context = {}) =>
+      inSpan('blockid_otp.send', { 'blockid_otp.channel': destinations?.smsTo && destinations?.emailTo ? 'both' : destinations?.smsTo ? 'sms' : 'email' }, async (span) => {
+        const normalized = normalizeUsername(username);
+        const ip = context?.ip;
+        if (ip !== undefined && typeof ip !== 'string') throw new OtpError('INVALID_REQUEST', 'generateOtp(username, destinations, { ip }): ip must be a string.');
+        const targets = strictTargets(destinations, senders, phoneRules);
+        // The caller chose these destinations: a refused line type is an invalid number, said before anything is issued.
+        if (lineTypeGate !== undefined && testDestinations?.codeForTargets(targets) === undefined) {
+          for (const target of targets) {
+            if (target.channel !== 'email' && !(await lineTypeGate(target.to, normalized))) {
+              throw new OtpError('INVALID_PHONE', 'smsTo is a line type that cannot receive codes here (see the lookup option\'s "allow").');
+            }
+          }
+        }
+        const issued = await admitAndIssue(normalized, targets, { slot: '', countIp: ip !== undefined, ip, locale: destinations.locale, acceptLanguage: undefined });
+        span.setAttribute('blockid_otp.outcome', 'sent');
+        const locale = composer.locale(destinations.locale, undefined);
+        const channels = await deliver(issued, normalized, locale, { ...(ip !== undefined && { ip }), metrics, trace: captureContext(span), gate: false });
+        if (channels.length === 0) throw new OtpError('DELIVERY_FAILED', 'The code could not be delivered on any channel; see the delivery_failed event for why.');
+        return { channels: channels as ('sms' | 'email')[], expiresAt: issued.expiresAt };
+      }),
 
     async verifyOtp(username, code) {
       return service.checkCode(normalizeUsername(username), String(code), { binding: null });
@@ -196,53 +258,66 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
       await store.unlock(admission.userKey(normalizeUsername(username)));
     },
 
-    async requestCode(username, channel, context) {
-      const destinations = config.resolveUser === undefined ? null : await config.resolveUser(username, context.req);
-      const targets = lenientTargets(destinations ?? undefined, channel, senders, (reason) =>
-        config.logger?.warn({ event: 'otp.invalid_destination', username, reason }, 'blockid-otp: resolveUser returned an unusable destination'),
-      );
-      // Nobody to send to (an unknown user, or none of the channels asked for): a decoy, in a space of its own.
-      const plan = targets.length > 0 ? targets : { decoy: wantedChannels(channel, senders) };
-      const { expiresAt, outgoing } = await admitAndIssue(username, plan, {
-        slot: context.binding ?? '',
-        countIp: true,
-        ip: context.ip,
-        locale: destinations?.locale,
-        acceptLanguage: context.acceptLanguage,
-      });
-      return { expiresAt, targets: outgoing.length, deliver: () => deliver(outgoing, context.ip) };
+    totp: {
+      async enroll(username, enrollOptions = {}) {
+        const normalized = normalizeUsername(username);
+        return verifier.totp.enroll(normalized, { issuer: enrollOptions.issuer ?? config.totpIssuer, accountName: enrollOptions.accountName ?? normalized });
+      },
+      async confirm(username, sealed, code) {
+        const normalized = normalizeUsername(username);
+        const key = verifier.totp.unseal(normalized, sealed);
+        const user = admission.userKey(normalized);
+        const start = await store.attempt({ user, space: 'user', policy: verifier.policy });
+        if (!start.ok) return false;
+        const step = key === null ? null : verifier.totp.matchStep(key, String(code).replace(/\s/g, ''), Date.now());
+        return step !== null && (await store.settle({ user, use: { kind: 'totp', step, ttlMs: 5 * 60_000 } }));
+      },
     },
 
-    async checkCode(username, code, context) {
-      const user = admission.userKey(username);
-      const withIp = context.ip === undefined ? {} : { ip: context.ip };
-      const candidate = code.replace(/[\s-]/g, '');
-      if (!isWellFormedCode(candidate, config.codeLength)) {
-        events.emit('failed', { username, reason: 'malformed_code', ...withIp });
-        return { ok: false, reason: 'invalid_code' };
-      }
-      const slots = context.binding === null ? [''] : [context.binding, ''];
-      const outcome = await store.verify({ user, slots, hash: hashCode(secret, user, candidate), policy });
-      switch (outcome.result) {
-        case 'ok':
-          events.emit('verified', { username, ...withIp });
-          return { ok: true };
-        case 'missing':
-          events.emit('failed', { username, reason: 'no_code', ...withIp });
-          return { ok: false, reason: 'invalid_code' };
-        case 'burned':
-          events.emit('failed', { username, reason: 'too_many_attempts', ...withIp });
-          return { ok: false, reason: 'too_many_attempts' };
-        case 'locked':
-          events.emit('failed', { username, reason: 'locked', ...withIp });
-          return { ok: false, reason: 'too_many_attempts', retryAfterSeconds: Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)) };
-        case 'mismatch':
-          events.emit('failed', { username, reason: 'wrong_code', ...withIp });
-          // Decoys lock too (and say so): from outside, an unknown username behaves as a known one.
-          if (outcome.lock === 'permanent') events.emit('locked', { username, permanent: true, ...withIp });
-          if (outcome.lock === 'timed') events.emit('locked', { username, lockSeconds: limits.lockSeconds, ...withIp });
-          return { ok: false, reason: 'invalid_code' };
-      }
+    recoveryCodes: {
+      generate: async (generateOptions) => verifier.recovery.generate(generateOptions),
+    },
+
+    requestCode: (username, channel, context) =>
+      inSpan('blockid_otp.send', { 'blockid_otp.channel': channel }, async (span) => {
+        const destinations = config.resolveUser === undefined ? null : await config.resolveUser(username, context.req);
+        const targets = lenientTargets(destinations ?? undefined, channel, senders, (reason) =>
+          config.logger?.warn({ event: 'otp.invalid_destination', username, reason }, 'blockid-otp: resolveUser returned an unusable destination'),
+        phoneRules);
+        // Nobody to send to (an unknown user, or none of the channels asked for): a decoy, in a space of its own.
+        const plan = targets.length > 0 ? targets : { decoy: wantedChannels(channel, senders) };
+        let issued;
+        try {
+          issued = await admitAndIssue(username, plan, {
+            slot: context.binding ?? '',
+            countIp: true,
+            ip: context.ip,
+            locale: destinations?.locale,
+            acceptLanguage: context.acceptLanguage,
+          });
+        } catch (error) {
+          if (error instanceof OtpError && error.code === 'RATE_LIMITED') span.setAttribute('blockid_otp.outcome', 'rate_limited');
+          throw error;
+        }
+        span.setAttribute('blockid_otp.outcome', targets.length > 0 ? 'sent' : 'decoy');
+        const locale = composer.locale(destinations?.locale, context.acceptLanguage);
+        const trace = captureContext(span);
+        const deliveryContext = { ...(context.ip !== undefined && { ip: context.ip }), metrics, trace, gate: true };
+        return {
+          expiresAt: issued.expiresAt,
+          targets: issued.test ? 0 : issued.admitted.length,
+          deliver: () => deliver(issued, username, locale, deliveryContext),
+        };
+      }),
+
+    checkCode(username, code, context, method = 'code') {
+      return verifier.verify(method, {
+        username,
+        code,
+        slots: context.binding === null ? [''] : [context.binding, ''],
+        ip: context.ip,
+        req: context.req,
+      });
     },
 
     newBinding: randomToken,

@@ -1,5 +1,5 @@
 /** Where a code goes: the destinations of a send, checked and normalized. */
-import { normalizeEmail, normalizePhone } from './destinations.js';
+import { normalizeEmail, normalizePhone, type NormalizePhoneOptions } from './destinations.js';
 import { OtpError } from './errors.js';
 import type { Channel, ChannelChoice, Destinations } from './types.js';
 
@@ -10,13 +10,13 @@ export interface Target {
 }
 
 /** The programmatic API's destinations: every bad one is an error the caller must fix. */
-export function strictTargets(destinations: Destinations, senders: Senders): Target[] {
+export function strictTargets(destinations: Destinations, senders: Senders, phoneRules: NormalizePhoneOptions = {}): Target[] {
   if (destinations === null || typeof destinations !== 'object') {
     throw new OtpError('NO_DESTINATION', 'Pass the destinations, e.g. { smsTo: "4155550100", smsISDCode: "1" } or { emailTo }.');
   }
   const targets: Target[] = [];
   if (destinations.smsTo !== undefined) {
-    const to = normalizePhone(destinations.smsTo, destinations.smsISDCode ?? '1');
+    const to = normalizePhone(destinations.smsTo, destinations.smsISDCode ?? '1', phoneRules);
     if (senders.sms === undefined) throw new OtpError('CHANNEL_NOT_CONFIGURED', 'smsTo was given, but no "sms" sender is configured (e.g. sms: twilioSms(...)).');
     targets.push({ channel: 'sms', to });
   }
@@ -44,6 +44,7 @@ export function lenientTargets(
   choice: ChannelChoice,
   senders: Senders,
   warn: (reason: string) => void,
+  phoneRules: NormalizePhoneOptions = {},
 ): Target[] {
   if (destinations === undefined || destinations === null || typeof destinations !== 'object') return [];
   const targets: Target[] = [];
@@ -52,7 +53,7 @@ export function lenientTargets(
       if (channel === 'email') {
         if (destinations.emailTo) targets.push({ channel, to: normalizeEmail(destinations.emailTo) });
       } else if (destinations.smsTo) {
-        targets.push({ channel, to: normalizePhone(destinations.smsTo, destinations.smsISDCode ?? '1') });
+        targets.push({ channel, to: normalizePhone(destinations.smsTo, destinations.smsISDCode ?? '1', phoneRules) });
       }
     } catch (error) {
       warn((error as Error).message);

@@ -4,6 +4,7 @@
  */
 import { OtpError } from '../core/errors.js';
 import type { EmailMessage, EmailSender } from '../core/types.js';
+import { withProvider } from '../core/provider.js';
 
 /** The part of a nodemailer transporter this sender uses; `createTransport(...)` fits it. */
 export interface MailTransporterLike {
@@ -30,7 +31,7 @@ export function nodemailerEmail(options: NodemailerEmailOptions): EmailSender {
   const { from, transporter: given, smtpUrl, transportOptions } = validate(options);
   let transporter: Promise<MailTransporterLike> | undefined = given && Promise.resolve(given);
 
-  return {
+  return withProvider({
     async send(message: EmailMessage): Promise<void> {
       transporter ??= buildTransporter(smtpUrl!, transportOptions).catch((error: unknown) => {
         transporter = undefined;
@@ -44,7 +45,7 @@ export function nodemailerEmail(options: NodemailerEmailOptions): EmailSender {
         throw deliveryFailed(error);
       }
     },
-  };
+  }, 'smtp');
 }
 
 interface Resolved {

@@ -2,6 +2,7 @@
 import type { SmsMessage, SmsSender } from '../../core/types.js';
 import { checkOptionNames, credentialOptions, twilioClient, type TwilioCredentials } from './client.js';
 import { messageFailure, twilioFailure } from './errors.js';
+import { withProvider } from '../../core/provider.js';
 
 /** The part of a `twilio` client this sender uses; a client from `twilio(...)` fits it. */
 export interface TwilioClientLike {
@@ -22,7 +23,7 @@ export function twilioSms(options: TwilioSmsOptions): SmsSender {
   const client = twilioClient<TwilioClientLike>('twilioSms', opts, (c) => typeof c.messages?.create === 'function');
   const sender = resolveSender(opts);
 
-  return {
+  return withProvider({
     async send(message: SmsMessage): Promise<void> {
       const ready = await client();
       try {
@@ -31,7 +32,7 @@ export function twilioSms(options: TwilioSmsOptions): SmsSender {
         throw twilioFailure(error, messageFailure);
       }
     },
-  };
+  }, 'twilio');
 }
 
 function resolveSender({ from, messagingServiceSid }: Record<string, unknown>): Sender {

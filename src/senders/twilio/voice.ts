@@ -7,6 +7,7 @@ import { OtpError } from '../../core/errors.js';
 import type { VoiceMessage, VoiceSender } from '../../core/types.js';
 import { checkOptionNames, credentialOptions, twilioClient, type TwilioCredentials } from './client.js';
 import { callFailure, twilioFailure } from './errors.js';
+import { withProvider } from '../../core/provider.js';
 
 /** The part of a `twilio` client this sender uses; a client from `twilio(...)` fits it. */
 export interface TwilioVoiceClient {
@@ -61,7 +62,7 @@ export function twilioVoice(options: TwilioVoiceOptions): VoiceSender {
   const fallbackLanguage = resolveLanguage(opts.language);
   const voices = resolveVoices(opts.voice);
 
-  return {
+  return withProvider({
     async send(message: VoiceMessage): Promise<void> {
       const language = languageOf(message.locale, fallbackLanguage);
       const twiml = voiceTwiml(message.code, message.appName, language, voices[language]);
@@ -77,7 +78,7 @@ export function twilioVoice(options: TwilioVoiceOptions): VoiceSender {
         throw twilioFailure(error, callFailure);
       }
     },
-  };
+  }, 'twilio');
 }
 
 /** The TwiML of one call: the code read digit by digit, a pause, and the code again. */

@@ -6,6 +6,7 @@
 import type { WhatsAppMessage, WhatsAppSender } from '../../core/types.js';
 import { checkOptionNames, credentialOptions, twilioClient, type TwilioCredentials } from './client.js';
 import { messageFailure, twilioFailure } from './errors.js';
+import { withProvider } from '../../core/provider.js';
 
 /** The part of a `twilio` client this sender uses; a client from `twilio(...)` fits it. */
 export interface TwilioWhatsAppClient {
@@ -36,7 +37,7 @@ export function twilioWhatsApp(options: TwilioWhatsAppOptions): WhatsAppSender {
     throw new TypeError('twilioWhatsApp: "contentSid" must be the Content SID of an approved authentication template ("HX" and 32 hex digits)');
   }
 
-  return {
+  return withProvider({
     async send(message: WhatsAppMessage): Promise<void> {
       const ready = await client();
       try {
@@ -50,7 +51,7 @@ export function twilioWhatsApp(options: TwilioWhatsAppOptions): WhatsAppSender {
         throw twilioFailure(error, messageFailure);
       }
     },
-  };
+  }, 'twilio');
 }
 
 function resolveFrom(from: unknown): string {

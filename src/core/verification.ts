@@ -1,0 +1,154 @@
+/**
+ * Verification by each method (the SMS/email code, an authenticator app, a recovery code),
+ * with one attempt budget and one lock for all of them. Each method finds its candidate's
+ * outcome; `report` turns it into the answer, the events and the metrics, the same way for
+ * every method. Unknown users and users without the method spend the decoy space's budget,
+ * so they answer exactly as a known user with a wrong code does.
+ */
+import { hashCode, hashKey, isWellFormedCode } from './codes.js';
+import type { OtpEvents } from './events.js';
+import type { ResolvedOptions } from './options.js';
+import { createRecoveryCodes } from './methods/recovery.js';
+import { createTotp } from './methods/totp.js';
+import { lockPolicy } from './lockout.js';
+import { inSpan } from './tracing.js';
+import type { VerifyMethod } from './types.js';
+import type { LockStarted, Space } from '../stores/types.js';
+
+export type VerifyResult = { ok: true } | { ok: false; reason: 'invalid_code' | 'too_many_attempts'; retryAfterSeconds?: number };
+
+/** What one method found, before it becomes an answer. */
+type Outcome =
+  | { result: 'ok'; issuedAtMs?: number }
+  | { result: 'invalid'; why: 'wrong_code' | 'no_code' | 'malformed_code'; space?: Space; lock?: LockStarted }
+  | { result: 'burned' }
+  | { result: 'locked'; retryAfterMs: number };
+
+/** How long a used TOTP step is remembered: past the last moment it could be accepted again (its step and the next). */
+const TOTP_STEP_MEMORY_MS = 5 * 60_000;
+
+export interface VerifyRequest {
+  username: string;
+  code: string;
+  /** Slots to look in for an SMS/email code: the session's, then the unbound one. */
+  slots: string[];
+  ip: string | undefined;
+  /** The framework's request, for `resolveUser` and `onRecoveryCodeUsed`. */
+  req?: unknown;
+}
+
+export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
+  const { secret, store, limits, metrics } = config;
+  const policy = lockPolicy(config);
+  const totp = createTotp(secret);
+  const recovery = createRecoveryCodes(secret);
+  const userKey = (username: string) => hashKey(secret, 'user', username);
+
+  const resolve = async (request: VerifyRequest) =>
+    config.resolveUser === undefined ? null : ((await config.resolveUser(request.username, request.req)) ?? null);
+
+  /** A candidate compared outside the store: count the failure first (no overshoot), then settle a match. */
+  const attempt = async (user: string, space: Space, matched: (() => Parameters<typeof store.settle>[0]['use'] | null)): Promise<Outcome> => {
+    const start = await store.attempt({ user, space, policy });
+    if (!start.ok) return { result: 'locked', retryAfterMs: start.retryAfterMs };
+    const use = space === 'user' ? matched() : null;
+    if (use !== null && (await store.settle({ user, use }))) return { result: 'ok' };
+    return { result: 'invalid', why: 'wrong_code', space, lock: start.lock };
+  };
+
+  const methods: Record<VerifyMethod, (request: VerifyRequest) => Promise<Outcome>> = {
+    async code({ username, code, slots }) {
+      const candidate = code.replace(/[\s-]/g, '');
+      if (!isWellFormedCode(candidate, config.codeLength)) return { result: 'invalid', why: 'malformed_code' };
+      const user = userKey(username);
+      const outcome = await store.verify({ user, slots, hash: hashCode(secret, user, candidate), policy });
+      switch (outcome.result) {
+        case 'ok':
+          return { result: 'ok', issuedAtMs: outcome.issuedAtMs };
+        case 'missing':
+          return { result: 'invalid', why: 'no_code' };
+        case 'burned':
+          return { result: 'burned' };
+        case 'locked':
+          return { result: 'locked', retryAfterMs: outcome.retryAfterMs };
+        case 'mismatch':
+          return { result: 'invalid', why: 'wrong_code', space: outcome.space, lock: outcome.lock };
+      }
+    },
+
+    async totp(request) {
+      const user = await resolve(request);
+      const key = typeof user?.totp === 'string' ? totp.unseal(request.username, user.totp) : null;
+      const candidate = request.code.replace(/\s/g, '');
+      return attempt(userKey(request.username), key === null ? 'decoy' : 'user', () => {
+        const step = key === null ? null : totp.matchStep(key, candidate, Date.now());
+        return step === null ? null : { kind: 'totp', step, ttlMs: TOTP_STEP_MEMORY_MS };
+      });
+    },
+
+    async recovery(request) {
+      const user = await resolve(request);
+      const hashes = Array.isArray(user?.recoveryCodes) ? user.recoveryCodes : [];
+      const found = recovery.find(request.code, hashes);
+      const outcome = await attempt(userKey(request.username), hashes.length === 0 ? 'decoy' : 'user', () =>
+        found === null ? null : { kind: 'recovery', id: hashKey(secret, 'recovery', found), ttlMs: limits.failureMemorySeconds * 1000 },
+      );
+      if (outcome.result === 'ok' && found !== null && config.onRecoveryCodeUsed !== undefined) {
+        try {
+          await config.onRecoveryCodeUsed(request.username, found, request.req);
+        } catch (error) {
+          config.logger?.error({ event: 'otp.recovery_code_callback_failed', username: request.username, error: String(error).slice(0, 300) }, 'blockid-otp: onRecoveryCodeUsed threw');
+        }
+      }
+      return outcome;
+    },
+  };
+
+  /** The answer, events and metrics for an outcome: one way for every method. */
+  const report = (method: VerifyMethod, request: VerifyRequest, outcome: Outcome): VerifyResult => {
+    const { username } = request;
+    const withIp = request.ip === undefined ? {} : { ip: request.ip };
+    switch (outcome.result) {
+      case 'ok':
+        events.emit('verified', { username, method, ...withIp });
+        metrics?.verification(method, 'verified');
+        if (outcome.issuedAtMs !== undefined && outcome.issuedAtMs > 0) metrics?.timeToVerify(Math.max(0, Date.now() - outcome.issuedAtMs) / 1000);
+        return { ok: true };
+      case 'burned':
+        events.emit('failed', { username, reason: 'too_many_attempts', method, ...withIp });
+        metrics?.verification(method, 'burned');
+        return { ok: false, reason: 'too_many_attempts' };
+      case 'locked':
+        events.emit('failed', { username, reason: 'locked', method, ...withIp });
+        metrics?.verification(method, 'locked');
+        return { ok: false, reason: 'too_many_attempts', retryAfterSeconds: Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)) };
+      case 'invalid':
+        events.emit('failed', { username, reason: outcome.why, method, ...withIp });
+        metrics?.verification(method, 'invalid');
+        // Decoys lock too (and say so): from outside, an unknown username behaves as a known one.
+        if (outcome.lock === 'permanent') {
+          events.emit('locked', { username, permanent: true, ...withIp });
+          metrics?.lock('permanent');
+        } else if (outcome.lock === 'timed') {
+          events.emit('locked', { username, lockSeconds: limits.lockSeconds, ...withIp });
+          metrics?.lock('timed');
+        }
+        return { ok: false, reason: 'invalid_code' };
+    }
+  };
+
+  const RESULTS = { ok: 'verified', invalid: 'invalid', burned: 'burned', locked: 'locked' } as const;
+
+  return {
+    totp,
+    recovery,
+    policy,
+    /** Verifies `request.code` by `method`; the store decides atomically, so concurrent guesses cannot overshoot. */
+    verify: (method: VerifyMethod, request: VerifyRequest): Promise<VerifyResult> =>
+      inSpan('blockid_otp.verify', { 'blockid_otp.method': method }, async (span) => {
+        const outcome = await methods[method](request);
+        span.setAttribute('blockid_otp.result', RESULTS[outcome.result]);
+        return report(method, request, outcome);
+      }),
+  };
+}

@@ -1,7 +1,16 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', koa: 'src/koa.ts', 'otp-provider': 'src/otp-provider.ts' },
+  entry: {
+    index: 'src/index.ts',
+    koa: 'src/koa.ts',
+    'otp-provider': 'src/otp-provider.ts',
+    testing: 'src/testing.ts',
+    metrics: 'src/metrics.ts',
+    postgres: 'src/postgres.ts',
+  },
+  // @oslojs/otp ships ESM only: bundled, so the CommonJS build works on every Node 20 (require(esm) needs 20.19).
+  noExternal: [/^@oslojs\//],
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,

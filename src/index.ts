@@ -1,12 +1,14 @@
 export { blockidOtp, requireOtp, type BlockidOtpMiddleware } from './express.js';
 export { createOtpService, type OtpService, type GenerateResult, type VerifyResult } from './core/service.js';
 export { OtpError, type OtpErrorCode } from './core/errors.js';
-export type { OtpOptions, OtpLimits, OtpLogger, WindowQuota, ResolveUser } from './core/options.js';
+export type { OtpOptions, OtpLimits, OtpLogger, WindowQuota, ResolveUser, ResolvedUser, OnRecoveryCodeUsed } from './core/options.js';
+export type { TotpEnrollment, TotpEnrollOptions } from './core/methods/totp.js';
+export type { RecoveryCodeSet } from './core/methods/recovery.js';
 export type { RequireOtpOptions } from './core/guard.js';
 export type { OtpEventMap, OtpEventName, OtpListener } from './core/events.js';
 export type { MessageTemplates, MessageContext } from './core/messages.js';
 export type {
-  Channel, ChannelChoice, PhoneChannel, Destinations, EmailMessage, EmailSender, OtpSessionFlag, SmsMessage, SmsSender,
+  Channel, ChannelChoice, PhoneChannel, VerifyMethod, OtpMetrics, Destinations, EmailMessage, EmailSender, OtpSessionFlag, SmsMessage, SmsSender,
   WhatsAppMessage, WhatsAppSender, VoiceMessage, VoiceSender, LineTypeLookup,
 } from './core/types.js';
 export {
@@ -14,6 +16,7 @@ export {
 } from './core/destinations.js';
 export { memoryStore, type MemoryStoreOptions } from './stores/memory.js';
 export { redisStore, type RedisStoreOptions } from './stores/redis.js';
+export { postgresStore, postgresSchemaSql, type PostgresStore, type PostgresStoreOptions } from './stores/postgres.js';
 export type {
   OtpStore, SendPlan, SendDecision, Counter, Refusal, Space, LockPolicy, LockStarted, VerifyRequest, VerifyOutcome, AttemptRequest, AttemptStart, SettleRequest,
 } from './stores/types.js';

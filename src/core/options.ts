@@ -219,7 +219,7 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
     }
   }
   if (senderRequired && options.sms === undefined && options.email === undefined && options.whatsapp === undefined && options.voice === undefined) {
-    fail('pass at least one sender: "sms" (e.g. twilioSms(...)), "email" (e.g. nodemailerEmail(...)), "whatsapp" or "voice".');
+    fail('pass at least one of "sms" (e.g. twilioSms(...)), "whatsapp", "voice" or "email" (e.g. nodemailerEmail(...)).');
   }
   const fallback = options.fallback ?? [];
   if (!Array.isArray(fallback) || fallback.some((channel) => !['sms', 'whatsapp', 'voice'].includes(channel)) || new Set(fallback).size !== fallback.length) {

@@ -215,7 +215,9 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     const results = await Promise.all(
       issued.admitted.map(async (target) => {
         try {
-          if (context.gate && lineTypeGate !== undefined && target.channel !== 'email' && !(await lineTypeGate(target.to, username))) return null;
+          // Inside the send's trace context (this runs after the reply), so the lookup span is a child of the send.
+          const gate = lineTypeGate === undefined ? undefined : () => lineTypeGate(target.to, username);
+          if (context.gate && gate !== undefined && target.channel !== 'email' && !(await (context.trace?.run(gate) ?? gate()))) return null;
           const first = composer.compose(issued.code, username, target, locale);
           return (await deliverChain(first, fallbackAfter(target, issued.code, username, locale), deliveryPolicy, events, context)) === null ? null : target.channel;
         } catch {

@@ -1,10 +1,10 @@
 /** Tracing helpers against the real OpenTelemetry SDK (in-memory exporter): names, tree, attributes, errors, no personal data. */
 import assert from 'node:assert/strict';
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type ContextManager } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import {
   TRACER_NAME,
@@ -17,32 +17,6 @@ import {
   setOtpAttributes,
   type CapturedContext,
 } from '../src/core/tracing.js';
-
-/**
- * What `AsyncLocalStorageContextManager` (@opentelemetry/context-async-hooks) does, in its
- * few essential lines: that package is not installed here yet.
- */
-class AsyncLocalContextManager implements ContextManager {
-  private readonly storage = new AsyncLocalStorage<Context>();
-  active(): Context {
-    return this.storage.getStore() ?? ROOT_CONTEXT;
-  }
-  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(ctx: Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
-    return this.storage.run(ctx, () => fn.apply(thisArg, args));
-  }
-  bind<T>(ctx: Context, target: T): T {
-    if (typeof target !== 'function') return target;
-    const fn = target as unknown as (...args: unknown[]) => unknown;
-    return ((...args: unknown[]) => this.with(ctx, fn, undefined, ...args)) as T;
-  }
-  enable(): this {
-    return this;
-  }
-  disable(): this {
-    this.storage.disable();
-    return this;
-  }
-}
 
 const exporter = new InMemorySpanExporter();
 const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
@@ -123,9 +97,9 @@ describe('tracing with the SDK, no context manager (explicit parents)', () => {
 });
 
 describe('tracing with the SDK and an async context manager', () => {
-  const manager = new AsyncLocalContextManager();
+  const manager = new AsyncLocalStorageContextManager();
   before(() => {
-    assert.equal(context.setGlobalContextManager(manager), true);
+    assert.equal(context.setGlobalContextManager(manager.enable()), true);
   });
   afterEach(() => exporter.reset());
   after(async () => {

@@ -121,7 +121,8 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
   /** Events and metrics for a decision: every refusal, and each channel's outcome for a resolved user. */
   const report = (decision: SendDecision, username: string, targets: Target[] | null, channels: Channel[], test: boolean, ip: string | undefined) => {
     const withIp = ip === undefined ? {} : { ip };
-    const wholeRefusal = !decision.ok && decision.targets.every((t) => t === null) ? decision.refusal : null;
+    // The refusal that answered, unless it is one target's own (reported below): a cooldown or a per-username/IP quota.
+    const wholeRefusal = !decision.ok && !decision.targets.some((t) => t?.limit === decision.refusal.limit) ? decision.refusal : null;
     if (wholeRefusal !== null) {
       events.emit('rate_limited', { username, limit: wholeRefusal.limit, retryAfterSeconds: retryAfterSeconds(wholeRefusal), ...withIp });
       metrics?.rateLimited(wholeRefusal.limit);
@@ -135,7 +136,7 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     if (metrics === undefined) return;
     if (targets === null) return metrics.unknownUserSend();
     targets.forEach((target, index) => {
-      const refused = wholeRefusal !== null || decision.targets[index] !== null;
+      const refused = !decision.ok || decision.targets[index] !== null;
       metrics.send(target.channel, refused ? 'rate_limited' : test ? 'test' : 'sent', npaOf(target));
     });
   };
@@ -214,7 +215,9 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     const results = await Promise.all(
       issued.admitted.map(async (target) => {
         try {
-          if (context.gate && lineTypeGate !== undefined && target.channel !== 'email' && !(await lineTypeGate(target.to, username))) return null;
+          // Inside the send's trace context (this runs after the reply), so the lookup span is a child of the send.
+          const gate = lineTypeGate === undefined ? undefined : () => lineTypeGate(target.to, username);
+          if (context.gate && gate !== undefined && target.channel !== 'email' && !(await (context.trace?.run(gate) ?? gate()))) return null;
           const first = composer.compose(issued.code, username, target, locale);
           return (await deliverChain(first, fallbackAfter(target, issued.code, username, locale), deliveryPolicy, events, context)) === null ? null : target.channel;
         } catch {

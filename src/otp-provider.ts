@@ -7,7 +7,9 @@
  *
  * Configured from the environment on first use: OTP_SECRET, TWILIO_ACCOUNT_SID,
  * TWILIO_AUTH_TOKEN, TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID, SMTP_URL,
- * OTP_EMAIL_FROM, REDIS_URL (optional), OTP_APP_NAME (optional).
+ * OTP_EMAIL_FROM, REDIS_URL (optional), OTP_APP_NAME (optional), and for test mode
+ * OTP_TEST_DESTINATIONS (`+14155550123=123456,qa@example.com=000000`) with
+ * OTP_TEST_DESTINATIONS_EXPIRE_AT (required under NODE_ENV=production, at most 30 days ahead).
  */
 import { createOtpService, type GenerateResult, type OtpService, type VerifyResult } from './core/service.js';
 import type { OtpStore } from './stores/types.js';
@@ -15,16 +17,21 @@ import type { Destinations, EmailSender, SmsSender } from './core/types.js';
 import { twilioSms } from './senders/twilio/index.js';
 import { nodemailerEmail } from './senders/nodemailer.js';
 import { redisStore } from './stores/redis.js';
+import { parseTestDestinationsEnv } from './core/test-destinations.js';
 
 export type { Destinations, GenerateResult, VerifyResult };
 export { OtpError } from './core/errors.js';
+
+const FACTORY = 'blockid-otp/otp-provider';
+/** What errors about test destinations call them: the variables, not the options. */
+const TEST_DESTINATION_NAMES = { destinations: 'OTP_TEST_DESTINATIONS', expireAt: 'OTP_TEST_DESTINATIONS_EXPIRE_AT' };
 
 let current: Promise<{ service: OtpService; close(): Promise<void> }> | undefined;
 
 async function fromEnvironment(env: NodeJS.ProcessEnv) {
   const secret = env.OTP_SECRET;
   if (secret === undefined || secret.length < 32) {
-    throw new TypeError('blockid-otp/otp-provider: set OTP_SECRET to a string of at least 32 characters (e.g. `openssl rand -hex 32`).');
+    throw new TypeError(`${FACTORY}: set OTP_SECRET to a string of at least 32 characters (e.g. \`openssl rand -hex 32\`).`);
   }
   let sms: SmsSender | undefined;
   const { TWILIO_ACCOUNT_SID: accountSid, TWILIO_AUTH_TOKEN: authToken, TWILIO_FROM: from, TWILIO_MESSAGING_SERVICE_SID: messagingServiceSid } = env;
@@ -33,6 +40,14 @@ async function fromEnvironment(env: NodeJS.ProcessEnv) {
   }
   let email: EmailSender | undefined;
   if (env.SMTP_URL && env.OTP_EMAIL_FROM) email = nodemailerEmail({ smtpUrl: env.SMTP_URL, from: env.OTP_EMAIL_FROM });
+
+  let testDestinations: Record<string, string> | undefined;
+  try {
+    if (env.OTP_TEST_DESTINATIONS !== undefined) testDestinations = parseTestDestinationsEnv(env.OTP_TEST_DESTINATIONS);
+  } catch (error) {
+    throw new TypeError(`${FACTORY}: ${(error as Error).message}`);
+  }
+  const testDestinationsExpireAt = env.OTP_TEST_DESTINATIONS_EXPIRE_AT?.trim() || undefined;
 
   let store: OtpStore | undefined;
   let close = async () => {};
@@ -46,11 +61,21 @@ async function fromEnvironment(env: NodeJS.ProcessEnv) {
       await client.close();
     };
   }
-  const service = createOtpService(
-    { secret, ...(sms && { sms }), ...(email && { email }), ...(store && { store }), ...(env.OTP_APP_NAME && { appName: env.OTP_APP_NAME }) },
-    'blockid-otp/otp-provider',
-    { senderRequired: false },
-  );
+  const resolution = { senderRequired: false, testDestinationNames: TEST_DESTINATION_NAMES };
+  let service: OtpService;
+  try {
+    service = createOtpService(
+      {
+        secret, ...(sms && { sms }), ...(email && { email }), ...(store && { store }), ...(env.OTP_APP_NAME && { appName: env.OTP_APP_NAME }),
+        ...(testDestinations && { testDestinations }), ...(testDestinationsExpireAt && { testDestinationsExpireAt }),
+      },
+      FACTORY,
+      resolution,
+    );
+  } catch (error) {
+    await close(); // a refused configuration leaves no Redis connection open
+    throw error;
+  }
   return { service, close: async () => { await store?.close?.(); await close(); } };
 }
 

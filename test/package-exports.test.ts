@@ -2,7 +2,9 @@
  * The built package as a user installs it: build with the project's tsup config, `npm pack`,
  * unpack into a fresh app's node_modules next to nothing but the declared dependencies,
  * then import every entry point from ESM and CommonJS in child processes and type-check a
- * consumer against the shipped declarations.
+ * consumer against the shipped declarations. A second consumer also has the optional peers of
+ * the subpaths (`prom-client` for `blockid-otp/metrics`, `pg` and `@types/pg` for
+ * `blockid-otp/postgres`); the first has none, which shows the main entry never needs them.
  *
  * The build goes to a temporary directory (`tsup --out-dir`), not to the checkout's `dist/`.
  */
@@ -26,11 +28,15 @@ const manifest = JSON.parse(await readFile(join(repo, 'package.json'), 'utf8')) 
 
 let work = '';
 let app = '';
+/** A consumer that has also installed the optional peers of the metrics and postgres subpaths. */
+let peersApp = '';
 let installed = '';
 let packedFiles: string[] = [];
 
 /** What a user of the package has installed next to it: its dependencies, Koa, and Node's types. */
 const userPackages = [...Object.keys(manifest.dependencies), 'koa', 'koa-session', '@types/node'];
+/** What a user of `blockid-otp/metrics` and `blockid-otp/postgres` adds. */
+const peerPackages = ['prom-client', 'pg', '@types/pg'];
 
 const childEnv = (): NodeJS.ProcessEnv => {
   const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'test', OTP_SECRET: 'package-exports-secret-0123456789abcdef' };
@@ -40,11 +46,43 @@ const childEnv = (): NodeJS.ProcessEnv => {
   return env;
 };
 
-/** Runs `file` with plain Node in the consumer app and returns the JSON it prints last. */
-async function runInApp(file: string, source: string): Promise<any> {
-  await writeFile(join(app, file), source);
-  const { stdout } = await run(process.execPath, [file], { cwd: app, env: childEnv(), timeout: 30_000 });
+/** Runs `file` with plain Node in a consumer app (`app` by default) and returns the JSON it prints last. */
+async function runInApp(file: string, source: string, dir = app): Promise<any> {
+  await writeFile(join(dir, file), source);
+  const { stdout } = await run(process.execPath, [file], { cwd: dir, env: childEnv(), timeout: 30_000 });
   return JSON.parse(stdout.trim().split('\n').at(-1) ?? 'null');
+}
+
+/** A fresh consumer app: the tarball unpacked into its node_modules (a real copy), next to `packages` from the repo. */
+async function makeConsumer(dir: string, tarball: string, packages: string[]): Promise<string> {
+  const modules = join(dir, 'node_modules');
+  await mkdir(modules, { recursive: true });
+  await run('tar', ['-xzf', tarball, '-C', modules]);
+  const target = join(modules, manifest.name);
+  await rename(join(modules, 'package'), target);
+  for (const name of packages) {
+    await mkdir(join(modules, name, '..'), { recursive: true });
+    await symlink(join(repo, 'node_modules', name), join(modules, name), 'dir');
+  }
+  await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
+  return target;
+}
+
+/** Type-checks `files` (written into `dir` first) with the consumer's tsconfig; 'ok' or tsc's output. */
+async function typeCheck(dir: string, files: Record<string, string>): Promise<string> {
+  await writeFile(
+    join(dir, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: true, types: ['node'] },
+      files: Object.keys(files),
+    }),
+  );
+  for (const [name, source] of Object.entries(files)) await writeFile(join(dir, name), source);
+  const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
+  return run(process.execPath, [tsc, '-p', dir], { cwd: dir, timeout: 60_000 }).then(
+    () => 'ok',
+    (error: { stdout?: string }) => error.stdout ?? String(error),
+  );
 }
 
 before(
@@ -60,16 +98,9 @@ before(
     packedFiles = packed.files.map((file) => file.path);
 
     app = join(work, 'app');
-    const modules = join(app, 'node_modules');
-    await mkdir(modules, { recursive: true });
-    await run('tar', ['-xzf', join(work, packed.filename), '-C', modules]);
-    installed = join(modules, manifest.name);
-    await rename(join(modules, 'package'), installed);
-    for (const name of userPackages) {
-      await mkdir(join(modules, name, '..'), { recursive: true });
-      await symlink(join(repo, 'node_modules', name), join(modules, name), 'dir');
-    }
-    await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
+    installed = await makeConsumer(app, join(work, packed.filename), userPackages);
+    peersApp = join(work, 'app-peers');
+    await makeConsumer(peersApp, join(work, packed.filename), [...userPackages, ...peerPackages]);
   },
   { timeout: 240_000 },
 );
@@ -86,8 +117,8 @@ const targets = Object.entries(manifest.exports).flatMap(([subpath, conditions])
 );
 
 describe('the packed package', () => {
-  it('maps ".", "./koa" and "./otp-provider" for import and require, each with types', () => {
-    for (const subpath of ['.', './koa', './otp-provider']) {
+  it('maps ".", "./koa", "./otp-provider", "./testing", "./metrics" and "./postgres" for import and require, each with types', () => {
+    for (const subpath of ['.', './koa', './otp-provider', './testing', './metrics', './postgres']) {
       for (const condition of ['import', 'require']) {
         const kinds = targets.filter((t) => t.subpath === subpath && t.condition === condition).map((t) => t.kind);
         assert.deepEqual(kinds, ['types', 'default'], `${subpath} ${condition}`);
@@ -96,7 +127,7 @@ describe('the packed package', () => {
   });
 
   it('ships every file that exports points to, .d.ts for import and .d.cts for require', () => {
-    assert.ok(targets.length >= 12);
+    assert.ok(targets.length >= 24);
     for (const { subpath, condition, kind, file } of targets) {
       const path = file.replace(/^\.\//, '');
       assert.ok(packedFiles.includes(path), `${subpath} ${condition} ${kind}: ${path} is in the tarball`);
@@ -221,16 +252,8 @@ const OTP = require('blockid-otp/otp-provider');
   });
 
   it('type-checks a consumer against the shipped .d.ts (import) and .d.cts (require)', async () => {
-    await writeFile(
-      join(app, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: true, types: ['node'] },
-        files: ['consumer.mts', 'consumer.cts'],
-      }),
-    );
-    await writeFile(
-      join(app, 'consumer.mts'),
-      `
+    const result = await typeCheck(app, {
+      'consumer.mts': `
 import { blockidOtp, requireOtp, OtpError, memoryStore, type OtpOptions, type RequireOtpOptions } from 'blockid-otp';
 import { blockidOtpKoa, requireOtpKoa } from 'blockid-otp/koa';
 import { GenerateOTP, VerifyOTP } from 'blockid-otp/otp-provider';
@@ -243,10 +266,7 @@ void [result, sent, VerifyOTP, requireOtpKoa(guard), blockidOtp(options).service
 // @ts-expect-error codeLength is a number
 blockidOtpKoa({ ...options, codeLength: '6' });
 `,
-    );
-    await writeFile(
-      join(app, 'consumer.cts'),
-      `
+      'consumer.cts': `
 import koa = require('blockid-otp/koa');
 import root = require('blockid-otp');
 import OTP = require('blockid-otp/otp-provider');
@@ -256,12 +276,217 @@ void [otp, middleware, OTP.VerifyOTP('a', '1')];
 // @ts-expect-error requireOtpKoa takes options, not a string
 koa.requireOtpKoa('/login');
 `,
+    });
+    assert.equal(result, 'ok');
+  });
+});
+
+describe('the subpaths blockid-otp/testing, blockid-otp/metrics and blockid-otp/postgres', () => {
+  it('work with import, and testing and postgres need none of the optional peers', async () => {
+    const report = await runInApp(
+      'subpaths.mjs',
+      `
+import { blockidOtp, OtpError } from 'blockid-otp';
+import { captureSenders } from 'blockid-otp/testing';
+import { postgresStore, postgresSchemaSql } from 'blockid-otp/postgres';
+
+const capture = captureSenders();
+const otp = blockidOtp({ secret: process.env.OTP_SECRET, sms: capture.sms, email: capture.email });
+const sent = await otp.generateOtp('Ada', { smsTo: '4155550100', emailTo: 'ada@example.com' });
+const code = await capture.waitForCode('+1 415 555 0100', { timeoutMs: 1000 });
+const verified = await otp.verifyOtp('ada', code);
+const timeout = await capture.nextCode('ada', { timeoutMs: 20 }).then(() => 'resolved', (e) => e.constructor.name);
+
+// No pg installed: the entry loads, and a store whose pool cannot connect fails closed with the root's OtpError.
+const pool = { connect: async () => { throw new Error('no database here'); }, query: async () => { throw new Error('no database here'); } };
+const store = postgresStore({ pool, createTables: false, sweepIntervalMs: 0, commandTimeoutMs: 200 });
+const storeError = await store.get('k').then(() => 'resolved', (e) => ({ code: e.code, isRootOtpError: e instanceof OtpError }));
+await store.close();
+const metrics = await import('blockid-otp/metrics').then(() => 'loaded', (e) => ({ code: e.code, namesPeer: e.message.includes('prom-client') }));
+
+console.log(JSON.stringify({
+  channels: sent.channels, outbox: capture.outbox.map((m) => m.channel + ' ' + m.to), verified, timeout,
+  schema: typeof postgresSchemaSql() === 'string' && postgresSchemaSql().includes('CREATE'), storeError, metrics,
+}));
+`,
     );
-    const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
-    const result = await run(process.execPath, [tsc, '-p', app], { cwd: app, timeout: 60_000 }).then(
-      () => 'ok',
-      (error: { stdout?: string }) => error.stdout ?? String(error),
+    assert.deepEqual(report.channels, ['sms', 'email']);
+    assert.deepEqual(report.outbox, ['sms +14155550100', 'email ada@example.com']);
+    assert.deepEqual(report.verified, { ok: true });
+    assert.equal(report.timeout, 'Error', 'nextCode rejects after timeoutMs');
+    assert.equal(report.schema, true);
+    assert.deepEqual(report.storeError, { code: 'STORE_UNAVAILABLE', isRootOtpError: true });
+    assert.deepEqual(report.metrics, { code: 'ERR_MODULE_NOT_FOUND', namesPeer: true }, "without prom-client, Node's own error names it");
+  });
+
+  it('work with require, and testing and postgres need none of the optional peers', async () => {
+    const report = await runInApp(
+      'subpaths.cjs',
+      `
+const root = require('blockid-otp');
+const testing = require('blockid-otp/testing');
+const postgres = require('blockid-otp/postgres');
+(async () => {
+  const capture = testing.captureSenders();
+  const otp = root.createOtpService({ secret: process.env.OTP_SECRET, email: capture.email });
+  await otp.generateOtp('grace', { emailTo: 'grace@example.com' });
+  const verified = await otp.verifyOtp('grace', capture.lastCode('grace@example.com'));
+  const pool = { connect: async () => { throw new Error('no database here'); }, query: async () => { throw new Error('no database here'); } };
+  const store = postgres.postgresStore({ pool, createTables: false, sweepIntervalMs: 0, commandTimeoutMs: 200 });
+  const storeError = await store.get('k').then(() => 'resolved', (e) => ({ code: e.code, isRootOtpError: e instanceof root.OtpError }));
+  await store.close();
+  let metrics = 'loaded';
+  try { require('blockid-otp/metrics'); } catch (e) { metrics = { code: e.code, namesPeer: e.message.includes('prom-client') }; }
+  console.log(JSON.stringify({
+    names: [typeof testing.captureSenders, typeof postgres.postgresStore, typeof postgres.postgresSchemaSql, typeof root.postgresStore],
+    verified, storeError, metrics, esModuleFlag: Object.keys(testing).includes('default'),
+  }));
+})().catch((e) => { console.error(e); process.exit(1); });
+`,
     );
+    assert.deepEqual(report.names, ['function', 'function', 'function', 'function']);
+    assert.deepEqual(report.verified, { ok: true });
+    assert.deepEqual(report.storeError, { code: 'STORE_UNAVAILABLE', isRootOtpError: true });
+    assert.deepEqual(report.metrics, { code: 'MODULE_NOT_FOUND', namesPeer: true });
+    assert.equal(report.esModuleFlag, false);
+  });
+
+  it('with prom-client and pg installed: metrics count a sign-in, and a pg Pool that cannot connect fails closed (import)', async () => {
+    const report = await runInApp(
+      'peers.mjs',
+      `
+import pg from 'pg';
+import { Registry } from 'prom-client';
+import { blockidOtp, OtpError } from 'blockid-otp';
+import { captureSenders } from 'blockid-otp/testing';
+import { prometheusMetrics } from 'blockid-otp/metrics';
+import { postgresStore } from 'blockid-otp/postgres';
+
+const registry = new Registry();
+const capture = captureSenders();
+const otp = blockidOtp({ secret: process.env.OTP_SECRET, email: capture.email, metrics: prometheusMetrics({ registry }) });
+await otp.generateOtp('ada', { emailTo: 'ada@example.com' });
+const verified = await otp.verifyOtp('ada', await capture.waitForCode('ada'));
+const text = await registry.metrics();
+
+// Port 1 on loopback: nothing listens, so the connection is refused at once.
+const pool = new pg.Pool({ connectionString: 'postgres://user:pass@127.0.0.1:1/db', connectionTimeoutMillis: 500 });
+pool.on('error', () => {});
+const store = postgresStore({ pool, sweepIntervalMs: 0, commandTimeoutMs: 1000 });
+const storeError = await store.get('k').then(() => 'resolved', (e) => ({ code: e.code, isRootOtpError: e instanceof OtpError }));
+await store.close();
+await pool.end();
+console.log(JSON.stringify({
+  verified, registry: prometheusMetrics({ registry: new Registry() }).registry instanceof Registry,
+  sends: /^blockid_otp_sends_total\\{channel="email",outcome="sent",npa=""\\} 1$/m.test(text),
+  verifications: /^blockid_otp_verifications_total\\{method="code",result="verified"\\} 1$/m.test(text),
+  storeError,
+}));
+`,
+      peersApp,
+    );
+    assert.deepEqual(report, {
+      verified: { ok: true }, registry: true, sends: true, verifications: true,
+      storeError: { code: 'STORE_UNAVAILABLE', isRootOtpError: true },
+    });
+  });
+
+  it('with prom-client and pg installed: the same with require', async () => {
+    const report = await runInApp(
+      'peers.cjs',
+      `
+const { Registry } = require('prom-client');
+const { Pool } = require('pg');
+const root = require('blockid-otp');
+const { captureSenders } = require('blockid-otp/testing');
+const { prometheusMetrics } = require('blockid-otp/metrics');
+const { postgresStore } = require('blockid-otp/postgres');
+(async () => {
+  const registry = new Registry();
+  const capture = captureSenders();
+  const otp = root.blockidOtp({ secret: process.env.OTP_SECRET, sms: capture.sms, metrics: prometheusMetrics({ registry, prefix: 'myapp_otp_' }) });
+  await otp.generateOtp('grace', { smsTo: '(613) 555-0100' });
+  const verified = await otp.verifyOtp('grace', await capture.waitForCode('6135550100'));
+  const text = await registry.metrics();
+  const pool = new Pool({ connectionString: 'postgres://user:pass@127.0.0.1:1/db', connectionTimeoutMillis: 500 });
+  pool.on('error', () => {});
+  const store = postgresStore({ pool, sweepIntervalMs: 0, commandTimeoutMs: 1000 });
+  const storeError = await store.get('k').then(() => 'resolved', (e) => ({ code: e.code, isRootOtpError: e instanceof root.OtpError }));
+  await store.close();
+  await pool.end();
+  console.log(JSON.stringify({
+    verified,
+    sends: /^myapp_otp_sends_total\\{channel="sms",outcome="sent",npa="613"\\} 1$/m.test(text),
+    storeError,
+  }));
+})().catch((e) => { console.error(e); process.exit(1); });
+`,
+      peersApp,
+    );
+    assert.deepEqual(report, { verified: { ok: true }, sends: true, storeError: { code: 'STORE_UNAVAILABLE', isRootOtpError: true } });
+  });
+
+  it('type-checks captureSenders, prometheusMetrics and postgresStore against the shipped .d.ts and .d.cts', async () => {
+    const result = await typeCheck(peersApp, {
+      'subpaths.mts': `
+import pg from 'pg';
+import { Registry } from 'prom-client';
+import { blockidOtp, createOtpService, type OtpStore } from 'blockid-otp';
+import { blockidOtpKoa } from 'blockid-otp/koa';
+import { captureSenders, type CapturedMessage, type CapturedSenders, type WaitOptions } from 'blockid-otp/testing';
+import { prometheusMetrics, type PrometheusMetrics, type PrometheusMetricsOptions } from 'blockid-otp/metrics';
+import { postgresStore, postgresSchemaSql, type PostgresStore, type PostgresStoreOptions } from 'blockid-otp/postgres';
+import { postgresStore as fromRoot } from 'blockid-otp';
+
+const capture: CapturedSenders = captureSenders();
+const wait: WaitOptions = { timeoutMs: 100 };
+const code: Promise<string> = capture.waitForCode('ada', wait);
+const next: Promise<string> = capture.nextCode('+14155550100');
+const last: string = capture.lastCode('ada@example.com');
+const outbox: readonly CapturedMessage[] = capture.outbox;
+const first = outbox[0];
+if (first?.channel === 'email') { const html: string = first.html; void html; }
+if (first?.channel === 'sms') { const body: string = first.body; void body; }
+const metricsOptions: PrometheusMetricsOptions = { registry: new Registry(), prefix: 'myapp_otp_' };
+const metrics: PrometheusMetrics = prometheusMetrics(metricsOptions);
+const registry: Registry = metrics.registry;
+const pool = new pg.Pool();
+const storeOptions: PostgresStoreOptions = { pool, schema: 'auth', tablePrefix: 'otp_', createTables: false };
+const store: PostgresStore = postgresStore(storeOptions);
+const asStore: OtpStore = store;
+const ready: Promise<void> = store.ready();
+const swept: Promise<number> = store.sweep();
+const sql: string = postgresSchemaSql({ schema: 'auth' });
+const same: typeof postgresStore = fromRoot;
+blockidOtp({ secret: 'x'.repeat(32), sms: capture.sms, email: capture.email, whatsapp: capture.whatsapp, voice: capture.voice, metrics, store });
+blockidOtpKoa({ secret: 'x'.repeat(32), email: capture.email, metrics: prometheusMetrics(), store: postgresStore({ pool }) });
+createOtpService({ secret: 'x'.repeat(32), email: capture.email, testDestinations: { 'qa@example.com': '000000' }, testDestinationsExpireAt: new Date() });
+void [code, next, last, registry, asStore, ready, swept, sql, same];
+// @ts-expect-error timeoutMs is a number
+capture.waitForCode('ada', { timeoutMs: '100' });
+// @ts-expect-error pool must be a pg Pool
+postgresStore({ pool: 'postgres://localhost/db' });
+// @ts-expect-error prefix is a string
+prometheusMetrics({ prefix: 1 });
+// @ts-expect-error testDestinations maps destinations to code strings
+createOtpService({ secret: 'x'.repeat(32), email: capture.email, testDestinations: { 'qa@example.com': 123456 } });
+`,
+      'subpaths.cts': `
+import testing = require('blockid-otp/testing');
+import metrics = require('blockid-otp/metrics');
+import postgres = require('blockid-otp/postgres');
+import root = require('blockid-otp');
+import pg = require('pg');
+const capture: testing.CapturedSenders = testing.captureSenders();
+const sink: metrics.PrometheusMetrics = metrics.prometheusMetrics();
+const store: postgres.PostgresStore = postgres.postgresStore({ pool: new pg.Pool() });
+const otp: root.BlockidOtpMiddleware = root.blockidOtp({ secret: 'x'.repeat(32), sms: capture.sms, metrics: sink, store });
+const message: testing.CapturedMessage | undefined = capture.outbox[0];
+void [otp, message];
+// @ts-expect-error lastCode takes a string
+capture.lastCode(42);
+`,
+    });
     assert.equal(result, 'ok');
   });
 });

@@ -1,6 +1,6 @@
 /** The programmatic API (the seed's GenerateOTP / VerifyOTP) and the otp-provider facade. */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, mock } from 'node:test';
 import { createOtpService, OtpError, twilioSms, type OtpService } from '../src/index.js';
 import * as OTP from '../src/otp-provider.js';
 import { captureSenders } from './helpers/capture.js';
@@ -186,6 +186,117 @@ describe('blockid-otp/otp-provider: the seed SDK, configured from the environmen
     const mails = await smtp.waitFor(before + 1);
     const code = /(\d{6})/.exec(mails.at(-1)?.text ?? '')?.[1] ?? '';
     assert.equal((await OTP.VerifyOTP('nobody', code)).ok, false);
+  });
+});
+
+describe('blockid-otp/otp-provider: OTP_TEST_DESTINATIONS and OTP_TEST_DESTINATIONS_EXPIRE_AT', () => {
+  let smtp: SmtpSink;
+  const saved = { ...process.env };
+  const DAY_MS = 24 * 60 * 60 * 1000;
+  /** Twilio credentials of the right shape: the SDK builds a client but no request may leave (there is no such account). */
+  const fakeTwilio = { TWILIO_ACCOUNT_SID: `AC${'0'.repeat(32)}`, TWILIO_AUTH_TOKEN: 'not-a-real-token', TWILIO_FROM: '+15005550006' };
+  const configure = (extra: NodeJS.ProcessEnv) => {
+    process.env = { ...saved, NODE_ENV: 'test', OTP_SECRET: SECRET, SMTP_URL: smtp.url, OTP_EMAIL_FROM: 'no-reply@example.com', ...fakeTwilio, ...extra };
+    delete process.env.REDIS_URL;
+    return OTP.reset();
+  };
+  /** A TypeError that names `name` and repeats none of the fixed codes. */
+  const refused = (name: RegExp) => (error: unknown) => {
+    assert.ok(error instanceof TypeError, String(error));
+    assert.match(error.message, /^blockid-otp\/otp-provider: /);
+    assert.match(error.message, name);
+    for (const code of ['123456', '000000', '12345']) assert.ok(!error.message.includes(code), `the message holds a code: ${error.message}`);
+    return true;
+  };
+  before(async () => {
+    smtp = await startSmtpSink();
+  });
+  after(async () => {
+    process.env = saved;
+    await OTP.reset();
+    await smtp.stop();
+  });
+
+  it('a test number and a test address get their fixed code, once each, and nothing is delivered', async () => {
+    await configure({ OTP_TEST_DESTINATIONS: ' +14155550123=123456 , qa@example.com=000000 ' });
+    const warned = mock.method(console, 'warn', () => undefined);
+    try {
+      assert.deepEqual((await OTP.GenerateOTP('reviewer', { smsTo: '(415) 555-0123', smsISDCode: '1' })).channels, ['sms']);
+      assert.deepEqual((await OTP.GenerateOTP('qa', { emailTo: 'qa@EXAMPLE.com' })).channels, ['email']);
+      assert.equal(warned.mock.callCount(), 1, 'one start-up warning');
+      assert.match(String(warned.mock.calls[0]?.arguments[0]), /test destinations are on/);
+    } finally {
+      warned.mock.restore();
+    }
+    assert.deepEqual(await OTP.VerifyOTP('reviewer', '123456'), { ok: true });
+    assert.deepEqual(await OTP.VerifyOTP('reviewer', '123456'), { ok: false, reason: 'invalid_code' });
+    assert.deepEqual(await OTP.VerifyOTP('qa', '123456'), { ok: false, reason: 'invalid_code' }, 'each destination has its own code');
+    assert.deepEqual(await OTP.VerifyOTP('qa', '000000'), { ok: true });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(smtp.messages.length, 0, 'no mail was sent');
+  });
+
+  it('a destination not in OTP_TEST_DESTINATIONS is an ordinary send', async () => {
+    await configure({ OTP_TEST_DESTINATIONS: 'qa@example.com=000000' });
+    const warned = mock.method(console, 'warn', () => undefined);
+    const before = smtp.messages.length;
+    try {
+      await OTP.GenerateOTP('someone', { emailTo: 'someone@example.com' });
+    } finally {
+      warned.mock.restore();
+    }
+    const mails = await smtp.waitFor(before + 1);
+    const code = /(\d{6})/.exec(mails.at(-1)?.text ?? '')?.[1] ?? '';
+    assert.deepEqual(await OTP.VerifyOTP('someone', '000000'), { ok: false, reason: 'invalid_code' });
+    assert.deepEqual(await OTP.VerifyOTP('someone', code), { ok: true });
+  });
+
+  it('refuses a malformed OTP_TEST_DESTINATIONS, naming the variable and never a code', async () => {
+    for (const value of ['+14155550123', '+14155550123=', '=123456', '+14155550123=123456,+14155550123=123456', '+14155550123=12345', '+18765550123=123456', 'a@b=123456']) {
+      await configure({ OTP_TEST_DESTINATIONS: value });
+      await assert.rejects(OTP.GenerateOTP('qa', { emailTo: 'qa@example.com' }), refused(/OTP_TEST_DESTINATIONS\b/), value);
+    }
+  });
+
+  it('an empty OTP_TEST_DESTINATIONS is no test mode', async () => {
+    await configure({ OTP_TEST_DESTINATIONS: '' });
+    const before = smtp.messages.length;
+    await OTP.GenerateOTP('qa', { emailTo: 'qa@example.com' });
+    await smtp.waitFor(before + 1);
+  });
+
+  it('under NODE_ENV=production, refuses OTP_TEST_DESTINATIONS without OTP_TEST_DESTINATIONS_EXPIRE_AT or with one over 30 days ahead', async () => {
+    await configure({ NODE_ENV: 'production', OTP_TEST_DESTINATIONS: 'qa@example.com=000000' });
+    await assert.rejects(OTP.GenerateOTP('qa', { emailTo: 'qa@example.com' }), refused(/OTP_TEST_DESTINATIONS is refused under NODE_ENV=production without OTP_TEST_DESTINATIONS_EXPIRE_AT/));
+    await configure({ NODE_ENV: 'production', OTP_TEST_DESTINATIONS: 'qa@example.com=000000', OTP_TEST_DESTINATIONS_EXPIRE_AT: new Date(Date.now() + 31 * DAY_MS).toISOString() });
+    await assert.rejects(OTP.GenerateOTP('qa', { emailTo: 'qa@example.com' }), refused(/OTP_TEST_DESTINATIONS_EXPIRE_AT more than 30 days ahead/));
+    await configure({ NODE_ENV: 'production', OTP_TEST_DESTINATIONS: 'qa@example.com=000000', OTP_TEST_DESTINATIONS_EXPIRE_AT: 'next week' });
+    await assert.rejects(OTP.GenerateOTP('qa', { emailTo: 'qa@example.com' }), refused(/OTP_TEST_DESTINATIONS_EXPIRE_AT must be a Date or an ISO 8601 string/));
+
+    await configure({ NODE_ENV: 'production', OTP_TEST_DESTINATIONS: 'qa@example.com=000000', OTP_TEST_DESTINATIONS_EXPIRE_AT: new Date(Date.now() + 7 * DAY_MS).toISOString() });
+    const warned = mock.method(console, 'warn', () => undefined);
+    try {
+      assert.deepEqual((await OTP.GenerateOTP('qa', { emailTo: 'qa@example.com' })).channels, ['email']);
+    } finally {
+      warned.mock.restore();
+    }
+    assert.deepEqual(await OTP.VerifyOTP('qa', '000000'), { ok: true });
+  });
+
+  it('after OTP_TEST_DESTINATIONS_EXPIRE_AT the fixed code is refused and a real code is delivered', async () => {
+    await configure({ OTP_TEST_DESTINATIONS: 'qa@example.com=000000', OTP_TEST_DESTINATIONS_EXPIRE_AT: '2020-01-31' });
+    const warned = mock.method(console, 'warn', () => undefined);
+    const before = smtp.messages.length;
+    try {
+      await OTP.GenerateOTP('qa', { emailTo: 'qa@example.com' });
+    } finally {
+      warned.mock.restore();
+    }
+    const mails = await smtp.waitFor(before + 1);
+    const code = /(\d{6})/.exec(mails.at(-1)?.text ?? '')?.[1] ?? '';
+    assert.notEqual(code, '000000');
+    assert.deepEqual(await OTP.VerifyOTP('qa', '000000'), { ok: false, reason: 'invalid_code' });
+    assert.deepEqual(await OTP.VerifyOTP('qa', code), { ok: true });
   });
 });
 

@@ -200,8 +200,16 @@ const SENDER_EXAMPLES = {
 const METRICS_METHODS = ['send', 'unknownUserSend', 'rateLimited', 'delivery', 'verification', 'lock', 'timeToVerify'] as const;
 const knownLimits = Object.keys(defaultLimits);
 
+/** How a caller other than the option literal wants options resolved. */
+export interface ResolveContext {
+  /** Whether at least one sender is required (default true; otp-provider checks per channel). */
+  senderRequired?: boolean;
+  /** The names errors about test destinations use (otp-provider passes its environment variables). */
+  testDestinationNames?: { destinations: string; expireAt: string };
+}
+
 /** Validates `options` once and fills in every default. */
-export function resolveOptions(options: OtpOptions, factory: string, { senderRequired = true } = {}): ResolvedOptions {
+export function resolveOptions(options: OtpOptions, factory: string, { senderRequired = true, testDestinationNames }: ResolveContext = {}): ResolvedOptions {
   const fail = (message: string): never => {
     throw new TypeError(`${factory}: ${message}`);
   };
@@ -329,7 +337,9 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
     fallback,
     lookup,
     allowNumberTypes,
-    testDestinations: resolveTestDestinations(options.testDestinations, options.testDestinationsExpireAt, { codeLength, factory }),
+    testDestinations: resolveTestDestinations(options.testDestinations, options.testDestinationsExpireAt, {
+      codeLength, factory, ...(testDestinationNames && { names: testDestinationNames }),
+    }),
     onRecoveryCodeUsed: options.onRecoveryCodeUsed,
     metrics,
     totpIssuer: options.totpIssuer ?? text('appName'),

@@ -53,6 +53,9 @@ export const RATE_LIMIT_LABELS = [
   'smsPerPrefix',
   'smsPerHour',
   'smsPerDay',
+  'voicePerHour',
+  'voicePerDay',
+  'lookupsPerDay',
 ] as const;
 
 const OTHER = 'other';
@@ -175,6 +178,11 @@ export function prometheusMetrics(options: PrometheusMetricsOptions = {}): Prome
     'Verification attempts, by method (code, totp, recovery) and result (verified, invalid, burned, locked).',
     ['method', 'result'],
   );
+  const verifiedSends = counter(
+    'verified_sends_total',
+    'Sends whose code was then verified, one per channel it was sent on (with the same labels as sends_total): the numerator of the conversion rate per channel and per area code.',
+    ['channel', 'npa'],
+  );
   const locks = counter('locks_total', 'Usernames locked after wrong guesses: timed (lockSeconds) or permanent (maxConsecutiveFailures).', ['kind']);
   const timeToVerify = histogram(
     'time_to_verify_seconds',
@@ -207,6 +215,10 @@ export function prometheusMetrics(options: PrometheusMetricsOptions = {}): Prome
     },
     verification(method, result) {
       verifications.inc({ method: oneOf(method, METHODS), result: oneOf(result, VERIFY_RESULTS) });
+    },
+    verifiedSend(channel, npa) {
+      const channelLabel = oneOf(channel, CHANNELS);
+      verifiedSends.inc({ channel: channelLabel, npa: npaLabel(channelLabel, npa) });
     },
     lock(kind) {
       locks.inc({ kind: oneOf(kind, LOCK_KINDS) });

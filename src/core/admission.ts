@@ -27,7 +27,7 @@ export interface PlanRequest {
   targets: Target[] | { decoy: Channel[] };
   /** Test destinations deliver nothing: they spend no SMS or voice budget. */
   test: boolean;
-  code: { hash: string; ttlMs: number };
+  code: { hash: string; ttlMs: number; tag?: string };
 }
 
 export type Admission = ReturnType<typeof createAdmission>;

@@ -11,7 +11,7 @@ import { maskDestination } from './destinations.js';
 import { OtpError } from './errors.js';
 import { createEvents, type OtpEventName, type OtpListener } from './events.js';
 import { createLineTypeGate } from './line-type.js';
-import { resolveOptions, type OtpOptions, type ResolvedOptions } from './options.js';
+import { resolveOptions, type OtpOptions, type ResolveContext, type ResolvedOptions } from './options.js';
 import { lenientTargets, strictTargets, wantedChannels, type Target } from './targets.js';
 import { captureContext, inSpan } from './tracing.js';
 import { createVerifier, type VerifyResult } from './verification.js';
@@ -84,7 +84,7 @@ const DAY_MS = 86_400_000;
 /** The area code of a +1 number, for metrics (a few hundred values; never the number). */
 const npaOf = (target: { channel: Channel; to: string }) => (target.channel === 'email' ? '' : target.to.slice(2, 5));
 
-export function createOtpService(options: OtpOptions, factory = 'createOtpService', resolution?: { senderRequired: boolean }): OtpService {
+export function createOtpService(options: OtpOptions, factory = 'createOtpService', resolution?: ResolveContext): OtpService {
   const config = resolveOptions(options, factory, resolution);
   const { secret, store, limits, metrics, testDestinations } = config;
   const events = createEvents(config.logger);
@@ -163,7 +163,12 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
       ip: context.ip,
       targets,
       test: fixed !== undefined,
-      code: { hash: real === null ? DECOY_HASH : hash, ttlMs: config.ttlSeconds * 1000 },
+      code: {
+        hash: real === null ? DECOY_HASH : hash,
+        ttlMs: config.ttlSeconds * 1000,
+        // Where the code went (channels and area codes, nothing personal), for the conversion-rate metric.
+        ...(real !== null && fixed === undefined && metrics !== undefined && { tag: real.map((t) => `${t.channel}:${npaOf(t)}`).join(',') }),
+      },
     });
     const decision = await store.send(plan);
     report(decision, username, real, real?.map((t) => t.channel) ?? (targets as { decoy: Channel[] }).decoy, fixed !== undefined, context.ip);

@@ -72,6 +72,14 @@ export const OTHER_ERROR_TYPE = '_OTHER';
  */
 export function errorType(error: unknown): string {
   if (typeof error === 'object' && error !== null) {
+    // The built-in senders throw OtpError('DELIVERY_FAILED') and keep the provider's own code in `cause`.
+    const { cause } = error as { cause?: unknown };
+    if (typeof cause === 'object' && cause !== null && 'provider' in cause) {
+      const { code: causeCode, errorCode, responseCode, status } = cause as Record<string, unknown>;
+      for (const found of [causeCode, errorCode, responseCode, status]) {
+        if ((typeof found === 'string' || typeof found === 'number') && ERROR_CODE.test(String(found))) return String(found);
+      }
+    }
     const { code } = error as { code?: unknown };
     if ((typeof code === 'string' || typeof code === 'number') && ERROR_CODE.test(String(code))) return String(code);
     if (error instanceof Error && ERROR_CODE.test(error.name)) return error.name;

@@ -95,6 +95,8 @@ export interface OtpMetrics {
   delivery(channel: Channel, result: 'delivered' | 'failed', seconds: number): void;
   verification(method: VerifyMethod, result: 'verified' | 'invalid' | 'burned' | 'locked'): void;
   lock(kind: 'timed' | 'permanent'): void;
+  /** A verified code, once per channel it was sent on (the conversion rate's numerator). Optional for custom sinks. */
+  verifiedSend?(channel: Channel, npa: string): void;
   /** From issuing a code to its successful verify. */
   timeToVerify(seconds: number): void;
 }

@@ -19,7 +19,7 @@ export type VerifyResult = { ok: true } | { ok: false; reason: 'invalid_code' | 
 
 /** What one method found, before it becomes an answer. */
 type Outcome =
-  | { result: 'ok'; issuedAtMs?: number }
+  | { result: 'ok'; issuedAtMs?: number; tag?: string }
   | { result: 'invalid'; why: 'wrong_code' | 'no_code' | 'malformed_code'; space?: Space; lock?: LockStarted }
   | { result: 'burned' }
   | { result: 'locked'; retryAfterMs: number };
@@ -64,7 +64,7 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
       const outcome = await store.verify({ user, slots, hash: hashCode(secret, user, candidate), policy });
       switch (outcome.result) {
         case 'ok':
-          return { result: 'ok', issuedAtMs: outcome.issuedAtMs };
+          return { result: 'ok', issuedAtMs: outcome.issuedAtMs, ...(outcome.tag !== undefined && { tag: outcome.tag }) };
         case 'missing':
           return { result: 'invalid', why: 'no_code' };
         case 'burned':
@@ -113,6 +113,10 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
         events.emit('verified', { username, method, ...withIp });
         metrics?.verification(method, 'verified');
         if (outcome.issuedAtMs !== undefined && outcome.issuedAtMs > 0) metrics?.timeToVerify(Math.max(0, Date.now() - outcome.issuedAtMs) / 1000);
+        for (const sent of outcome.tag?.split(',') ?? []) {
+          const [channel, npa = ''] = sent.split(':');
+          if (channel === 'sms' || channel === 'email' || channel === 'whatsapp' || channel === 'voice') metrics?.verifiedSend?.(channel, npa);
+        }
         return { ok: true };
       case 'burned':
         events.emit('failed', { username, reason: 'too_many_attempts', method, ...withIp });

@@ -1,11 +1,13 @@
 import { safeEqual } from '../core/codes.js';
 import { OtpError } from '../core/errors.js';
+import { checkTag } from './tag.js';
 import type {
   AttemptRequest, AttemptStart, Counter, LockPolicy, LockStarted, OtpStore, Refusal, SendDecision, SendPlan, SettleRequest, Space, VerifyOutcome,
 } from './types.js';
 
 interface CodeEntry {
   hash: string;
+  tag: string | undefined;
   attempts: number;
   issuedAtMs: number;
   expiresAtMs: number;
@@ -164,7 +166,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
       plan.targets.forEach((group, index) => {
         if (targets[index] === null) for (const counter of group) takeCounter(counter, now);
       });
-      codes.set(codeKey, { hash: plan.code.hash, attempts: 0, issuedAtMs: plan.code.issuedAtMs, expiresAtMs: now + plan.code.ttlMs });
+      codes.set(codeKey, { hash: plan.code.hash, tag: plan.code.tag === undefined ? undefined : checkTag(plan.code.tag), attempts: 0, issuedAtMs: plan.code.issuedAtMs, expiresAtMs: now + plan.code.ttlMs });
       return { ok: true, targets };
     },
 
@@ -186,7 +188,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
       if (space === 'user' && safeEqual(entry.hash, hash)) {
         codes.delete(key);
         failures.delete(k(user, 'user', 'f'));
-        return { result: 'ok', space, issuedAtMs: entry.issuedAtMs };
+        return { result: 'ok', space, issuedAtMs: entry.issuedAtMs, ...(entry.tag !== undefined && { tag: entry.tag }) };
       }
       entry.attempts += 1;
       return { result: 'mismatch', space, lock: countFailure(user, space, policy, now) };

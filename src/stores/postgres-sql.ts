@@ -83,11 +83,13 @@ CREATE TABLE IF NOT EXISTS ${q('slots')} (
   code_hash text,
   attempts integer NOT NULL DEFAULT 0,
   issued_at_ms bigint,
+  code_tag text,
   code_until timestamptz,
   cooldown_until timestamptz,
   expires_at timestamptz NOT NULL,
   PRIMARY KEY (user_key, space, slot)
 );
+ALTER TABLE ${q('slots')} ADD COLUMN IF NOT EXISTS code_tag text;
 ${index('slots')}
 CREATE TABLE IF NOT EXISTS ${q('users')} (
   user_key text NOT NULL,
@@ -313,11 +315,11 @@ BEGIN
   -- Admitted: the code replaces the slot's, the cooldown starts, the quotas count one.
   v_code_until := v_now + ${ms("p->'code'->>'ttlMs'")};
   v_cooldown_until := CASE WHEN v_cooldown_ms > 0 THEN v_now + ${ms('v_cooldown_ms')} END;
-  INSERT INTO ${q('slots')} AS s (user_key, space, slot, code_hash, attempts, issued_at_ms, code_until, cooldown_until, expires_at)
-  VALUES (v_user, v_space, v_slot, p->'code'->>'hash', 0, (p->'code'->>'issuedAtMs')::bigint,
+  INSERT INTO ${q('slots')} AS s (user_key, space, slot, code_hash, attempts, issued_at_ms, code_tag, code_until, cooldown_until, expires_at)
+  VALUES (v_user, v_space, v_slot, p->'code'->>'hash', 0, (p->'code'->>'issuedAtMs')::bigint, p->'code'->>'tag',
     v_code_until, v_cooldown_until, greatest(v_code_until, v_cooldown_until))
   ON CONFLICT (user_key, space, slot) DO UPDATE SET
-    code_hash = EXCLUDED.code_hash, attempts = 0, issued_at_ms = EXCLUDED.issued_at_ms,
+    code_hash = EXCLUDED.code_hash, attempts = 0, issued_at_ms = EXCLUDED.issued_at_ms, code_tag = EXCLUDED.code_tag,
     code_until = EXCLUDED.code_until, cooldown_until = EXCLUDED.cooldown_until, expires_at = EXCLUDED.expires_at;
 
   IF v_per_user IS NOT NULL THEN
@@ -354,7 +356,7 @@ DECLARE
 BEGIN
   ${lockUser('v_user')}
   v_now := clock_timestamp();
-  SELECT s.space, s.slot, s.code_hash, s.attempts, s.issued_at_ms, s.cooldown_until INTO v_code
+  SELECT s.space, s.slot, s.code_hash, s.attempts, s.issued_at_ms, s.code_tag, s.cooldown_until INTO v_code
     FROM jsonb_array_elements_text(p->'slots') WITH ORDINALITY AS wanted(slot, n)
     JOIN ${q('slots')} s ON s.user_key = v_user AND s.slot = wanted.slot
     WHERE s.code_hash IS NOT NULL AND s.code_until > v_now
@@ -373,13 +375,13 @@ BEGIN
   -- Keyed hashes the caller cannot choose: plain equality leaks nothing useful about the code.
   IF v_code.space = 'user' AND v_code.code_hash = p->>'hash' THEN
     IF v_code.cooldown_until > v_now THEN
-      UPDATE ${q('slots')} SET code_hash = NULL, attempts = 0, issued_at_ms = NULL, code_until = NULL, expires_at = cooldown_until
+      UPDATE ${q('slots')} SET code_hash = NULL, attempts = 0, issued_at_ms = NULL, code_tag = NULL, code_until = NULL, expires_at = cooldown_until
         WHERE user_key = v_user AND space = 'user' AND slot = v_code.slot;
     ELSE
       DELETE FROM ${q('slots')} WHERE user_key = v_user AND space = 'user' AND slot = v_code.slot;
     END IF;
     PERFORM ${q('reset')}(v_user, 'user', v_now);
-    RETURN jsonb_build_object('result', 'ok', 'space', 'user', 'issuedAtMs', v_code.issued_at_ms);
+    RETURN jsonb_strip_nulls(jsonb_build_object('result', 'ok', 'space', 'user', 'issuedAtMs', v_code.issued_at_ms, 'tag', v_code.code_tag));
   END IF;
   UPDATE ${q('slots')} SET attempts = attempts + 1
     WHERE user_key = v_user AND space = v_code.space AND slot = v_code.slot;

@@ -1,6 +1,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { OtpError } from '../core/errors.js';
+import { checkTag } from './tag.js';
 import {
   cacheGetSql,
   cacheSetSql,
@@ -385,7 +386,12 @@ function checkPlan(plan: SendPlan): SendPlan {
     perUser: plan.perUser === null ? null : { points: ms('perUser points', plan.perUser.points, 0), windowMs: ms('perUser windowMs', plan.perUser.windowMs, 1) },
     request: plan.request.map(checkCounter),
     targets: plan.targets.map((group) => group.map(checkCounter)),
-    code: { hash: key('code hash', plan.code.hash), ttlMs: ms('code ttlMs', plan.code.ttlMs, 1), issuedAtMs: ms('issuedAtMs', plan.code.issuedAtMs, 0) },
+    code: {
+      hash: key('code hash', plan.code.hash),
+      ttlMs: ms('code ttlMs', plan.code.ttlMs, 1),
+      issuedAtMs: ms('issuedAtMs', plan.code.issuedAtMs, 0),
+      ...(plan.code.tag !== undefined && { tag: checkTag(plan.code.tag) }),
+    },
   };
 }
 

@@ -96,10 +96,11 @@ if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[
 return 0
 `);
 
-/** Round 2 of an admitted send: the slot's code. KEYS: code. ARGV: hash, ttlMs, issuedAtMs. */
+/** Round 2 of an admitted send: the slot's code. KEYS: code. ARGV: hash, ttlMs, issuedAtMs, tag. */
 export const storeCodeScript = script(`
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'hash', ARGV[1], 'attempts', 0, 'issuedAt', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'tag', ARGV[4]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 0
 `);
@@ -109,7 +110,7 @@ return 0
  * code) pair per slot. ARGV: hash, maxAttempts, failedVerifications, lockMs,
  * maxConsecutiveFailures, failureMemoryMs.
  * Returns {'missing'} | {'locked', space, kind, ms} | {'burned', space} | {'ok', issuedAt} |
- * {'mismatch', space, lockStarted}. Lock and budget are checked before comparing; the values
+ * {'mismatch', space, lockStarted}; 'ok' carries issuedAt and the tag. Lock and budget are checked before comparing; the values
  * compared are keyed hashes the caller cannot choose, so Lua's string equality leaks nothing.
  */
 export const verifyScript = script(`${countFailure}
@@ -127,11 +128,11 @@ if space == 'decoy' then f, lk = KEYS[3], KEYS[4] end
 local max_failures = tonumber(ARGV[5])
 local lock = lock_of(f, lk, max_failures)
 if lock then return {'locked', space, lock[1], lock[2]} end
-local record = redis.call('HMGET', code, 'hash', 'attempts', 'issuedAt')
+local record = redis.call('HMGET', code, 'hash', 'attempts', 'issuedAt', 'tag')
 if (tonumber(record[2]) or 0) >= tonumber(ARGV[2]) then return {'burned', space} end
 if space == 'user' and record[1] == ARGV[1] then
   redis.call('DEL', code, KEYS[1], KEYS[2])
-  return {'ok', record[3] or '0'}
+  return {'ok', record[3] or '0', record[4] or ''}
 end
 redis.call('HINCRBY', code, 'attempts', 1)
 return {'mismatch', space, count_failure(f, lk, tonumber(ARGV[3]), ARGV[4], max_failures, ARGV[6])}

@@ -1,6 +1,7 @@
 import type { RedisClientType, RedisClusterType } from 'redis';
 import { randomBytes } from 'node:crypto';
 import { OtpError } from '../core/errors.js';
+import { checkTag } from './tag.js';
 import {
   attemptScript, counterScript, releaseCounterScript, releaseUserScript, reserveUserScript, settleScript, storeCodeScript, verifyScript, type RedisScript,
 } from './redis-scripts.js';
@@ -142,7 +143,7 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
         });
         if (refusal === null) {
           const code = userKey(plan.user, plan.space, `c:${slotName(plan.slot)}`);
-          round2.push(run(storeCodeScript, [code], [plan.code.hash, Math.ceil(plan.code.ttlMs), plan.code.issuedAtMs]));
+          round2.push(run(storeCodeScript, [code], [plan.code.hash, Math.ceil(plan.code.ttlMs), plan.code.issuedAtMs, checkTag(plan.code.tag)]));
         } else {
           plan.request.forEach((counter, i) => release(counter, requestStates[i]));
           if (Number(userCode) === 0) round2.push(run(releaseUserScript, [cooldown, perUser], [token, plan.perUser === null ? 0 : 1]));
@@ -164,7 +165,7 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
           case 'missing':
             return { result: 'missing' };
           case 'ok':
-            return { result: 'ok', space: 'user', issuedAtMs: Number(a) };
+            return { result: 'ok', space: 'user', issuedAtMs: Number(a), ...(b !== undefined && b !== '' && { tag: b }) };
           case 'burned':
             return { result: 'burned', space };
           case 'locked':

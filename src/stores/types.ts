@@ -57,8 +57,12 @@ export interface SendPlan {
   request: Counter[];
   /** One group per target; a target is admitted when every counter of its group admits it. */
   targets: Counter[][];
-  /** The code to keep when admitted: its keyed hash, its lifetime, and when it was issued. */
-  code: { hash: string; ttlMs: number; issuedAtMs: number };
+  /**
+   * The code to keep when admitted: its keyed hash, its lifetime, when it was issued, and an
+   * optional opaque tag (at most 64 characters of `[a-z0-9:,]`, no personal data: the core
+   * keeps the channels and area codes it went to, for metrics) handed back when it verifies.
+   */
+  code: { hash: string; ttlMs: number; issuedAtMs: number; tag?: string };
 }
 
 /**
@@ -102,7 +106,7 @@ export interface VerifyRequest {
  * counts one failure in a row for its space, which may start a lock. `missing` spends nothing.
  */
 export type VerifyOutcome =
-  | { result: 'ok'; space: 'user'; issuedAtMs: number }
+  | { result: 'ok'; space: 'user'; issuedAtMs: number; tag?: string }
   | { result: 'missing' }
   | { result: 'mismatch'; space: Space; lock: LockStarted }
   | { result: 'burned'; space: Space }

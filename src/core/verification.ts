@@ -2,8 +2,10 @@
  * Verification by each method (the SMS/email code, an authenticator app, a recovery code),
  * with one attempt budget and one lock for all of them. Each method finds its candidate's
  * outcome; `report` turns it into the answer, the events and the metrics, the same way for
- * every method. Unknown users and users without the method spend the decoy space's budget,
- * so they answer exactly as a known user with a wrong code does.
+ * every method. A known user's guesses, by any method and whether or not the user has that
+ * method, spend the user's one budget and meet the user's one lock; an unknown user's spend
+ * the decoy space's, as its SMS/email codes do. So from outside a user without the method,
+ * a user with it and an unknown user answer alike, before and after a lock.
  */
 import { hashCode, hashKey, isWellFormedCode } from './codes.js';
 import type { OtpEvents } from './events.js';
@@ -80,7 +82,7 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
       const user = await resolve(request);
       const key = typeof user?.totp === 'string' ? totp.unseal(request.username, user.totp) : null;
       const candidate = request.code.replace(/\s/g, '');
-      return attempt(userKey(request.username), key === null ? 'decoy' : 'user', () => {
+      return attempt(userKey(request.username), user === null ? 'decoy' : 'user', () => {
         const step = key === null ? null : totp.matchStep(key, candidate, Date.now());
         return step === null ? null : { kind: 'totp', step, ttlMs: TOTP_STEP_MEMORY_MS };
       });
@@ -90,7 +92,7 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
       const user = await resolve(request);
       const hashes = Array.isArray(user?.recoveryCodes) ? user.recoveryCodes : [];
       const found = recovery.find(request.code, hashes);
-      const outcome = await attempt(userKey(request.username), hashes.length === 0 ? 'decoy' : 'user', () =>
+      const outcome = await attempt(userKey(request.username), user === null ? 'decoy' : 'user', () =>
         found === null ? null : { kind: 'recovery', id: hashKey(secret, 'recovery', found), ttlMs: limits.failureMemorySeconds * 1000 },
       );
       if (outcome.result === 'ok' && found !== null && config.onRecoveryCodeUsed !== undefined) {

@@ -8,7 +8,7 @@ import express from 'express';
 import session from 'express-session';
 import Koa from 'koa';
 import koaSession from 'koa-session';
-import { blockidOtp, requireOtp, type Destinations, type OtpOptions, type OtpService } from '../../src/index.js';
+import { blockidOtp, requireOtp, type Destinations, type OtpOptions, type OtpService, type OtpStore } from '../../src/index.js';
 import { blockidOtpKoa, requireOtpKoa } from '../../src/koa.js';
 import { captureSenders } from './capture.js';
 
@@ -25,16 +25,38 @@ export interface TestApp {
   url: string;
   service: OtpService;
   capture: ReturnType<typeof captureSenders>;
+  /** What a second instance of this app shares with it (`AppOptions.instanceOf`). */
+  shared: SharedParts;
   close(): Promise<void>;
+}
+
+/** The parts app instances behind one load balancer share: the OTP store, the sessions, the senders. */
+export interface SharedParts {
+  store: OtpStore;
+  /** express-session's store, or koa-session's external store (undefined: Koa cookie sessions, shared through `app.keys`). */
+  sessions: unknown;
+  capture: ReturnType<typeof captureSenders>;
 }
 
 export interface AppOptions {
   otp?: Partial<OtpOptions>;
   /** Leave the session middleware out (to test the clear error). */
   withoutSession?: boolean;
+  /**
+   * Start another instance of that app: its own server and plugin, but the same sessions, the
+   * same capture senders and the same OTP store, unless `otp.store` names another (e.g. a
+   * `redisStore` on a second Redis connection, as a second machine would have).
+   */
+  instanceOf?: TestApp;
 }
 
 export type AppFactory = (options?: AppOptions) => Promise<TestApp>;
+
+/** The OTP options of an instance: a second instance inherits the first one's store. */
+function instanceOptions(capture: ReturnType<typeof captureSenders>, options: AppOptions): OtpOptions {
+  const store = options.instanceOf?.shared.store;
+  return baseOptions(capture, { ...(store !== undefined && { store }), ...options.otp });
+}
 
 export function baseOptions(capture: ReturnType<typeof captureSenders>, overrides: Partial<OtpOptions> = {}): OtpOptions {
   return {
@@ -58,18 +80,22 @@ export function closeServer(server: Server): Promise<void> {
 }
 
 export const expressApp: AppFactory = async (options = {}) => {
-  const capture = captureSenders();
+  const capture = options.instanceOf?.shared.capture ?? captureSenders();
+  const sessions = (options.instanceOf?.shared.sessions as session.Store | undefined) ?? new session.MemoryStore();
   const app = express();
   if (!options.withoutSession) {
-    app.use(session({ secret: 'session-secret-for-tests', resave: false, saveUninitialized: false, name: 'sid' }));
+    app.use(session({ secret: 'session-secret-for-tests', resave: false, saveUninitialized: false, name: 'sid', store: sessions }));
   }
-  const otp = blockidOtp(baseOptions(capture, options.otp));
+  const otp = blockidOtp(instanceOptions(capture, options));
   app.use(otp);
   app.get('/account', requireOtp({ redirectTo: '/login' }), (_req, res) => {
     res.json({ account: true });
   });
   app.get('/fresh', requireOtp({ maxAgeSeconds: 1 }), (_req, res) => {
     res.json({ fresh: true });
+  });
+  app.get('/totp-only', requireOtp({ methods: ['totp'] }), (_req, res) => {
+    res.json({ totpOnly: true });
   });
   app.use((error: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
     res.status(500).json({ error: 'internal_error', message: error.message });
@@ -81,6 +107,7 @@ export const expressApp: AppFactory = async (options = {}) => {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     service: otp.service,
     capture,
+    shared: { store: otp.service.options.store, sessions, capture },
     close: () => closeServer(server),
   };
 };
@@ -109,7 +136,8 @@ export interface KoaAppOptions extends AppOptions {
 
 /** The same app as `expressApp`, on Koa with koa-session (signed cookies). */
 export const koaApp = async (options: KoaAppOptions = {}): Promise<TestApp> => {
-  const capture = captureSenders();
+  const capture = options.instanceOf?.shared.capture ?? captureSenders();
+  const sessionStore = options.instanceOf === undefined ? options.sessionStore : (options.instanceOf.shared.sessions as KoaAppOptions['sessionStore']);
   const app = new Koa();
   app.keys = ['session-key-for-tests'];
   app.use(async (ctx, next) => {
@@ -122,16 +150,18 @@ export const koaApp = async (options: KoaAppOptions = {}): Promise<TestApp> => {
   });
   options.setup?.(app);
   if (!options.withoutSession) {
-    app.use(koaSession({ key: 'sid', signed: true, ...(options.sessionStore && { store: options.sessionStore }) }, app));
+    app.use(koaSession({ key: 'sid', signed: true, ...(sessionStore && { store: sessionStore }) }, app));
   }
-  const otp = blockidOtpKoa(baseOptions(capture, options.otp));
+  const otp = blockidOtpKoa(instanceOptions(capture, options));
   app.use(otp);
   const account = requireOtpKoa({ redirectTo: '/login' });
   const fresh = requireOtpKoa({ maxAgeSeconds: 1 });
+  const totpOnly = requireOtpKoa({ methods: ['totp'] });
   app.use(async (ctx, next) => {
     if (ctx.method !== 'GET') return next();
     if (ctx.path === '/account') return account(ctx, async () => void (ctx.body = { account: true }));
     if (ctx.path === '/fresh') return fresh(ctx, async () => void (ctx.body = { fresh: true }));
+    if (ctx.path === '/totp-only') return totpOnly(ctx, async () => void (ctx.body = { totpOnly: true }));
     return next();
   });
   const server = app.listen(0, '127.0.0.1');
@@ -141,6 +171,7 @@ export const koaApp = async (options: KoaAppOptions = {}): Promise<TestApp> => {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     service: otp.service,
     capture,
+    shared: { store: otp.service.options.store, sessions: sessionStore, capture },
     close: () => closeServer(server),
   };
 };

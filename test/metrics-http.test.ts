@@ -270,6 +270,9 @@ for (const [framework, makeApp] of frameworks) {
         [key({ limit: 'sendsPerIp' })]: 0,
         [key({ limit: 'smsPerHour' })]: 0,
         [key({ limit: 'smsPerDay' })]: 0,
+        [key({ limit: 'voicePerHour' })]: 0,
+        [key({ limit: 'voicePerDay' })]: 0,
+        [key({ limit: 'lookupsPerDay' })]: 0,
       });
     });
 
@@ -300,6 +303,12 @@ for (const [framework, makeApp] of frameworks) {
       assert.deepEqual(series(samples, 'blockid_otp_locks_total'), { [key({ kind: 'timed' })]: 1, [key({ kind: 'permanent' })]: 1 });
       assert.equal(sampleValue(samples, 'blockid_otp_time_to_verify_seconds_count'), 3);
       assert.equal(sampleValue(samples, 'blockid_otp_time_to_verify_seconds_bucket', { le: '5' }), 3, 'each verified within seconds of its send');
+      // The conversion numerator: one per channel of each verified code (tess's test destination is not a send).
+      assert.deepEqual(series(samples, 'blockid_otp_verified_sends_total'), {
+        [key({ channel: 'sms', npa: '415' })]: 1, // alice
+        [key({ channel: 'email', npa: '' })]: 1, // alice
+        [key({ channel: 'sms', npa: '604' })]: 1, // dave
+      });
     });
 
     it('holds no username, number, address, IP or code', () => {

@@ -143,6 +143,7 @@ describe('prometheusMetrics: every sink method, scraped from a real registry', (
       verifications_total: 'counter',
       locks_total: 'counter',
       time_to_verify_seconds: 'histogram',
+      verified_sends_total: 'counter',
     };
     for (const [suffix, type] of Object.entries(types)) {
       assert.match(text, new RegExp(`^# TYPE blockid_otp_${suffix} ${type}$`, 'm'));

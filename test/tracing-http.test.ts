@@ -228,7 +228,7 @@ for (const [framework, makeApp] of frameworks) {
       assert.equal(named('blockid_otp.deliver').length, 1);
     });
 
-    it('error.type on a Twilio failure is Twilio’s error code (21211, 20503)', { todo: 'core: errorType() reads OtpError.code (DELIVERY_FAILED), not the provider code kept in its cause' }, async () => {
+    it('error.type on a Twilio failure is Twilio’s error code (21211, 20503)', async () => {
       for (const [username, expected] of [['bob.marley', '21211'], ['carol.king', '20503']] as const) {
         exporter.reset();
         await new Client(app.url).post('/otp/send', { username, channel: 'sms' });

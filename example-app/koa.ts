@@ -11,9 +11,10 @@ import { pathToFileURL } from 'node:url';
 import Koa, { type Context } from 'koa';
 import session from 'koa-session';
 import { createClient } from 'redis';
-import { devOutbox, memoryStore, nodemailerEmail, redisStore, twilioSms, type DevOutbox } from '../src/index.js';
+import { memoryStore, redisStore, type DevOutbox } from '../src/index.js';
 import { blockidOtpKoa, requireOtpKoa } from '../src/koa.js';
 import { ConfigError, readConfig, type Env, type ExampleConfig } from './config.js';
+import { buildSenders } from './senders.js';
 import { authenticate, findUser, normalizeUsername } from './users.js';
 
 export interface KoaExample {
@@ -43,9 +44,8 @@ const errorCodes: Record<number, string> = { 413: 'payload_too_large', 415: 'uns
 
 export function createKoaExample(env: Env = process.env): KoaExample {
   const config = readConfig(env);
-  const outbox = !config.twilio || !config.smtp ? (config.production ? undefined : devOutbox({ env })) : undefined;
-  const sms = config.twilio ? twilioSms(config.twilio) : outbox?.sms;
-  const email = config.smtp ? nodemailerEmail(config.smtp) : outbox?.email;
+  // Real senders where configured, the dev outbox for the other channels (never in production).
+  const { sms, email, whatsapp, voice, outbox } = buildSenders(config, env);
 
   // Redis (when REDIS_URL is set) holds the codes and, through a koa-session external store, the sessions.
   const redis = config.redisUrl ? createClient({ url: config.redisUrl }) : undefined;
@@ -66,11 +66,14 @@ export function createKoaExample(env: Env = process.env): KoaExample {
     store: otpStore,
     ...(sms && { sms }),
     ...(email && { email }),
+    ...(whatsapp && { whatsapp }),
+    ...(voice && { voice }),
     // Destinations only for the user who just passed the password step in this session.
     resolveUser: (username: string, ctx: Context) => {
       const user = findUser(normalizeUsername(username));
       if (!user || ctx.session?.pendingUsername !== user.username) return null;
-      return { ...(user.phone && { smsTo: user.phone, smsISDCode: '1' }), ...(user.email && { emailTo: user.email }) };
+      const phone = (sms || whatsapp || voice) && user.phone;
+      return { ...(phone && { smsTo: phone, smsISDCode: '1' }), ...(email && user.email && { emailTo: user.email }) };
     },
   });
 
@@ -124,7 +127,9 @@ export function createKoaExample(env: Env = process.env): KoaExample {
         return;
       }
       ctx.session = { pendingUsername: user.username };
-      ctx.body = { status: 'password_ok', next: 'POST /otp/send', channels: [user.phone && sms && 'sms', user.email && email && 'email'].filter(Boolean) };
+      ctx.body = { status: 'password_ok', next: 'POST /otp/send', channels: [
+        user.phone && sms && 'sms', user.phone && whatsapp && 'whatsapp', user.phone && voice && 'voice', user.email && email && 'email',
+      ].filter(Boolean) };
     },
     'GET /account': (ctx) =>
       guard(ctx, async () => {

@@ -31,7 +31,7 @@ describe('example-app/koa.ts', () => {
     assert.equal(wrong.status, 401);
     const login = await client.post('/login', { username: 'john.smith', password: 'blockid-demo' });
     assert.equal(login.status, 200, login.text);
-    assert.deepEqual(login.body.channels, ['sms', 'email']);
+    assert.deepEqual(login.body.channels, ['sms', 'whatsapp', 'voice', 'email']);
     assert.equal((await client.post('/otp/send', { username: 'john.smith', channel: 'sms' })).status, 202);
     let outbox = (await client.get('/dev/outbox')).body as Array<{ channel: string; to: string; text: string }>;
     for (let i = 0; outbox.length === 0 && i < 50; i++) {

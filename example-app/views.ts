@@ -187,7 +187,8 @@ export function codeStepPage(view: CodeStepView): SafeHtml {
     <div class="field">
       <label for="code" id="code-label">${field.label}</label>
       <input id="code" name="code" type="text" inputmode="${field.inputmode}" autocomplete="${field.autocomplete}"
-        maxlength="${field.maxlength}" required spellcheck="false" autocapitalize="off" aria-describedby="code-hint feedback">
+        maxlength="${field.maxlength}" required spellcheck="false" autocapitalize="off" aria-describedby="code-hint feedback"
+        ${initial === 'totp' ? html`autofocus` : ''}>
       <p id="code-hint" class="hint">${field.hint}</p>
     </div>
     <p id="feedback" class="feedback" aria-live="assertive" aria-atomic="true"></p>

@@ -643,7 +643,7 @@ describe('example app: channels and senders', () => {
     const messages = await waitForOutbox(call.context, url, 2);
     const spoken = messages.find((m) => m.channel === 'voice');
     assert.equal(spoken?.to, JOHN.phone);
-    assert.equal(spoken?.subject, 'Voice call');
+    assert.equal(spoken?.subject, 'What the call says');
     // Digit by digit, twice: "Your BlockID Demo code is: 1. 2. 3. 4. 5. 6." and "Again, …".
     const readings = [...(spoken?.text ?? '').matchAll(/((?:\d\. ){5}\d\.)/g)].map((m) => m[1]!.replace(/\D/g, ''));
     assert.equal(readings.length, 2, spoken?.text);

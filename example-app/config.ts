@@ -2,9 +2,21 @@
 // `.env.example`. With no environment at all the app runs on embedded defaults (memory
 // store, dev outbox, fixed dev secrets); in production those defaults are refused.
 
-export type TwilioConfig =
-  | { accountSid: string; authToken: string; from: string }
-  | { accountSid: string; authToken: string; messagingServiceSid: string };
+/** Twilio credentials and the channels that have a sender configured (at least one). */
+export interface TwilioConfig {
+  accountSid: string;
+  authToken: string;
+  /** SMS from a number or through a Messaging Service. */
+  sms: { from: string } | { messagingServiceSid: string } | undefined;
+  /** WhatsApp from a sender number, with an approved authentication template. */
+  whatsapp: { from: string; contentSid: string } | undefined;
+  /** Voice calls from a calling number. */
+  voice: { from: string } | undefined;
+}
+
+/** The channels the dev outbox can stand in for. */
+export type OutboxChannel = 'sms' | 'email' | 'whatsapp' | 'voice';
+export const OUTBOX_CHANNELS: readonly OutboxChannel[] = ['sms', 'email', 'whatsapp', 'voice'];
 
 export interface SmtpConfig {
   smtpUrl: string;
@@ -26,6 +38,14 @@ export interface ExampleConfig {
   redisUrl: string | undefined;
   /** Prepended to every Redis key the app writes (codes, limits, sessions). */
   redisPrefix: string;
+  /** PostgreSQL for codes and sessions (instead of Redis or memory). */
+  databaseUrl: string | undefined;
+  /** Where the PostgreSQL tables live. */
+  databaseSchema: string;
+  /** Mount `GET /metrics` (Prometheus text format). */
+  metrics: boolean;
+  /** Channels without a real sender that the dev outbox stands in for (none in production). */
+  outboxChannels: OutboxChannel[];
   webOtpDomain: string | undefined;
   /** Things worth a console line at start-up. */
   warnings: string[];
@@ -67,18 +87,34 @@ function twilioConfig(env: Env): TwilioConfig | undefined {
   const authToken = value(env, 'TWILIO_AUTH_TOKEN');
   const from = value(env, 'TWILIO_FROM');
   const messagingServiceSid = value(env, 'TWILIO_MESSAGING_SERVICE_SID');
-  if (!accountSid && !authToken && !from && !messagingServiceSid) return undefined;
+  const whatsappFrom = value(env, 'TWILIO_WHATSAPP_FROM');
+  const contentSid = value(env, 'TWILIO_WHATSAPP_CONTENT_SID');
+  const voiceFrom = value(env, 'TWILIO_VOICE_FROM');
+  const senders = [from, messagingServiceSid, whatsappFrom, contentSid, voiceFrom];
+  if (!accountSid && !authToken && senders.every((v) => v === undefined)) return undefined;
+  if (whatsappFrom && !contentSid) {
+    throw new ConfigError('TWILIO_WHATSAPP_FROM is set but TWILIO_WHATSAPP_CONTENT_SID is not: set the Content SID (HX...) of an approved WhatsApp authentication template.');
+  }
+  if (contentSid && !whatsappFrom) {
+    throw new ConfigError('TWILIO_WHATSAPP_CONTENT_SID is set but TWILIO_WHATSAPP_FROM is not: set your WhatsApp sender number, e.g. +14155550111.');
+  }
   const missing = [
     accountSid ? undefined : 'TWILIO_ACCOUNT_SID',
     authToken ? undefined : 'TWILIO_AUTH_TOKEN',
-    from || messagingServiceSid ? undefined : 'TWILIO_FROM (or TWILIO_MESSAGING_SERVICE_SID)',
+    senders.some((v) => v !== undefined)
+      ? undefined
+      : 'TWILIO_FROM (or TWILIO_MESSAGING_SERVICE_SID) for SMS, TWILIO_WHATSAPP_FROM and TWILIO_WHATSAPP_CONTENT_SID for WhatsApp, or TWILIO_VOICE_FROM for calls',
   ].filter(Boolean);
   if (missing.length > 0 || !accountSid || !authToken) {
     throw new ConfigError(`Twilio is partly configured: also set ${missing.join(' and ')}.`);
   }
-  return messagingServiceSid
-    ? { accountSid, authToken, messagingServiceSid }
-    : { accountSid, authToken, from: from as string };
+  return {
+    accountSid,
+    authToken,
+    sms: messagingServiceSid ? { messagingServiceSid } : from ? { from } : undefined,
+    whatsapp: whatsappFrom && contentSid ? { from: whatsappFrom, contentSid } : undefined,
+    voice: voiceFrom ? { from: voiceFrom } : undefined,
+  };
 }
 
 function smtpConfig(env: Env): SmtpConfig | undefined {
@@ -88,6 +124,23 @@ function smtpConfig(env: Env): SmtpConfig | undefined {
   if (!smtpUrl) throw new ConfigError('OTP_EMAIL_FROM is set but SMTP_URL is not: set SMTP_URL (e.g. smtps://user:pass@smtp.example.com).');
   if (!from) throw new ConfigError('SMTP_URL is set but OTP_EMAIL_FROM is not: set the sender, e.g. "Acme <no-reply@acme.example>".');
   return { smtpUrl, from };
+}
+
+function flag(env: Env, name: string): boolean | undefined {
+  const raw = value(env, name)?.toLowerCase();
+  if (raw === undefined) return undefined;
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+  throw new ConfigError(`${name} must be 1 or 0, got "${raw}".`);
+}
+
+function outboxChannels(env: Env): OutboxChannel[] {
+  const raw = value(env, 'DEV_OUTBOX_CHANNELS');
+  if (raw === undefined) return [...OUTBOX_CHANNELS];
+  const names = raw.split(',').map((name) => name.trim().toLowerCase()).filter(Boolean);
+  const unknown = names.find((name) => !OUTBOX_CHANNELS.includes(name as OutboxChannel));
+  if (unknown !== undefined) throw new ConfigError(`DEV_OUTBOX_CHANNELS has "${unknown}"; use a comma-separated list of ${OUTBOX_CHANNELS.join(', ')}.`);
+  return OUTBOX_CHANNELS.filter((channel) => names.includes(channel));
 }
 
 function port(env: Env): number {
@@ -113,8 +166,8 @@ export function readConfig(env: Env): ExampleConfig {
   if (production && !twilio && !smtp) {
     throw new ConfigError(
       'NODE_ENV=production but no real sender is configured. Set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and ' +
-        'TWILIO_FROM (or TWILIO_MESSAGING_SERVICE_SID) for SMS, and/or SMTP_URL and OTP_EMAIL_FROM for email. ' +
-        'The dev outbox only exists outside production.',
+        'TWILIO_FROM (or TWILIO_MESSAGING_SERVICE_SID) for SMS (TWILIO_WHATSAPP_FROM, TWILIO_VOICE_FROM for WhatsApp and calls), ' +
+        'and/or SMTP_URL and OTP_EMAIL_FROM for email. The dev outbox only exists outside production.',
     );
   }
   const otpSecret = secret(env, 'OTP_SECRET', DEV_OTP_SECRET, production, warnings);
@@ -127,11 +180,19 @@ export function readConfig(env: Env): ExampleConfig {
     throw new ConfigError(`SESSION_SECRET must be at least 32 characters (each one, if comma-separated): ${GENERATE_HINT}.`);
   }
   const redisUrl = value(env, 'REDIS_URL');
-  if (production && !redisUrl) {
-    warnings.push('REDIS_URL is not set: codes and sessions live in this process only and are lost on restart.');
+  const databaseUrl = value(env, 'DATABASE_URL');
+  if (redisUrl && databaseUrl) {
+    throw new ConfigError('REDIS_URL and DATABASE_URL are both set: the example keeps codes and sessions in one of them; unset the other.');
+  }
+  if (production && !redisUrl && !databaseUrl) {
+    warnings.push('Neither REDIS_URL nor DATABASE_URL is set: codes and sessions live in this process only and are lost on restart.');
   }
   const redisPrefix = value(env, 'REDIS_PREFIX') ?? 'blockid-example:';
   if (/[{}\s]/.test(redisPrefix)) throw new ConfigError('REDIS_PREFIX must not contain spaces, "{" or "}" (they break Redis Cluster hash tags).');
+  const databaseSchema = value(env, 'DATABASE_SCHEMA') ?? 'public';
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(databaseSchema)) {
+    throw new ConfigError(`DATABASE_SCHEMA must be lowercase letters, digits and "_" (a plain PostgreSQL name), got "${databaseSchema}".`);
+  }
   return {
     production,
     port: port(env),
@@ -144,6 +205,11 @@ export function readConfig(env: Env): ExampleConfig {
     smtp,
     redisUrl,
     redisPrefix,
+    databaseUrl,
+    databaseSchema,
+    // Development shows metrics by default; production only when asked (METRICS=1).
+    metrics: flag(env, 'METRICS') ?? !production,
+    outboxChannels: production ? [] : outboxChannels(env),
     webOtpDomain: value(env, 'WEBOTP_DOMAIN'),
     warnings,
   };

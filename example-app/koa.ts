@@ -1,6 +1,7 @@
-// The blockid-otp example on Koa: a password, then a one-time code, then a guarded route.
-// JSON endpoints only. Run it with `npm run start:koa`; same environment as `npm start`
-// (see .env.example), same demo users (password: blockid-demo).
+// The blockid-otp example on Koa: a password, then a one-time code (or an authenticator app,
+// or a recovery code), then a guarded route. JSON endpoints only. Run it with
+// `npm run start:koa`; same environment as `npm start` (see .env.example; REDIS_URL but not
+// DATABASE_URL here), same demo users (password: blockid-demo).
 //
 //   curl -c jar -b jar -H 'content-type: application/json' -d '{"username":"john.smith","password":"blockid-demo"}' localhost:3000/login
 //   curl -c jar -b jar -H 'content-type: application/json' -d '{"username":"john.smith"}' localhost:3000/otp/send
@@ -10,16 +11,24 @@
 import { pathToFileURL } from 'node:url';
 import Koa, { type Context } from 'koa';
 import session from 'koa-session';
+import { Registry } from 'prom-client';
 import { createClient } from 'redis';
-import { devOutbox, memoryStore, nodemailerEmail, redisStore, twilioSms, type DevOutbox } from '../src/index.js';
+import { memoryStore, redisStore, type DevOutbox } from '../src/index.js';
 import { blockidOtpKoa, requireOtpKoa } from '../src/koa.js';
+import { prometheusMetrics } from '../src/metrics.js';
 import { ConfigError, readConfig, type Env, type ExampleConfig } from './config.js';
-import { authenticate, findUser, normalizeUsername } from './users.js';
+import { buildSenders } from './senders.js';
+import { authenticate, createFactorStore, findUser, normalizeUsername, type FactorStore } from './users.js';
+
+/** How long a started authenticator set-up waits for its first code. */
+const TOTP_SETUP_MS = 10 * 60 * 1000;
 
 export interface KoaExample {
   app: Koa;
   config: ExampleConfig;
   outbox: DevOutbox | undefined;
+  /** The users' sealed authenticator keys and recovery code hashes, in memory. */
+  factors: FactorStore;
   ready: Promise<void>;
   close(): Promise<void>;
 }
@@ -43,9 +52,8 @@ const errorCodes: Record<number, string> = { 413: 'payload_too_large', 415: 'uns
 
 export function createKoaExample(env: Env = process.env): KoaExample {
   const config = readConfig(env);
-  const outbox = !config.twilio || !config.smtp ? (config.production ? undefined : devOutbox({ env })) : undefined;
-  const sms = config.twilio ? twilioSms(config.twilio) : outbox?.sms;
-  const email = config.smtp ? nodemailerEmail(config.smtp) : outbox?.email;
+  // Real senders where configured, the dev outbox for the other channels (never in production).
+  const { sms, email, whatsapp, voice, outbox } = buildSenders(config, env);
 
   // Redis (when REDIS_URL is set) holds the codes and, through a koa-session external store, the sessions.
   const redis = config.redisUrl ? createClient({ url: config.redisUrl }) : undefined;
@@ -60,18 +68,28 @@ export function createKoaExample(env: Env = process.env): KoaExample {
     destroy: async (id: string) => void (await redis.del(sessionKey(id))),
   };
 
+  if (config.databaseUrl) throw new ConfigError('The Koa example keeps codes in Redis or memory: unset DATABASE_URL (the Express example, npm start, uses it).');
+  const factors = createFactorStore();
+  const registry = config.metrics ? new Registry() : undefined;
+
   const otp = blockidOtpKoa({
     secret: config.otpSecret,
     appName: config.appName,
     store: otpStore,
     ...(sms && { sms }),
     ...(email && { email }),
-    // Destinations only for the user who just passed the password step in this session.
+    ...(whatsapp && { whatsapp }),
+    ...(voice && { voice }),
+    ...(registry && { metrics: prometheusMetrics({ registry }) }),
+    // Destinations and factors only for the user who just passed the password step in this session.
     resolveUser: (username: string, ctx: Context) => {
       const user = findUser(normalizeUsername(username));
       if (!user || ctx.session?.pendingUsername !== user.username) return null;
-      return { ...(user.phone && { smsTo: user.phone, smsISDCode: '1' }), ...(user.email && { emailTo: user.email }) };
+      const phone = (sms || whatsapp || voice) && user.phone;
+      const { totp, recoveryCodes } = factors.get(user.username);
+      return { ...(phone && { smsTo: phone, smsISDCode: '1' }), ...(email && user.email && { emailTo: user.email }), ...(totp && { totp }), recoveryCodes };
     },
+    onRecoveryCodeUsed: (username: string, hash: string) => factors.removeRecoveryCode(username, hash),
   });
 
   const app = new Koa();
@@ -111,7 +129,8 @@ export function createKoaExample(env: Env = process.env): KoaExample {
     'GET /': async (ctx) => {
       ctx.body = {
         app: config.appName,
-        steps: ['POST /login { username, password }', 'POST /otp/send { username }', 'POST /otp/verify { username, code }', 'GET /account'],
+        steps: ['POST /login { username, password }', 'POST /otp/send { username }', 'POST /otp/verify { username, code, method? }', 'GET /account'],
+        account: ['POST /account/totp', 'POST /account/totp/confirm { code }', 'POST /account/recovery-codes'],
         ...(outbox && { outbox: 'GET /dev/outbox' }),
       };
     },
@@ -124,13 +143,67 @@ export function createKoaExample(env: Env = process.env): KoaExample {
         return;
       }
       ctx.session = { pendingUsername: user.username };
-      ctx.body = { status: 'password_ok', next: 'POST /otp/send', channels: [user.phone && sms && 'sms', user.email && email && 'email'].filter(Boolean) };
+      ctx.body = { status: 'password_ok', next: 'POST /otp/send', channels: [
+        user.phone && sms && 'sms', user.phone && whatsapp && 'whatsapp', user.phone && voice && 'voice', user.email && email && 'email',
+      ].filter(Boolean) };
     },
     'GET /account': (ctx) =>
       guard(ctx, async () => {
-        const user = findUser(ctx.session?.blockidOtp.username);
-        ctx.body = { username: user?.username, displayName: user?.displayName, verifiedAt: new Date(ctx.session?.blockidOtp.verifiedAt).toISOString() };
+        const flag = ctx.session?.blockidOtp;
+        const user = findUser(flag.username);
+        const { totp, recoveryCodes } = factors.get(flag.username);
+        ctx.body = {
+          username: user?.username,
+          displayName: user?.displayName,
+          verifiedAt: new Date(flag.verifiedAt).toISOString(),
+          method: flag.method,
+          authenticatorApp: totp !== undefined,
+          recoveryCodesLeft: recoveryCodes.length,
+        };
       }),
+    // An authenticator app: the key goes back in this answer only (for a QR code); the session
+    // (a signed cookie by default) keeps it sealed until the first code confirms it.
+    'POST /account/totp': (ctx) =>
+      guard(ctx, async () => {
+        const { username } = ctx.session?.blockidOtp;
+        const { secret, uri, sealed } = await otp.totp.enroll(username, { issuer: config.appName });
+        ctx.session!.totpSetup = { sealed, startedAt: Date.now() };
+        ctx.body = { secret, uri, next: 'POST /account/totp/confirm { code }' };
+      }),
+    'POST /account/totp/confirm': (ctx) =>
+      guard(ctx, async () => {
+        const { username } = ctx.session?.blockidOtp;
+        const setup = ctx.session?.totpSetup as { sealed: string; startedAt: number } | undefined;
+        const { code } = await jsonBody(ctx);
+        if (!setup || Date.now() - setup.startedAt > TOTP_SETUP_MS) {
+          ctx.status = 409;
+          ctx.body = { error: 'no_setup', message: 'Start with POST /account/totp (a set-up lasts 10 minutes).' };
+          return;
+        }
+        if (typeof code !== 'string' || !(await otp.totp.confirm(username, setup.sealed, code))) {
+          ctx.status = 422;
+          ctx.body = { error: 'invalid_code', message: 'That code does not match the one the app shows now.' };
+          return;
+        }
+        factors.setTotp(username, setup.sealed);
+        delete ctx.session!.totpSetup;
+        ctx.body = { status: 'enabled' };
+      }),
+    // Recovery codes: shown in this answer once; only their hashes are kept.
+    'POST /account/recovery-codes': (ctx) =>
+      guard(ctx, async () => {
+        const { username } = ctx.session?.blockidOtp;
+        const { codes, hashes } = await otp.recoveryCodes.generate();
+        factors.setRecoveryCodes(username, hashes);
+        ctx.set('Cache-Control', 'no-store');
+        ctx.body = { codes };
+      }),
+    ...(registry && {
+      'GET /metrics': async (ctx: Context) => {
+        ctx.type = registry.contentType;
+        ctx.body = await registry.metrics();
+      },
+    }),
     'POST /logout': async (ctx) => {
       ctx.session = null;
       ctx.status = 204;
@@ -151,6 +224,7 @@ export function createKoaExample(env: Env = process.env): KoaExample {
     app,
     config,
     outbox,
+    factors,
     ready,
     async close() {
       await otpStore.close?.();

@@ -1,17 +1,21 @@
-// The example's pages: sign-in (password), the code step, the guarded account page,
-// sign-out, and the dev outbox. The OTP endpoints themselves come from blockidOtp().
+// The example's pages: sign-in (password), the code step, the guarded account page with
+// its authenticator-app and recovery-code set-up, sign-out, and the dev outbox. The OTP
+// endpoints themselves come from blockidOtp().
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import express, { Router, type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
-import { requireOtp, type OtpSessionFlag } from '../src/index.js';
+import QRCode from 'qrcode';
+import { requireOtp, type OtpService, type OtpSessionFlag, type VerifyMethod } from '../src/index.js';
 import type { SafeHtml } from './html.js';
-import { authenticate, demoUsers, findUser, normalizeUsername, type DemoUser } from './users.js';
+import { authenticate, demoUsers, findUser, normalizeUsername, type DemoUser, type FactorStore } from './users.js';
 import {
   accountPage,
   codeStepPage,
   layout,
   outboxPage,
   problemPage,
+  recoveryCodesPage,
   signInPage,
+  totpSetupPage,
   type ChannelChoice,
   type OutboxEntryView,
 } from './views.js';
@@ -24,8 +28,18 @@ declare module 'express-session' {
     csrfToken?: string;
     /** Written by blockid-otp after a successful verify. */
     blockidOtp?: OtpSessionFlag;
+    /**
+     * An authenticator set-up waiting for its first code. The key is in `uri` (for the QR
+     * code), so this lives only in the server-side session and only for TOTP_SETUP_MS.
+     */
+    totpSetup?: { sealed: string; uri: string; startedAt: number };
+    /** One message for the next page ("Authenticator app added."). */
+    notice?: string;
   }
 }
+
+/** How long a started authenticator set-up waits for its first code. */
+const TOTP_SETUP_MS = 10 * 60 * 1000;
 
 export const SESSION_COOKIE = 'blockid.sid';
 
@@ -41,8 +55,12 @@ export interface PageOptions {
   appName: string;
   otp: OtpSettings;
   /** Which senders the app has. */
-  channels: { sms: boolean; email: boolean };
-  outbox: { entries(): OutboxEntryView[]; channelsInUse: string[] } | undefined;
+  channels: { sms: boolean; email: boolean; whatsapp: boolean; voice: boolean };
+  /** blockid-otp's enrollment API (`otp.totp`, `otp.recoveryCodes`). */
+  otpService: Pick<OtpService, 'totp' | 'recoveryCodes'>;
+  /** Where the users' sealed authenticator keys and recovery code hashes live. */
+  factors: FactorStore;
+  outbox: { entries(): OutboxEntryView[]; /** e.g. "SMS, WhatsApp and voice calls" */ channelsInUse: string } | undefined;
   /** Mount /dev/outbox (never in production). */
   devPages: boolean;
   /** Whether cookies are Secure (for clearing the session cookie the same way). */
@@ -87,20 +105,28 @@ function maskEmail(email: string): { detail: string; spoken: string } {
 }
 
 function channelChoices(user: DemoUser, channels: PageOptions['channels']): ChannelChoice[] {
-  const phone = channels.sms && user.phone ? maskPhone(user.phone) : undefined;
+  const phone = user.phone ? maskPhone(user.phone) : undefined;
   const email = channels.email && user.email ? maskEmail(user.email) : undefined;
   const choices: ChannelChoice[] = [];
-  if (phone) choices.push({ channel: 'sms', label: 'Send by SMS', detail: `Text message to ${phone.detail}`, spoken: phone.spoken });
-  if (email) choices.push({ channel: 'email', label: 'Send by email', detail: `Email to ${email.detail}`, spoken: email.spoken });
-  if (phone && email) {
-    choices.push({
-      channel: 'both',
-      label: 'Send by SMS and email',
-      detail: 'The same code to your phone and your inbox',
-      spoken: `${phone.spoken} and ${email.spoken}`,
-    });
+  const sms = channels.sms && phone;
+  if (sms) choices.push({ channel: 'sms', label: 'Send by SMS', detail: `Text message to ${phone.detail}`, spoken: phone.spoken, name: `Send by SMS to ${phone.spoken}` });
+  if (channels.whatsapp && phone) {
+    choices.push({ channel: 'whatsapp', label: 'Send by WhatsApp', detail: `WhatsApp message to ${phone.detail}`, spoken: phone.spoken, name: `Send by WhatsApp to ${phone.spoken}` });
+  }
+  if (channels.voice && phone) {
+    choices.push({ channel: 'voice', label: 'Call me', detail: `A voice call to ${phone.detail} reads the code`, spoken: phone.spoken, name: `Call me at ${phone.spoken}` });
+  }
+  if (email) choices.push({ channel: 'email', label: 'Send by email', detail: `Email to ${email.detail}`, spoken: email.spoken, name: `Send by email to ${email.spoken}` });
+  if (sms && email) {
+    const spoken = `${phone.spoken} and ${email.spoken}`;
+    choices.push({ channel: 'both', label: 'Send by SMS and email', detail: 'The same code to your phone and your inbox', spoken, name: `Send by SMS and email to ${spoken}` });
   }
   return choices;
+}
+
+/** `ABCDEFGH…` → `ABCD EFGH …`: easier to copy by hand; authenticator apps ignore the spaces. */
+function groupKey(secret: string): string {
+  return secret.replace(/(.{4})(?=.)/g, '$1 ');
 }
 
 /** Newest first; entries of the same millisecond keep the order they were sent in, reversed. */
@@ -165,6 +191,7 @@ export function pageRoutes(options: PageOptions): Router {
   router.get('/login/code', (req, res) => {
     const user = req.session.pendingUsername ? findUser(req.session.pendingUsername) : undefined;
     if (!user) return res.redirect(303, '/login');
+    const { totp, recoveryCodes } = options.factors.get(user.username);
     render(
       res,
       200,
@@ -172,23 +199,135 @@ export function pageRoutes(options: PageOptions): Router {
       codeStepPage({
         user,
         choices: channelChoices(user, channels),
+        hasTotp: totp !== undefined,
+        hasRecoveryCodes: recoveryCodes.length > 0,
         basePath: otp.basePath,
         codeLength: otp.codeLength,
         ttlSeconds: otp.ttlSeconds,
+        appName,
         devOutbox: options.devPages,
       }),
       ['/assets/code-step.js'],
     );
   });
 
-  router.get('/account', requireOtp({ redirectTo: '/login' }), (req, res, next) => {
+  // ---- the account page and what it sets up (every route behind the code step) -----------
+
+  const guard = requireOtp({ redirectTo: '/login' });
+
+  /** The verified user, or a destroyed session and a redirect to sign-in (a user that no longer exists). */
+  const accountUser = (req: Request, res: Response): DemoUser | undefined => {
     const user = verifiedUser(req);
+    if (!user) req.session.destroy(() => res.redirect(303, '/login'));
+    return user;
+  };
+
+  /** The set-up in progress, if it is still fresh. */
+  const pendingSetup = (req: Request) => {
+    const setup = req.session.totpSetup;
+    if (setup && Date.now() - setup.startedAt <= TOTP_SETUP_MS) return setup;
+    delete req.session.totpSetup;
+    return undefined;
+  };
+
+  const toAccount = (req: Request, res: Response, notice: string) => {
+    req.session.notice = notice;
+    res.redirect(303, '/account');
+  };
+
+  router.get('/account', guard, (req, res) => {
+    const user = accountUser(req, res);
     const flag = req.session.blockidOtp;
-    if (!user || !flag) {
-      return req.session.destroy((error: unknown) => (error ? next(error) : res.redirect(303, '/login')));
-    }
+    if (!user || !flag) return;
     delete req.session.pendingUsername;
-    render(res, 200, 'Your account', accountPage({ user, verifiedAt: new Date(flag.verifiedAt), csrfToken: csrfToken(req) }));
+    const notice = req.session.notice;
+    delete req.session.notice;
+    const factors = options.factors.get(user.username);
+    render(
+      res,
+      200,
+      'Your account',
+      accountPage({
+        user,
+        verifiedAt: new Date(flag.verifiedAt),
+        method: (flag.method ?? 'code') as VerifyMethod,
+        factors,
+        csrfToken: csrfToken(req),
+        ...(notice && { notice }),
+      }),
+    );
+  });
+
+  router.post('/account/totp', guard, form, async (req, res) => {
+    if (!csrfValid(req)) return expired(res);
+    const user = accountUser(req, res);
+    if (!user) return;
+    const { uri, sealed } = await options.otpService.totp.enroll(user.username, { issuer: appName, accountName: user.email ?? user.username });
+    req.session.totpSetup = { sealed, uri, startedAt: Date.now() };
+    res.redirect(303, '/account/totp');
+  });
+
+  const renderSetup = (req: Request, res: Response, status: number, user: DemoUser, error?: string) => {
+    const setup = pendingSetup(req);
+    if (!setup) return toAccount(req, res, 'The authenticator set-up timed out. Start it again when you are ready.');
+    const secret = new URL(setup.uri).searchParams.get('secret') ?? '';
+    render(
+      res,
+      status,
+      'Set up an authenticator app',
+      totpSetupPage({ user, appName, key: groupKey(secret), uri: setup.uri, csrfToken: csrfToken(req), ...(error && { error }) }),
+    );
+  };
+
+  router.get('/account/totp', guard, (req, res) => {
+    const user = accountUser(req, res);
+    if (!user) return;
+    if (!req.session.totpSetup) return res.redirect(303, '/account');
+    renderSetup(req, res, 200, user);
+  });
+
+  // The QR code as an image from 'self' (the CSP allows no inline script and no other origin).
+  router.get('/account/totp/qr.svg', guard, async (req, res) => {
+    const setup = pendingSetup(req);
+    if (!setup) return res.status(404).set('Cache-Control', 'no-store').end();
+    const svg = await QRCode.toString(setup.uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
+    res.status(200).set('Cache-Control', 'no-store').type('image/svg+xml').send(svg);
+  });
+
+  router.post('/account/totp/confirm', guard, form, async (req, res) => {
+    if (!csrfValid(req)) return expired(res);
+    const user = accountUser(req, res);
+    if (!user) return;
+    const setup = pendingSetup(req);
+    if (!setup) return toAccount(req, res, 'The authenticator set-up timed out. Start it again when you are ready.');
+    const raw = (req.body as Record<string, unknown> | undefined)?.code;
+    const code = typeof raw === 'string' ? raw.replace(/[\s-]/g, '').slice(0, 16) : '';
+    if (!/^\d{6}$/.test(code)) return renderSetup(req, res, 422, user, 'Enter the 6-digit code your authenticator app shows.');
+    if (!(await options.otpService.totp.confirm(user.username, setup.sealed, code))) {
+      return renderSetup(req, res, 422, user, 'That code does not match. Enter the code the app shows now; if it keeps failing, check that the phone\'s clock is set automatically.');
+    }
+    // Only now is the key saved, sealed, on the user's row; the session forgets it.
+    options.factors.setTotp(user.username, setup.sealed);
+    delete req.session.totpSetup;
+    toAccount(req, res, 'Authenticator app added. Next time you sign in, use the code it shows.');
+  });
+
+  router.post('/account/totp/remove', guard, form, (req, res) => {
+    if (!csrfValid(req)) return expired(res);
+    const user = accountUser(req, res);
+    if (!user) return;
+    options.factors.removeTotp(user.username);
+    toAccount(req, res, 'Authenticator app removed.');
+  });
+
+  router.post('/account/recovery-codes', guard, form, async (req, res) => {
+    if (!csrfValid(req)) return expired(res);
+    const user = accountUser(req, res);
+    if (!user) return;
+    const { codes, hashes } = await options.otpService.recoveryCodes.generate();
+    // Only the hashes are kept; the codes are on this one page and nowhere else.
+    options.factors.setRecoveryCodes(user.username, hashes);
+    render(res, 200, 'Your recovery codes', recoveryCodesPage({ user, appName, codes }));
   });
 
   router.post('/logout', form, (req, res, next) => {
@@ -204,7 +343,7 @@ export function pageRoutes(options: PageOptions): Router {
   if (options.devPages) {
     router.get('/dev/outbox', (_req, res) => {
       const entries = newestFirst(options.outbox?.entries() ?? []);
-      render(res, 200, 'Dev outbox', outboxPage(entries, options.outbox?.channelsInUse ?? []));
+      render(res, 200, 'Dev outbox', outboxPage(entries, options.outbox?.channelsInUse ?? ''));
     });
   }
 

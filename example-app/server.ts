@@ -4,33 +4,33 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import express, { type Express } from 'express';
 import session from 'express-session';
 import helmet from 'helmet';
-import { RedisStore } from 'connect-redis';
-import { createClient } from 'redis';
-import {
-  blockidOtp,
-  devOutbox,
-  memoryStore,
-  nodemailerEmail,
-  redisStore,
-  twilioSms,
-  type DevOutbox,
-  type EmailSender,
-  type SmsSender,
-} from '../src/index.js';
+import { Registry } from 'prom-client';
+import { blockidOtp, type DevOutbox } from '../src/index.js';
+import { prometheusMetrics } from '../src/metrics.js';
 import { ConfigError, readConfig, type Env, type ExampleConfig } from './config.js';
 import { errorHandler, notFound, pageRoutes, type OtpSettings } from './routes.js';
-import { findUser, normalizeUsername } from './users.js';
+import { buildSenders, channelNames, type ExampleSenders } from './senders.js';
+import { createStorage } from './storage.js';
+import { createFactorStore, findUser, normalizeUsername, type FactorStore } from './users.js';
 
 export { ConfigError } from './config.js';
 
 export interface ExampleApp {
   app: Express;
   config: ExampleConfig;
-  /** Settles when the app can serve (Redis connected, when REDIS_URL is set). */
+  /** Settles when the app can serve (Redis or PostgreSQL connected, tables created). */
   ready: Promise<void>;
-  /** The dev outbox, when one channel or both use it (never in production). */
+  /** The dev outbox, when a channel without a real sender uses it (never in production). */
   outbox: DevOutbox | undefined;
-  /** Releases what the app holds (the Redis connection, the memory store's timer). */
+  /** The users' authenticator keys (sealed) and recovery code hashes, in memory. */
+  factors: FactorStore;
+  /** The Prometheus registry behind `GET /metrics`, when metrics are on. */
+  metrics: Registry | undefined;
+  /** Which sender each channel has. */
+  senders: ExampleSenders;
+  /** Where codes and sessions live: `memory`, `Redis` or `PostgreSQL`. */
+  storage: string;
+  /** Releases what the app holds (connections, the memory store's timer). */
   close(): Promise<void>;
 }
 
@@ -49,48 +49,45 @@ const otpSettings: OtpSettings = {
 export function createExampleApp(env: Env = process.env): ExampleApp {
   const config = readConfig(env);
 
-  // ---- senders: real ones when configured, the dev outbox otherwise (never in production)
-  const outbox = !config.twilio || !config.smtp ? (config.production ? undefined : devOutbox({ env })) : undefined;
-  const sms: SmsSender | undefined = config.twilio ? twilioSms(config.twilio) : outbox?.sms;
-  const email: EmailSender | undefined = config.smtp ? nodemailerEmail(config.smtp) : outbox?.email;
-  const outboxChannels = [!config.twilio && outbox ? 'SMS' : '', !config.smtp && outbox ? 'email' : ''].filter(Boolean);
+  // ---- senders: real ones when configured, the dev outbox for the others (never in production)
+  const senders = buildSenders(config, env);
+  const { sms, email, whatsapp, voice, outbox } = senders;
 
-  // ---- stores: Redis for codes and sessions when REDIS_URL is set, memory otherwise
-  const redis = config.redisUrl ? createClient({ url: config.redisUrl }) : undefined;
-  let lastRedisError = '';
-  redis?.on('error', (error: Error) => {
-    if (error.message !== lastRedisError) console.error(`[example-app] Redis (${redactUrl(config.redisUrl ?? '')}): ${error.message}`);
-    lastRedisError = error.message;
-  });
-  redis?.on('ready', () => {
-    lastRedisError = '';
-  });
-  const ready = redis ? connectWithin(redis, config.redisUrl ?? '', 10_000) : Promise.resolve();
-  ready.catch(() => {}); // callers await `ready` themselves
-  const otpStore = redis ? redisStore({ client: redis, prefix: `${config.redisPrefix}otp:` }) : memoryStore();
-  const sessionStore = redis ? new RedisStore({ client: redis, prefix: `${config.redisPrefix}sess:` }) : undefined;
+  // ---- stores: PostgreSQL or Redis for codes and sessions when configured, memory otherwise
+  const storage = createStorage(config);
+  const factors = createFactorStore();
+  const registry = config.metrics ? new Registry() : undefined;
 
   const otp = blockidOtp({
     ...otpSettings,
     secret: config.otpSecret,
     appName: config.appName,
-    store: otpStore,
+    store: storage.otpStore,
     ...(sms && { sms }),
     ...(email && { email }),
+    ...(whatsapp && { whatsapp }),
+    ...(voice && { voice }),
     ...(config.webOtpDomain && { webOtpDomain: config.webOtpDomain }),
-    // Destinations only for the user who just passed the password step in this session:
-    // nobody can start the code step for someone else.
+    ...(registry && { metrics: prometheusMetrics({ registry }) }),
+    // Destinations and factors only for the user who just passed the password step in this
+    // session: nobody can start (or guess at) the code step for someone else.
     resolveUser: (username: string, req: express.Request) => {
       const pending = req.session?.pendingUsername;
       if (pending === undefined || normalizeUsername(username) !== pending) return null;
       const user = findUser(pending);
       if (!user) return null;
+      const { totp, recoveryCodes } = factors.get(user.username);
+      const phone = (sms || whatsapp || voice) && user.phone;
       return {
-        ...(sms && user.phone && { smsTo: user.phone, smsISDCode: '1' }),
+        ...(phone && { smsTo: phone, smsISDCode: '1' }),
         ...(email && user.email && { emailTo: user.email }),
+        ...(totp && { totp }),
+        recoveryCodes,
         locale: 'en',
       };
     },
+    // A recovery code works once: delete its hash from the user's row.
+    onRecoveryCodeUsed: (username: string, hash: string) => factors.removeRecoveryCode(username, hash),
   });
 
   const app = express();
@@ -121,11 +118,21 @@ export function createExampleApp(env: Env = process.env): ExampleApp {
       maxAge: config.production ? '1h' : 0,
     }),
   );
+  if (registry) {
+    // Before the session: a scrape never creates or touches a session.
+    app.get('/metrics', async (_req, res, next) => {
+      try {
+        res.set('Cache-Control', 'no-store').type(registry.contentType).send(await registry.metrics());
+      } catch (error) {
+        next(error);
+      }
+    });
+  }
   app.use(
     session({
       name: 'blockid.sid',
       secret: config.sessionSecrets,
-      ...(sessionStore && { store: sessionStore }),
+      ...(storage.sessionStore && { store: storage.sessionStore }),
       resave: false,
       saveUninitialized: false,
       cookie: {
@@ -141,8 +148,10 @@ export function createExampleApp(env: Env = process.env): ExampleApp {
     pageRoutes({
       appName: config.appName,
       otp: otpSettings,
-      channels: { sms: sms !== undefined, email: email !== undefined },
-      outbox: outbox && { entries: () => outbox.entries(), channelsInUse: outboxChannels },
+      channels: senders.channels,
+      otpService: otp,
+      factors,
+      outbox: outbox && { entries: () => outbox.entries(), channelsInUse: channelNames(senders.outboxChannels) },
       devPages: !config.production,
       secureCookies: config.production,
     }),
@@ -153,38 +162,23 @@ export function createExampleApp(env: Env = process.env): ExampleApp {
   return {
     app,
     config,
-    ready,
+    ready: storage.ready,
     outbox,
-    async close() {
-      await otpStore.close?.();
-      if (redis?.isReady) await redis.close();
-      else if (redis?.isOpen) redis.destroy(); // still trying to connect
-    },
+    factors,
+    metrics: registry,
+    senders,
+    storage: storage.kind,
+    close: () => storage.close(),
   };
 }
 
-/** `client.connect()`, or a rejection naming the URL when Redis does not answer in time. */
-function connectWithin(client: { connect(): Promise<unknown> }, url: string, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis at ${redactUrl(url)} did not answer within ${timeoutMs / 1000} s`)), timeoutMs);
-    timer.unref();
-  });
-  return Promise.race([client.connect().then(() => undefined), timeout]).finally(() => clearTimeout(timer));
-}
-
-/** The URL without its password, for messages. */
-function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'REDIS_URL';
-  }
-}
-
-function printBanner(config: ExampleConfig, url: string): void {
+function printBanner({ config, senders, storage: kind }: ExampleApp, url: string): void {
+  const real = [
+    config.twilio?.sms && 'SMS via Twilio',
+    config.twilio?.whatsapp && 'WhatsApp via Twilio',
+    config.twilio?.voice && 'calls via Twilio',
+    config.smtp && 'email via SMTP',
+  ].filter(Boolean);
   const lines = [
     '',
     `  ${config.appName} (blockid-otp example) is running at ${url}`,
@@ -193,11 +187,11 @@ function printBanner(config: ExampleConfig, url: string): void {
     '    john.smith    codes by SMS to 4155550100 or email to john.smith@example.com',
     '    ada.lovelace  codes by email to ada@example.com',
     '',
-    config.production
-      ? '  Production mode: real senders only, no dev outbox.'
-      : `  Messages that are not sent for real appear at ${url}/dev/outbox`,
-    `  Codes: ${config.twilio ? 'SMS via Twilio' : 'SMS to dev outbox'}, ${config.smtp ? 'email via SMTP' : 'email to dev outbox'}; ` +
-      `store: ${config.redisUrl ? 'Redis' : 'memory'}.`,
+    senders.outbox
+      ? `  ${channelNames(senders.outboxChannels)} are not sent for real: read them at ${url}/dev/outbox`
+      : '  Every channel has a real sender: no dev outbox.',
+    `  Real senders: ${real.length > 0 ? real.join(', ') : 'none'}; codes and sessions: ${kind}.`,
+    ...(config.metrics ? [`  Prometheus metrics: ${url}/metrics`] : []),
     '',
   ];
   console.log(lines.join('\n'));
@@ -222,7 +216,7 @@ async function main(): Promise<void> {
   try {
     await ready;
   } catch (error) {
-    console.error(`blockid-otp example cannot start: ${(error as Error).message}. Check REDIS_URL.`);
+    console.error(`blockid-otp example cannot start: ${(error as Error).message}. Check ${config.databaseUrl ? 'DATABASE_URL' : 'REDIS_URL'}.`);
     await close().catch(() => {});
     process.exit(1);
   }
@@ -231,7 +225,7 @@ async function main(): Promise<void> {
   const onListening = () => {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
-    printBanner(config, `http://localhost:${port}`);
+    printBanner(example, `http://localhost:${port}`);
   };
   const server = host ? app.listen(config.port, host, onListening) : app.listen(config.port, onListening);
   server.on('error', (error) => {

@@ -76,3 +76,57 @@ export async function authenticate(
   const ok = await passwordMatches(password, user?.passwordHash ?? DUMMY_HASH);
   return ok && user && password !== '' ? user : undefined;
 }
+
+/**
+ * What a user set up beyond the password: the sealed authenticator key from
+ * `otp.totp.enroll()` and the hashes of the unused recovery codes. A real app keeps these on
+ * the user's row; the example keeps them in memory, per app instance, so a restart forgets them.
+ */
+export interface UserFactors {
+  /** The sealed key (never the key itself), or undefined when no app is set up. */
+  totp?: string;
+  totpAddedAt?: Date;
+  /** Hashes only: the codes are shown once and never stored. */
+  recoveryCodes: string[];
+  recoveryCodesAddedAt?: Date;
+}
+
+export interface FactorStore {
+  get(username: string): UserFactors;
+  setTotp(username: string, sealed: string): void;
+  removeTotp(username: string): void;
+  /** Replaces every recovery code of the user. */
+  setRecoveryCodes(username: string, hashes: string[]): void;
+  /** Deletes one used code (blockid-otp's `onRecoveryCodeUsed`). */
+  removeRecoveryCode(username: string, hash: string): void;
+}
+
+export function createFactorStore(): FactorStore {
+  const rows = new Map<string, UserFactors>();
+  const row = (username: string): UserFactors => {
+    let factors = rows.get(username);
+    if (!factors) rows.set(username, (factors = { recoveryCodes: [] }));
+    return factors;
+  };
+  return {
+    get: (username) => {
+      const factors = rows.get(username);
+      return factors ? { ...factors, recoveryCodes: [...factors.recoveryCodes] } : { recoveryCodes: [] };
+    },
+    setTotp(username, sealed) {
+      Object.assign(row(username), { totp: sealed, totpAddedAt: new Date() });
+    },
+    removeTotp(username) {
+      const factors = row(username);
+      delete factors.totp;
+      delete factors.totpAddedAt;
+    },
+    setRecoveryCodes(username, hashes) {
+      Object.assign(row(username), { recoveryCodes: [...hashes], recoveryCodesAddedAt: new Date() });
+    },
+    removeRecoveryCode(username, hash) {
+      const factors = row(username);
+      factors.recoveryCodes = factors.recoveryCodes.filter((stored) => stored !== hash);
+    },
+  };
+}

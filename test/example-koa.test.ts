@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { after, describe, it } from 'node:test';
+import { generate as totpCode } from 'otplib';
 import { createKoaExample } from '../example-app/koa.js';
 import { ConfigError } from '../example-app/config.js';
 import { Client } from './helpers/client.js';
@@ -31,7 +32,7 @@ describe('example-app/koa.ts', () => {
     assert.equal(wrong.status, 401);
     const login = await client.post('/login', { username: 'john.smith', password: 'blockid-demo' });
     assert.equal(login.status, 200, login.text);
-    assert.deepEqual(login.body.channels, ['sms', 'email']);
+    assert.deepEqual(login.body.channels, ['sms', 'whatsapp', 'voice', 'email']);
     assert.equal((await client.post('/otp/send', { username: 'john.smith', channel: 'sms' })).status, 202);
     let outbox = (await client.get('/dev/outbox')).body as Array<{ channel: string; to: string; text: string }>;
     for (let i = 0; outbox.length === 0 && i < 50; i++) {
@@ -49,6 +50,49 @@ describe('example-app/koa.ts', () => {
     assert.equal(account.body.displayName, 'John Smith');
     assert.equal((await client.post('/logout', {})).status, 204);
     assert.equal((await client.get('/account')).status, 401);
+  });
+
+  it('sets up an authenticator app and recovery codes, and signs in with each', async () => {
+    const { client, example } = await start();
+    const signIn = async () => {
+      assert.equal((await client.post('/login', { username: 'john.smith', password: 'blockid-demo' })).status, 200);
+    };
+    await signIn();
+    assert.equal((await client.post('/otp/send', { username: 'john.smith', channel: 'email' })).status, 202);
+    let text = '';
+    for (let i = 0; !text && i < 50; i++) {
+      text = example.outbox?.entries().at(-1)?.text ?? '';
+      if (!text) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const emailed = /\b(\d{6})\b/.exec(text)?.[1];
+    assert.equal((await client.post('/otp/verify', { username: 'john.smith', code: emailed })).status, 200);
+
+    const enrolled = await client.post('/account/totp', {});
+    assert.equal(enrolled.status, 200, enrolled.text);
+    const key = enrolled.body.secret as string;
+    assert.match(enrolled.body.uri, /^otpauth:\/\/totp\//);
+    assert.equal((await client.post('/account/totp/confirm', { code: '000000x' })).status, 422);
+    const now = Math.floor(Date.now() / 1000);
+    assert.equal((await client.post('/account/totp/confirm', { code: await totpCode({ secret: key, epoch: now }) })).status, 200);
+    const recovery = await client.post('/account/recovery-codes', {});
+    assert.equal(recovery.body.codes.length, 10);
+    assert.ok(!JSON.stringify(example.factors.get('john.smith')).includes(recovery.body.codes[0]));
+
+    await client.post('/logout', {});
+    await signIn();
+    const totp = await client.post('/otp/verify', { username: 'john.smith', code: await totpCode({ secret: key, epoch: now + 30 }), method: 'totp' });
+    assert.equal(totp.status, 200, totp.text);
+    assert.equal((await client.get('/account')).body.method, 'totp');
+
+    await client.post('/logout', {});
+    await signIn();
+    assert.equal((await client.post('/otp/verify', { username: 'john.smith', code: recovery.body.codes[0], method: 'recovery' })).status, 200);
+    const account = (await client.get('/account')).body;
+    assert.deepEqual([account.method, account.authenticatorApp, account.recoveryCodesLeft], ['recovery', true, 9]);
+
+    const metrics = await client.get('/metrics');
+    assert.equal(metrics.status, 200);
+    assert.match(metrics.text, /^blockid_otp_verifications_total\{method="totp",result="verified"\} 1$/m);
   });
 
   it('sends nothing for a user who did not pass the password step in this session', async () => {

@@ -1,7 +1,8 @@
 // The code step: asks blockid-otp to send a code (POST {basePath}/send), counts down to the
 // next allowed resend, fills the code from the SMS with WebOTP where the browser supports
-// it, and checks the code (POST {basePath}/verify). Served as a file: the CSP allows no
-// inline script.
+// it, and checks the code (POST {basePath}/verify). Users who have an authenticator app or
+// recovery codes can switch to them; the same Code field then posts with `method: 'totp'`
+// or `'recovery'`. Served as a file: the CSP allows no inline script.
 
 const root = document.getElementById('otp');
 if (root) setUp(root);
@@ -24,6 +25,12 @@ function setUp(root) {
   const verifyButton = /** @type {HTMLButtonElement} */ (form.querySelector('#verify'));
   const status = /** @type {HTMLElement} */ (root.querySelector('#status'));
   const feedback = /** @type {HTMLElement} */ (root.querySelector('#feedback'));
+  const codeLabel = /** @type {HTMLElement} */ (form.querySelector('#code-label'));
+  const codeHint = /** @type {HTMLElement} */ (form.querySelector('#code-hint'));
+  const methodButtons = /** @type {HTMLButtonElement[]} */ ([...root.querySelectorAll('button[data-method]')]);
+
+  /** How this page verifies: 'code' (sent by a channel), 'totp' or 'recovery'. */
+  let method = root.dataset.method ?? 'code';
 
   /** @type {string | null} */
   let lastChannel = null;
@@ -64,6 +71,8 @@ function setUp(root) {
     const spoken = (/** @type {string} */ name) =>
       channelButtons.find((b) => b.dataset.channel === name)?.dataset.spoken ?? '';
     if (channel === 'sms') return `by text message to ${spoken('sms')}`;
+    if (channel === 'whatsapp') return `by WhatsApp to ${spoken('whatsapp')}`;
+    if (channel === 'voice') return `by a voice call to ${spoken('voice')}: answer it to hear the code`;
     if (channel === 'email') return `by email to ${spoken('email')}`;
     return `by text message to ${spoken('sms')} and by email to ${spoken('email')}`;
   }
@@ -129,7 +138,7 @@ function setUp(root) {
         showResendRow();
         startCooldown(Number(data.resendIn) || 0);
         codeInput.focus();
-        if (channel !== 'email') listenForSmsCode();
+        if (channel === 'sms' || channel === 'both') listenForSmsCode();
       } else if (code === 429) {
         const wait = Number(data.retryAfter) || 30;
         say('');
@@ -155,6 +164,35 @@ function setUp(root) {
     if (channels) channels.hidden = true;
     if (resendRow) resendRow.hidden = false;
     if (otherWayGroup) otherWayGroup.hidden = channelButtons.length < 2;
+  }
+
+  // ---- other ways to sign in: an authenticator app, a recovery code ---------------------
+
+  /** @param {string} next */
+  function useMethod(next) {
+    const button = methodButtons.find((b) => b.dataset.method === next);
+    if (!button) return;
+    method = next;
+    form.dataset.method = next;
+    root.dataset.method = next;
+    codeLabel.textContent = button.dataset.label ?? 'Code';
+    codeHint.textContent = button.dataset.hint ?? '';
+    codeInput.inputMode = button.dataset.inputmode ?? 'text';
+    codeInput.autocomplete = /** @type {AutoFill} */ (button.dataset.autocomplete ?? 'off');
+    codeInput.maxLength = Number(button.dataset.maxlength ?? '20');
+    codeInput.value = '';
+    for (const other of methodButtons) other.hidden = other.dataset.method === next;
+    webOtp?.abort();
+    say('');
+    clearError();
+    const sendsCode = next === 'code';
+    if (channels) channels.hidden = !sendsCode || lastChannel !== null;
+    if (resendRow) resendRow.hidden = !sendsCode || lastChannel === null;
+    codeInput.focus();
+  }
+
+  for (const button of methodButtons) {
+    button.addEventListener('click', () => useMethod(button.dataset.method ?? 'code'));
   }
 
   for (const button of channelButtons) {
@@ -189,12 +227,48 @@ function setUp(root) {
 
   // ---- verifying ------------------------------------------------------------------------
 
+  /** The candidate as the server wants it, or an error message for a malformed one. */
+  function candidate() {
+    const raw = codeInput.value.trim();
+    if (method === 'recovery') {
+      const compact = raw.replace(/[\s-]/g, '');
+      return /^[0-9A-Za-z]{12}$/.test(compact)
+        ? { code: raw }
+        : { error: 'Enter one of your recovery codes: 12 letters and digits, like 7KQM-3DWX-9HBT.' };
+    }
+    const digits = raw.replace(/[\s-]/g, '');
+    const length = method === 'totp' ? 6 : codeLength;
+    if (new RegExp(`^\\d{${length}}$`).test(digits)) return { code: digits };
+    return {
+      error: method === 'totp' ? 'Enter the 6-digit code from your authenticator app.' : `Enter the ${codeLength}-digit code from your message.`,
+    };
+  }
+
+  /** @param {number} status @param {any} data */
+  function failureMessage(status, data) {
+    const wait = Number(data.retryAfter) || 0;
+    if (status === 401) {
+      if (method === 'totp') return 'That code is not right. Enter the code your authenticator app shows now; each code works only once.';
+      if (method === 'recovery') return 'That recovery code is not right, or it has been used already.';
+      return 'That code is not right, or it has expired. Check it and try again, or send a new code.';
+    }
+    if (status === 429) {
+      if (method !== 'code' || wait > 0) {
+        return `Too many wrong tries. Wait ${wait > 0 ? minutes(wait) : 'a few minutes'} before you try again.`;
+      }
+      codeInput.value = '';
+      return 'Too many wrong tries: that code no longer works. Send a new code to continue.';
+    }
+    if (status === 503) return 'Checking codes is unavailable right now. Try again in a minute.';
+    return data.message || 'We could not check that code. Try again.';
+  }
+
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     if (verifyButton.disabled) return;
-    const code = codeInput.value.replace(/[\s-]/g, '');
-    if (!new RegExp(`^\\d{${codeLength}}$`).test(code)) {
-      showError(`Enter the ${codeLength}-digit code from your message.`);
+    const checked = candidate();
+    if (checked.error !== undefined) {
+      showError(checked.error);
       codeInput.setAttribute('aria-invalid', 'true');
       codeInput.focus();
       return;
@@ -205,7 +279,7 @@ function setUp(root) {
     form.setAttribute('aria-busy', 'true');
     say('Checking your code…');
     try {
-      const { status: code_, data } = await postJson('/verify', { username, code });
+      const { status: code_, data } = await postJson('/verify', { username, code: checked.code, method });
       if (code_ === 200) {
         say('Verified. Taking you to your account…');
         window.location.assign(next);
@@ -213,16 +287,7 @@ function setUp(root) {
       }
       say('');
       codeInput.setAttribute('aria-invalid', 'true');
-      if (code_ === 401) {
-        showError('That code is not right, or it has expired. Check it and try again, or send a new code.');
-      } else if (code_ === 429) {
-        codeInput.value = '';
-        showError('Too many wrong tries: that code no longer works. Send a new code to continue.');
-      } else if (code_ === 503) {
-        showError('Checking codes is unavailable right now. Try again in a minute.');
-      } else {
-        showError(data.message || 'We could not check that code. Try again.');
-      }
+      showError(failureMessage(code_, data));
       codeInput.focus();
       codeInput.select();
     } catch {

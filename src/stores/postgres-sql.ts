@@ -27,6 +27,9 @@ export const identifierPattern = /^[a-z_][a-z0-9_]*$/;
 /** The longest table-derived name is `<prefix>counters_expires_at_idx`; PostgreSQL keeps 63 bytes. */
 export const maxPrefixLength = 40;
 
+/** The deadline guard's message, without the clock (no quote or percent sign to escape). */
+const deadlinePassedSql = 'blockid-otp: deadline passed at ';
+
 /** Advisory lock classes (two-key form, so they never meet single-key locks of migration tools). */
 const lockClass = { ddl: 1651076980, user: 1651076981, counter: 1651076982 } as const;
 
@@ -124,6 +127,23 @@ CREATE TABLE IF NOT EXISTS ${q('cache')} (
   expires_at timestamptz NOT NULL
 );
 ${index('cache')}
+
+-- The deadline guard: this server's clock (epoch ms), or query_canceled (57014) once it is past
+-- p_deadline_ms. statement_timeout counts only from when the server starts on a statement; a
+-- server stalled before it read one (SIGSTOP, a frozen VM, a failover pause) would run it on
+-- waking, after its caller gave up and answered 503. Run first in each round trip, the guard
+-- makes such a late transaction apply nothing. Its message carries the clock, for the caller.
+CREATE OR REPLACE FUNCTION ${q('deadline')}(p_deadline_ms double precision) RETURNS double precision
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+  v_now double precision := extract(epoch FROM clock_timestamp()) * 1000;
+BEGIN
+  IF v_now > p_deadline_ms THEN
+    RAISE EXCEPTION '${deadlinePassedSql}%', round(v_now)::bigint USING ERRCODE = '57014';
+  END IF;
+  RETURN v_now;
+END
+$fn$;
 
 -- Milliseconds from p_now until p_until, at least 1 (NULL for NULL).
 CREATE OR REPLACE FUNCTION ${q('ms_until')}(p_until timestamptz, p_now timestamptz) RETURNS bigint
@@ -485,6 +505,20 @@ export function createTablesSql(options: { schema: string; tablePrefix: string }
   return `SELECT pg_advisory_xact_lock(${lockClass.ddl}, 0);\n${schemaSql(options)}`;
 }
 
+/** The marker of the deadline guard's error message, which ends with the database's clock in epoch milliseconds. */
+export const deadlinePassed = deadlinePassedSql;
+
+/**
+ * `SELECT … AS t`, the database's clock in epoch milliseconds, read on every round trip. With a
+ * deadline (epoch ms on the database's clock) it is the guard `prefix_deadline`, which fails the
+ * transaction instead when it starts later (see the function in `schemaSql`).
+ */
+export function clockSql(names: SqlNames, deadlineEpochMs?: number): string {
+  return deadlineEpochMs === undefined
+    ? 'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS t'
+    : `SELECT ${names.q('deadline')}(${Math.floor(deadlineEpochMs)}) AS t`;
+}
+
 /** `SELECT schema.prefix_<operation>(<json>)::text AS r`, the one statement of a store operation. */
 export function callSql(names: SqlNames, operation: 'send' | 'verify' | 'attempt' | 'settle' | 'unlock' | 'consume', argument: unknown): string {
   return `SELECT ${names.q(operation)}(${quoteLiteral(JSON.stringify(argument))}::jsonb)::text AS r`;
@@ -512,7 +546,7 @@ export function sweepSql(names: SqlNames, table: TableName, batchSize: number): 
 
 /** The functions `createTables: false` expects to find (the check made by `ready()`). */
 export function functionsSql(names: SqlNames): string {
-  const fns = ['send', 'verify', 'attempt', 'settle', 'unlock', 'consume'];
-  return `SELECT count(*)::int AS r FROM unnest(ARRAY[${fns.map((fn) => quoteLiteral(`${names.q(fn)}(jsonb)`)).join(', ')}]) f
+  const fns = [...['send', 'verify', 'attempt', 'settle', 'unlock', 'consume'].map((fn) => `${names.q(fn)}(jsonb)`), `${names.q('deadline')}(double precision)`];
+  return `SELECT count(*)::int AS r FROM unnest(ARRAY[${fns.map((fn) => quoteLiteral(fn)).join(', ')}]) f
 WHERE to_regprocedure(f) IS NULL`;
 }

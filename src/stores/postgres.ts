@@ -6,7 +6,9 @@ import {
   cacheGetSql,
   cacheSetSql,
   callSql,
+  clockSql,
   createTablesSql,
+  deadlinePassed,
   functionsSql,
   identifierPattern,
   maxPrefixLength,
@@ -70,6 +72,8 @@ const defaults = {
 type Resolved = Required<PostgresStoreOptions>;
 const knownOptions = ['pool', ...Object.keys(defaults)];
 const sweepBatchesPerRun = 100;
+/** How long the best clock sample is trusted before a newer (possibly lower) one replaces it. */
+const clockSampleMs = 60_000;
 
 /**
  * An `OtpStore` for many app instances on one PostgreSQL database. Each operation is one
@@ -79,7 +83,10 @@ const sweepBatchesPerRun = 100;
  * awaited within `commandTimeoutMs` (a client that timed out is destroyed, not returned to
  * the pool), and the same round trip sets `statement_timeout` and `lock_timeout` for its own
  * transaction only (`SET LOCAL`), slightly below the time left, so the server gives up
- * before the caller does and a call answered `STORE_UNAVAILABLE` changes nothing later.
+ * before the caller does. A server that stalls before it even reads the statement (SIGSTOP, a
+ * frozen VM) would run it on waking, so the round trip also carries the deadline on the
+ * database's own clock and fails if it starts later (the `deadline` function): a call answered
+ * `STORE_UNAVAILABLE` changes nothing later, short of a reply lost after the commit.
  * Every failure rejects with `OtpError('STORE_UNAVAILABLE')`; the pool reconnects by itself.
  */
 export function postgresStore(options: PostgresStoreOptions): PostgresStore {
@@ -88,8 +95,24 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   const setupTimeoutMs = Math.max(commandTimeoutMs, 10_000);
   const sweepTimeoutMs = Math.max(commandTimeoutMs, 5000);
 
+  /**
+   * The database's clock minus `performance.now()`, in ms, for the deadline guard. Every reply
+   * gives a lower bound (the server's time at the end of the round trip, minus ours once the
+   * reply is in); the largest recent one is kept, so a reply that was slow to come back moves
+   * the deadline earlier only until the next one. Unknown until the first reply; the set-up
+   * round trips (which create or check the guard itself, and change nothing when repeated)
+   * go without the guard.
+   */
+  let clock: { offsetMs: number; atMs: number } | undefined;
+  function sampleClock(databaseMs: unknown): void {
+    const now = performance.now();
+    const offsetMs = Number(databaseMs) - now;
+    if (!Number.isFinite(offsetMs)) return;
+    if (clock === undefined || offsetMs > clock.offsetMs || now - clock.atMs > clockSampleMs) clock = { offsetMs, atMs: now };
+  }
+
   /** Runs `sql` in one round trip within `deadline` (a `performance.now()` time); the value of column `r` of its last row. */
-  async function exec(what: string, sql: string, deadline: number): Promise<{ value: string | null; rowCount: number }> {
+  async function exec(what: string, sql: string, deadline: number, guarded = true): Promise<{ value: string | null; rowCount: number }> {
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;
     const timeout = new Promise<never>((_resolve, reject) => {
@@ -115,17 +138,32 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     client.on('error', onClientError);
     let destroy: Error | undefined;
     try {
-      const leftMs = deadline - performance.now();
-      if (leftMs < 2) throw unavailable(what, `no answer within ${commandTimeoutMs} ms`);
-      // The server stops first, so its error (not our timer) is the usual answer, and then nothing was applied.
-      const serverMs = Math.max(1, Math.floor(leftMs - Math.min(100, Math.max(5, leftMs / 10))));
-      const text = `SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = ${serverMs}; SET LOCAL lock_timeout = ${serverMs};\n${sql}`;
-      const querying = client.query(text) as Promise<unknown>;
-      querying.catch(() => {}); // settles after a destroy; already answered by then
-      const results = (await Promise.race([querying, timeout])) as unknown;
-      const last = (Array.isArray(results) ? results[results.length - 1] : results) as { rows?: Array<{ r?: unknown }>; rowCount?: number | null };
-      const value = last?.rows?.[0]?.r;
-      return { value: value === undefined || value === null ? null : String(value), rowCount: last?.rowCount ?? 0 };
+      // A guard refusal that reaches us in time can only mean a clock estimate that was too low:
+      // it applied nothing and corrected the estimate, so the round trip is tried once more.
+      for (let attempt = 0; ; attempt += 1) {
+        const leftMs = deadline - performance.now();
+        if (leftMs < 2) throw unavailable(what, `no answer within ${commandTimeoutMs} ms`);
+        // The server stops first, so its error (not our timer) is the usual answer, and then nothing was applied.
+        const serverMs = Math.max(1, Math.floor(leftMs - Math.min(100, Math.max(5, leftMs / 10))));
+        const statements = ['SET TRANSACTION ISOLATION LEVEL READ COMMITTED', `SET LOCAL statement_timeout = ${serverMs}`, `SET LOCAL lock_timeout = ${serverMs}`];
+        if (guarded && clock !== undefined) statements.push(clockSql(names, performance.now() + clock.offsetMs + serverMs));
+        // The clock is read last, so a slow statement does not make the sample loose.
+        statements.push(sql.replace(/[\s;]+$/, ''), clockSql(names));
+        const querying = client.query(statements.join(';\n')) as Promise<unknown>;
+        querying.catch(() => {}); // settles after a destroy; already answered by then
+        try {
+          const results = (await Promise.race([querying, timeout])) as Array<{ rows?: Array<{ r?: unknown; t?: unknown }>; rowCount?: number | null }>;
+          sampleClock(results[results.length - 1]?.rows?.[0]?.t);
+          const last = results[results.length - 2];
+          const value = last?.rows?.[0]?.r;
+          return { value: value === undefined || value === null ? null : String(value), rowCount: last?.rowCount ?? 0 };
+        } catch (error) {
+          const serverClock = error instanceof Error && error.message.startsWith(deadlinePassed) ? Number(error.message.slice(deadlinePassed.length)) : undefined;
+          if (serverClock === undefined || timedOut) throw error;
+          sampleClock(serverClock); // a lower bound like any other
+          if (attempt > 0) throw error;
+        }
+      }
     } catch (error) {
       // A server ERROR leaves the connection usable; anything else (a timeout, a lost or FATAL connection) destroys it.
       if ((error as { severity?: unknown } | null)?.severity !== 'ERROR') destroy = error instanceof Error ? error : new Error(String(error));
@@ -143,9 +181,9 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     readyPromise ??= (async () => {
       const deadline = performance.now() + setupTimeoutMs;
       if (createTables) {
-        await exec('create tables', createTablesSql({ schema, tablePrefix }), deadline);
+        await exec('create tables', createTablesSql({ schema, tablePrefix }), deadline, false);
       } else {
-        const missing = Number((await exec('check tables', functionsSql(names), deadline)).value);
+        const missing = Number((await exec('check tables', functionsSql(names), deadline, false)).value);
         if (missing > 0) {
           throw new OtpError(
             'STORE_UNAVAILABLE',
@@ -276,6 +314,7 @@ function describe(error: unknown): string {
     ECONNREFUSED: 'connection refused',
     ECONNRESET: 'connection reset',
   };
+  if (code === '57014' && error instanceof Error && error.message.startsWith(deadlinePassed)) return 'reached the server after its deadline, 57014';
   if (typeof code === 'string') return known[code] ? `${known[code]}, ${code}` : `error ${code}`;
   if (error instanceof Error && /Connection terminated/.test(error.message)) return 'connection lost';
   return 'database error';

@@ -1,16 +1,43 @@
 /**
- * A throwaway PostgreSQL cluster for tests that stop, stall and restart the database without
- * touching the shared server on 127.0.0.1:5432: Debian's `initdb` / `pg_ctl` (run as the
- * `postgres` user when the tests run as root), trust auth, loopback only, on a free port.
+ * The PostgreSQL servers of the tests: the shared one of this machine kind (127.0.0.1:5432,
+ * database `test`), checked up front so that a missing server fails a suite at once with what
+ * to do; and a throwaway cluster for tests that stop, stall and restart the database without
+ * touching the shared server: Debian's `initdb` / `pg_ctl` (run as the `postgres` user when
+ * the tests run as root), trust auth, loopback only, on a free port.
  */
 import { execFile } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { freePort } from './redis-server.js';
 
 const run = promisify(execFile);
+
+/** The shared server's test database; `PG_TEST_URL` points the tests elsewhere. */
+export const testDatabaseUrl = process.env.PG_TEST_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/**
+ * Rejects within about 3 s, saying what to do, when `url` does not answer: call it in a
+ * suite's `before` so that a missing server is one clear failure, not a suite of 503s.
+ */
+export async function assertPostgresReachable(url = testDatabaseUrl): Promise<void> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000, query_timeout: 3000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+  } catch (error) {
+    const reason = (error as { code?: string }).code ?? (error as Error).message;
+    throw new Error(
+      `PostgreSQL is not reachable at ${url} (${reason}). These tests need it: start it ` +
+        '(`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, as .ci/run does) or set PG_TEST_URL.',
+    );
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
 const bin = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
 /** Why a throwaway cluster cannot be started here, or `null` when it can. */

@@ -20,6 +20,7 @@ interface ExpressRequest extends IncomingMessage {
   ip?: string;
   body?: unknown;
   session?: ExpressSession;
+  sessionID?: string;
   app?: { get(setting: string): unknown };
 }
 
@@ -42,6 +43,7 @@ function sessionPort(req: ExpressRequest): SessionPort | undefined {
       new Promise<void>((resolve, reject) => {
         session.regenerate((error) => (error ? reject(error) : resolve()));
       }),
+    id: () => (typeof req.sessionID === 'string' && req.sessionID !== '' ? `sid:${req.sessionID}` : undefined),
   };
 }
 

@@ -16,6 +16,8 @@ export interface SessionPort {
   write(name: string, value: unknown): void;
   /** A new session id; the old one stops being valid. Data is not carried over. */
   regenerate(): Promise<void>;
+  /** The session's own id where the session lives in a server-side store (express-session), so parallel first sends of one session share one code slot. */
+  id?(): string | undefined;
 }
 
 export interface HttpExchange {
@@ -118,7 +120,8 @@ export function createHttpHandler(service: OtpService): (exchange: HttpExchange)
     }
     let nonce = session.read(SESSION_BINDING);
     if (typeof nonce !== 'string') {
-      nonce = service.newBinding();
+      // The session id, where there is one, so that parallel first sends of one session agree on the slot.
+      nonce = session.id?.() ?? service.newBinding();
       session.write(SESSION_BINDING, nonce);
     }
     const accepted = await service.requestCode(username, channel, context(exchange, service.bindingHash(nonce as string)));

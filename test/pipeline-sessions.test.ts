@@ -54,6 +54,8 @@ for (const backend of backends) {
         await sendAndRead(app, b); // a third code for B: replaces only B's
         const comparedAfterB = compared(app);
 
+        // C has a session of its own (it asked a code for another username) but none for this one.
+        assert.equal((await c.send('someone.else')).status, 202);
         const cAnswers: Answer[] = [];
         for (let guess = 0; guess < 50; guess += 1) cAnswers.push(await c.verify(USERNAME, String(100000 + guess)));
         const comparedAfterC = compared(app);

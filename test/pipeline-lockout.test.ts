@@ -75,7 +75,7 @@ describe('the consecutive-failure cap survives timed locks', { concurrency: true
         for (let cycle = 0; cycle < 30; cycle += 1) {
           // Each session asks for a code of its own, then all three guess at once, three
           // guesses each, the moment the last lock has ended: 9 guesses in flight together.
-          const codes = [];
+          const codes: string[] = [];
           for (const session of sessions) codes.push(await sendAndRead(app, session));
           const round = await Promise.all(sessions.flatMap((session, i) => [0, 1, 2].map(() => session.verify(USERNAME, wrongFor(codes[i]!)))));
           answers.push(...round);

@@ -195,11 +195,9 @@ for (const backend of backends) {
 }
 
 describe('the rate_limited event names the limit that refused the send', () => {
-  // Known bug (src/core/service.ts, reportRefusals): when the request is refused (here by
-  // sendsPerUsername) and a target is over its own quota too, only the target's refusal is
-  // reported, so the event (and the metrics built on it) name sendsPerDestination while the
-  // answer's Retry-After is sendsPerUsername's. Marked todo until the core is fixed.
-  it('a send refused by sendsPerUsername while its destination is also over quota reports sendsPerUsername', { todo: 'service.ts reportRefusals drops the request refusal' }, async () => {
+  // When the request is refused (here by sendsPerUsername) and a target is over its own quota
+  // too, both refusals are reported, the one that answered (and set Retry-After) first.
+  it('a send refused by sendsPerUsername while its destination is also over quota reports sendsPerUsername', async () => {
     const app = await startPipelineApp({
       framework: 'express',
       store: backends[0]!.make(),
@@ -213,7 +211,7 @@ describe('the rate_limited event names the limit that refused the send', () => {
     const refused = await new Browser(app.port).send(USERNAME);
     assert.equal(refused.status, 429);
     assert.ok(Number(refused.headers['retry-after']) > 3500, 'refused by sendsPerUsername');
-    assert.deepEqual(app.events.rate_limited.map((e) => e.limit), ['sendsPerUsername']);
+    assert.deepEqual(app.events.rate_limited.map((e) => e.limit), ['sendsPerUsername', 'sendsPerDestination']);
     await app.close();
   });
 });

@@ -143,7 +143,12 @@ export function createHttpHandler(service: OtpService): (exchange: HttpExchange)
     if (body.code.length > 128) return failure(400, 'invalid_request', 'code is too long.');
     const username = service.normalizeUsername(body.username);
     const nonce = session.read(SESSION_BINDING);
-    const result = await service.checkCode(username, body.code, context(exchange, typeof nonce === 'string' ? service.bindingHash(nonce) : null), method);
+    const result = await service.checkCode(
+      username,
+      body.code,
+      { ...context(exchange, typeof nonce === 'string' ? service.bindingHash(nonce) : null), sessionOnly: true },
+      method,
+    );
     if (!result.ok) {
       if (result.reason === 'too_many_attempts') {
         return rateLimited('too_many_attempts', 'Too many wrong codes: request a new code and try again.', result.retryAfterSeconds);

@@ -30,8 +30,13 @@ export interface GenerateResult {
 
 /** What an adapter knows about the request behind a send or a verify. */
 export interface RequestContext {
-  /** Keyed hash of the session's binding nonce, or null outside a session. */
+  /** Keyed hash of the session's binding nonce, or null when there is none. */
   binding: string | null;
+  /**
+   * An HTTP request: only the session's own code can be verified (a session that holds no code
+   * spends nothing, and never reaches an unbound `generateOtp()` code).
+   */
+  sessionOnly?: boolean;
   ip?: string;
   acceptLanguage?: string;
   /** The framework's request, handed to `resolveUser`. */
@@ -322,7 +327,7 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
       return verifier.verify(method, {
         username,
         code,
-        slots: context.binding === null ? [''] : [context.binding, ''],
+        slots: context.sessionOnly === true ? (context.binding === null ? [] : [context.binding]) : [context.binding ?? ''],
         ip: context.ip,
         req: context.req,
       });

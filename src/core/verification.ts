@@ -32,7 +32,7 @@ const TOTP_STEP_MEMORY_MS = 5 * 60_000;
 export interface VerifyRequest {
   username: string;
   code: string;
-  /** Slots to look in for an SMS/email code: the session's, then the unbound one. */
+  /** Slots to look in for an SMS/email code: the session's over HTTP, the unbound one for `verifyOtp()`. */
   slots: string[];
   ip: string | undefined;
   /** The framework's request, for `resolveUser` and `onRecoveryCodeUsed`. */

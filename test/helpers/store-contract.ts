@@ -70,6 +70,14 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         assert.equal(await result(verify(store, user, sent.code.hash, ['sessionA'], { failedVerifications: 1 })), 'ok', 'no lock from 30 guesses without a code');
       }));
 
+      it('answers missing for an empty slot list (a session that never sent), whatever codes exist', withStore(async (store) => {
+        const user = randomKey();
+        const unbound = plan(user);
+        await store.send(unbound);
+        for (let i = 0; i < 10; i++) assert.deepEqual(await verify(store, user, unbound.code.hash, []), { result: 'missing' });
+        assert.equal(await result(verify(store, user, unbound.code.hash)), 'ok', 'nothing was spent');
+      }));
+
       it('keeps slots apart: a session code is found only from its slot; an unbound code from any list that names it', withStore(async (store) => {
         const user = randomKey();
         const bound = plan(user, { slot: 'sessionA' });

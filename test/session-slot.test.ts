@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import express from 'express';
 import session from 'express-session';
 import { blockidOtp } from '../src/index.js';
-import { baseOptions, closeServer, users } from './helpers/apps.js';
+import { baseOptions, closeServer, expressApp, users } from './helpers/apps.js';
 import { captureSenders } from './helpers/capture.js';
 import { Client } from './helpers/client.js';
 
@@ -49,3 +49,25 @@ describe('parallel first sends from one existing session (express-session)', () 
     }
   });
 });
+
+describe('an unbound generateOtp() code and HTTP sessions', () => {
+  it('is never verified, burned or counted from POST /otp/verify; verifyOtp() still takes it', async () => {
+    const app = await expressApp({ otp: { limits: { failedVerifications: 3, maxConsecutiveFailures: 3 } } });
+    try {
+      await app.service.generateOtp('ada.lovelace', { emailTo: 'ada@example.com' });
+      const code = app.capture.lastCode('ada.lovelace');
+      const stranger = new Client(app.url);
+      const right = await stranger.post('/otp/verify', { username: 'ada.lovelace', code });
+      assert.equal(right.status, 401, 'the right code from a session that never sent');
+      const wrong = `${(Number(code[0]) + 1) % 10}${code.slice(1)}`;
+      const statuses = [];
+      for (let i = 0; i < 20; i++) statuses.push((await new Client(app.url).post('/otp/verify', { username: 'ada.lovelace', code: wrong })).status);
+      console.log(`# 21 HTTP guesses at an unbound code from sessions without one: ${statuses.filter((s) => s === 401).length + 1} × 401`);
+      assert.ok(statuses.every((status) => status === 401), statuses.join(','));
+      assert.deepEqual(await app.service.verifyOtp('ada.lovelace', code), { ok: true }, 'no attempt spent, no lock');
+    } finally {
+      await app.close();
+    }
+  });
+});
+

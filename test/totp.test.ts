@@ -248,9 +248,13 @@ describe('TOTP sealed key', () => {
   it('malformed input gives null, never an exception', () => {
     const { totp, enrollment } = enrolled('alice');
     const body = enrollment.sealed.slice(3);
+    // Standard base64 differs from base64url only where the bytes hold a `+` or `/` digit (not always).
+    const standard = Buffer.from(body, 'base64url').toString('base64');
+    const otherAlphabet = standard === body ? [] : [`v1.${standard}`];
     for (const bad of [
+      ...otherAlphabet,
       undefined, null, 42, {}, [], '', 'v1.', 'v1', 'v2.' + body, body, `v1.${body}=`, `v1.${body}!`,
-      `v1.${Buffer.from(body, 'base64url').toString('base64')}`.replace(/[_-]/g, '+'), `v1.${'A'.repeat(10_000)}`,
+      `v1.${'A'.repeat(10_000)}`,
       `v1.${'A'.repeat(20)}`, `V1.${body}`, ` ${enrollment.sealed}`,
     ]) {
       assert.equal(totp.unseal('alice', bad), null, `null for ${String(bad).slice(0, 40)}`);

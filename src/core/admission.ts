@@ -35,14 +35,8 @@ export type Admission = ReturnType<typeof createAdmission>;
 export function createAdmission({ secret, limits, cooldownSeconds }: { secret: string; limits: OtpLimits; cooldownSeconds: number }) {
   const window = (limit: string, quota: WindowQuota, key: string, mode: Counter['mode'] = 'take'): Counter[] =>
     quota.points > 0 ? [{ limit, key, points: quota.points, windowMs: quota.windowSeconds * 1000, mode }] : [];
-  const breaker = (limit: string, points: number, windowMs: number, mode: Counter['mode']): Counter[] =>
-    points > 0 ? [{ limit, key: limit, points, windowMs, mode }] : [];
 
-  /** The spend breakers of a phone channel: voice has its own, SMS and WhatsApp share one. */
-  const breakers = (channel: Channel, mode: Counter['mode']): Counter[] =>
-    channel === 'voice'
-      ? [...breaker('voicePerHour', limits.voicePerHour, HOUR_MS, mode), ...breaker('voicePerDay', limits.voicePerDay, DAY_MS, mode)]
-      : [...breaker('smsPerHour', limits.smsPerHour, HOUR_MS, mode), ...breaker('smsPerDay', limits.smsPerDay, DAY_MS, mode)];
+  const breakers = (channel: Channel, mode: Counter['mode']) => phoneBreakers(limits, channel, mode);
 
   const targetCounters = (target: Target, test: boolean): Counter[] => {
     const destination = window('sendsPerDestination', limits.sendsPerDestination, `dest:${hashKey(secret, 'dest', destinationQuotaKey(target))}`);
@@ -88,6 +82,14 @@ export function createAdmission({ secret, limits, cooldownSeconds }: { secret: s
       };
     },
   };
+}
+
+/** The spend breakers of a phone channel (the app-wide counters): voice has its own, SMS and WhatsApp share one. */
+export function phoneBreakers(limits: OtpLimits, channel: Channel, mode: Counter['mode']): Counter[] {
+  const breaker = (limit: string, points: number, windowMs: number): Counter[] => (points > 0 ? [{ limit, key: limit, points, windowMs, mode }] : []);
+  return channel === 'voice'
+    ? [...breaker('voicePerHour', limits.voicePerHour, HOUR_MS), ...breaker('voicePerDay', limits.voicePerDay, DAY_MS)]
+    : [...breaker('smsPerHour', limits.smsPerHour, HOUR_MS), ...breaker('smsPerDay', limits.smsPerDay, DAY_MS)];
 }
 
 const GMAIL_DOMAINS = new Set(['gmail.com', 'googlemail.com']);

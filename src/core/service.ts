@@ -6,8 +6,7 @@
 import { generateCode, hashCode, randomToken, hashKey } from './codes.js';
 import { createAdmission } from './admission.js';
 import { createComposer } from './compose.js';
-import { deliverChain, type DeliveryContext, type Outgoing } from './delivery.js';
-import { maskDestination } from './destinations.js';
+import { createDispatcher } from './dispatch.js';
 import { OtpError } from './errors.js';
 import { createEvents, type OtpEventName, type OtpListener } from './events.js';
 import { createLineTypeGate } from './line-type.js';
@@ -17,8 +16,8 @@ import { captureContext, inSpan } from './tracing.js';
 import { createVerifier, type VerifyResult } from './verification.js';
 import type { TotpEnrollment, TotpEnrollOptions } from './methods/totp.js';
 import type { RecoveryCodeSet } from './methods/recovery.js';
-import type { Channel, ChannelChoice, Destinations, PhoneChannel, VerifyMethod } from './types.js';
-import type { Counter, Refusal, SendDecision } from '../stores/types.js';
+import type { Channel, ChannelChoice, Destinations, VerifyMethod } from './types.js';
+import type { Refusal, SendDecision } from '../stores/types.js';
 
 export type { VerifyResult } from './verification.js';
 
@@ -83,8 +82,6 @@ export interface OtpService {
 const MAX_USERNAME_LENGTH = 256;
 /** Stored for a decoy: no code's keyed hash (base64url) can equal it. */
 const DECOY_HASH = '!decoy';
-const HOUR_MS = 3_600_000;
-const DAY_MS = 86_400_000;
 
 /** The area code of a +1 number, for metrics (a few hundred values; never the number). */
 const npaOf = (target: { channel: Channel; to: string }) => (target.channel === 'email' ? '' : target.to.slice(2, 5));
@@ -95,11 +92,11 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
   const events = createEvents(config.logger);
   const composer = createComposer(config);
   const { senders } = composer;
-  const deliveryPolicy = { timeoutMs: config.deliveryTimeoutMs, retries: config.deliveryRetries };
   const admission = createAdmission({ secret, limits, cooldownSeconds: config.resendCooldownSeconds });
   const verifier = createVerifier(config, events);
   const phoneRules = { allowTypes: config.allowNumberTypes };
   const lineTypeGate = config.lookup === undefined ? undefined : createLineTypeGate({ lookup: config.lookup, store, secret, limits, events });
+  const { deliver } = createDispatcher({ config, composer, events, lineTypeGate });
   if (testDestinations !== undefined) {
     const warning = `blockid-otp: test destinations are on (${testDestinations.describe()}): sends to them deliver nothing and issue their fixed code.`;
     if (config.logger !== undefined) config.logger.warn({ event: 'otp.test_destinations' }, warning);
@@ -181,61 +178,6 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     const expiresAt = new Date(plan.code.issuedAtMs + config.ttlSeconds * 1000);
     const admitted = real === null ? [] : real.filter((_, index) => decision.targets[index] === null);
     return { expiresAt, admitted, code, test: fixed !== undefined };
-  };
-
-  /** The next fallback channel after `channel` for a phone target, within its spend breakers. */
-  const fallbackAfter = (target: Target, code: string, username: string, locale: string) => {
-    if (target.channel === 'email' || config.fallback.length === 0) return undefined;
-    const at = config.fallback.indexOf(target.channel);
-    const queue = (at === -1 ? config.fallback : config.fallback.slice(at + 1)).filter((channel) => channel !== target.channel);
-    return async (): Promise<Outgoing | null> => {
-      for (let channel = queue.shift(); channel !== undefined; channel = queue.shift()) {
-        const breakers: Counter[] = channel === 'voice'
-          ? [{ limit: 'voicePerHour', key: 'voicePerHour', points: limits.voicePerHour, windowMs: HOUR_MS, mode: 'take' }, { limit: 'voicePerDay', key: 'voicePerDay', points: limits.voicePerDay, windowMs: DAY_MS, mode: 'take' }]
-          : [{ limit: 'smsPerHour', key: 'smsPerHour', points: limits.smsPerHour, windowMs: HOUR_MS, mode: 'take' }, { limit: 'smsPerDay', key: 'smsPerDay', points: limits.smsPerDay, windowMs: DAY_MS, mode: 'take' }];
-        let refused: Refusal | null = null;
-        for (const breaker of breakers) if (refused === null && breaker.points > 0) refused = await store.consume(breaker);
-        if (refused !== null) {
-          events.emit('rate_limited', { username, limit: refused.limit, retryAfterSeconds: retryAfterSeconds(refused), channel });
-          metrics?.rateLimited(refused.limit);
-          continue;
-        }
-        return composer.compose(code, username, target, locale, channel as PhoneChannel);
-      }
-      return null;
-    };
-  };
-
-  /**
-   * Delivers an issued code to its admitted targets (each with its fallbacks), or, for test
-   * destinations, reports them sent without calling a sender. Resolves with the targets'
-   * channels that got through; never rejects.
-   */
-  const deliver = async (
-    issued: { admitted: Target[]; code: string; test: boolean },
-    username: string,
-    locale: string,
-    context: DeliveryContext & { gate: boolean },
-  ): Promise<Channel[]> => {
-    const withIp = context.ip === undefined ? {} : { ip: context.ip };
-    if (issued.test) {
-      for (const target of issued.admitted) events.emit('sent', { username, channel: target.channel, destination: maskDestination(target.to), ...withIp, test: true });
-      return issued.admitted.map((target) => target.channel);
-    }
-    const results = await Promise.all(
-      issued.admitted.map(async (target) => {
-        try {
-          // Inside the send's trace context (this runs after the reply), so the lookup span is a child of the send.
-          const gate = lineTypeGate === undefined ? undefined : () => lineTypeGate(target.to, username);
-          if (context.gate && gate !== undefined && target.channel !== 'email' && !(await (context.trace?.run(gate) ?? gate()))) return null;
-          const first = composer.compose(issued.code, username, target, locale);
-          return (await deliverChain(first, fallbackAfter(target, issued.code, username, locale), deliveryPolicy, events, context)) === null ? null : target.channel;
-        } catch {
-          return null;
-        }
-      }),
-    );
-    return results.filter((channel): channel is Channel => channel !== null);
   };
 
   const service: OtpService = {

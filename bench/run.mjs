@@ -1,22 +1,24 @@
 #!/usr/bin/env node
 /**
  * `npm run bench`: blockid-otp against plain-Express baselines and the `passwordless` package,
- * on the memory store and on Redis, plus the memory cost of pending codes.
+ * on the memory store, Redis and PostgreSQL (send and verify also with metrics on), the
+ * PostgreSQL store's sweep of expired rows under load, and the memory cost of pending codes.
  *
  * Every server runs in its own child process (bench/server.mjs); this process only drives
- * load with autocannon. Each scenario is measured right next to its baseline, for several
- * rounds that alternate which of the two goes first; every measurement is preceded by a
- * warm-up; the tables show medians. Figures go to stdout and to bench/RESULTS.md.
+ * load with autocannon. Each scenario is measured right next to its baseline (and its
+ * with-metrics twin), for several rounds that rotate which goes first; every measurement is
+ * preceded by a warm-up; the tables show medians. Figures go to stdout and to bench/RESULTS.md.
  *
- * Other processes' CPU use is measured during every run (from /proc); a pair that they
+ * Other processes' CPU use is measured during every run (from /proc); a set that they
  * disturbed is measured again, within a time budget, and the quietest attempt kept.
  *
- * Options: --quick (1 round of 2 s, for trying the bench out), --stores=memory,redis,
- * --skip-memory, --skip-peer, --worktree (bench the uncommitted src/ instead of HEAD),
- * --src=DIR (bench an experimental copy DIR/src, e.g. a proposed fix; implies --no-write),
- * --no-write (do not touch bench/RESULTS.md), --render (rewrite bench/RESULTS.md from the last
- * run's figures, e.g. after editing bench/analysis.md). BENCH_DURATION / BENCH_ROUNDS /
- * BENCH_RETRY_BUDGET (seconds) override.
+ * Options: --quick (1 round of 2 s, for trying the bench out), --stores=memory,redis,postgres,
+ * --skip-memory, --skip-peer, --skip-sweep, --worktree (bench the uncommitted src/ instead of
+ * HEAD), --src=DIR (bench an experimental copy DIR/src, e.g. a proposed fix; implies
+ * --no-write), --no-write (do not touch bench/RESULTS.md), --wait-quiet (first wait, at most
+ * 25 minutes, for a 1-minute load average under 0.6; RESULTS.md says how that went), --render
+ * (rewrite bench/RESULTS.md from the last run's figures, e.g. after editing bench/analysis.md).
+ * BENCH_DURATION / BENCH_ROUNDS / BENCH_RETRY_BUDGET (seconds) override.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -68,7 +70,7 @@ const noisy = [];
 /** A pair is measured again when other processes used more than this (at most MAX_RETRIES times, within the budget). */
 const RETRY_ABOVE = 0.25;
 const MAX_RETRIES = 2;
-let retryBudgetSeconds = Number(process.env.BENCH_RETRY_BUDGET ?? (QUICK ? 0 : 100));
+let retryBudgetSeconds = Number(process.env.BENCH_RETRY_BUDGET ?? (QUICK ? 0 : 60));
 
 function checkStatuses(label, result, expected) {
   const unexpected = Object.entries(result.statuses).filter(([code]) => Number(code) !== expected);

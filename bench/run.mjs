@@ -474,10 +474,11 @@ function ratioRow(store, name, label, rounds, target) {
 function quietLine(report) {
   const { quiet, loadAtEnd } = report;
   if (!quiet?.asked) return `Started without waiting for a quiet machine; 1-minute load average at the end: ${loadAtEnd ?? '—'}.`;
-  const waited = `${fmt(quiet.waitedSeconds / 60, 1)} min`;
+  const waited = `${fmt(quiet.waitedSeconds)} s`;
+  const bench = `the bench itself took ${fmt(report.elapsedSeconds - quiet.waitedSeconds)} s`;
   return quiet.gaveUp
-    ? `The machine did not get quiet (1-minute load average < 0.6) within 25 minutes of waiting: run anyway, at a load of ${quiet.loadAtStart}; 1-minute load at the end: ${loadAtEnd}.`
-    : `Started once the 1-minute load average was under 0.6 (${quiet.loadAtStart}, after waiting ${waited}); at the end: ${loadAtEnd}.`;
+    ? `The machine did not get quiet (1-minute load average < 0.6) within 25 minutes of waiting: run anyway, at a load of ${quiet.loadAtStart}; ${bench}; 1-minute load at the end: ${loadAtEnd} (the bench's own load included).`
+    : `Started once the 1-minute load average was under 0.6 (${quiet.loadAtStart}, after waiting ${waited}, counted in the whole run); ${bench}; 1-minute load at the end: ${loadAtEnd} (the bench's own load included).`;
 }
 
 function renderSweep(sweep, push) {

@@ -22,10 +22,7 @@ export function buildDist({ worktree = false, srcRoot: experiment } = {}) {
   if (experiment !== undefined) {
     // An experimental copy of src/ (e.g. a proposed fix under bench/.tmp), never committed figures.
     const out = path.join(TMP, 'build-experiment');
-    execFileSync('npx', ['tsup', path.join(path.resolve(experiment), 'src/index.ts'), '--no-config', '--format', 'esm', '--target', 'node20', '--out-dir', path.join(out, 'dist'), '--silent'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    tsup(path.resolve(experiment), path.join(out, 'dist'));
     return { dist: path.join(out, 'dist', 'index.js'), label: `EXPERIMENT ${experiment} (not the committed package)` };
   }
   const label = worktree ? `worktree${dirty ? ' (uncommitted changes in src/)' : ''} on ${commit}` : `commit ${commit}`;
@@ -40,15 +37,28 @@ export function buildDist({ worktree = false, srcRoot: experiment } = {}) {
     execFileSync('sh', ['-c', `git archive HEAD src | tar -x -C "${srcRoot}"`], { cwd: ROOT });
   }
   const distDir = path.join(out, 'dist');
-  execFileSync(
-    'npx',
-    ['tsup', path.join(srcRoot, 'src/index.ts'), '--no-config', '--format', 'esm', '--target', 'node20', '--out-dir', distDir, '--silent'],
-    { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  const dist = path.join(distDir, 'index.js');
-  if (!existsSync(dist)) throw new Error(`build failed: ${dist} missing`);
-  return { dist, label };
+  tsup(srcRoot, distDir);
+  return { dist: path.join(distDir, 'index.js'), label };
 }
+
+/**
+ * The entries the bench imports, built as the package's ESM build is (tsup, target node20):
+ * the main entry and the `blockid-otp/metrics` and `blockid-otp/postgres` subpaths, side by
+ * side in `distDir` (`index.js`, `metrics.js`, `postgres.js`).
+ */
+function tsup(srcRoot, distDir) {
+  const entries = ['index', 'metrics', 'postgres'].map((name) => path.join(srcRoot, 'src', `${name}.ts`));
+  execFileSync('npx', ['tsup', ...entries, '--no-config', '--format', 'esm', '--target', 'node20', '--out-dir', distDir, '--silent'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  for (const name of ['index', 'metrics', 'postgres']) {
+    if (!existsSync(path.join(distDir, `${name}.js`))) throw new Error(`build failed: ${path.join(distDir, `${name}.js`)} missing`);
+  }
+}
+
+/** A built subpath entry next to the main one: `entry(dist, 'metrics')` is blockid-otp/metrics. */
+export const entry = (dist, name) => path.join(path.dirname(dist), `${name}.js`);
 
 export function machine() {
   const cpus = os.cpus();
@@ -190,16 +200,20 @@ export function redisServerPid() {
 /**
  * One autocannon run; returns the figures the tables use. With `serverPid`, also the server's
  * CPU time per request and how much CPU everything else on the machine used meanwhile
- * (`otherCores`: other engineers' jobs make figures noisy; redis counts as ours when `withRedis`).
+ * (`otherCores`: other engineers' jobs make figures noisy; redis counts as ours when `withRedis`,
+ * and so do `extraPids`, e.g. the PostgreSQL backends serving the bench's own connections).
  */
-export async function cannon(options, { serverPid, withRedis = false } = {}) {
-  const ours = [process.pid, ...(serverPid ? [serverPid] : []), ...(withRedis && redisServerPid() ? [redisServerPid()] : [])];
+export async function cannon(options, { serverPid, withRedis = false, extraPids = [] } = {}) {
+  const storePids = [...(withRedis && redisServerPid() ? [redisServerPid()] : []), ...extraPids];
+  const ours = [process.pid, ...(serverPid ? [serverPid] : []), ...storePids];
   const startedAt = process.hrtime.bigint();
-  const before = { busy: machineBusyUs(), ours: ours.map(processCpuUs), server: serverPid ? processCpuUs(serverPid) : 0 };
+  const storeCpuUs = () => storePids.reduce((sum, pid) => sum + processCpuUs(pid), 0);
+  const before = { busy: machineBusyUs(), ours: ours.map(processCpuUs), server: serverPid ? processCpuUs(serverPid) : 0, store: storeCpuUs() };
   const result = await autocannon({ connections: 10, ...options });
   const wallUs = Number(process.hrtime.bigint() - startedAt) / 1000;
   const oursUs = ours.map(processCpuUs).reduce((sum, us, i) => sum + us - before.ours[i], 0);
   const serverUs = serverPid ? processCpuUs(serverPid) - before.server : undefined;
+  const storeUs = storePids.length > 0 ? storeCpuUs() - before.store : undefined;
   const otherCores = Math.max(0, machineBusyUs() - before.busy - oursUs) / wallUs;
   const statuses = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, { count }]) => [code, count]));
   return {
@@ -212,6 +226,8 @@ export async function cannon(options, { serverPid, withRedis = false } = {}) {
     statuses,
     serverCpuUsPerRequest: serverUs === undefined || result.requests.total === 0 ? undefined : serverUs / result.requests.total,
     serverCores: serverUs === undefined ? undefined : serverUs / wallUs,
+    /** CPU of Redis, or of the PostgreSQL processes counted as ours, per request. */
+    storeCpuUsPerRequest: storeUs === undefined || result.requests.total === 0 ? undefined : storeUs / result.requests.total,
     otherCores,
   };
 }
@@ -239,3 +255,29 @@ export async function cleanRedis(prefix) {
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The PostgreSQL server of this machine (database `test`, trust auth). */
+export const PG = { host: '127.0.0.1', port: 5432, database: 'test', user: 'postgres' };
+/** `application_name` of every connection the bench opens, so its backends can be told from other engineers'. */
+export const PG_APP = 'blockid-bench';
+
+/** A small `pg` Pool on the bench's database (the caller ends it). */
+export async function pgPool(options = {}) {
+  const { default: pg } = await import('pg');
+  const pool = new pg.Pool({ ...PG, application_name: PG_APP, max: 4, ...options });
+  pool.on('error', () => {}); // an idle client lost when the server restarts: the next query reports it
+  return pool;
+}
+
+/**
+ * The PostgreSQL processes whose CPU counts as the bench's own: the backends of connections
+ * named `PG_APP`, and the server's background processes (WAL writer, checkpointer,
+ * autovacuum...), which work mostly for the bench's writes while it runs.
+ */
+export async function postgresPids(pool) {
+  const { rows } = await pool.query(
+    "SELECT pid FROM pg_stat_activity WHERE (application_name = $1 OR backend_type <> 'client backend') AND pid <> pg_backend_pid()",
+    [PG_APP],
+  );
+  return rows.map((row) => Number(row.pid));
+}

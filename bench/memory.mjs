@@ -19,12 +19,27 @@ async function heap() {
   return process.memoryUsage().heapUsed;
 }
 
-/** Strings of the sizes the core hands the store: a 27-char key, 43-char hashes. */
+/** Strings of the sizes the core hands the store: 27-char keys (username, session binding), a 43-char code hash. */
 const token = (length) => randomBytes(Math.ceil((length * 3) / 4)).toString('base64url').slice(0, length);
 
-async function issueMany(store, { ttlMs, cooldownMs }) {
+/**
+ * The store alone: `COUNT` admitted send plans as an HTTP send from a new session makes them
+ * (a new username, its session's slot, a resend cooldown), with no quota counters, so what
+ * stays is one code record and one cooldown marker per send.
+ */
+async function sendPlans(store, { ttlMs, cooldownMs }) {
   for (let i = 0; i < COUNT; i++) {
-    await store.issue(token(27), { hash: token(43), binding: token(43) }, { ttlMs, cooldownMs });
+    const decision = await store.send({
+      user: token(27),
+      space: 'user',
+      slot: token(27),
+      cooldownMs,
+      perUser: null,
+      request: [],
+      targets: [],
+      code: { hash: token(43), ttlMs, issuedAtMs: Date.now() },
+    });
+    if (!decision.ok) throw new Error(`send plan refused: ${JSON.stringify(decision)}`);
   }
 }
 
@@ -67,7 +82,7 @@ const report = { count: COUNT, sweeps: [] };
 {
   const store = dist.memoryStore();
   const before = await heap();
-  await issueMany(store, { ttlMs: 300_000, cooldownMs: 30_000 });
+  await sendPlans(store, { ttlMs: 300_000, cooldownMs: 30_000 });
   const after = await heap();
   report.storeOnly = { bytes: after - before, perCode: (after - before) / COUNT };
   await store.close();
@@ -90,7 +105,7 @@ for (const [label, sweepIntervalMs] of [
 ]) {
   const store = dist.memoryStore({ sweepIntervalMs });
   const before = await heap();
-  await issueMany(store, { ttlMs: 1000, cooldownMs: 1000 });
+  await sendPlans(store, { ttlMs: 1000, cooldownMs: 1000 });
   const afterSends = await heap();
   const waitedMs = 2000;
   await sleep(waitedMs);

@@ -4,13 +4,14 @@
  * autocannon, and writes the top functions by self time (samples taken during the load only,
  * set-up cut out) to bench/PROFILE.md. The raw .cpuprofile files stay in bench/.tmp/prof.
  *
- *   node bench/profile.mjs [--stores=memory,redis] [--scenarios=send,verify,guard] [--seconds=10] [--worktree]
- *   (--resummarize: rewrite PROFILE.md from the profiles already in bench/.tmp/prof;
+ *   node bench/profile.mjs [--stores=memory,redis,postgres] [--scenarios=send,verify,guard] [--seconds=10] [--worktree] [--metrics]
+ *   (--out=FILE: write there instead of bench/PROFILE.md;
+ *    --resummarize: rewrite PROFILE.md from the profiles already in bench/.tmp/prof;
  *    --src=DIR: profile an experimental copy DIR/src instead of HEAD)
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { BENCH_DIR, TMP, buildDist, cannon, cleanRedis, machine, startServer } from './lib.mjs';
+import { BENCH_DIR, TMP, buildDist, cannon, cleanRedis, machine, pgPool, postgresPids, startServer } from './lib.mjs';
 import { baselineSessions, cyclingVerifySpec, getSpec, pendingCodeUsers, uniqueSendSpec, verifiedCookie } from './scenarios.mjs';
 
 const argv = process.argv.slice(2);
@@ -20,6 +21,10 @@ const SCENARIOS = option('scenarios', 'send,verify').split(',');
 const SECONDS = Number(option('seconds', '10'));
 const TOP = 25;
 const PREFIX = `blockid-bench:profile-${process.pid}:`;
+const PG_SCHEMA = `blockid_profile_${process.pid}`;
+/** --metrics: the blockid-otp server gets prometheusMetrics({ registry: new Registry() }). */
+const METRICS = argv.includes('--metrics');
+let pgAdmin;
 
 const mark = (server) =>
   new Promise((resolve) => {
@@ -44,7 +49,8 @@ async function profileRun(label, config, prepare) {
     const spec = await prepare(server.url);
     await cannon({ url: spec.url, requests: spec.requests, headers: spec.headers, duration: 2 }); // warm-up
     const from = await mark(server);
-    result = await cannon({ url: spec.url, requests: spec.requests, headers: spec.headers, duration: SECONDS }, { serverPid: server.child.pid, withRedis: config.store === 'redis' });
+    const extraPids = config.store === 'postgres' ? await postgresPids(pgAdmin) : [];
+    result = await cannon({ url: spec.url, requests: spec.requests, headers: spec.headers, duration: SECONDS }, { serverPid: server.child.pid, withRedis: config.store === 'redis', extraPids });
     const to = await mark(server);
     window = { from, to };
   } finally {
@@ -139,6 +145,10 @@ function diffTable(a, b, heading, limit, format = (k) => k) {
 }
 
 async function main() {
+  if (STORES.includes('postgres')) {
+    pgAdmin = await pgPool({ max: 2 });
+    await pgAdmin.query(`CREATE SCHEMA IF NOT EXISTS ${PG_SCHEMA}`);
+  }
   const { dist, label: build } = buildDist({ worktree: argv.includes('--worktree'), srcRoot: option('src', undefined) });
   const info = machine();
   const sections = [];
@@ -146,14 +156,15 @@ async function main() {
     for (const scenario of SCENARIOS) {
       const prefix = `${PREFIX}${store}-${scenario}:`;
       const runs = [];
-      const otpConfig = { name: `profile ${store} ${scenario}`, kind: 'otp', guard: true, dist, store, prefix };
-      const baseConfig = { name: `profile ${store} baseline`, kind: scenario === 'guard' ? 'otp' : 'baseline', guard: false, dist, store, prefix: `${prefix}b:` };
+      const pg = (tag) => (store === 'postgres' ? { pgSchema: PG_SCHEMA, tablePrefix: `${scenario}_${tag}_` } : {});
+      const otpConfig = { name: `profile ${store} ${scenario}`, kind: 'otp', guard: true, metrics: METRICS, dist, store, prefix, ...pg('a') };
+      const baseConfig = { name: `profile ${store} baseline`, kind: scenario === 'guard' ? 'otp' : 'baseline', guard: false, dist, store, prefix: `${prefix}b:`, ...pg('b') };
       if (scenario === 'send') {
         runs.push(['blockid-otp POST /otp/send', otpConfig, async (url) => uniqueSendSpec(url, '/otp/send', 'profile')]);
         runs.push(['baseline POST /write', baseConfig, async (url) => uniqueSendSpec(url, '/write', 'profile')]);
       } else if (scenario === 'verify') {
-        runs.push(['blockid-otp POST /otp/verify (wrong code)', otpConfig, async (url) => cyclingVerifySpec(url, '/otp/verify', await pendingCodeUsers(url, { count: 8000, tag: 'p' }))]);
-        runs.push(['baseline POST /write (existing sessions)', baseConfig, async (url) => cyclingVerifySpec(url, '/write', await baselineSessions(url, { count: 8000, tag: 'p' }))]);
+        runs.push(['blockid-otp POST /otp/verify (wrong code)', otpConfig, async (url) => cyclingVerifySpec(url, '/otp/verify', await pendingCodeUsers(url, { count: 8000, tag: 'p', concurrency: 10 }))]);
+        runs.push(['baseline POST /write (existing sessions)', baseConfig, async (url) => cyclingVerifySpec(url, '/write', await baselineSessions(url, { count: 8000, tag: 'p', concurrency: 10 }))]);
       } else if (scenario === 'guard') {
         runs.push(['blockid-otp requireOtp() GET /data', otpConfig, async (url) => getSpec(url, '/data', await verifiedCookie(url, 'bench.user'))]);
         runs.push(['unguarded GET /data', baseConfig, async (url) => getSpec(url, '/data', await verifiedCookie(url, 'bench.user'))]);
@@ -181,7 +192,7 @@ async function main() {
         table([...ours.summary.self].sort((a, b) => b[1] - a[1]).slice(0, TOP), ours.summary.total, ours.result.total, `scenario: top ${TOP} functions by self time`),
         '',
         table(
-          [...ours.summary.inclusive].filter(([k]) => k.includes('blockid-otp index.js')).sort((a, b) => b[1] - a[1]).slice(0, 20),
+          [...ours.summary.inclusive].filter(([k]) => k.includes('\u0000blockid-otp ')).sort((a, b) => b[1] - a[1]).slice(0, 20),
           ours.summary.total,
           ours.result.total,
           'scenario: blockid-otp functions by inclusive time (callees included; an async caller counts its callees only up to their first await)',
@@ -197,17 +208,28 @@ async function main() {
     `Generated by \`node bench/profile.mjs\` on ${info.date}: ${info.cpus} × ${info.model}, Node ${info.node}, blockid-otp built from ${build}.`,
     `Each server runs alone under \`node --cpu-prof\` (1 ms sampling), ${SECONDS} s of autocannon load (10 connections) after a 2 s warm-up;`,
     'only the samples taken during the measured load are counted (set-up and warm-up are cut out by timestamp). Raw profiles: bench/.tmp/prof/ (not committed).',
-    '"Self" time is spent in the function itself; "inclusive" adds its callees. `blockid-otp index.js:N` is a line of the tsup bundle.',
+    '"Self" time is spent in the function itself; "inclusive" adds its callees. `blockid-otp chunk-….js:N` / `index.js:N` is a line of the tsup bundle.',
     '',
     ...sections,
   ].join('\n');
   const experiment = option('src', undefined) !== undefined;
-  writeFileSync(experiment ? path.join(TMP, 'PROFILE-experiment.md') : path.join(BENCH_DIR, 'PROFILE.md'), `${markdown}\n`);
+  const out = option('out', undefined) ?? (experiment ? path.join(TMP, 'PROFILE-experiment.md') : path.join(BENCH_DIR, 'PROFILE.md'));
+  writeFileSync(out, `${markdown}\n`);
   console.log(markdown);
 }
 
-main().catch(async (error) => {
-  console.error(error);
-  await cleanRedis(PREFIX).catch(() => undefined);
-  process.exit(1);
-});
+async function dropSchema() {
+  if (pgAdmin === undefined) return;
+  await pgAdmin.query(`DROP SCHEMA IF EXISTS ${PG_SCHEMA} CASCADE`).catch(() => undefined);
+  await pgAdmin.end();
+  pgAdmin = undefined;
+}
+
+main()
+  .then(dropSchema)
+  .catch(async (error) => {
+    console.error(error);
+    await cleanRedis(PREFIX).catch(() => undefined);
+    await dropSchema();
+    process.exit(1);
+  });

@@ -1,27 +1,30 @@
 #!/usr/bin/env node
 /**
  * `npm run bench`: blockid-otp against plain-Express baselines and the `passwordless` package,
- * on the memory store and on Redis, plus the memory cost of pending codes.
+ * on the memory store, Redis and PostgreSQL (send and verify also with metrics on), the
+ * PostgreSQL store's sweep of expired rows under load, and the memory cost of pending codes.
  *
  * Every server runs in its own child process (bench/server.mjs); this process only drives
- * load with autocannon. Each scenario is measured right next to its baseline, for several
- * rounds that alternate which of the two goes first; every measurement is preceded by a
- * warm-up; the tables show medians. Figures go to stdout and to bench/RESULTS.md.
+ * load with autocannon. Each scenario is measured right next to its baseline (and its
+ * with-metrics twin), for several rounds that rotate which goes first; every measurement is
+ * preceded by a warm-up; the tables show medians. Figures go to stdout and to bench/RESULTS.md.
  *
- * Other processes' CPU use is measured during every run (from /proc); a pair that they
+ * Other processes' CPU use is measured during every run (from /proc); a set that they
  * disturbed is measured again, within a time budget, and the quietest attempt kept.
  *
- * Options: --quick (1 round of 2 s, for trying the bench out), --stores=memory,redis,
- * --skip-memory, --skip-peer, --worktree (bench the uncommitted src/ instead of HEAD),
- * --src=DIR (bench an experimental copy DIR/src, e.g. a proposed fix; implies --no-write),
- * --no-write (do not touch bench/RESULTS.md), --render (rewrite bench/RESULTS.md from the last
- * run's figures, e.g. after editing bench/analysis.md). BENCH_DURATION / BENCH_ROUNDS /
- * BENCH_RETRY_BUDGET (seconds) override.
+ * Options: --quick (1 round of 2 s, for trying the bench out), --stores=memory,redis,postgres,
+ * --skip-memory, --skip-peer, --skip-sweep, --worktree (bench the uncommitted src/ instead of
+ * HEAD), --src=DIR (bench an experimental copy DIR/src, e.g. a proposed fix; implies
+ * --no-write), --no-write (do not touch bench/RESULTS.md), --wait-quiet (first wait, at most
+ * 25 minutes, for a 1-minute load average under 0.6; RESULTS.md says how that went), --render
+ * (rewrite bench/RESULTS.md from the last run's figures, e.g. after editing bench/analysis.md).
+ * BENCH_DURATION / BENCH_ROUNDS / BENCH_RETRY_BUDGET (seconds) override.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
+import autocannon from 'autocannon';
 import path from 'node:path';
-import { BENCH_DIR, buildDist, cannon, cleanRedis, machine, median, request, sleep, startServer } from './lib.mjs';
+import { BENCH_DIR, buildDist, cannon, cleanRedis, machine, median, pgPool, postgresPids, request, sleep, startServer } from './lib.mjs';
 import { baselineSessions, cyclingVerifySpec, getSpec, pendingCodeUsers, uniqueSendSpec, verifiedCookie } from './scenarios.mjs';
 
 const args = new Set(process.argv.slice(2));
@@ -33,20 +36,26 @@ const WARMUP_FIRST = QUICK ? 1 : 2;
 const WARMUP = 1;
 const CONNECTIONS = 10;
 const VERIFY_USERS = QUICK ? 4000 : 20_000;
+/** Fewer on PostgreSQL, where setting them up takes longer; its slower verifies need fewer. */
+const PG_VERIFY_USERS = QUICK ? 2000 : 10_000;
+/** One schema per run for the PostgreSQL store's tables and the sessions, dropped at the end. */
+const PG_SCHEMA = `blockid_bench_${process.pid}_${Date.now()}`;
 const MAX_ATTEMPTS = 10;
 const PEER_USERS = { memorystore: 10, hmac: 2000 };
-const STORES = (option('stores') ?? 'memory,redis').split(',');
+const STORES = (option('stores') ?? 'memory,redis,postgres').split(',');
 const RUN_PREFIX = `blockid-bench:${process.pid}-${Date.now()}:`;
 const started = Date.now();
 
 const log = (...parts) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s]`, ...parts);
 
 /** Warm-up, then the measured run; `spec` is an autocannon options object (plus bench-only helpers). */
-async function measure(server, spec, round, withRedis = false) {
+async function measure(server, spec, round, { withRedis = false, ourPids } = {}) {
   const { url, requests, headers } = spec;
   const options = { url, connections: CONNECTIONS, ...(requests && { requests }), ...(headers && { headers }) };
   await cannon({ ...options, duration: round === 0 ? WARMUP_FIRST : WARMUP });
-  const result = await cannon({ ...options, duration: DURATION }, { serverPid: server.child.pid, withRedis });
+  // Looked up after the warm-up, once the server's pool has opened its connections.
+  const extraPids = ourPids ? await ourPids() : [];
+  const result = await cannon({ ...options, duration: DURATION }, { serverPid: server.child.pid, withRedis, extraPids });
   result.label = spec.label;
   return result;
 }
@@ -61,7 +70,7 @@ const noisy = [];
 /** A pair is measured again when other processes used more than this (at most MAX_RETRIES times, within the budget). */
 const RETRY_ABOVE = 0.25;
 const MAX_RETRIES = 2;
-let retryBudgetSeconds = Number(process.env.BENCH_RETRY_BUDGET ?? (QUICK ? 0 : 100));
+let retryBudgetSeconds = Number(process.env.BENCH_RETRY_BUDGET ?? (QUICK ? 0 : 60));
 
 function checkStatuses(label, result, expected) {
   const unexpected = Object.entries(result.statuses).filter(([code]) => Number(code) !== expected);
@@ -72,98 +81,148 @@ function checkStatuses(label, result, expected) {
 
 const fmt = (value, digits = 0) => (value === undefined || Number.isNaN(value) ? '—' : value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
 
-/** One store: three pairs (guard, send, verify), ROUNDS rounds; the peer rides along on memory. */
+/**
+ * Measures a set of variants (a scenario, its baseline, and e.g. the scenario with metrics)
+ * back to back, each after its warm-up; the order rotates with the round, so each variant goes
+ * first once in three rounds. A set disturbed by other processes is measured again (within a
+ * fixed time budget) and the quietest attempt kept.
+ */
+async function measureSet(store, name, round, variants, ourPids) {
+  const keys = Object.keys(variants);
+  const order = keys.map((_, i) => keys[(i + round) % keys.length]);
+  let out;
+  for (let attempt = 0; ; attempt++) {
+    const tried = {};
+    for (const which of order) {
+      const { server, spec, expected } = variants[which];
+      tried[which] = await measure(server, { ...spec(), label: `${store} round ${round + 1} ${name} ${which}` }, round, { withRedis: store === 'redis', ourPids });
+      checkStatuses(`${store} ${name} ${which}`, tried[which], expected);
+    }
+    tried.noise = Math.max(...keys.map((key) => tried[key].otherCores));
+    if (out === undefined || tried.noise < out.noise) out = { ...tried, attempts: attempt + 1 };
+    const cost = keys.length * (DURATION + WARMUP) + 1;
+    if (out.noise <= RETRY_ABOVE || attempt >= MAX_RETRIES || retryBudgetSeconds < cost) break;
+    retryBudgetSeconds -= cost;
+    log(`  ${store} ${name}: other processes used ${fmt(tried.noise, 2)} cores; measuring the set again`);
+  }
+  for (const key of keys) noteNoise(out[key]);
+  out.ratio = out.scenario.rps / out.baseline.rps;
+  out.cpuRatio = out.baseline.serverCpuUsPerRequest / out.scenario.serverCpuUsPerRequest;
+  if (out.metrics) {
+    out.metricsRatio = out.metrics.rps / out.baseline.rps;
+    out.metricsCpuRatio = out.baseline.serverCpuUsPerRequest / out.metrics.serverCpuUsPerRequest;
+    // The direct figure: with metrics ÷ without, both measured in this set.
+    out.metricsCost = out.metrics.rps / out.scenario.rps;
+  }
+  log(
+    `${store} round ${round + 1} ${name}: ${fmt(out.scenario.rps)} vs ${fmt(out.baseline.rps)} req/s = ${fmt(out.ratio, 3)}x` +
+      (out.metrics ? `; with metrics ${fmt(out.metrics.rps)} req/s = ${fmt(out.metricsRatio, 3)}x (${fmt(out.metricsCost, 3)} of without)` : '') +
+      `; server CPU ${keys.map((key) => fmt(out[key].serverCpuUsPerRequest)).join(' / ')} µs/req (${keys.join(' / ')})` +
+      (out.scenario.storeCpuUsPerRequest === undefined ? '; ' : `, store CPU ${keys.map((key) => fmt(out[key].storeCpuUsPerRequest)).join(' / ')}; `) +
+      `others used ${keys.map((key) => fmt(out[key].otherCores, 2)).join(' / ')} cores` +
+      (out.attempts > 1 ? ` (quietest of ${out.attempts} attempts)` : ''),
+  );
+  return out;
+}
+
+/**
+ * One store, ROUNDS rounds of: guard (not on PostgreSQL: the guard reads only the session),
+ * send and verify, each against its baseline; on memory and Redis also send and verify with
+ * metrics. The peer rides along on memory (first round only).
+ */
 async function benchStore(dist, store, withPeer) {
   const prefix = `${RUN_PREFIX}${store}:`;
+  const postgres = store === 'postgres';
+  const withGuard = !postgres;
+  const withMetrics = !postgres;
+  const verifyUsers = postgres ? PG_VERIFY_USERS : VERIFY_USERS;
+  // PostgreSQL: one schema for the whole run, each server under its own table prefix.
+  const server = (name, tag, config) =>
+    startServer({ name: `${store}/${name}`, dist, store, prefix: `${prefix}${tag}:`, ...config, ...(postgres && { pgSchema: PG_SCHEMA, tablePrefix: `${tag}_` }) });
+  let pgAdmin;
+  if (postgres) {
+    pgAdmin = await pgPool({ max: 2 });
+    await pgAdmin.query(`CREATE SCHEMA IF NOT EXISTS ${PG_SCHEMA}`);
+  }
+  const ourPids = postgres ? () => postgresPids(pgAdmin) : undefined;
   log(`${store}: starting servers`);
   // The guard pair gets two servers of its own, alike but for requireOtp(), so neither carries the
   // sessions and codes that the send and verify scenarios pile up (a bigger heap costs GC time).
-  const guarded = await startServer({ name: `${store}/otp-guarded`, kind: 'otp', guard: true, dist, store, prefix: `${prefix}a:` });
-  const open = await startServer({ name: `${store}/otp-unguarded`, kind: 'otp', guard: false, dist, store, prefix: `${prefix}b:` });
-  const flows = await startServer({ name: `${store}/otp`, kind: 'otp', guard: true, dist, store, prefix: `${prefix}c:` });
-  const baseline = await startServer({ name: `${store}/baseline`, kind: 'baseline', store, prefix: `${prefix}d:` });
+  const guarded = withGuard ? await server('otp-guarded', 'a', { kind: 'otp', guard: true }) : undefined;
+  const open = withGuard ? await server('otp-unguarded', 'b', { kind: 'otp', guard: false }) : undefined;
+  const flows = await server('otp', 'c', { kind: 'otp', guard: true });
+  const baseline = await server('baseline', 'd', { kind: 'baseline' });
+  const metered = withMetrics ? await server('otp-metrics', 'm', { kind: 'otp', guard: true, metrics: true }) : undefined;
   const peers = withPeer
     ? {
         memorystore: await startServer({ name: 'passwordless/memorystore', kind: 'passwordless', tokenStore: 'memorystore', store: 'memory' }),
         hmac: await startServer({ name: 'passwordless/hmac', kind: 'passwordless', tokenStore: 'hmac', store: 'memory' }),
       }
     : undefined;
-  const servers = [guarded, open, flows, baseline, ...Object.values(peers ?? {})];
+  const servers = [guarded, open, flows, baseline, metered, ...Object.values(peers ?? {})].filter(Boolean);
 
   try {
-    log(`${store}: verified sessions, ${VERIFY_USERS} users with a pending code, ${VERIFY_USERS} baseline sessions`);
-    const guardedCookie = await verifiedCookie(guarded.url, 'bench.user');
-    const openCookie = await verifiedCookie(open.url, 'bench.user');
-    const verifyUsers = await pendingCodeUsers(flows.url, { count: VERIFY_USERS, tag: store });
-    const baselineUsers = await baselineSessions(baseline.url, { count: VERIFY_USERS, tag: store });
-    const verifySpec = cyclingVerifySpec(flows.url, '/otp/verify', verifyUsers, { budget: MAX_ATTEMPTS });
-    const baselineVerifySpec = cyclingVerifySpec(baseline.url, '/write', baselineUsers);
+    log(`${store}: ${withGuard ? 'verified sessions, ' : ''}${verifyUsers} users with a pending code${withMetrics ? ' (twice: with and without metrics)' : ''}, ${verifyUsers} baseline sessions`);
+    const guardedCookie = withGuard ? await verifiedCookie(guarded.url, 'bench.user') : undefined;
+    const openCookie = withGuard ? await verifiedCookie(open.url, 'bench.user') : undefined;
+    // As many requests in flight as the load has (more would only queue for PostgreSQL's per-IP counter row).
+    const concurrency = postgres ? CONNECTIONS : 32;
+    const verifySpec = cyclingVerifySpec(flows.url, '/otp/verify', await pendingCodeUsers(flows.url, { count: verifyUsers, tag: store, concurrency }), { budget: MAX_ATTEMPTS });
+    const meteredVerifySpec = withMetrics
+      ? cyclingVerifySpec(metered.url, '/otp/verify', await pendingCodeUsers(metered.url, { count: verifyUsers, tag: store, concurrency }), { budget: MAX_ATTEMPTS })
+      : undefined;
+    const baselineVerifySpec = cyclingVerifySpec(baseline.url, '/write', await baselineSessions(baseline.url, { count: verifyUsers, tag: store, concurrency }));
     const peerVerify = {};
     if (peers) {
-      for (const [name, server] of Object.entries(peers)) {
+      for (const [name, peerServer] of Object.entries(peers)) {
         log(`${store}: ${PEER_USERS[name]} passwordless (${name}) users with a pending token`);
-        const users = await pendingCodeUsers(server.url, { count: PEER_USERS[name], tag: `pl-${name}`, path: '/pl/send', concurrency: 10 });
-        peerVerify[name] = cyclingVerifySpec(server.url, '/pl/verify', users);
+        const users = await pendingCodeUsers(peerServer.url, { count: PEER_USERS[name], tag: `pl-${name}`, path: '/pl/send', concurrency: 10 });
+        peerVerify[name] = cyclingVerifySpec(peerServer.url, '/pl/verify', users);
       }
     }
+    const verifiers = [[flows, verifySpec], ...(withMetrics ? [[metered, meteredVerifySpec]] : [])];
 
     const rounds = [];
     for (let round = 0; round < ROUNDS; round++) {
-      const scenarioFirst = round % 2 === 0;
-      const pair = async (name, scenario, base) => {
-        const order = scenarioFirst ? ['scenario', 'baseline'] : ['baseline', 'scenario'];
-        let out;
-        // Other engineers' jobs share these 2 cores: a pair disturbed by them is measured again
-        // (within a fixed time budget) and the quietest attempt kept.
-        for (let attempt = 0; ; attempt++) {
-          const tried = { attempts: attempt + 1 };
-          for (const which of order) {
-            const { server, spec, expected } = which === 'scenario' ? scenario : base;
-            tried[which] = await measure(server, { ...spec(), label: `${store} round ${round + 1} ${name} ${which}` }, round, store === 'redis');
-            checkStatuses(`${store} ${name} ${which}`, tried[which], expected);
-          }
-          tried.noise = Math.max(tried.scenario.otherCores, tried.baseline.otherCores);
-          if (out === undefined || tried.noise < out.noise) out = { ...tried, attempts: attempt + 1 };
-          const cost = 2 * (DURATION + WARMUP) + 1;
-          if (out.noise <= RETRY_ABOVE || attempt >= MAX_RETRIES || retryBudgetSeconds < cost) break;
-          retryBudgetSeconds -= cost;
-          log(`  ${store} ${name}: other processes used ${fmt(tried.noise, 2)} cores; measuring the pair again`);
-        }
-        noteNoise(out.scenario);
-        noteNoise(out.baseline);
-        out.ratio = out.scenario.rps / out.baseline.rps;
-        out.cpuRatio = out.baseline.serverCpuUsPerRequest / out.scenario.serverCpuUsPerRequest;
-        log(
-          `${store} round ${round + 1} ${name}: ${fmt(out.scenario.rps)} vs ${fmt(out.baseline.rps)} req/s = ${fmt(out.ratio, 3)}x; ` +
-            `server CPU ${fmt(out.scenario.serverCpuUsPerRequest)} vs ${fmt(out.baseline.serverCpuUsPerRequest)} µs/req; ` +
-            `others used ${fmt(out.scenario.otherCores, 2)} / ${fmt(out.baseline.otherCores, 2)} cores` +
-            (out.attempts > 1 ? ` (quietest of ${out.attempts} attempts)` : ''),
-        );
-        return out;
-      };
       const result = {};
-      result.guard = await pair(
-        'guard',
-        { server: guarded, spec: () => getSpec(guarded.url, '/data', guardedCookie), expected: 200 },
-        { server: open, spec: () => getSpec(open.url, '/data', openCookie), expected: 200 },
-      );
-      result.send = await pair(
-        'send',
-        { server: flows, spec: () => uniqueSendSpec(flows.url, '/otp/send', `${store}-${round}`), expected: 202 },
-        { server: baseline, spec: () => uniqueSendSpec(baseline.url, '/write', `${store}-${round}`), expected: 202 },
-      );
-      await request(`${flows.url}/__bench/stats/reset`, { method: 'POST' });
-      result.verify = await pair(
-        'verify',
-        { server: flows, spec: () => verifySpec, expected: 401 },
-        { server: baseline, spec: () => baselineVerifySpec, expected: 202 },
-      );
-      result.verifyOutcomes = (await request(`${flows.url}/__bench/stats`)).body.failed;
-      if (verifySpec.exhausted()) log(`  ! ${store}: the verify cycle went past ${MAX_ATTEMPTS} guesses per user`);
-      if (Object.keys(result.verifyOutcomes).some((reason) => reason !== 'wrong_code')) {
-        log(`  ! ${store}: verify outcomes other than wrong_code: ${JSON.stringify(result.verifyOutcomes)}`);
+      if (withGuard) {
+        result.guard = await measureSet(store, 'guard', round, {
+          scenario: { server: guarded, spec: () => getSpec(guarded.url, '/data', guardedCookie), expected: 200 },
+          baseline: { server: open, spec: () => getSpec(open.url, '/data', openCookie), expected: 200 },
+        });
       }
-      if (peers) {
+      const sendTag = `${store}-${round}`;
+      result.send = await measureSet(
+        store,
+        'send',
+        round,
+        {
+          scenario: { server: flows, spec: () => uniqueSendSpec(flows.url, '/otp/send', sendTag), expected: 202 },
+          ...(withMetrics && { metrics: { server: metered, spec: () => uniqueSendSpec(metered.url, '/otp/send', sendTag), expected: 202 } }),
+          baseline: { server: baseline, spec: () => uniqueSendSpec(baseline.url, '/write', sendTag), expected: 202 },
+        },
+        ourPids,
+      );
+      for (const [verifier] of verifiers) await request(`${verifier.url}/__bench/stats/reset`, { method: 'POST' });
+      result.verify = await measureSet(
+        store,
+        'verify',
+        round,
+        {
+          scenario: { server: flows, spec: () => verifySpec, expected: 401 },
+          ...(withMetrics && { metrics: { server: metered, spec: () => meteredVerifySpec, expected: 401 } }),
+          baseline: { server: baseline, spec: () => baselineVerifySpec, expected: 202 },
+        },
+        ourPids,
+      );
+      result.verifyOutcomes = [];
+      for (const [verifier, spec] of verifiers) {
+        const outcomes = (await request(`${verifier.url}/__bench/stats`)).body.failed;
+        result.verifyOutcomes.push(outcomes);
+        if (spec.exhausted()) log(`  ! ${store}: the verify cycle went past ${MAX_ATTEMPTS} guesses per user`);
+        if (Object.keys(outcomes).some((reason) => reason !== 'wrong_code')) log(`  ! ${store}: verify outcomes other than wrong_code: ${JSON.stringify(outcomes)}`);
+      }
+      if (peers && round === 0) {
         result.peer = {};
         for (const name of Object.keys(peers)) {
           const send = await measure(peers[name], { ...uniqueSendSpec(peers[name].url, '/pl/send', `pl-${name}-${round}`), label: `passwordless ${name} request` }, round);
@@ -178,10 +237,11 @@ async function benchStore(dist, store, withPeer) {
       }
       rounds.push(result);
     }
-    return { rounds, verifyUsed: verifySpec.used(), verifyUsers: VERIFY_USERS };
+    return { rounds, verifyUsed: verifiers.map(([, spec]) => spec.used()), verifyUsers };
   } finally {
-    await Promise.all(servers.map((server) => server.stop()));
+    await Promise.all(servers.map((s) => s.stop()));
     if (store === 'redis') log(`redis: removed ${await cleanRedis(prefix)} bench keys`);
+    await pgAdmin?.end();
   }
 }
 
@@ -246,6 +306,153 @@ async function floodBench(dist, { label, otp = {}, defaultOptions = false, memor
   }
 }
 
+/** Percentile `p` (0..100) of `values` (nearest rank); undefined for none. */
+function percentile(values, p) {
+  if (values.length === 0) return undefined;
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/** autocannon with every response's time kept (ms since start, latency ms, status); `stop()` ends it early. */
+function tracedLoad(options) {
+  const samples = [];
+  const t0 = performance.now();
+  let instance;
+  const done = new Promise((resolve, reject) => {
+    instance = autocannon({ connections: CONNECTIONS, ...options }, (error, result) => (error ? reject(error) : resolve(result)));
+  });
+  instance.on('response', (_client, status, _bytes, latencyMs) => samples.push([performance.now() - t0, latencyMs, status]));
+  return { t0, samples, done, stop: () => instance.stop() };
+}
+
+/** The expired rows the sweep scenario writes, by table (100,000 in all), as expired sends leave them. */
+const SWEEP_ROWS = QUICK ? { slots: 8000, users: 4000, counters: 8000 } : { slots: 40_000, users: 20_000, counters: 40_000 };
+const SWEEP_INTERVAL_MS = 1000;
+
+/**
+ * PostgreSQL: expired rows are removed by the store's own bounded sweep (its timer, default
+ * sweepBatchSize) while sends keep answering. One server whose store sweeps every second; sends
+ * run throughout; after a quiet stretch the bench writes the expired rows with one INSERT per
+ * table (one transaction), then counts what is left every 250 ms until nothing is.
+ */
+async function sweepBench(dist) {
+  const admin = await pgPool({ max: 2 });
+  const tablePrefix = 's_';
+  const table = (name) => `${PG_SCHEMA}.${tablePrefix}${name}`;
+  const server = await startServer({
+    name: 'postgres/sweep', kind: 'otp', guard: false, dist, store: 'postgres', prefix: `${RUN_PREFIX}sweep:`,
+    pgSchema: PG_SCHEMA, tablePrefix, sweepIntervalMs: SWEEP_INTERVAL_MS,
+  });
+  const expiredSql = `SELECT ${Object.keys(SWEEP_ROWS).map((name) => `(SELECT count(*) FROM ${table(name)} WHERE expires_at < now())`).join(' + ')} AS n`;
+  const liveSlotsSql = `SELECT count(*) AS n FROM ${table('slots')} WHERE expires_at >= now()`;
+  // Keys shaped like the core's (27 base64url-ish characters), expired between 1 minute and 1 hour ago.
+  const ago = "now() - (60 + random() * 3540) * interval '1 second'";
+  const insertSql = `BEGIN;
+INSERT INTO ${table('slots')} (user_key, space, slot, code_hash, attempts, issued_at_ms, code_until, cooldown_until, expires_at)
+  SELECT left(md5('u' || i), 27), 'user', left(md5('s' || i), 27), md5('h' || i) || left(md5('x' || i), 11), 0, 0, e, e, e
+  FROM (SELECT i, ${ago} AS e FROM generate_series(1, ${SWEEP_ROWS.slots}) i) g;
+INSERT INTO ${table('users')} (user_key, space, sends, sends_until, expires_at)
+  SELECT left(md5('u' || i), 27), 'user', 1, e, e FROM (SELECT i, ${ago} AS e FROM generate_series(1, ${SWEEP_ROWS.users}) i) g;
+INSERT INTO ${table('counters')} (key, hits, expires_at)
+  SELECT 'dest:' || left(md5('c' || i), 27), 1, ${ago} FROM generate_series(1, ${SWEEP_ROWS.counters}) i;
+COMMIT;`;
+  const total = Object.values(SWEEP_ROWS).reduce((a, b) => a + b, 0);
+  const QUIET_MS = QUICK ? 2000 : 4000;
+  const MAX_MS = 60_000;
+  const now = () => performance.now();
+  try {
+    const load = tracedLoad({ url: server.url, requests: uniqueSendSpec(server.url, '/otp/send', 'sweep').requests, duration: MAX_MS / 1000 + QUIET_MS / 1000 + 10 });
+    const at = (t) => t - load.t0;
+    await sleep(QUIET_MS);
+    const insertStart = at(now());
+    await admin.query(insertSql);
+    const committed = at(now());
+    log(`postgres sweep: ${total.toLocaleString('en-US')} expired rows written in ${fmt(committed - insertStart)} ms`);
+    const remaining = [];
+    let gone;
+    while (at(now()) - committed < MAX_MS) {
+      const { rows } = await admin.query(expiredSql);
+      const left = Number(rows[0].n);
+      remaining.push([at(now()), left]);
+      if (left === 0) {
+        gone = at(now());
+        break;
+      }
+      await sleep(250);
+    }
+    await sleep(QUIET_MS);
+    const end = at(now());
+    load.stop();
+    const result = await load.done;
+    const window = (from, to) => {
+      const inside = load.samples.filter(([t]) => t >= from && t < to);
+      const latencies = inside.map(([, ms]) => ms);
+      const statuses = {};
+      for (const [, , status] of inside) statuses[status] = (statuses[status] ?? 0) + 1;
+      return { from, to, requests: inside.length, rps: inside.length / ((to - from) / 1000), p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: percentile(latencies, 100), statuses };
+    };
+    const sweepEnd = gone ?? end;
+    // One second of steady load is left out at the start (connections opening).
+    const phases = {
+      before: window(1000, insertStart),
+      insert: window(insertStart, committed),
+      sweep: window(committed, sweepEnd),
+      after: window(sweepEnd, end),
+    };
+    const timeline = [];
+    for (let t = committed; t < sweepEnd; t += 1000) {
+      const point = [...remaining].reverse().find(([time]) => time < t + 1000);
+      timeline.push({ ...window(t, t + 1000), remaining: point?.[1] });
+    }
+    const accepted = load.samples.filter(([, , status]) => status === 202).length;
+    const liveSlots = Number((await admin.query(liveSlotsSql)).rows[0].n);
+    const report = {
+      rows: SWEEP_ROWS, total, intervalMs: SWEEP_INTERVAL_MS, insertMs: committed - insertStart,
+      removedMs: gone === undefined ? undefined : gone - committed, phases, timeline, accepted, liveSlots, errors: result.errors, timeouts: result.timeouts,
+    };
+    log(
+      `postgres sweep: ${gone === undefined ? `NOT all removed within ${MAX_MS / 1000} s` : `all removed ${fmt(report.removedMs)} ms after the commit`}; ` +
+        `sends p50/p99 ${fmt(phases.before.p50, 1)}/${fmt(phases.before.p99, 1)} ms before, ${fmt(phases.sweep.p50, 1)}/${fmt(phases.sweep.p99, 1)} ms during the sweep; ` +
+        `${accepted} sends accepted, ${liveSlots} live code rows kept`,
+    );
+    return report;
+  } finally {
+    await server.stop();
+    await admin.end();
+  }
+}
+
+/**
+ * Targets (scenario ÷ baseline req/s): issue 10 for memory and Redis (memory verify keeps the
+ * earlier 0.8, issue 10 sets none), issue 15 for PostgreSQL.
+ */
+const TARGETS = {
+  memory: { guard: 0.95, send: 0.9, verify: 0.8 },
+  redis: { guard: 0.95, send: 0.85, verify: 0.9 },
+  postgres: { guard: 0.95, send: 0.7, verify: 0.7 },
+};
+/** Issue 14: metrics may cost at most 5 % (with ÷ without >= 0.95). */
+const METRICS_TARGET = 0.95;
+
+function metricsRow(store, name, rounds) {
+  const costs = rounds.map((r) => r[name].metricsCost);
+  const cost = median(costs);
+  return {
+    store,
+    name,
+    ratio: median(rounds.map((r) => r[name].ratio)),
+    metricsRatio: median(rounds.map((r) => r[name].metricsRatio)),
+    rps: median(rounds.map((r) => r[name].scenario.rps)),
+    metricsRps: median(rounds.map((r) => r[name].metrics.rps)),
+    cpu: median(rounds.map((r) => r[name].scenario.serverCpuUsPerRequest)),
+    metricsCpu: median(rounds.map((r) => r[name].metrics.serverCpuUsPerRequest)),
+    cost,
+    costs,
+    target: METRICS_TARGET,
+    met: cost >= METRICS_TARGET,
+  };
+}
+
 function ratioRow(store, name, label, rounds, target) {
   const pick = (which, field) => median(rounds.map((r) => r[name][which][field]));
   const ratios = rounds.map((r) => r[name].ratio);
@@ -254,14 +461,61 @@ function ratioRow(store, name, label, rounds, target) {
     store,
     name,
     label,
-    scenario: { rps: pick('scenario', 'rps'), p50: pick('scenario', 'p50'), p99: pick('scenario', 'p99'), cpu: pick('scenario', 'serverCpuUsPerRequest') },
-    baseline: { rps: pick('baseline', 'rps'), p50: pick('baseline', 'p50'), p99: pick('baseline', 'p99'), cpu: pick('baseline', 'serverCpuUsPerRequest') },
+    scenario: { rps: pick('scenario', 'rps'), p50: pick('scenario', 'p50'), p99: pick('scenario', 'p99'), cpu: pick('scenario', 'serverCpuUsPerRequest'), storeCpu: pick('scenario', 'storeCpuUsPerRequest') },
+    baseline: { rps: pick('baseline', 'rps'), p50: pick('baseline', 'p50'), p99: pick('baseline', 'p99'), cpu: pick('baseline', 'serverCpuUsPerRequest'), storeCpu: pick('baseline', 'storeCpuUsPerRequest') },
     ratio,
     ratios,
     cpuRatio: median(rounds.map((r) => r[name].cpuRatio)),
     target,
     met: ratio >= target,
   };
+}
+
+function quietLine(report) {
+  const { quiet, loadAtEnd } = report;
+  if (!quiet?.asked) return `Started without waiting for a quiet machine; 1-minute load average at the end: ${loadAtEnd ?? '—'}.`;
+  const waited = `${fmt(quiet.waitedSeconds)} s`;
+  const bench = `the bench itself took ${fmt(report.elapsedSeconds - quiet.waitedSeconds)} s`;
+  return quiet.gaveUp
+    ? `The machine did not get quiet (1-minute load average < 0.6) within 25 minutes of waiting: run anyway, at a load of ${quiet.loadAtStart}; ${bench}; 1-minute load at the end: ${loadAtEnd} (the bench's own load included).`
+    : `Started once the 1-minute load average was under 0.6 (${quiet.loadAtStart}, after waiting ${waited}, counted in the whole run); ${bench}; 1-minute load at the end: ${loadAtEnd} (the bench's own load included).`;
+}
+
+function renderSweep(sweep, push) {
+  const ms = (value) => (value === undefined ? '—' : `${fmt(value, 1)}`);
+  const phase = (name, p) => `| ${name} | ${fmt((p.to - p.from) / 1000, 1)} s | ${fmt(p.requests)} | ${fmt(p.rps)} | ${ms(p.p50)} | ${ms(p.p99)} | ${ms(p.max)} | ${JSON.stringify(p.statuses)} |`;
+  push(
+    '## PostgreSQL: expired rows removed by the bounded sweep while sends answer',
+    '',
+    `One server (\`postgresStore({ pool, sweepIntervalMs: ${sweep.intervalMs} })\`, default \`sweepBatchSize\` 1000: each sweep statement deletes at most 1,000 expired rows of one table, a run repeats it at most 100 times per table and lets requests in between; the interval is lowered from the default 60 s so the bench need not wait a minute). ` +
+      `\`POST /otp/send\` runs throughout (as in the send scenario, 10 connections). After a quiet stretch the bench writes ${sweep.total.toLocaleString('en-US')} expired rows straight into the store\'s tables in one transaction ` +
+      `(${Object.entries(sweep.rows).map(([t, n]) => `${n.toLocaleString('en-US')} in \`${t}\``).join(', ')}; expired 1 to 60 minutes ago), then counts the expired rows left every 250 ms.`,
+    '',
+    sweep.removedMs === undefined
+      ? `**Not all expired rows were removed within the bench's 60 s.**`
+      : `**All ${sweep.total.toLocaleString('en-US')} expired rows were gone ${fmt(sweep.removedMs / 1000, 2)} s after the INSERT committed** (the timer fires every ${sweep.intervalMs / 1000} s, so up to that much of it is waiting for the next run). The INSERT itself took ${fmt(sweep.insertMs / 1000, 2)} s.`,
+    '',
+    '| phase | length | sends answered | req/s | p50 ms | p99 ms | max ms | answers |',
+    '|---|--:|--:|--:|--:|--:|--:|---|',
+    phase('before (no expired rows)', sweep.phases.before),
+    phase('the INSERT of the expired rows', sweep.phases.insert),
+    phase('**sweeping** (commit → none left)', sweep.phases.sweep),
+    phase('after', sweep.phases.after),
+    '',
+    'Second by second from the commit (expired rows left at the last count within the second):',
+    '',
+    '| from commit (s) | expired rows left | sends answered | p50 ms | p99 ms |',
+    '|--:|--:|--:|--:|--:|',
+  );
+  const commit = sweep.phases.sweep.from;
+  for (const point of sweep.timeline) {
+    push(`| ${fmt((point.from - commit) / 1000, 1)} | ${point.remaining === undefined ? '—' : point.remaining.toLocaleString('en-US')} | ${fmt(point.requests)} | ${ms(point.p50)} | ${ms(point.p99)} |`);
+  }
+  push(
+    '',
+    `Sends accepted during the whole load: ${sweep.accepted.toLocaleString('en-US')}; live code rows in \`slots\` afterwards: ${sweep.liveSlots.toLocaleString('en-US')} (the sweep deleted only expired rows); autocannon errors ${sweep.errors}, timeouts ${sweep.timeouts}.`,
+    '',
+  );
 }
 
 function render(report) {
@@ -276,25 +530,41 @@ function render(report) {
     `- Machine: ${info.cpus} × ${info.model} (os.cpus().length = ${info.cpus}), ${info.memory}, ${info.platform}`,
     `- Node ${info.node}; package built with tsup (ESM, target node20) from ${build}`,
     `- autocannon, ${CONNECTIONS} connections, ${DURATION} s per measurement after a ${WARMUP_FIRST} s (first round) / ${WARMUP} s warm-up, ` +
-      `${ROUNDS} rounds alternating which of scenario/baseline goes first; figures are medians over the rounds, the ratio is the median of the per-round ratios`,
-    '- Each server is its own child process; the load generator is the parent process. Redis (127.0.0.1:6379) shares the same 2 cores.',
-    `- Whole run: ${report.elapsedSeconds.toFixed(0)} s`,
+      `${ROUNDS} rounds; in each round a scenario, its baseline (and the scenario with metrics) are measured back to back, in an order that rotates so each goes first once; figures are medians over the rounds, the ratio is the median of the per-round ratios`,
+    `- Each server is its own child process; the load generator is the parent process. Redis (127.0.0.1:6379) and PostgreSQL ${report.pgVersion ?? '15'} (127.0.0.1:5432, a schema of the run's own, dropped at the end) share the same ${info.cpus} cores.`,
+    `- Whole run: ${report.elapsedSeconds.toFixed(0)} s. ${quietLine(report)}`,
     '',
     '## Scenario vs baseline',
     '',
-    '| store | scenario | req/s | p50 ms | p99 ms | server CPU µs/req | baseline | req/s | p50 ms | p99 ms | server CPU µs/req | ratio (req/s) | per round | target | met | CPU-cost ratio |',
-    '|---|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|---|--:|---|--:|',
+    '| store | scenario | req/s | p50 ms | p99 ms | server CPU µs/req | store CPU µs/req | baseline | req/s | p50 ms | p99 ms | server CPU µs/req | store CPU µs/req | ratio (req/s) | per round | target | met | CPU-cost ratio |',
+    '|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|---|--:|---|--:|',
   );
   for (const row of report.rows) {
     push(
-      `| ${row.store} | ${row.label.scenario} | ${fmt(row.scenario.rps)} | ${fmt(row.scenario.p50)} | ${fmt(row.scenario.p99)} | ${fmt(row.scenario.cpu)} | ${row.label.baseline} | ${fmt(row.baseline.rps)} | ${fmt(row.baseline.p50)} | ${fmt(row.baseline.p99)} | ${fmt(row.baseline.cpu)} | **${fmt(row.ratio, 2)}×** | ${row.ratios.map((r) => fmt(r, 2)).join(' / ')} | ≥ ${row.target}× | ${row.met ? 'yes' : '**no**'} | ${fmt(row.cpuRatio, 2)}× |`,
+      `| ${row.store} | ${row.label.scenario} | ${fmt(row.scenario.rps)} | ${fmt(row.scenario.p50)} | ${fmt(row.scenario.p99)} | ${fmt(row.scenario.cpu)} | ${fmt(row.scenario.storeCpu)} | ${row.label.baseline} | ${fmt(row.baseline.rps)} | ${fmt(row.baseline.p50)} | ${fmt(row.baseline.p99)} | ${fmt(row.baseline.cpu)} | ${fmt(row.baseline.storeCpu)} | **${fmt(row.ratio, 2)}×** | ${row.ratios.map((r) => fmt(r, 2)).join(' / ')} | ≥ ${row.target}× | ${row.met ? 'yes' : '**no**'} | ${fmt(row.cpuRatio, 2)}× |`,
     );
   }
   push(
     '',
-    '*ratio (req/s)* is the target figure: scenario throughput ÷ baseline throughput. *server CPU µs/req* is the server process\'s user + system CPU time (all threads, from /proc) divided by the requests it answered; *CPU-cost ratio* = baseline CPU per request ÷ scenario CPU per request, a figure that other load on the machine disturbs less than req/s does.',
+    '*ratio (req/s)* is the target figure: scenario throughput ÷ baseline throughput. *server CPU µs/req* is the server process\'s user + system CPU time (all threads, from /proc) divided by the requests it answered (the Node process only); *store CPU µs/req* is the same for Redis, or for PostgreSQL (the backends of the bench\'s own connections and the server\'s background processes: WAL writer, checkpointer, autovacuum), on the same 2 cores; *CPU-cost ratio* = baseline CPU per request ÷ scenario CPU per request, a figure that other load on the machine disturbs less than req/s does.',
     '',
   );
+  if (report.metricRows?.length > 0) {
+    push(
+      '## Metrics enabled',
+      '',
+      'The same send and verify scenarios on a third server, alike but for `metrics: prometheusMetrics({ registry: new Registry() })` (blockid-otp/metrics, a fresh prom-client registry, never scraped), measured in the same sets as the rows above.',
+      '',
+      '| store | scenario | ratio without metrics | ratio with metrics | req/s without | req/s with | server CPU µs/req without | with | with ÷ without (req/s) | per round | target | met |',
+      '|---|---|--:|--:|--:|--:|--:|--:|--:|---|--:|---|',
+    );
+    for (const row of report.metricRows) {
+      push(
+        `| ${row.store} | ${row.name} | ${fmt(row.ratio, 2)}× | ${fmt(row.metricsRatio, 2)}× | ${fmt(row.rps)} | ${fmt(row.metricsRps)} | ${fmt(row.cpu)} | ${fmt(row.metricsCpu)} | **${fmt(row.cost, 2)}×** | ${row.costs.map((r) => fmt(r, 2)).join(' / ')} | ≥ ${row.target}× | ${row.met ? 'yes' : '**no**'} |`,
+      );
+    }
+    push('', '*with ÷ without* is the median of the per-round quotients of the two servers\' throughputs (metrics cost ≤ 5 % when it is ≥ 0.95×).', '');
+  }
   if (report.noisy.length > 0) {
     push(
       `Measurements during which other processes on the machine used more than ${NOISY} of a core on average (the figures above include them): ` +
@@ -306,22 +576,29 @@ function render(report) {
   }
   push('Scenarios:', '');
   push(
-    '- **guard**: `GET /data` behind `requireOtp()` with a session verified by a real send + verify, vs the same app (plugin mounted, same verified session) with the route unguarded.',
-    '- **send**: `POST /otp/send`, a new username on every request (no cookie, so every request also creates a session), `resolveUser` returns an SMS number and an email address for everyone (both channels, no-op senders), quotas raised to 1,000,000, `smsPerHour`/`smsPerDay` off; vs `POST /write`: `express.json()` and one session write, same body, same fresh sessions.',
-    `- **verify**: \`POST /otp/verify\` with a wrong code, cycling through ${report.verifyUsers.toLocaleString('en-US')} users that each have a pending code issued from their own session (the request carries that session's cookie), \`maxAttempts\` 10, \`failedVerifications\` 91 (the most the package accepts with \`maxAttempts\` 10: it keeps failedVerifications + maxAttempts − 1 within NIST’s 100); vs \`POST /write\` on the baseline cycling through as many existing sessions (load + write).`,
+    '- **stores**: *memory*: `memoryStore()`, sessions in express-session\'s MemoryStore; *redis*: `redisStore({ client })`, sessions in Redis (connect-redis); *postgres*: `postgresStore({ pool })` from blockid-otp/postgres, sessions in PostgreSQL (connect-pg-simple), one `pg` Pool (max 20) for both, as the example app does with `DATABASE_URL`. Each baseline keeps its sessions where its scenario does.',
+    '- **guard**: `GET /data` behind `requireOtp()` with a session verified by a real send + verify, vs the same app (plugin mounted, same verified session) with the route unguarded. Not run on PostgreSQL (the guard reads only the session).',
+    '- **send**: `POST /otp/send`, a new username on every request and no cookie, so every request is a first send from a fresh session (a new session binding, its own code slot, no cooldown to meet): `resolveUser` returns an SMS number and an email address for everyone (both channels, no-op senders), quotas raised to 1,000,000, `smsPerHour`/`smsPerDay` off, so the store decides a whole plan (cooldown, per-username quota, per-IP counter, per-destination counters for both targets, per-prefix counter) and keeps the code; vs `POST /write`: `express.json()` and one session write, same body, same fresh sessions.',
+    `- **verify**: \`POST /otp/verify\` with a wrong code, cycling through ${report.verifyUsers.toLocaleString('en-US')} users (${(report.pgVerifyUsers ?? report.verifyUsers).toLocaleString('en-US')} on PostgreSQL) that each have a pending code sent from their own session (the request carries that session's cookie, so the guess is compared against that session's code); \`maxAttempts\` 10, \`failedVerifications\` 91 (the most the package accepts with \`maxAttempts\` 10: it keeps failedVerifications + maxAttempts − 1 within NIST’s 100), \`maxConsecutiveFailures\` 100: a code burns after 10 guesses, before either lock, and the cycle gives no user 10; vs \`POST /write\` on the baseline cycling through as many existing sessions (load + write).`,
     '',
   );
   for (const [store, data] of Object.entries(stores)) {
-    const outcomes = data.rounds.map((r) => r.verifyOutcomes);
-    push(`Verify outcomes on ${store} (from the plugin's \`failed\` events, per round, warm-ups included): ${outcomes.map((o) => JSON.stringify(o)).join(', ')}; guesses used ${data.verifyUsed.toLocaleString('en-US')} of a budget of ${(data.verifyUsers * MAX_ATTEMPTS).toLocaleString('en-US')}.`, '');
+    const outcomes = data.rounds.map((r) => r.verifyOutcomes.map((o) => JSON.stringify(o)).join(' + '));
+    const servers = data.verifyUsed.length > 1 ? ' (without metrics + with metrics)' : '';
+    push(
+      `Verify outcomes on ${store} (from the plugin's \`failed\` events, per round${servers}, warm-ups included): ${outcomes.join(', ')}; ` +
+        `guesses used ${data.verifyUsed.map((n) => n.toLocaleString('en-US')).join(' + ')} of a budget of ${(data.verifyUsers * MAX_ATTEMPTS).toLocaleString('en-US')}${data.verifyUsed.length > 1 ? ' each' : ''}.`,
+      '',
+    );
   }
+  if (report.sweep) renderSweep(report.sweep, push);
 
   if (report.peer) {
     const { peer } = report;
     push(
       '## Peer: the `passwordless` package (memory)',
       '',
-      '`passwordless` 1.1.3 `requestToken` / `acceptToken` (with `allowPost`), numeric 6-digit tokens (`numberToken: { max: 1e6 }`), express-session, express.json(), measured in the same rounds as the memory rows above, against the same baseline.',
+      '`passwordless` 1.1.3 `requestToken` / `acceptToken` (with `allowPost`), numeric 6-digit tokens (`numberToken: { max: 1e6 }`), express-session, express.json(), measured in the first round of the memory rows above (once, to keep the run short), against the same baseline; the blockid-otp and baseline figures here are that round\'s.',
       '- *memorystore*: its own memory TokenStore, `passwordless-memorystore` 0.0.1, which hashes tokens with bcryptjs (cost 10, pure JS).',
       `- *hmac*: a bench-written TokenStore (bench/server.mjs) with HMAC-SHA256 and a constant-time compare, the hashing blockid-otp does, to show the framework's own cost. Accept cycles through ${PEER_USERS.memorystore} (memorystore) / ${PEER_USERS.hmac} (hmac) users with a pending token and wrong tokens (passwordless has no attempt budget).`,
       '',
@@ -347,7 +624,7 @@ function render(report) {
       '',
       '| what | heap growth | per pending code |',
       '|---|--:|--:|',
-      `| store only: \`memoryStore().issue()\` (code record + cooldown marker) | ${mib(memory.storeOnly.bytes)} | **${kib(memory.storeOnly.perCode)}** |`,
+      `| store only: \`memoryStore().send(plan)\`, admitted plans of a first send from a new session, without quota counters (code record + cooldown marker) | ${mib(memory.storeOnly.bytes)} | **${kib(memory.storeOnly.perCode)}** |`,
       `| full send: \`otp.generateOtp()\` to SMS + email (record, cooldown, and the per-username, per-destination and per-prefix quota counters, all of which live until their window ends) | ${mib(memory.service.bytes)} | **${kib(memory.service.perCode)}** |`,
       '',
       'Expiry (ttl 1 s, cooldown 1 s):',
@@ -386,22 +663,34 @@ async function main() {
   }
   const info = machine();
   log(`${info.cpus} × ${info.model}, Node ${info.node}`);
+  if (args.has('--wait-quiet')) await waitForQuiet();
   const { dist, label: build } = buildDist({ worktree: args.has('--worktree'), srcRoot: option('src') });
   log(`built ${build}`);
+
+  let pgVersion;
+  if (STORES.includes('postgres')) {
+    const admin = await pgPool({ max: 1 });
+    pgVersion = (await admin.query('SHOW server_version')).rows[0].server_version.split(' ')[0];
+    await admin.end();
+  }
 
   const stores = {};
   for (const store of STORES) stores[store] = await benchStore(dist, store, store === 'memory' && !args.has('--skip-peer'));
 
   const rows = [];
+  const metricRows = [];
   for (const [store, data] of Object.entries(stores)) {
-    rows.push(ratioRow(store, 'guard', { scenario: '`requireOtp()` GET', baseline: 'unguarded GET' }, data.rounds, 0.95));
-    rows.push(ratioRow(store, 'send', { scenario: '`POST /otp/send`', baseline: 'JSON + session write' }, data.rounds, 0.8));
-    rows.push(ratioRow(store, 'verify', { scenario: '`POST /otp/verify` (wrong)', baseline: 'JSON + session write' }, data.rounds, 0.8));
+    const target = TARGETS[store];
+    if (data.rounds[0].guard) rows.push(ratioRow(store, 'guard', { scenario: '`requireOtp()` GET', baseline: 'unguarded GET' }, data.rounds, target.guard));
+    rows.push(ratioRow(store, 'send', { scenario: '`POST /otp/send`', baseline: 'JSON + session write' }, data.rounds, target.send));
+    rows.push(ratioRow(store, 'verify', { scenario: '`POST /otp/verify` (wrong)', baseline: 'JSON + session write' }, data.rounds, target.verify));
+    for (const name of ['send', 'verify']) if (data.rounds[0][name].metrics) metricRows.push(metricsRow(store, name, data.rounds));
   }
 
   let peer;
   if (stores.memory?.rounds[0]?.peer) {
-    const rounds = stores.memory.rounds;
+    // The peer is measured in the first round only: the blockid-otp figures beside it are that round's.
+    const rounds = stores.memory.rounds.filter((r) => r.peer);
     const flow = (ours, theirs) => ({
       ours: median(rounds.map((r) => r[ours].scenario.rps)),
       baseline: median(rounds.map((r) => r[ours].baseline.rps)),
@@ -409,6 +698,12 @@ async function main() {
       hmac: Object.fromEntries(['rps', 'p50', 'p99'].map((f) => [f, median(rounds.map((r) => r.peer.hmac[theirs][f]))])),
     });
     peer = { send: flow('send', 'send'), verify: flow('verify', 'verify') };
+  }
+
+  let sweep;
+  if (STORES.includes('postgres') && !args.has('--skip-sweep')) {
+    log('postgres: expired rows removed by the bounded sweep while sends answer');
+    sweep = await sweepBench(dist);
   }
 
   let memory;
@@ -454,7 +749,11 @@ async function main() {
     ];
   }
 
-  const report = { info, build, stores, rows, peer, memory, floods, noisy, verifyUsers: VERIFY_USERS, elapsedSeconds: (Date.now() - started) / 1000 };
+  await dropSchema();
+  const report = {
+    info, build, pgVersion, stores, rows, metricRows, peer, sweep, memory, floods, noisy, quiet, loadAtEnd: loadAverage(),
+    verifyUsers: VERIFY_USERS, pgVerifyUsers: PG_VERIFY_USERS, elapsedSeconds: (Date.now() - started) / 1000,
+  };
   const markdown = render(report);
   console.log(`\n${markdown}`);
   if (!args.has('--no-write') && option('src') === undefined) {
@@ -465,18 +764,54 @@ async function main() {
   log(`done in ${report.elapsedSeconds.toFixed(0)} s`);
 }
 
+/** The machine's 1-minute load average. */
+function loadAverage() {
+  return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+}
+
+/** `--wait-quiet`: polls the load every 30 s until the 1-minute figure is under 0.6, for at most 25 minutes. */
+const quiet = { asked: args.has('--wait-quiet'), waitedSeconds: 0, loadAtStart: undefined, gaveUp: false };
+async function waitForQuiet() {
+  const QUIET_LOAD = 0.6;
+  const GIVE_UP_S = 25 * 60;
+  const from = Date.now();
+  for (;;) {
+    const load = loadAverage();
+    quiet.waitedSeconds = (Date.now() - from) / 1000;
+    if (load < QUIET_LOAD) break;
+    if (quiet.waitedSeconds >= GIVE_UP_S) {
+      quiet.gaveUp = true;
+      log(`machine still busy (1-minute load ${load}) after ${fmt(quiet.waitedSeconds / 60)} minutes: running anyway`);
+      break;
+    }
+    log(`waiting for a quiet machine: 1-minute load ${load} (>= ${QUIET_LOAD})`);
+    await sleep(30_000);
+  }
+  quiet.loadAtStart = loadAverage();
+  log(`starting at 1-minute load ${quiet.loadAtStart} after waiting ${fmt(quiet.waitedSeconds)} s`);
+}
+
+/** Drops the run's PostgreSQL schema (tables, functions, sessions), if it was made. */
+async function dropSchema() {
+  if (!STORES.includes('postgres')) return;
+  const admin = await pgPool({ max: 1 });
+  try {
+    await admin.query(`DROP SCHEMA IF EXISTS ${PG_SCHEMA} CASCADE`);
+  } finally {
+    await admin.end();
+  }
+}
+
 let interrupted = false;
 process.on('SIGINT', () => {
   if (interrupted) process.exit(130);
   interrupted = true;
-  log('interrupted: cleaning Redis keys and stopping');
-  cleanRedis(RUN_PREFIX)
-    .catch(() => undefined)
-    .finally(() => process.exit(130));
+  log('interrupted: cleaning Redis keys, dropping the PostgreSQL schema and stopping');
+  Promise.allSettled([cleanRedis(RUN_PREFIX), dropSchema()]).finally(() => process.exit(130));
 });
 
 main().catch(async (error) => {
   console.error(error);
-  await cleanRedis(RUN_PREFIX).catch(() => undefined);
+  await Promise.allSettled([cleanRedis(RUN_PREFIX), dropSchema()]);
   process.exit(1);
 });

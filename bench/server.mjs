@@ -3,6 +3,11 @@
  * Configured by the BENCH_SERVER environment variable (JSON); reports { port } over IPC
  * when listening and exits on the 'stop' message (so --cpu-prof can write its profile).
  *
+ * Stores (`store`): `memory` (express-session's MemoryStore for sessions), `redis` (sessions in
+ * Redis with connect-redis), `postgres` (postgresStore from blockid-otp/postgres, sessions in
+ * PostgreSQL with connect-pg-simple, one `pg` Pool for both, tables in `pgSchema` under
+ * `tablePrefix`). `metrics: true` passes prometheusMetrics({ registry: new Registry() }).
+ *
  * Kinds:
  * - `otp`          express-session + blockidOtp + GET /data (guarded by requireOtp() when `guard`).
  * - `baseline`     express-session + POST /write: express.json() and one session write.
@@ -15,8 +20,10 @@
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import path from 'node:path';
 import express from 'express';
 import session from 'express-session';
+import { PG, PG_APP } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const config = JSON.parse(process.env.BENCH_SERVER ?? '{}');
@@ -43,11 +50,33 @@ async function redis() {
   return redisClient;
 }
 
+let pgPool;
+/** One Pool for the OTP store and the sessions, as an app would have; its backends are named PG_APP. */
+async function postgres() {
+  if (pgPool === undefined) {
+    const { default: pg } = await import('pg');
+    pgPool = new pg.Pool({ ...PG, application_name: PG_APP, max: 20, idleTimeoutMillis: 0 });
+    pgPool.on('error', (error) => console.error('[bench server] pg:', error.message));
+  }
+  return pgPool;
+}
+
 async function sessionMiddleware() {
   const options = { secret: SESSION_SECRET, resave: false, saveUninitialized: false, name: 'sid' };
   if (storeKind === 'redis') {
     const { RedisStore } = await import('connect-redis');
     options.store = new RedisStore({ client: await redis(), prefix: `${prefix}sess:` });
+  } else if (storeKind === 'postgres') {
+    const { default: connectPgSimple } = await import('connect-pg-simple');
+    const PgSession = connectPgSimple(session);
+    // connect-pg-simple's own table.sql names its constraint `session_pkey`, which would clash
+    // between the servers' tables in the one schema: the same table, with names of its own.
+    const table = `${config.tablePrefix}session`;
+    await (await postgres()).query(`CREATE TABLE IF NOT EXISTS ${config.pgSchema}.${table} (
+      sid varchar NOT NULL COLLATE "default", sess json NOT NULL, expire timestamp(6) NOT NULL,
+      CONSTRAINT ${table}_pkey PRIMARY KEY (sid) NOT DEFERRABLE INITIALLY IMMEDIATE);
+      CREATE INDEX IF NOT EXISTS ${table}_expire_idx ON ${config.pgSchema}.${table} (expire);`);
+    options.store = new PgSession({ pool: await postgres(), schemaName: config.pgSchema, tableName: table, pruneSessionInterval: false });
   }
   return session(options);
 }
@@ -82,9 +111,15 @@ async function otpOptions(dist, overrides = {}) {
       if (!message.username.startsWith('s-')) codes.set(message.username, message.code);
     },
   };
-  const otpStore = storeKind === 'redis' ? dist.redisStore({ client: await redis(), prefix: `${prefix}otp:` }) : dist.memoryStore(config.memoryStore ?? {});
+  otpStore = await makeStore(dist);
   const high = { points: 1_000_000, windowSeconds: 3600 };
   const base = { secret: OTP_SECRET, resolveUser: (username) => destinationsFor(username), sms: capture, email: capture, store: otpStore };
+  if (config.metrics) {
+    // blockid-otp/metrics on a registry of its own, as the README shows.
+    const { prometheusMetrics } = await import(pathToFileURL(path.join(path.dirname(config.dist), 'metrics.js')).href);
+    const { Registry } = await import('prom-client');
+    base.metrics = prometheusMetrics({ registry: new Registry() });
+  }
   // `defaultOptions`: the package's own defaults for ttl, attempts and every quota.
   if (config.defaultOptions) return { ...base, ...overrides };
   return {
@@ -98,11 +133,32 @@ async function otpOptions(dist, overrides = {}) {
       smsPerPrefix: high,
       smsPerHour: 0,
       smsPerDay: 0,
+      // No lock may be hit: a code burns after maxAttempts (10) wrong guesses, long before either
+      // limit, and the verify scenario spreads its guesses over thousands of users.
       failedVerifications: 91, // the most the package allows with maxAttempts 10 (failedVerifications + maxAttempts - 1 <= 100)
       lockSeconds: 900,
+      maxConsecutiveFailures: 100, // the most the package allows (NIST SP 800-63B)
     },
     ...overrides,
   };
+}
+
+let otpStore;
+async function makeStore(dist) {
+  if (storeKind === 'redis') return dist.redisStore({ client: await redis(), prefix: `${prefix}otp:` });
+  if (storeKind === 'postgres') {
+    const { postgresStore } = await import(pathToFileURL(path.join(path.dirname(config.dist), 'postgres.js')).href);
+    const store = postgresStore({
+      pool: await postgres(),
+      schema: config.pgSchema,
+      tablePrefix: config.tablePrefix,
+      ...(config.sweepIntervalMs !== undefined && { sweepIntervalMs: config.sweepIntervalMs }),
+      ...(config.sweepBatchSize !== undefined && { sweepBatchSize: config.sweepBatchSize }),
+    });
+    await store.ready(); // the tables exist before the first request (and before the bench writes into them)
+    return store;
+  }
+  return dist.memoryStore(config.memoryStore ?? {});
 }
 
 function countEvents(otp) {
@@ -230,7 +286,9 @@ async function stop() {
   if (unexpected.length > 0) console.error(`[bench server] errors: ${JSON.stringify(Object.fromEntries(unexpected))}`);
   server.closeAllConnections?.();
   server.close();
+  await otpStore?.close?.().catch(() => undefined);
   if (redisClient?.isOpen) await redisClient.quit().catch(() => undefined);
+  await pgPool?.end().catch(() => undefined);
   process.exit(0);
 }
 process.on('message', (message) => {

@@ -342,7 +342,7 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
     }),
     onRecoveryCodeUsed: options.onRecoveryCodeUsed,
     metrics,
-    totpIssuer: options.totpIssuer ?? text('appName'),
+    totpIssuer: options.totpIssuer ?? ((options.appName ?? 'blockid-otp').replace(/:/g, '').trim() || 'blockid-otp'),
   };
 }
 

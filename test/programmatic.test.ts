@@ -66,6 +66,22 @@ describe('createOtpService: generateOtp / verifyOtp', () => {
     assert.deepEqual(await service.verifyOtp('john.smith', code), { ok: false, reason: 'too_many_attempts' });
   });
 
+  it('locks at maxConsecutiveFailures until unlock(), answering exactly the contract shape, and emits locked { username, permanent: true }', async () => {
+    const { capture, service } = make({ limits: { failedVerifications: 90, maxConsecutiveFailures: 3 } });
+    const locked: unknown[] = [];
+    service.on('locked', (event) => locked.push(event));
+    await service.generateOtp('ada', { emailTo: 'ada@example.com' });
+    const code = capture.lastCode('ada');
+    const wrong = `${(Number(code[0]) + 1) % 10}${code.slice(1)}`;
+    for (let i = 0; i < 3; i++) assert.deepEqual(await service.verifyOtp('ada', wrong), { ok: false, reason: 'invalid_code' });
+    assert.deepEqual(locked, [{ username: 'ada', permanent: true }]);
+    await service.generateOtp('ada', { emailTo: 'ada@example.com' });
+    const fresh = capture.lastCode('ada');
+    assert.deepEqual(await service.verifyOtp('ada', fresh), { ok: false, reason: 'too_many_attempts' });
+    await service.unlock('ada');
+    assert.deepEqual(await service.verifyOtp('ada', fresh), { ok: true });
+  });
+
   it('zero-pads codes and honours codeLength', async () => {
     const { capture, service } = make({ codeLength: 10 });
     for (let i = 0; i < 20; i++) await service.generateOtp(`user${i}`, { emailTo: `user${i}@example.com` });

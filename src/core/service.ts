@@ -206,7 +206,9 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
       }),
 
     async verifyOtp(username, code) {
-      return service.checkCode(normalizeUsername(username), String(code), { binding: null });
+      const result = await service.checkCode(normalizeUsername(username), String(code), { binding: null });
+      // The contract's shape exactly: { ok: true } | { ok: false, reason } (Retry-After is an HTTP matter).
+      return result.ok ? { ok: true } : { ok: false, reason: result.reason };
     },
 
     async unlock(username) {

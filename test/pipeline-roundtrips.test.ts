@@ -202,7 +202,9 @@ describe('known and unknown sends through 2 ms each way (two cases side by side)
         );
       }
       assert.ok(spread < 1, `medians ${medians.map((m) => round(m)).join(' / ')} differ by ${round(spread, 3)} ms`);
-      assert.ok(Math.min(...medians) > 8, 'each send went through the proxy twice (2 round trips of ≥ 4 ms)');
+      // A single node runs a send as one script (one round trip of >= 4 ms); Cluster takes two.
+      const trips = kind === 'cluster' ? 2 : 1;
+      assert.ok(Math.min(...medians) > 4 * trips, `each send went through the proxy ${trips} time(s) (round trips of >= 4 ms)`);
       await app.close();
     });
   }

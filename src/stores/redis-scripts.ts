@@ -164,3 +164,86 @@ end
 redis.call('DEL', KEYS[2], KEYS[3])
 return 1
 `);
+
+/**
+ * A whole send on a single Redis node (not Cluster), decided and applied in one script: the
+ * same checks, order and writes as reserveUser + counters + storeCode, in one round trip.
+ * KEYS: cooldown, perUser, code, then every counter (the request's, then each target's).
+ * ARGV: cooldownMs, perUser points (-1 = off), perUser windowMs, hash, ttlMs, issuedAtMs, tag,
+ * the number of request counters, the number of targets, each target's counter count, then
+ * (points, windowMs, mode) per counter in KEYS order.
+ * Returns {0 | 1 | 2 | 3, ms, limitIndex, t1, ms1, t2, ms2, ...}: 0 admitted; 1 cooldown;
+ * 2 sendsPerUsername; 3 a counter (limitIndex: its 1-based position) refused the whole send.
+ * Per target: 0 admitted, else the refusing counter's 1-based position, and its ms.
+ */
+export const sendPlanScript = script(`
+local requests = tonumber(ARGV[8])
+local groups = tonumber(ARGV[9])
+local sizes = {}
+for g = 1, groups do sizes[g] = tonumber(ARGV[9 + g]) end
+local base = 9 + groups
+local function spec(i) return tonumber(ARGV[base + 3 * i - 2]), ARGV[base + 3 * i - 1], ARGV[base + 3 * i] end
+local function over(i)
+  local points = spec(i)
+  local key = KEYS[3 + i]
+  local used = tonumber(redis.call('GET', key) or '0')
+  if used + 1 > points then return math.max(redis.call('PTTL', key), 1) end
+  return nil
+end
+local verdict, ms, at = 0, 0, 0
+local left = redis.call('PTTL', KEYS[1])
+if left > 0 then verdict, ms = 1, left end
+local per_user = tonumber(ARGV[2])
+if verdict == 0 and per_user >= 0 then
+  local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if used + 1 > per_user then verdict, ms = 2, math.max(redis.call('PTTL', KEYS[2]), 1) end
+end
+for i = 1, requests do
+  if verdict == 0 then
+    local refused = over(i)
+    if refused then verdict, ms, at = 3, refused, i end
+  end
+end
+local targets = {}
+local admitted = 0
+local i = requests
+for g = 1, groups do
+  local refused_at, refused_ms = 0, 0
+  for _ = 1, sizes[g] do
+    i = i + 1
+    if refused_at == 0 then
+      local refused = over(i)
+      if refused then refused_at, refused_ms = i, refused end
+    end
+  end
+  targets[g] = { refused_at, refused_ms }
+  if refused_at == 0 then admitted = admitted + 1 end
+end
+if verdict == 0 and groups > 0 and admitted == 0 then verdict, ms, at = 3, targets[1][2], targets[1][1] end
+local reply = { verdict, ms, at }
+for g = 1, groups do reply[#reply + 1] = targets[g][1]; reply[#reply + 1] = targets[g][2] end
+if verdict ~= 0 then return reply end
+local function take(i)
+  local _, window, mode = spec(i)
+  if mode == 'take' then
+    if redis.call('INCR', KEYS[3 + i]) == 1 then redis.call('PEXPIRE', KEYS[3 + i], window) end
+  end
+end
+if tonumber(ARGV[1]) > 0 then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
+if per_user >= 0 then
+  if redis.call('INCR', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+end
+for r = 1, requests do take(r) end
+i = requests
+for g = 1, groups do
+  for _ = 1, sizes[g] do
+    i = i + 1
+    if targets[g][1] == 0 then take(i) end
+  end
+end
+redis.call('DEL', KEYS[3])
+redis.call('HSET', KEYS[3], 'hash', ARGV[4], 'attempts', 0, 'issuedAt', ARGV[6])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[3], 'tag', ARGV[7]) end
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
+return reply
+`);

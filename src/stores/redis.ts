@@ -3,9 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { OtpError } from '../core/errors.js';
 import { checkTag } from './tag.js';
 import {
-  attemptScript, counterScript, releaseCounterScript, releaseUserScript, reserveUserScript, settleScript, storeCodeScript, verifyScript, type RedisScript,
+  attemptScript, counterScript, releaseCounterScript, releaseUserScript, reserveUserScript, sendPlanScript, settleScript, storeCodeScript, verifyScript, type RedisScript,
 } from './redis-scripts.js';
-import type { AttemptStart, Counter, LockPolicy, LockStarted, OtpStore, Refusal, SendDecision, Space, VerifyOutcome } from './types.js';
+import type { AttemptStart, Counter, LockPolicy, LockStarted, OtpStore, Refusal, SendDecision, SendPlan, Space, VerifyOutcome } from './types.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- any modules, functions, scripts, RESP version and type mapping */
 type AnyRedisClient = RedisClientType<any, any, any, any, any>;
@@ -40,8 +40,9 @@ type Send = (firstKey: string, args: string[], options: object) => Promise<unkno
 /**
  * An `OtpStore` on Redis for many app instances. Each operation is one Lua script per hash
  * slot (see `redis-scripts.ts`), run with `EVALSHA` and, on `NOSCRIPT`, `EVAL` (which caches
- * it again). A send takes two round trips (every check at once, then the code or the
- * take-backs), a verify one, whatever the channels, quotas or user.
+ * it again). On a single node a send is one script (`sendPlanScript`, one round trip); on
+ * Cluster it takes two (every check at once, a script per hash slot, then the code or the
+ * take-backs). A verify is one, whatever the channels, quotas or user.
  *
  * Fails closed: every call, limiters included, settles within `commandTimeoutMs`; any Redis
  * error, a timeout, or a client that is reconnecting rejects with
@@ -102,11 +103,42 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
   };
   const policyArgs = (policy: LockPolicy) => [policy.failedVerifications, Math.ceil(policy.lockMs), policy.maxConsecutiveFailures, Math.ceil(policy.failureMemoryMs)];
 
+  /** A single node holds every key: the whole plan is one script, one round trip. */
+  async function sendOnOneNode(plan: SendPlan): Promise<SendDecision> {
+    const counters = [...plan.request, ...plan.targets.flat()];
+    const keys = [
+      userKey(plan.user, plan.space, `cd:${slotName(plan.slot)}`),
+      userKey(plan.user, plan.space, 'n'),
+      userKey(plan.user, plan.space, `c:${slotName(plan.slot)}`),
+      ...counters.map(counterKey),
+    ];
+    const args: Array<string | number> = [
+      Math.ceil(plan.cooldownMs), plan.perUser?.points ?? -1, Math.ceil(plan.perUser?.windowMs ?? 1),
+      plan.code.hash, Math.ceil(plan.code.ttlMs), plan.code.issuedAtMs, checkTag(plan.code.tag),
+      plan.request.length, plan.targets.length, ...plan.targets.map((group) => group.length),
+      ...counters.flatMap((counter) => [counter.points, Math.ceil(counter.windowMs), counter.mode]),
+    ];
+    const reply = ((await run(sendPlanScript, keys, args)) as unknown[]).map(Number);
+    const refusalAt = (position: number, ms: number): Refusal => ({ limit: counters[position - 1]?.limit ?? 'unknown', retryAfterMs: Math.max(ms, 1) });
+    const targets = plan.targets.map((_, g) => {
+      const at = reply[3 + 2 * g] ?? 0;
+      return at === 0 ? null : refusalAt(at, reply[4 + 2 * g] ?? 1);
+    });
+    const [verdict = 0, ms = 1, at = 0] = reply;
+    if (verdict === 0) return { ok: true, targets };
+    const refusal: Refusal =
+      verdict === 1 ? { limit: 'resendCooldownSeconds', retryAfterMs: Math.max(ms, 1) }
+        : verdict === 2 ? { limit: 'sendsPerUsername', retryAfterMs: Math.max(ms, 1) }
+          : refusalAt(at, ms);
+    return { ok: false, refusal, targets };
+  }
+
   return {
     send: (plan) =>
       bounded('send', async (): Promise<SendDecision> => {
         checkKey(plan.user);
         checkKey(plan.slot, true);
+        if (!isCluster) return sendOnOneNode(plan);
         const cooldown = userKey(plan.user, plan.space, `cd:${slotName(plan.slot)}`);
         const perUser = userKey(plan.user, plan.space, 'n');
         const token = reservationToken();

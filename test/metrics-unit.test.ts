@@ -4,35 +4,10 @@ import { describe, it } from 'node:test';
 import { Counter, Gauge, Registry, register as defaultRegistry } from 'prom-client';
 import { prometheusMetrics } from '../src/metrics.js';
 import type { Channel, OtpMetrics } from '../src/core/types.js';
+import { parseScrape, sampleValue, type Sample } from './helpers/prom-scrape.js';
 
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** The samples of a Prometheus text scrape (`# HELP` and `# TYPE` lines skipped). */
-function parse(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    assert.ok(match, `unparsed line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const [, key, value] of (match[2] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) labels[key!] = value!;
-    samples.push({ name: match[1]!, labels, value: Number(match[3]) });
-  }
-  return samples;
-}
-
-/** The value of the one sample with exactly these labels; `undefined` when there is none. */
-function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
-  const found = samples.filter(
-    (s) => s.name === name && Object.keys(s.labels).length === Object.keys(labels).length && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
-  );
-  assert.ok(found.length <= 1, `${name} ${JSON.stringify(labels)} matched ${found.length} samples`);
-  return found[0]?.value;
-}
+const parse = parseScrape;
+const value = sampleValue;
 
 async function scrape(registry: Registry): Promise<Sample[]> {
   return parse(await registry.metrics());

@@ -4,15 +4,14 @@
  * single use, NOSCRIPT recovery, and failing closed (then recovering) when Redis dies or stalls.
  */
 import assert from 'node:assert/strict';
-import { execFile, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { createClient, createCluster, type RedisClientType, type RedisClusterType } from 'redis';
+import { createClient, type RedisClientType, type RedisClusterType } from 'redis';
 import { hashCode, hashKey } from '../src/core/codes.js';
 import { OtpError } from '../src/core/errors.js';
 import { memoryStore } from '../src/stores/memory.js';
@@ -21,12 +20,12 @@ import { sendPlanScript, verifyScript } from '../src/stores/redis-scripts.js';
 import type { OtpStore } from '../src/stores/types.js';
 import { freePort, keysUnder, kill, reconnectStrategy, startRedis, waitForRedis } from './helpers/redis-server.js';
 import { counter, describeStoreContract, plan, policy, randomKey } from './helpers/store-contract.js';
+import { startCluster, type TestCluster } from './helpers/redis-cluster.js';
 
 const runPrefix = `otp-test:${randomBytes(6).toString('hex')}:`;
 let storeCount = 0;
 const nextPrefix = (): string => `${runPrefix}${(storeCount += 1)}:`;
 
-const run = promisify(execFile);
 
 const isUnavailable = (error: unknown): boolean => error instanceof OtpError && error.code === 'STORE_UNAVAILABLE' && error.status === 503;
 
@@ -282,47 +281,22 @@ describe('redis store fails closed and recovers', () => {
 // ---- Redis Cluster -------------------------------------------------------------------------------
 
 describe('redis cluster (3 masters, started by this test)', () => {
-  let dir: string;
-  let ports: number[] = [];
+  let testCluster: TestCluster;
   let nodes: ChildProcess[] = [];
   let cluster: RedisClusterType;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'blockid-otp-cluster-'));
-    for (let i = 0; i < 3; i += 1) {
-      let port = await freePort(true);
-      while (ports.includes(port)) port = await freePort(true);
-      ports.push(port);
-    }
-    nodes = ports.map((port) =>
-      startRedis(port, dir, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '5000']),
-    );
-    await Promise.all(ports.map(waitForRedis));
-    await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes']);
-    for (const port of ports) {
-      for (let i = 0; ; i += 1) {
-        const { stdout } = await run('redis-cli', ['-p', String(port), 'cluster', 'info']);
-        if (stdout.includes('cluster_state:ok')) break;
-        if (i > 100) throw new Error(`cluster node ${port} never reached cluster_state:ok`);
-        await sleep(100);
-      }
-    }
-    cluster = createCluster({ rootNodes: [{ url: `redis://127.0.0.1:${ports[0]}` }], defaults: { socket: { reconnectStrategy } } });
-    cluster.on('error', () => {});
-    await cluster.connect();
+    testCluster = await startCluster();
+    nodes = testCluster.nodes;
+    cluster = await testCluster.connect();
   });
 
   after(async () => {
-    await cluster?.close().catch(() => {});
-    for (const node of nodes) await kill(node);
-    await rm(dir, { recursive: true, force: true });
+    await testCluster?.stop();
   });
 
   const cleanupPrefix = async (prefix: string): Promise<void> => {
-    for (const master of cluster.masters) {
-      const node = (await cluster.nodeClient(master)) as unknown as RedisClientType;
-      for (const key of await keysUnder(node, prefix)) await cluster.del(key);
-    }
+    await testCluster.deleteUnder(cluster, prefix);
   };
 
   describeStoreContract('redis cluster', async () => {

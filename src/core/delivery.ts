@@ -95,12 +95,6 @@ export async function deliverChain(
   return null;
 }
 
-/** Sends to every target at once; resolves with the channels that got through. Never rejects. */
-export async function deliverAll(outgoing: Outgoing[], policy: DeliveryPolicy, events: OtpEvents, context: DeliveryContext = {}): Promise<Channel[]> {
-  const results = await Promise.all(outgoing.map((item) => deliver(item, policy, events, context).catch(() => false)));
-  return outgoing.filter((_, index) => results[index]).map((item) => item.channel);
-}
-
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function sendOnce(outgoing: Outgoing): Promise<void> {

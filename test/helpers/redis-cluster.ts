@@ -17,6 +17,8 @@ const run = promisify(execFile);
 export interface TestCluster {
   /** The masters' own ports. */
   ports: number[];
+  /** The masters' processes (a test may SIGSTOP one). */
+  readonly nodes: ChildProcess[];
   /** A connected client; `via` maps a master's port to the port the client should use instead. */
   connect(via?: Map<number, number>): Promise<RedisClusterType>;
   /** Deletes every key under `prefix` on every master. */
@@ -47,6 +49,7 @@ export async function startCluster(): Promise<TestCluster> {
   const clients: RedisClusterType[] = [];
   return {
     ports,
+    nodes,
     async connect(via) {
       const first = ports[0] ?? 0;
       const nodeAddressMap =

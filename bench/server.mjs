@@ -154,6 +154,7 @@ async function makeStore(dist) {
       tablePrefix: config.tablePrefix,
       ...(config.sweepIntervalMs !== undefined && { sweepIntervalMs: config.sweepIntervalMs }),
       ...(config.sweepBatchSize !== undefined && { sweepBatchSize: config.sweepBatchSize }),
+      ...(config.synchronousCommit !== undefined && { synchronousCommit: config.synchronousCommit }),
     });
     await store.ready(); // the tables exist before the first request (and before the bench writes into them)
     return store;

@@ -83,9 +83,18 @@ export function blockidOtp(options: OtpOptions): BlockidOtpMiddleware {
   const { maxBodyBytes } = service.options;
 
   const middleware = (req: ExpressRequest, res: ExpressResponse, next: Next): void => {
+    const path = req.path ?? new URL(req.url ?? '/', 'http://x').pathname;
+    if (!handle.mayServe(path)) {
+      try {
+        checkTrustProxy(req);
+      } catch (error) {
+        return next(error);
+      }
+      return next();
+    }
     const exchange: HttpExchange = {
       method: req.method ?? 'GET',
-      path: req.path ?? new URL(req.url ?? '/', 'http://x').pathname,
+      path,
       contentType: req.headers['content-type'],
       acceptLanguage: req.headers['accept-language'],
       ip: req.ip ?? req.socket.remoteAddress,

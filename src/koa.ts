@@ -90,6 +90,7 @@ export function blockidOtpKoa(options: OtpOptions): BlockidOtpKoaMiddleware {
 
   const middleware = async (ctx: KoaContext, next: KoaNext): Promise<void> => {
     checkProxy(ctx);
+    if (!handle.mayServe(ctx.path)) return void (await next());
     const reply = await handle({
       method: ctx.method,
       path: ctx.path,

@@ -105,7 +105,40 @@ describe('postgresStore options', () => {
     assert.throws(() => postgresStore({ pool: p, sweepIntervalMs: -1 }), /option "sweepIntervalMs"/);
     assert.throws(() => postgresStore({ pool: p, sweepBatchSize: 1.5 }), /option "sweepBatchSize"/);
     assert.throws(() => postgresStore({ pool: p, createTables: 'yes' as unknown as boolean }), /option "createTables"/);
+    assert.throws(() => postgresStore({ pool: p, synchronousCommit: 'off' as unknown as boolean }), /option "synchronousCommit" must be true or false/);
     assert.throws(() => postgresStore({ pool: p, commandTimeout: 5 } as unknown as PostgresStoreOptions), /unknown option "commandTimeout": did you mean "commandTimeoutMs"\?/);
+  });
+
+  it('synchronousCommit: false turns the WAL flush wait off for the store\'s own transactions only; the default keeps it', async () => {
+    // What the server ran, read from the real pg client's query texts (the store's round trips, the pool unchanged).
+    const texts: string[] = [];
+    const watched = newPool({ max: 1 }); // one connection: the SHOW below runs on the one the store used
+    watched.on('connect', (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+        if (typeof args[0] === 'string') texts.push(args[0]);
+        return query(...args);
+      };
+    });
+    const runs = async (options: Partial<PostgresStoreOptions>) => {
+      texts.length = 0;
+      const store = postgresStore({ pool: watched, schema, sweepIntervalMs: 0, ...options });
+      stores.push(store);
+      const user = randomKey();
+      const sent = plan(user);
+      assert.equal((await store.send(sent)).ok, true);
+      assert.equal((await store.verify(verifyReq(user, sent.code.hash))).result, 'ok');
+      return texts.filter((text) => /_(send|verify)"\(E'/.test(text)); // the calls, not the DDL of ready()
+    };
+    const durable = await runs({});
+    assert.equal(durable.length, 2);
+    for (const text of durable) assert.doesNotMatch(text, /synchronous_commit/);
+    const fast = await runs({ synchronousCommit: false });
+    assert.equal(fast.length, 2);
+    for (const text of fast) assert.match(text, /SET LOCAL synchronous_commit = off/);
+    // SET LOCAL: the connection goes back to the pool with the server's own setting.
+    const { rows } = await watched.query('SHOW synchronous_commit');
+    assert.equal(rows[0].synchronous_commit, 'on');
   });
 
   it('exports its DDL with quoted, schema-qualified names', () => {

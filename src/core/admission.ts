@@ -18,6 +18,8 @@ const DAY_MS = 86_400_000;
 export interface PlanRequest {
   /** The normalized username. */
   username: string;
+  /** Its store key (`userKey(username)`). */
+  user: string;
   /** The session binding's keyed hash, or `''` for an unbound code. */
   slot: string;
   /** Count the send against the client's IP (every HTTP send; programmatic ones given `{ ip }`). */
@@ -32,29 +34,45 @@ export interface PlanRequest {
 
 export type Admission = ReturnType<typeof createAdmission>;
 
+/** Keys of destinations, number blocks and IPs seen lately (bounded, oldest out): every resend to them hashes nothing new. */
+const MAX_CACHED_KEYS = 10_000;
+
 export function createAdmission({ secret, limits, cooldownSeconds }: { secret: string; limits: OtpLimits; cooldownSeconds: number }) {
+  const cachedKeys = new Map<string, string>();
+  /** `hashKey` for values that recur across sends (a destination, a number block, an IP, and a decoy's stand-ins for them): remembered, not hashed again. */
+  const recurringKey = (kind: string, value: string): string => {
+    const id = `${kind}\0${value}`;
+    let key = cachedKeys.get(id);
+    if (key === undefined) {
+      key = hashKey(secret, kind, value);
+      if (cachedKeys.size >= MAX_CACHED_KEYS) cachedKeys.delete(cachedKeys.keys().next().value as string);
+      cachedKeys.set(id, key);
+    }
+    return key;
+  };
+
   const window = (limit: string, quota: WindowQuota, key: string, mode: Counter['mode'] = 'take'): Counter[] =>
     quota.points > 0 ? [{ limit, key, points: quota.points, windowMs: quota.windowSeconds * 1000, mode }] : [];
 
   const breakers = (channel: Channel, mode: Counter['mode']) => phoneBreakers(limits, channel, mode);
 
   const targetCounters = (target: Target, test: boolean): Counter[] => {
-    const destination = window('sendsPerDestination', limits.sendsPerDestination, `dest:${hashKey(secret, 'dest', destinationQuotaKey(target))}`);
+    const destination = window('sendsPerDestination', limits.sendsPerDestination, `dest:${recurringKey('dest', destinationQuotaKey(target))}`);
     if (target.channel === 'email' || test) return destination;
     return [
       ...destination,
-      ...window('smsPerPrefix', limits.smsPerPrefix, `prefix:${hashKey(secret, 'prefix', target.to.slice(0, -4))}`),
+      ...window('smsPerPrefix', limits.smsPerPrefix, `prefix:${recurringKey('prefix', target.to.slice(0, -4))}`),
       ...breakers(target.channel, 'take'),
     ];
   };
 
   /** A decoy's stand-in: the same counters, on its own keys, reading (not spending) the shared breakers. */
   const decoyCounters = (channel: Channel, username: string): Counter[] => {
-    const destination = window('sendsPerDestination', limits.sendsPerDestination, `dest:${hashKey(secret, 'decoy-dest', `${channel}\0${username}`)}`);
+    const destination = window('sendsPerDestination', limits.sendsPerDestination, `dest:${recurringKey('decoy-dest', `${channel}\0${username}`)}`);
     if (channel === 'email') return destination;
     return [
       ...destination,
-      ...window('smsPerPrefix', limits.smsPerPrefix, `prefix:${hashKey(secret, 'decoy-prefix', username)}`),
+      ...window('smsPerPrefix', limits.smsPerPrefix, `prefix:${recurringKey('decoy-prefix', username)}`),
       ...breakers(channel, 'peek'),
     ];
   };
@@ -71,12 +89,12 @@ export function createAdmission({ secret, limits, cooldownSeconds }: { secret: s
         : request.targets.decoy.map((channel) => decoyCounters(channel, request.username));
       const perUser = limits.sendsPerUsername;
       return {
-        user: hashKey(secret, 'user', request.username),
+        user: request.user,
         space,
         slot: request.slot,
         cooldownMs: cooldownSeconds * 1000,
         perUser: perUser.points > 0 ? { points: perUser.points, windowMs: perUser.windowSeconds * 1000 } : null,
-        request: request.countIp ? window('sendsPerIp', limits.sendsPerIp, `ip:${hashKey(secret, 'ip', ipQuotaKey(request.ip))}`) : [],
+        request: request.countIp ? window('sendsPerIp', limits.sendsPerIp, `ip:${recurringKey('ip', ipQuotaKey(request.ip))}`) : [],
         targets,
         code: { ...request.code, issuedAtMs: Date.now() },
       };

@@ -95,7 +95,13 @@ function errorReply(error: unknown): HttpReply {
   throw error;
 }
 
-export function createHttpHandler(service: OtpService): (exchange: HttpExchange) => Promise<HttpReply | undefined> {
+export interface HttpHandler {
+  (exchange: HttpExchange): Promise<HttpReply | undefined>;
+  /** False for a path that is none of the endpoints', so an adapter can pass the request on without building an exchange. */
+  mayServe(path: string): boolean;
+}
+
+export function createHttpHandler(service: OtpService): HttpHandler {
   const { basePath, ttlSeconds, resendCooldownSeconds, awaitDelivery } = service.options;
   const base = basePath === '/' ? '' : basePath;
 
@@ -178,7 +184,8 @@ export function createHttpHandler(service: OtpService): (exchange: HttpExchange)
     [`${base}/status`, { method: 'GET', route: status }],
   ]);
 
-  return async (exchange) => {
+  const prefix = `${base}/`;
+  const handler = async (exchange: HttpExchange): Promise<HttpReply | undefined> => {
     const path = exchange.path.length > 1 ? exchange.path.replace(/\/+$/, '') : exchange.path;
     const entry = routes.get(path);
     if (entry === undefined) return undefined;
@@ -196,4 +203,5 @@ export function createHttpHandler(service: OtpService): (exchange: HttpExchange)
       return errorReply(error);
     }
   };
+  return Object.assign(handler, { mayServe: (path: string) => path.startsWith(prefix) });
 }

@@ -160,6 +160,7 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     const hash = hashCode(secret, user, code);
     const plan = admission.plan({
       username,
+      user,
       slot: context.slot,
       countIp: context.countIp,
       ip: context.ip,

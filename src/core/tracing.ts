@@ -18,7 +18,7 @@
  * status ERROR with a fixed message: the raw error (whose message may quote a number or an
  * address) is never recorded, so no `exception` events either.
  */
-import { context, trace, SpanKind, SpanStatusCode, type Context, type Span } from '@opentelemetry/api';
+import { context, trace, INVALID_SPAN_CONTEXT, ProxyTracerProvider, SpanKind, SpanStatusCode, type Context, type Span } from '@opentelemetry/api';
 import type { Channel, ChannelChoice, VerifyMethod } from './types.js';
 
 /** The instrumentation scope: `trace.getTracer(TRACER_NAME, TRACER_VERSION)`. Kept equal to package.json's version (a test checks). */
@@ -27,6 +27,14 @@ export const TRACER_VERSION = '0.1.0';
 
 /** A proxy tracer: it follows whatever provider the app registers, before or after this module loads. */
 const tracer = trace.getTracer(TRACER_NAME, TRACER_VERSION);
+/** The span handed to `fn` while no tracer provider is registered: records nothing, as the API's no-op tracer's spans. */
+const UNTRACED = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
+/** True once the app has registered a tracer provider (checked on every span, so a later registration counts). */
+function tracing(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegateTracer(TRACER_NAME, TRACER_VERSION) !== undefined;
+}
 
 export type OtpSpanName = 'blockid_otp.send' | 'blockid_otp.deliver' | 'blockid_otp.verify' | 'blockid_otp.lookup';
 /** Who delivered: the Twilio SDK, nodemailer (SMTP), or a sender of the app's own. */
@@ -128,6 +136,8 @@ export async function inSpan<T>(
       span.end();
     }
   };
+  // No provider: the API's no-op tracer would make a span that records nothing; skip its context switch.
+  if (!tracing()) return run(UNTRACED);
   const spanOptions = { kind: KINDS[name] };
   const parent = options.parent ?? context.active();
   return tracer.startActiveSpan(name, spanOptions, parent, (span) => {

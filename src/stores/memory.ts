@@ -5,12 +5,16 @@ import type {
   AttemptRequest, AttemptStart, Counter, LockPolicy, LockStarted, OtpStore, Refusal, SendDecision, SendPlan, SettleRequest, Space, VerifyOutcome,
 } from './types.js';
 
-interface CodeEntry {
+/** A session slot: its code (while `codeExpiresAtMs` is set) and its resend cooldown, each an entry of its own towards `maxEntries`. */
+interface SlotState {
   hash: string;
   tag: string | undefined;
   attempts: number;
   issuedAtMs: number;
-  expiresAtMs: number;
+  /** 0 when the slot holds no code. */
+  codeExpiresAtMs: number;
+  /** End of the resend cooldown; 0 for none. */
+  cooldownUntilMs: number;
 }
 
 /** Failures in a row of one space, and its timed lock. */
@@ -23,6 +27,22 @@ interface FailureEntry {
 interface ValueEntry {
   value: number | string;
   expiresAtMs: number;
+}
+
+/**
+ * Everything one space (user or decoy) of one username holds, in one object for the usual
+ * case of one session slot: that slot's state inline (`slot` names it), any further slots in
+ * `others`; the `sendsPerUsername` count; the failure state; used TOTP steps and recovery codes.
+ */
+interface SpaceEntry extends SlotState {
+  slot: string | undefined;
+  others: Map<string, SlotState> | undefined;
+  sends: number;
+  /** End of the `sendsPerUsername` window; 0 when nothing is counted. */
+  sendsExpiresAtMs: number;
+  failure: FailureEntry | undefined;
+  /** TOTP's last accepted step (`t`) and used recovery codes (`r\0<id>`), user space only. */
+  uses: Map<string, ValueEntry> | undefined;
 }
 
 export interface MemoryStoreOptions {
@@ -39,64 +59,151 @@ export interface MemoryStoreOptions {
 /**
  * A store for one process. Each operation reads and writes its maps without an `await` in
  * between, so concurrent requests cannot interleave inside it: a send plan is decided whole,
- * synchronously. Expired entries are swept on a timer that does not keep the process alive,
- * and the number of entries is capped.
+ * synchronously. Each space of a username (its session slots' codes and cooldowns, its
+ * per-username count, its failure count) is one object under the username's key, and each
+ * counter is kept under its own key string: a send makes a few map lookups on strings the
+ * core already holds, and keeps little per pending code. Expired entries are swept on a timer that does not keep the
+ * process alive, and the number of entries is capped.
  */
 export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
-  const codes = new Map<string, CodeEntry>();
-  const failures = new Map<string, FailureEntry>();
-  /** Cooldowns, counters, TOTP steps, used recovery codes and cached values. */
+  const spaces: Record<Space, Map<string, SpaceEntry>> = { user: new Map(), decoy: new Map() };
+  /** Quota counters and spend breakers, by their key. */
+  const counters = new Map<string, ValueEntry>();
+  /** The small cache of `get` / `set`. */
   const values = new Map<string, ValueEntry>();
+  /** Entries held (codes, cooldowns, counts, failure states, uses, counters, values), for `maxEntries`. */
+  let entries = 0;
   const sweepIntervalMs = options.sweepIntervalMs ?? 30_000;
   const maxEntries = options.maxEntries ?? 500_000;
   if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new TypeError('memoryStore: option "maxEntries" must be a whole number >= 1.');
   if (!Number.isInteger(sweepIntervalMs) || sweepIntervalMs < 10) throw new TypeError('memoryStore: option "sweepIntervalMs" must be a whole number >= 10.');
 
+  const sweepMap = (map: Map<string, { expiresAtMs: number }>, now: number): void => {
+    for (const [key, entry] of map) {
+      if (entry.expiresAtMs <= now) {
+        map.delete(key);
+        entries -= 1;
+      }
+    }
+  };
+
+  /** Drops a slot's expired parts; true when nothing is left of it. */
+  const expireSlot = (slot: SlotState, now: number): boolean => {
+    if (slot.codeExpiresAtMs !== 0 && slot.codeExpiresAtMs <= now) {
+      slot.codeExpiresAtMs = 0;
+      entries -= 1;
+    }
+    if (slot.cooldownUntilMs !== 0 && slot.cooldownUntilMs <= now) {
+      slot.cooldownUntilMs = 0;
+      entries -= 1;
+    }
+    return slot.codeExpiresAtMs === 0 && slot.cooldownUntilMs === 0;
+  };
+  const removeSlot = (space: SpaceEntry, key: string): void => {
+    if (space.slot === key) space.slot = undefined;
+    else space.others?.delete(key);
+  };
+  /** The slot `key` of `space` with its expired parts dropped; undefined when nothing is left of it. */
+  const slotOf = (space: SpaceEntry | undefined, key: string, now: number): SlotState | undefined => {
+    if (space === undefined) return undefined;
+    const slot = space.slot === key ? space : space.others?.get(key);
+    if (slot === undefined || !expireSlot(slot, now)) return slot;
+    removeSlot(space, key);
+    return undefined;
+  };
+  const addSlot = (space: SpaceEntry, key: string): SlotState => {
+    if (space.slot === undefined) {
+      space.slot = key;
+      return space;
+    }
+    const slot: SlotState = { hash: '', tag: undefined, attempts: 0, issuedAtMs: 0, codeExpiresAtMs: 0, cooldownUntilMs: 0 };
+    (space.others ??= new Map()).set(key, slot);
+    return slot;
+  };
+  const spaceOf = (user: string, space: Space): SpaceEntry => {
+    let entry = spaces[space].get(user);
+    if (entry === undefined) {
+      entry = {
+        slot: undefined, hash: '', tag: undefined, attempts: 0, issuedAtMs: 0, codeExpiresAtMs: 0, cooldownUntilMs: 0,
+        others: undefined, sends: 0, sendsExpiresAtMs: 0, failure: undefined, uses: undefined,
+      };
+      spaces[space].set(user, entry);
+    }
+    return entry;
+  };
+  /** The space's `sendsPerUsername` count, once its window has not ended. */
+  const sendsOf = (space: SpaceEntry | undefined, now: number): number => {
+    if (space === undefined || space.sendsExpiresAtMs === 0) return 0;
+    if (space.sendsExpiresAtMs <= now) {
+      space.sends = 0;
+      space.sendsExpiresAtMs = 0;
+      entries -= 1;
+    }
+    return space.sends;
+  };
+  const dropFailure = (space: SpaceEntry | undefined): void => {
+    if (space?.failure === undefined) return;
+    space.failure = undefined;
+    entries -= 1;
+  };
+  const liveFailure = (space: SpaceEntry | undefined, now: number): FailureEntry | undefined => {
+    if (space?.failure !== undefined && space.failure.expiresAtMs <= now) dropFailure(space);
+    return space?.failure;
+  };
+  const live = (map: Map<string, ValueEntry>, key: string, now: number): ValueEntry | undefined => {
+    const entry = map.get(key);
+    if (entry !== undefined && entry.expiresAtMs <= now) {
+      map.delete(key);
+      entries -= 1;
+      return undefined;
+    }
+    return entry;
+  };
+
+  /** Drops what has expired in a space; true when nothing is left of it. */
+  const sweepSpace = (space: SpaceEntry, now: number): boolean => {
+    if (space.slot !== undefined && expireSlot(space, now)) space.slot = undefined;
+    if (space.others !== undefined) for (const [key, slot] of space.others) if (expireSlot(slot, now)) space.others.delete(key);
+    sendsOf(space, now);
+    liveFailure(space, now);
+    if (space.uses !== undefined) sweepMap(space.uses, now);
+    return space.slot === undefined && (space.others === undefined || space.others.size === 0) && space.sendsExpiresAtMs === 0
+      && space.failure === undefined && (space.uses === undefined || space.uses.size === 0);
+  };
   let lastSweepMs = 0;
   const sweep = (): void => {
     const now = Date.now();
     lastSweepMs = now;
-    for (const map of [codes, failures, values] as Array<Map<string, { expiresAtMs: number }>>) {
-      for (const [key, entry] of map) if (entry.expiresAtMs <= now) map.delete(key);
-    }
+    for (const map of [spaces.user, spaces.decoy]) for (const [user, space] of map) if (sweepSpace(space, now)) map.delete(user);
+    sweepMap(counters, now);
+    sweepMap(values, now);
   };
   const timer = setInterval(sweep, sweepIntervalMs);
   timer.unref();
 
   /** Makes room for `count` new entries or fails closed; sweeps early at most once a second. */
   const reserve = (count: number): void => {
-    const size = () => codes.size + failures.size + values.size;
-    if (size() + count <= maxEntries) return;
+    if (count === 0 || entries + count <= maxEntries) return;
     if (Date.now() - lastSweepMs >= 1000) sweep();
-    if (size() + count > maxEntries) {
+    if (entries + count > maxEntries) {
       throw new OtpError('STORE_UNAVAILABLE', `memoryStore is full (${maxEntries} entries): refusing new state until some expires. Use redisStore() for more.`);
     }
   };
 
-  const live = <T extends { expiresAtMs: number }>(map: Map<string, T>, key: string, now: number): T | undefined => {
-    const entry = map.get(key);
-    if (entry !== undefined && entry.expiresAtMs <= now) {
-      map.delete(key);
-      return undefined;
-    }
-    return entry;
-  };
-
-  const k = (user: string, space: Space, part: string) => `${user}\0${space}\0${part}`;
-  const counterKey = (counter: Counter) => `q\0${counter.key}`;
-
   /** The refusal a counter gives now, without counting. */
   const checkCounter = (counter: Counter, now: number): Refusal | null => {
-    const entry = live(values, counterKey(counter), now);
-    const used = typeof entry?.value === 'number' ? entry.value : 0;
+    const entry = live(counters, counter.key, now);
+    const used = entry === undefined ? 0 : (entry.value as number);
     return used + 1 > counter.points ? { limit: counter.limit, retryAfterMs: Math.max((entry?.expiresAtMs ?? now) - now, 1) } : null;
   };
+  /** Counts one on a `take` counter already checked (so an expired entry is gone) at `now`. */
   const takeCounter = (counter: Counter, now: number): void => {
     if (counter.mode !== 'take') return;
-    const key = counterKey(counter);
-    const entry = live(values, key, now);
-    if (entry === undefined) values.set(key, { value: 1, expiresAtMs: now + counter.windowMs });
-    else entry.value = (entry.value as number) + 1;
+    const entry = counters.get(counter.key);
+    if (entry === undefined) {
+      counters.set(counter.key, { value: 1, expiresAtMs: now + counter.windowMs });
+      entries += 1;
+    } else entry.value = (entry.value as number) + 1;
   };
 
   const lockOf = (entry: FailureEntry | undefined, policy: LockPolicy, now: number): { permanent: boolean; retryAfterMs: number } | null => {
@@ -108,12 +215,12 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
 
   /** Counts one failure in a row for `space`; returns the lock it starts. */
   const countFailure = (user: string, space: Space, policy: LockPolicy, now: number): LockStarted => {
-    const key = k(user, space, 'f');
-    let entry = live(failures, key, now);
+    let entry = liveFailure(spaces[space].get(user), now);
     if (entry === undefined) {
       reserve(1);
       entry = { fails: 0, lockedUntilMs: 0, expiresAtMs: 0 };
-      failures.set(key, entry);
+      spaceOf(user, space).failure = entry;
+      entries += 1;
     }
     entry.fails += 1;
     entry.expiresAtMs = now + policy.failureMemoryMs;
@@ -128,14 +235,13 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
   return {
     async send(plan: SendPlan): Promise<SendDecision> {
       const now = Date.now();
-      const cooldownKey = k(plan.user, plan.space, `cd\0${plan.slot}`);
-      const perUserKey = k(plan.user, plan.space, 'n');
+      const state = spaces[plan.space].get(plan.user);
+      const slot = slotOf(state, plan.slot, now);
+      const sends = sendsOf(state, now);
       let refusal: Refusal | null = null;
-      const cooldown = live(values, cooldownKey, now);
-      if (cooldown !== undefined) refusal = { limit: 'resendCooldownSeconds', retryAfterMs: Math.max(cooldown.expiresAtMs - now, 1) };
-      const perUser = plan.perUser === null ? undefined : live(values, perUserKey, now);
-      if (refusal === null && plan.perUser !== null && ((perUser?.value as number | undefined) ?? 0) + 1 > plan.perUser.points) {
-        refusal = { limit: 'sendsPerUsername', retryAfterMs: Math.max((perUser?.expiresAtMs ?? now) - now, 1) };
+      if (slot !== undefined && slot.cooldownUntilMs !== 0) refusal = { limit: 'resendCooldownSeconds', retryAfterMs: Math.max(slot.cooldownUntilMs - now, 1) };
+      if (refusal === null && plan.perUser !== null && sends + 1 > plan.perUser.points) {
+        refusal = { limit: 'sendsPerUsername', retryAfterMs: Math.max(state!.sendsExpiresAtMs - now, 1) };
       }
       for (const counter of plan.request) refusal ??= checkCounter(counter, now);
       const targets = plan.targets.map((group) => {
@@ -148,106 +254,127 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
       if (refusal === null && targets.length > 0 && targets.every((t) => t !== null)) refusal = targets[0] ?? null;
       if (refusal !== null) return { ok: false, refusal, targets };
 
-      const codeKey = k(plan.user, plan.space, `c\0${plan.slot}`);
-      const taken = [...plan.request, ...plan.targets.filter((_, index) => targets[index] === null).flat()].filter((c) => c.mode === 'take');
-      const fresh = (map: Map<string, unknown>, key: string) => (map.has(key) ? 0 : 1);
-      reserve(
-        fresh(codes, codeKey) +
-          (plan.cooldownMs > 0 ? fresh(values, cooldownKey) : 0) +
-          (plan.perUser !== null && perUser === undefined ? 1 : 0) +
-          taken.reduce((sum, c) => sum + fresh(values, counterKey(c)), 0),
-      );
-      if (plan.cooldownMs > 0) values.set(cooldownKey, { value: 1, expiresAtMs: now + plan.cooldownMs });
+      // Admitted: make room for every entry this adds (or change nothing), then write.
+      const admitted = plan.targets.filter((_, index) => targets[index] === null);
+      let fresh = slot === undefined || slot.codeExpiresAtMs === 0 ? 1 : 0;
+      if (plan.cooldownMs > 0) fresh += 1; // no cooldown runs (it would have refused)
+      if (plan.perUser !== null && sends === 0) fresh += 1;
+      const newCounters = new Set<string>();
+      for (const counter of plan.request) if (counter.mode === 'take' && !counters.has(counter.key)) newCounters.add(counter.key);
+      for (const group of admitted) for (const counter of group) if (counter.mode === 'take' && !counters.has(counter.key)) newCounters.add(counter.key);
+      reserve(fresh + newCounters.size);
+
+      const space = state ?? spaceOf(plan.user, plan.space);
+      const entry = slot ?? addSlot(space, plan.slot);
+      if (plan.cooldownMs > 0) {
+        entry.cooldownUntilMs = now + plan.cooldownMs;
+        entries += 1;
+      }
       if (plan.perUser !== null) {
-        if (perUser === undefined) values.set(perUserKey, { value: 1, expiresAtMs: now + plan.perUser.windowMs });
-        else perUser.value = (perUser.value as number) + 1;
+        if (sends === 0) {
+          space.sendsExpiresAtMs = now + plan.perUser.windowMs;
+          entries += 1;
+        }
+        space.sends = sends + 1;
       }
       for (const counter of plan.request) takeCounter(counter, now);
-      plan.targets.forEach((group, index) => {
-        if (targets[index] === null) for (const counter of group) takeCounter(counter, now);
-      });
-      codes.set(codeKey, { hash: plan.code.hash, tag: plan.code.tag === undefined ? undefined : checkTag(plan.code.tag), attempts: 0, issuedAtMs: plan.code.issuedAtMs, expiresAtMs: now + plan.code.ttlMs });
+      for (const group of admitted) for (const counter of group) takeCounter(counter, now);
+      if (entry.codeExpiresAtMs === 0) entries += 1;
+      entry.hash = plan.code.hash;
+      entry.tag = plan.code.tag === undefined ? undefined : checkTag(plan.code.tag);
+      entry.attempts = 0;
+      entry.issuedAtMs = plan.code.issuedAtMs;
+      entry.codeExpiresAtMs = now + plan.code.ttlMs;
       return { ok: true, targets };
     },
 
     async verify({ user, slots, hash, policy }): Promise<VerifyOutcome> {
       const now = Date.now();
-      let found: { key: string; entry: CodeEntry; space: Space } | undefined;
-      for (const slot of slots) {
+      let found: { key: string; slot: SlotState; space: Space; state: SpaceEntry } | undefined;
+      for (const key of slots) {
         for (const space of ['user', 'decoy'] as const) {
-          const key = k(user, space, `c\0${slot}`);
-          const entry = found === undefined ? live(codes, key, now) : undefined;
-          if (entry !== undefined) found = { key, entry, space };
+          if (found !== undefined) continue;
+          const state = spaces[space].get(user);
+          const slot = slotOf(state, key, now);
+          if (slot !== undefined && slot.codeExpiresAtMs !== 0) found = { key, slot, space, state: state! };
         }
       }
       if (found === undefined) return { result: 'missing' };
-      const { key, entry, space } = found;
-      const lock = lockOf(live(failures, k(user, space, 'f'), now), policy, now);
+      const { key, slot, space, state } = found;
+      const lock = lockOf(liveFailure(state, now), policy, now);
       if (lock !== null) return { result: 'locked', space, ...lock };
-      if (entry.attempts >= policy.maxAttempts) return { result: 'burned', space };
-      if (space === 'user' && safeEqual(entry.hash, hash)) {
-        codes.delete(key);
-        failures.delete(k(user, 'user', 'f'));
-        return { result: 'ok', space, issuedAtMs: entry.issuedAtMs, ...(entry.tag !== undefined && { tag: entry.tag }) };
+      if (slot.attempts >= policy.maxAttempts) return { result: 'burned', space };
+      if (space === 'user' && safeEqual(slot.hash, hash)) {
+        const { issuedAtMs, tag } = slot;
+        slot.codeExpiresAtMs = 0;
+        slot.hash = '';
+        entries -= 1;
+        if (slot.cooldownUntilMs === 0) removeSlot(state, key);
+        dropFailure(state);
+        return { result: 'ok', space, issuedAtMs, ...(tag !== undefined && { tag }) };
       }
-      entry.attempts += 1;
+      slot.attempts += 1;
       return { result: 'mismatch', space, lock: countFailure(user, space, policy, now) };
     },
 
     async attempt({ user, space, policy }: AttemptRequest): Promise<AttemptStart> {
       const now = Date.now();
-      const lock = lockOf(live(failures, k(user, space, 'f'), now), policy, now);
+      const lock = lockOf(liveFailure(spaces[space].get(user), now), policy, now);
       if (lock !== null) return { ok: false, ...lock };
       return { ok: true, lock: countFailure(user, space, policy, now) };
     },
 
     async settle({ user, use }: SettleRequest): Promise<boolean> {
       const now = Date.now();
+      const key = use.kind === 'totp' ? 't' : `r\0${use.id}`;
+      const existing = spaces.user.get(user)?.uses;
+      const last = existing === undefined ? undefined : live(existing, key, now);
       if (use.kind === 'totp') {
-        const key = k(user, 'user', 't');
-        const last = live(values, key, now);
         if (last !== undefined && (last.value as number) >= use.step) return false;
-        reserve(1);
-        values.set(key, { value: use.step, expiresAtMs: now + use.ttlMs });
-      } else {
-        const key = k(user, 'user', `r\0${use.id}`);
-        if (live(values, key, now) !== undefined) return false;
-        reserve(1);
-        values.set(key, { value: 1, expiresAtMs: now + use.ttlMs });
-      }
-      failures.delete(k(user, 'user', 'f'));
+      } else if (last !== undefined) return false;
+      if (last === undefined) reserve(1);
+      const state = spaceOf(user, 'user');
+      if (last === undefined) entries += 1;
+      (state.uses ??= new Map()).set(key, { value: use.kind === 'totp' ? use.step : 1, expiresAtMs: now + use.ttlMs });
+      dropFailure(state);
       return true;
     },
 
     async unlock(user) {
-      failures.delete(k(user, 'user', 'f'));
-      failures.delete(k(user, 'decoy', 'f'));
+      dropFailure(spaces.user.get(user));
+      dropFailure(spaces.decoy.get(user));
     },
 
     async consume(counter) {
       const now = Date.now();
       const refused = checkCounter(counter, now);
       if (refused !== null) return refused;
-      reserve(1);
+      if (counter.mode === 'take' && !counters.has(counter.key)) reserve(1);
       takeCounter(counter, now);
       return null;
     },
 
     async get(key) {
-      const entry = live(values, `kv\0${key}`, Date.now());
+      const entry = live(values, key, Date.now());
       return entry === undefined ? null : String(entry.value);
     },
 
     async set(key, value, ttlMs) {
-      reserve(1);
-      values.set(`kv\0${key}`, { value, expiresAtMs: Date.now() + ttlMs });
+      const now = Date.now();
+      if (live(values, key, now) === undefined) {
+        reserve(1);
+        entries += 1;
+      }
+      values.set(key, { value, expiresAtMs: now + ttlMs });
     },
 
     async close() {
       clearInterval(timer);
-      codes.clear();
-      failures.clear();
+      spaces.user.clear();
+      spaces.decoy.clear();
+      counters.clear();
       values.clear();
+      entries = 0;
     },
   };
 }

@@ -1,5 +1,5 @@
 import type { RedisClientType, RedisClusterType } from 'redis';
-import { randomBytes } from 'node:crypto';
+import { randomToken } from '../core/codes.js';
 import { OtpError } from '../core/errors.js';
 import { checkTag } from './tag.js';
 import {
@@ -252,23 +252,8 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
   };
 }
 
-/**
- * A random token that marks a send's cooldown reservation as its own (so a refused send takes
- * back only what it set). Cut from a pooled buffer: one `randomBytes` call per 1,024 sends
- * instead of one per send.
- */
-const TOKEN_BYTES = 9;
-let tokenPool = Buffer.alloc(0);
-let tokenOffset = 0;
-function reservationToken(): string {
-  if (tokenOffset + TOKEN_BYTES > tokenPool.length) {
-    tokenPool = randomBytes(TOKEN_BYTES * 1024);
-    tokenOffset = 0;
-  }
-  const token = tokenPool.toString('base64url', tokenOffset, tokenOffset + TOKEN_BYTES);
-  tokenOffset += TOKEN_BYTES;
-  return token;
-}
+/** A random token that marks a send's cooldown reservation as its own (so a refused send takes back only what it set). */
+const reservationToken = (): string => randomToken(9);
 
 function lockStarted(reply: string | undefined): LockStarted {
   return reply === 'timed' || reply === 'permanent' ? reply : null;

@@ -1,0 +1,50 @@
+// The keyed hashes every store key and code hash comes from: the fast HMAC must give exactly
+// the bytes of Node's createHmac, for every secret and message (it falls back where it cannot).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac, randomBytes } from 'node:crypto';
+import { hashCode, hashKey, hmac, randomToken } from '../src/core/codes.js';
+
+const reference = (secret: string, message: string) => createHmac('sha256', secret).update(message).digest('base64url');
+
+test('hmac() equals createHmac for ASCII, long and non-ASCII secrets and any UTF-8 message', () => {
+  const secrets = [
+    'x'.repeat(32),
+    randomBytes(32).toString('hex'), // 64 ASCII characters: one block exactly
+    randomBytes(33).toString('hex'), // longer than a block: hashed first (createHmac path)
+    randomBytes(24).toString('base64'),
+    'sécret-with-a-non-ASCII-letter-0123456789',
+    '\u007f'.repeat(40),
+  ];
+  const messages = ['', 'key\0user\0john.smith', 'code\x00abc\x00004217', 'Jöhn Smïth 🙂', '\ud800 lone surrogate', 'x'.repeat(1000), '\0'.repeat(70)];
+  let compared = 0;
+  for (const secret of secrets) {
+    for (const message of messages) {
+      assert.equal(hmac(secret, message), reference(secret, message), `secret ${JSON.stringify(secret.slice(0, 8))}…, message ${JSON.stringify(message.slice(0, 12))}`);
+      compared += 1;
+    }
+    for (let i = 0; i < 50; i++) {
+      const message = randomBytes(1 + (i % 90)).toString('latin1');
+      assert.equal(hmac(secret, message), reference(secret, message));
+      compared += 1;
+    }
+  }
+  assert.equal(compared, secrets.length * (messages.length + 50));
+});
+
+test('hashKey and hashCode keep their formats: 27 and 43 base64url characters, keyed by the secret', () => {
+  const secret = 'y'.repeat(40);
+  assert.equal(hashKey(secret, 'user', 'john'), reference(secret, 'key\0user\0john').slice(0, 27));
+  assert.equal(hashCode(secret, 'rec', '123456'), reference(secret, 'code\x00rec\x00123456'));
+  assert.match(hashCode(secret, 'rec', '123456'), /^[A-Za-z0-9_-]{43}$/);
+  assert.notEqual(hashKey(secret, 'user', 'john'), hashKey('z'.repeat(40), 'user', 'john'));
+});
+
+test('randomToken() never repeats and draws fresh bytes past its pool', () => {
+  const seen = new Set<string>();
+  // 2,000 × 18 bytes crosses the 16 KiB pool twice.
+  for (let i = 0; i < 2000; i++) seen.add(randomToken());
+  assert.equal(seen.size, 2000);
+  for (const token of seen) assert.match(token, /^[A-Za-z0-9_-]{24}$/);
+  assert.match(randomToken(9), /^[A-Za-z0-9_-]{12}$/);
+});

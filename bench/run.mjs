@@ -530,7 +530,7 @@ function render(report) {
     `- Machine: ${info.cpus} × ${info.model} (os.cpus().length = ${info.cpus}), ${info.memory}, ${info.platform}`,
     `- Node ${info.node}; package built with tsup (ESM, target node20) from ${build}`,
     `- autocannon, ${CONNECTIONS} connections, ${DURATION} s per measurement after a ${WARMUP_FIRST} s (first round) / ${WARMUP} s warm-up, ` +
-      `${ROUNDS} rounds; in each round a scenario, its baseline (and the scenario with metrics) are measured back to back, in an order that rotates so each goes first once; figures are medians over the rounds, the ratio is the median of the per-round ratios`,
+      `${ROUNDS} rounds; in each round a scenario, its baseline (and the scenario with metrics) are measured back to back, in an order that rotates so each goes first in turn; figures are medians over the rounds, the ratio is the median of the per-round ratios`,
     `- Each server is its own child process; the load generator is the parent process. Redis (127.0.0.1:6379) and PostgreSQL ${report.pgVersion ?? '15'} (127.0.0.1:5432, a schema of the run's own, dropped at the end) share the same ${info.cpus} cores.`,
     `- Whole run: ${report.elapsedSeconds.toFixed(0)} s. ${quietLine(report)}`,
     '',

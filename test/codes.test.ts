@@ -48,3 +48,16 @@ test('randomToken() never repeats and draws fresh bytes past its pool', () => {
   for (const token of seen) assert.match(token, /^[A-Za-z0-9_-]{24}$/);
   assert.match(randomToken(9), /^[A-Za-z0-9_-]{12}$/);
 });
+
+test('RecentValues keeps at most two generations and moves a hit of the older one forward', async () => {
+  const { RecentValues } = await import('../src/core/recent.js');
+  const recent = new RecentValues<number>(3);
+  for (let i = 0; i < 3; i++) recent.set(`k${i}`, i);
+  recent.set('k3', 3); // k0..k2 become the previous generation
+  assert.equal(recent.get('k0'), 0); // found there, and moved into the current one
+  recent.set('k4', 4);
+  recent.set('k5', 5); // the current one (k3, k0, k4) is full: it becomes the previous, k1 and k2 are dropped
+  assert.equal(recent.get('k1'), undefined);
+  assert.equal(recent.get('k2'), undefined);
+  for (const [key, value] of [['k0', 0], ['k3', 3], ['k4', 4], ['k5', 5]] as const) assert.equal(recent.get(key), value);
+});

@@ -7,6 +7,7 @@
  */
 import { hashKey } from './codes.js';
 import { ipQuotaKey } from './client-ip.js';
+import { RecentValues } from './recent.js';
 import type { OtpLimits, WindowQuota } from './options.js';
 import type { Target } from './targets.js';
 import type { Channel } from './types.js';
@@ -34,19 +35,23 @@ export interface PlanRequest {
 
 export type Admission = ReturnType<typeof createAdmission>;
 
-/** Keys of destinations, number blocks and IPs seen lately (bounded, oldest out): every resend to them hashes nothing new. */
-const MAX_CACHED_KEYS = 10_000;
+/** Keys of destinations, number blocks and IPs seen lately, per kind (bounded: at most 2 × 5,000 each, a few MB in all): a resend to them hashes nothing new. */
+const MAX_CACHED_KEYS = 5_000;
 
 export function createAdmission({ secret, limits, cooldownSeconds }: { secret: string; limits: OtpLimits; cooldownSeconds: number }) {
-  const cachedKeys = new Map<string, string>();
-  /** `hashKey` for values that recur across sends (a destination, a number block, an IP, and a decoy's stand-ins for them): remembered, not hashed again. */
-  const recurringKey = (kind: string, value: string): string => {
-    const id = `${kind}\0${value}`;
-    let key = cachedKeys.get(id);
+  const cachedKeys = new Map<string, RecentValues<string>>();
+  /**
+   * `${label}:${hashKey(kind, value)}` for values that recur across sends (a destination, a
+   * number block, an IP, and a decoy's stand-ins for them): remembered per kind, so a resend
+   * hashes nothing and hands the store the same key string as before.
+   */
+  const recurringKey = (label: string, kind: string, value: string): string => {
+    let cache = cachedKeys.get(kind);
+    if (cache === undefined) cachedKeys.set(kind, (cache = new RecentValues(MAX_CACHED_KEYS)));
+    let key = cache.get(value);
     if (key === undefined) {
-      key = hashKey(secret, kind, value);
-      if (cachedKeys.size >= MAX_CACHED_KEYS) cachedKeys.delete(cachedKeys.keys().next().value as string);
-      cachedKeys.set(id, key);
+      key = `${label}:${hashKey(secret, kind, value)}`;
+      cache.set(value, key);
     }
     return key;
   };
@@ -57,22 +62,22 @@ export function createAdmission({ secret, limits, cooldownSeconds }: { secret: s
   const breakers = (channel: Channel, mode: Counter['mode']) => phoneBreakers(limits, channel, mode);
 
   const targetCounters = (target: Target, test: boolean): Counter[] => {
-    const destination = window('sendsPerDestination', limits.sendsPerDestination, `dest:${recurringKey('dest', destinationQuotaKey(target))}`);
+    const destination = window('sendsPerDestination', limits.sendsPerDestination, recurringKey('dest', 'dest', destinationQuotaKey(target)));
     if (target.channel === 'email' || test) return destination;
     return [
       ...destination,
-      ...window('smsPerPrefix', limits.smsPerPrefix, `prefix:${recurringKey('prefix', target.to.slice(0, -4))}`),
+      ...window('smsPerPrefix', limits.smsPerPrefix, recurringKey('prefix', 'prefix', target.to.slice(0, -4))),
       ...breakers(target.channel, 'take'),
     ];
   };
 
   /** A decoy's stand-in: the same counters, on its own keys, reading (not spending) the shared breakers. */
   const decoyCounters = (channel: Channel, username: string): Counter[] => {
-    const destination = window('sendsPerDestination', limits.sendsPerDestination, `dest:${recurringKey('decoy-dest', `${channel}\0${username}`)}`);
+    const destination = window('sendsPerDestination', limits.sendsPerDestination, recurringKey('dest', 'decoy-dest', `${channel}\0${username}`));
     if (channel === 'email') return destination;
     return [
       ...destination,
-      ...window('smsPerPrefix', limits.smsPerPrefix, `prefix:${recurringKey('decoy-prefix', username)}`),
+      ...window('smsPerPrefix', limits.smsPerPrefix, recurringKey('prefix', 'decoy-prefix', username)),
       ...breakers(channel, 'peek'),
     ];
   };
@@ -94,7 +99,7 @@ export function createAdmission({ secret, limits, cooldownSeconds }: { secret: s
         slot: request.slot,
         cooldownMs: cooldownSeconds * 1000,
         perUser: perUser.points > 0 ? { points: perUser.points, windowMs: perUser.windowSeconds * 1000 } : null,
-        request: request.countIp ? window('sendsPerIp', limits.sendsPerIp, `ip:${recurringKey('ip', ipQuotaKey(request.ip))}`) : [],
+        request: request.countIp ? window('sendsPerIp', limits.sendsPerIp, recurringKey('ip', 'ip', ipQuotaKey(request.ip))) : [],
         targets,
         code: { ...request.code, issuedAtMs: Date.now() },
       };

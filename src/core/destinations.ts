@@ -4,6 +4,7 @@
  */
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import { OtpError } from './errors.js';
+import { RecentValues } from './recent.js';
 
 /**
  * The number types refused by default, none of them a person's phone (libphonenumber's
@@ -56,9 +57,8 @@ function squash(name: string): string {
   return name.toLowerCase().replace(/[^a-z]/g, '');
 }
 
-/** Successful results, by allowed types and input: `resolveUser` hands back the same stored number on every send (bounded, oldest out). */
-const normalizedPhones = new Map<string, string>();
-const MAX_CACHED_PHONES = 10_000;
+/** Successful results, by allowed types and input: `resolveUser` hands back the same stored number on every send (bounded). */
+const normalizedPhones = new RecentValues<string>(10_000);
 /** Each allow list, checked on its first use (like any option, it is not meant to change afterwards), with its cache-key part. */
 const allowLists = new WeakMap<object, { types: ReadonlySet<PhoneNumberType>; key: string }>();
 const allowNone = { types: new Set<PhoneNumberType>(), key: '' };
@@ -77,10 +77,7 @@ export function normalizePhone(smsTo: unknown, smsISDCode: unknown = '1', option
   const cached = cacheKey === undefined ? undefined : normalizedPhones.get(cacheKey);
   if (cached !== undefined) return cached;
   const normalized = parsePhone(smsTo, smsISDCode, allowed.types);
-  if (cacheKey !== undefined) {
-    if (normalizedPhones.size >= MAX_CACHED_PHONES) normalizedPhones.delete(normalizedPhones.keys().next().value as string);
-    normalizedPhones.set(cacheKey, normalized);
-  }
+  if (cacheKey !== undefined) normalizedPhones.set(cacheKey, normalized);
   return normalized;
 }
 

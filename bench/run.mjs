@@ -31,7 +31,7 @@ const args = new Set(process.argv.slice(2));
 const option = (name) => [...args].find((arg) => arg.startsWith(`--${name}=`))?.split('=')[1];
 const QUICK = args.has('--quick');
 const DURATION = Number(process.env.BENCH_DURATION ?? (QUICK ? 2 : 5));
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3));
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 5));
 const WARMUP_FIRST = QUICK ? 1 : 2;
 const WARMUP = 1;
 const CONNECTIONS = 10;

@@ -30,10 +30,10 @@ import { baselineSessions, cyclingVerifySpec, getSpec, pendingCodeUsers, uniqueS
 const args = new Set(process.argv.slice(2));
 const option = (name) => [...args].find((arg) => arg.startsWith(`--${name}=`))?.split('=')[1];
 const QUICK = args.has('--quick');
-const DURATION = Number(process.env.BENCH_DURATION ?? (QUICK ? 2 : 5));
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 5));
+const DURATION = Number(process.env.BENCH_DURATION ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 12));
 const WARMUP_FIRST = QUICK ? 1 : 2;
-const WARMUP = 1;
+const WARMUP = QUICK ? 1 : 0.5;
 const CONNECTIONS = 10;
 const VERIFY_USERS = QUICK ? 4000 : 20_000;
 /** Fewer on PostgreSQL, where setting them up takes longer; its slower verifies need fewer. */

@@ -79,7 +79,7 @@ function checkStatuses(label, result, expected) {
   }
 }
 
-const fmt = (value, digits = 0) => (value === undefined || Number.isNaN(value) ? '—' : value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+const fmt = (value, digits = 0) => (value === undefined || value === null || Number.isNaN(value) ? '—' : value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
 
 /**
  * Measures a set of variants (a scenario, its baseline, and e.g. the scenario with metrics)

@@ -83,15 +83,13 @@ export function blockidOtp(options: OtpOptions): BlockidOtpMiddleware {
   const { maxBodyBytes } = service.options;
 
   const middleware = (req: ExpressRequest, res: ExpressResponse, next: Next): void => {
-    const path = req.path ?? new URL(req.url ?? '/', 'http://x').pathname;
-    if (!handle.mayServe(path)) {
-      try {
-        checkTrustProxy(req);
-      } catch (error) {
-        return next(error);
-      }
-      return next();
+    try {
+      checkTrustProxy(req);
+    } catch (error) {
+      return next(error);
     }
+    const path = req.path ?? new URL(req.url ?? '/', 'http://x').pathname;
+    if (!handle.mayServe(path)) return next();
     const exchange: HttpExchange = {
       method: req.method ?? 'GET',
       path,
@@ -102,17 +100,12 @@ export function blockidOtp(options: OtpOptions): BlockidOtpMiddleware {
       session: sessionPort(req),
       req,
     };
-    let handled: Promise<unknown>;
-    try {
-      checkTrustProxy(req);
-      handled = handle(exchange).then((reply) => {
+    handle(exchange)
+      .then((reply) => {
         if (reply === undefined) return next();
         writeReply(res, reply);
-      });
-    } catch (error) {
-      handled = Promise.reject(error);
-    }
-    handled.catch(next);
+      })
+      .catch(next);
   };
 
   return withOtpApi(middleware, service);

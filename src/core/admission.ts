@@ -39,22 +39,27 @@ export type Admission = ReturnType<typeof createAdmission>;
 const MAX_CACHED_KEYS = 5_000;
 
 export function createAdmission({ secret, limits, cooldownSeconds }: { secret: string; limits: OtpLimits; cooldownSeconds: number }) {
-  const cachedKeys = new Map<string, RecentValues<string>>();
   /**
    * `${label}:${hashKey(kind, value)}` for values that recur across sends (a destination, a
    * number block, an IP, and a decoy's stand-ins for them): remembered per kind, so a resend
    * hashes nothing and hands the store the same key string as before.
    */
-  const recurringKey = (label: string, kind: string, value: string): string => {
-    let cache = cachedKeys.get(kind);
-    if (cache === undefined) cachedKeys.set(kind, (cache = new RecentValues(MAX_CACHED_KEYS)));
-    let key = cache.get(value);
-    if (key === undefined) {
-      key = `${label}:${hashKey(secret, kind, value)}`;
-      cache.set(value, key);
-    }
-    return key;
+  const recurringKeys = (label: string, kind: string) => {
+    const cache = new RecentValues<string>(MAX_CACHED_KEYS);
+    return (value: string): string => {
+      let key = cache.get(value);
+      if (key === undefined) {
+        key = `${label}:${hashKey(secret, kind, value)}`;
+        cache.set(value, key);
+      }
+      return key;
+    };
   };
+  const destinationKey = recurringKeys('dest', 'dest');
+  const prefixKey = recurringKeys('prefix', 'prefix');
+  const ipKey = recurringKeys('ip', 'ip');
+  const decoyDestinationKey = recurringKeys('dest', 'decoy-dest');
+  const decoyPrefixKey = recurringKeys('prefix', 'decoy-prefix');
 
   const window = (limit: string, quota: WindowQuota, key: string, mode: Counter['mode'] = 'take'): Counter[] =>
     quota.points > 0 ? [{ limit, key, points: quota.points, windowMs: quota.windowSeconds * 1000, mode }] : [];
@@ -62,22 +67,22 @@ export function createAdmission({ secret, limits, cooldownSeconds }: { secret: s
   const breakers = (channel: Channel, mode: Counter['mode']) => phoneBreakers(limits, channel, mode);
 
   const targetCounters = (target: Target, test: boolean): Counter[] => {
-    const destination = window('sendsPerDestination', limits.sendsPerDestination, recurringKey('dest', 'dest', destinationQuotaKey(target)));
+    const destination = window('sendsPerDestination', limits.sendsPerDestination, destinationKey(destinationQuotaKey(target)));
     if (target.channel === 'email' || test) return destination;
     return [
       ...destination,
-      ...window('smsPerPrefix', limits.smsPerPrefix, recurringKey('prefix', 'prefix', target.to.slice(0, -4))),
+      ...window('smsPerPrefix', limits.smsPerPrefix, prefixKey(target.to.slice(0, -4))),
       ...breakers(target.channel, 'take'),
     ];
   };
 
   /** A decoy's stand-in: the same counters, on its own keys, reading (not spending) the shared breakers. */
   const decoyCounters = (channel: Channel, username: string): Counter[] => {
-    const destination = window('sendsPerDestination', limits.sendsPerDestination, recurringKey('dest', 'decoy-dest', `${channel}\0${username}`));
+    const destination = window('sendsPerDestination', limits.sendsPerDestination, decoyDestinationKey(`${channel}\0${username}`));
     if (channel === 'email') return destination;
     return [
       ...destination,
-      ...window('smsPerPrefix', limits.smsPerPrefix, recurringKey('prefix', 'decoy-prefix', username)),
+      ...window('smsPerPrefix', limits.smsPerPrefix, decoyPrefixKey(username)),
       ...breakers(channel, 'peek'),
     ];
   };
@@ -99,7 +104,7 @@ export function createAdmission({ secret, limits, cooldownSeconds }: { secret: s
         slot: request.slot,
         cooldownMs: cooldownSeconds * 1000,
         perUser: perUser.points > 0 ? { points: perUser.points, windowMs: perUser.windowSeconds * 1000 } : null,
-        request: request.countIp ? window('sendsPerIp', limits.sendsPerIp, recurringKey('ip', 'ip', ipQuotaKey(request.ip))) : [],
+        request: request.countIp ? window('sendsPerIp', limits.sendsPerIp, ipKey(ipQuotaKey(request.ip))) : [],
         targets,
         code: { ...request.code, issuedAtMs: Date.now() },
       };

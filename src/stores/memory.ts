@@ -62,8 +62,8 @@ export interface MemoryStoreOptions {
  * synchronously. Each space of a username (its session slots' codes and cooldowns, its
  * per-username count, its failure count) is one object under the username's key, and each
  * counter is kept under its own key string: a send makes a few map lookups on strings the
- * core already holds, and keeps little per pending code. Expired entries are swept on a timer that does not keep the
- * process alive, and the number of entries is capped.
+ * core already holds, and keeps little per pending code. Expired entries are swept on a
+ * timer that does not keep the process alive, and the number of entries is capped.
  */
 export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
   const spaces: Record<Space, Map<string, SpaceEntry>> = { user: new Map(), decoy: new Map() };
@@ -332,9 +332,11 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
       if (use.kind === 'totp') {
         if (last !== undefined && (last.value as number) >= use.step) return false;
       } else if (last !== undefined) return false;
-      if (last === undefined) reserve(1);
+      if (last === undefined) {
+        reserve(1);
+        entries += 1;
+      }
       const state = spaceOf(user, 'user');
-      if (last === undefined) entries += 1;
       (state.uses ??= new Map()).set(key, { value: use.kind === 'totp' ? use.step : 1, expiresAtMs: now + use.ttlMs });
       dropFailure(state);
       return true;

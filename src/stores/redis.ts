@@ -103,15 +103,17 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
   };
   const policyArgs = (policy: LockPolicy) => [policy.failedVerifications, Math.ceil(policy.lockMs), policy.maxConsecutiveFailures, Math.ceil(policy.failureMemoryMs)];
 
+  /** The keys of a send's own state: the slot's cooldown and code, the space's per-username count. */
+  const sendKeys = (plan: SendPlan) => {
+    const slot = slotName(plan.slot);
+    return { cooldown: userKey(plan.user, plan.space, `cd:${slot}`), perUser: userKey(plan.user, plan.space, 'n'), code: userKey(plan.user, plan.space, `c:${slot}`) };
+  };
+
   /** A single node holds every key: the whole plan is one script, one round trip. */
   async function sendOnOneNode(plan: SendPlan): Promise<SendDecision> {
     const counters = [...plan.request, ...plan.targets.flat()];
-    const keys = [
-      userKey(plan.user, plan.space, `cd:${slotName(plan.slot)}`),
-      userKey(plan.user, plan.space, 'n'),
-      userKey(plan.user, plan.space, `c:${slotName(plan.slot)}`),
-      ...counters.map(counterKey),
-    ];
+    const { cooldown, perUser, code } = sendKeys(plan);
+    const keys = [cooldown, perUser, code, ...counters.map(counterKey)];
     const args: Array<string | number> = [
       Math.ceil(plan.cooldownMs), plan.perUser?.points ?? -1, Math.ceil(plan.perUser?.windowMs ?? 1),
       plan.code.hash, Math.ceil(plan.code.ttlMs), plan.code.issuedAtMs, checkTag(plan.code.tag),
@@ -139,8 +141,7 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
         checkKey(plan.user);
         checkKey(plan.slot, true);
         if (!isCluster) return sendOnOneNode(plan);
-        const cooldown = userKey(plan.user, plan.space, `cd:${slotName(plan.slot)}`);
-        const perUser = userKey(plan.user, plan.space, 'n');
+        const { cooldown, perUser, code } = sendKeys(plan);
         const token = reservationToken();
         // Round 1: every check at once, each in its own slot; what admits is counted.
         const userReply = run(reserveUserScript, [cooldown, perUser], [
@@ -174,7 +175,6 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
           group.forEach((counter, i) => release(counter, targetStates[g]?.[i]));
         });
         if (refusal === null) {
-          const code = userKey(plan.user, plan.space, `c:${slotName(plan.slot)}`);
           round2.push(run(storeCodeScript, [code], [plan.code.hash, Math.ceil(plan.code.ttlMs), plan.code.issuedAtMs, checkTag(plan.code.tag)]));
         } else {
           plan.request.forEach((counter, i) => release(counter, requestStates[i]));

@@ -72,8 +72,12 @@ function writeReply(res: ServerResponse, reply: { status: number; headers: Recor
   res.statusCode = reply.status;
   for (const [name, value] of Object.entries(reply.headers)) res.setHeader(name, value);
   if (reply.body === undefined) return void res.end();
+  const text = JSON.stringify(reply.body);
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.end(JSON.stringify(reply.body));
+  // A declared length, as res.json() sends: otherwise express-session's save-then-end makes the
+  // reply chunked, one more framed write per request.
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.end(text);
 }
 
 export function blockidOtp(options: OtpOptions): BlockidOtpMiddleware {

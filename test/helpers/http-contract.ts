@@ -54,6 +54,19 @@ export function describeHttpContract(framework: string, makeApp: AppFactory): vo
         assert.ok(email?.channel === 'email' && email.text.includes(email.code) && email.html.includes(email.code));
       });
 
+      it('declares each JSON reply\'s length instead of sending it chunked (send, bad request, verify)', async () => {
+        const { client } = await start();
+        const replies = [
+          await client.post('/otp/send', { username: 'john.smith' }),
+          await client.post('/otp/send', {}),
+          await client.post('/otp/verify', { username: 'john.smith', code: '000000' }),
+        ];
+        for (const reply of replies) {
+          assert.equal(reply.headers.get('transfer-encoding'), null, `${reply.status} ${reply.text}`);
+          assert.equal(reply.headers.get('content-length'), String(Buffer.byteLength(reply.text)), `${reply.status} ${reply.text}`);
+        }
+      });
+
       it('sends only the chosen channel', async () => {
         const { app, client } = await start();
         assert.equal((await client.post('/otp/send', { username: 'john.smith', channel: 'email' })).status, 202);

@@ -22,19 +22,13 @@ export function withOtpApi<Middleware extends object>(middleware: Middleware, se
 }
 
 /**
- * Runs `work` once the response has been handed to the socket (`finish`), or once the
- * connection is gone without it (`close`): never before the answer is written, and never
- * inside the request's own tick, so a sender's synchronous work does not delay the reply.
+ * Runs `work` once the response is done: a ServerResponse emits `close` after `finish` (the
+ * answer handed to the socket) and also when the connection is gone without it. Never before
+ * the answer is written, and never inside the request's own tick, so a sender's synchronous
+ * work does not delay the reply. One listener: this runs on every send.
  */
-export function afterResponse(res: { once(event: 'finish' | 'close', listener: () => void): unknown }, work: () => void): void {
-  let started = false;
-  const start = () => {
-    if (started) return;
-    started = true;
-    setImmediate(work);
-  };
-  res.once('finish', start);
-  res.once('close', start);
+export function afterResponse(res: { once(event: 'close', listener: () => void): unknown }, work: () => void): void {
+  res.once('close', () => setImmediate(work));
 }
 
 /** True for an HTTP request or a Koa context: what a factory receives when it is mounted without being called. */

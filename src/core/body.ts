@@ -30,41 +30,38 @@ export async function readJsonBody(req: IncomingMessage, alreadyParsed: unknown,
     req.resume();
     throw new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`);
   }
-  const chunks: Buffer[] = [];
-  await new Promise<void>((resolve, reject) => {
+  const text = await new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
     let size = 0;
-    const onData = (chunk: Buffer) => {
+    // Settled once; the listeners stay on the finished request (no removal work on every call),
+    // and a late 'close' or 'data' finds `settled` and does nothing.
+    let settled = false;
+    const fail = (error: Error) => {
+      if (settled) return;
+      settled = true;
+      reject(error);
+    };
+    req.on('data', (chunk: Buffer) => {
+      if (settled) return;
       size += chunk.length;
       if (size > limitBytes) {
-        cleanup();
+        fail(new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`));
         req.resume();
-        reject(new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`));
         return;
       }
       chunks.push(chunk);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve();
-    };
-    const onError = (error: Error) => {
-      cleanup();
-      reject(error);
-    };
+    });
+    req.on('end', () => {
+      if (settled) return;
+      settled = true;
+      resolve((chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString('utf8'));
+    });
+    req.on('error', fail);
     // A client that hangs up before the end: the same failure `for await` reports.
-    const onClose = () => onError(Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
-    const cleanup = () => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('close', onClose);
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('close', onClose);
+    req.on('close', () => {
+      if (!settled) fail(Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+    });
   });
-  const text = Buffer.concat(chunks).toString('utf8');
   try {
     return JSON.parse(text);
   } catch {

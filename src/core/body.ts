@@ -30,7 +30,30 @@ export async function readJsonBody(req: IncomingMessage, alreadyParsed: unknown,
     req.resume();
     throw new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`);
   }
-  const text = await new Promise<string>((resolve, reject) => {
+  const text = req.complete ? readBuffered(req, limitBytes) : await readStream(req, limitBytes);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new BodyError('malformed', 'The request body is not valid JSON.');
+  }
+}
+
+/**
+ * The whole body has already arrived (`complete`: small bodies come in the packet of the
+ * headers) and sits unread in the stream's buffer: one synchronous read takes it all.
+ */
+function readBuffered(req: IncomingMessage, limitBytes: number): string {
+  const data: Buffer | string | null = req.read();
+  if (data === null) return '';
+  const text = typeof data === 'string' ? data : data.toString('utf8');
+  if ((typeof data === 'string' ? Buffer.byteLength(data) : data.length) > limitBytes) {
+    throw new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`);
+  }
+  return text;
+}
+
+function readStream(req: IncomingMessage, limitBytes: number): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     // Settled once; the listeners stay on the finished request (no removal work on every call),
@@ -62,9 +85,4 @@ export async function readJsonBody(req: IncomingMessage, alreadyParsed: unknown,
       if (!settled) fail(Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
     });
   });
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new BodyError('malformed', 'The request body is not valid JSON.');
-  }
 }

@@ -7,6 +7,8 @@ export class BodyError extends Error {
   }
 }
 
+const tooLarge = (limitBytes: number) => new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`);
+
 /** True for `application/json` with or without parameters such as `charset`. */
 export function isJsonContentType(contentType: string | undefined): boolean {
   return (contentType ?? '').split(';')[0]?.trim().toLowerCase() === 'application/json';
@@ -28,7 +30,7 @@ export async function readJsonBody(req: IncomingMessage, alreadyParsed: unknown,
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limitBytes) {
     req.resume();
-    throw new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`);
+    throw tooLarge(limitBytes);
   }
   const text = req.complete ? readBuffered(req, limitBytes) : await readStream(req, limitBytes);
   try {
@@ -43,13 +45,11 @@ export async function readJsonBody(req: IncomingMessage, alreadyParsed: unknown,
  * headers) and sits unread in the stream's buffer: one synchronous read takes it all.
  */
 function readBuffered(req: IncomingMessage, limitBytes: number): string {
+  // A string only if an earlier middleware called req.setEncoding().
   const data: Buffer | string | null = req.read();
   if (data === null) return '';
-  const text = typeof data === 'string' ? data : data.toString('utf8');
-  if ((typeof data === 'string' ? Buffer.byteLength(data) : data.length) > limitBytes) {
-    throw new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`);
-  }
-  return text;
+  if ((typeof data === 'string' ? Buffer.byteLength(data) : data.length) > limitBytes) throw tooLarge(limitBytes);
+  return typeof data === 'string' ? data : data.toString('utf8');
 }
 
 function readStream(req: IncomingMessage, limitBytes: number): Promise<string> {
@@ -67,11 +67,8 @@ function readStream(req: IncomingMessage, limitBytes: number): Promise<string> {
     req.on('data', (chunk: Buffer) => {
       if (settled) return;
       size += chunk.length;
-      if (size > limitBytes) {
-        fail(new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`));
-        req.resume();
-        return;
-      }
+      // The listener stays, so the rest of the body keeps flowing past it and is dropped.
+      if (size > limitBytes) return fail(tooLarge(limitBytes));
       chunks.push(chunk);
     });
     req.on('end', () => {

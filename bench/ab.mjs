@@ -6,7 +6,7 @@
  *
  *   node bench/ab.mjs --store=memory|redis|postgres --scenario=send|verify|guard
  *        [--rounds=16] [--duration=1.5] [--warmup=0.5] [--users=4000]
- *        [--otp='{"synchronousCommit":false}'] [--src=DIR]
+ *        [--otp='{"synchronousCommit":false}'] [--b-otp='{"storeProbe":"write"}'] [--src=DIR]
  *
  * Builds the working tree's src/ (or DIR/src with --src). `--otp` is merged into the OTP
  * server's config (bench/server.mjs), e.g. a postgresStore option. PostgreSQL tables go to a
@@ -39,14 +39,24 @@ if (store === 'postgres') {
 }
 const server = (tag, config) => startServer({ name: tag, dist, store, prefix: `${prefix}${tag}:`, pgSchema: schema, tablePrefix: `${tag}_`, ...config });
 const a = await server('a', { kind: 'otp', guard: true, ...extra });
-const b = scenario === 'guard' ? await server('b', { kind: 'otp', guard: false, ...extra }) : await server('b', { kind: 'baseline' });
+// --b-otp=JSON: side b is the OTP server with this config merged instead of the baseline (two builds of one scenario, e.g. a store against its storeProbe ceiling).
+const bOtp = option('b-otp');
+const b =
+  bOtp !== undefined
+    ? await server('b', { kind: 'otp', guard: scenario === 'guard', ...JSON.parse(bOtp) })
+    : scenario === 'guard'
+      ? await server('b', { kind: 'otp', guard: false, ...extra })
+      : await server('b', { kind: 'baseline' });
 const concurrency = store === 'postgres' ? 10 : 32;
 let specs;
 if (scenario === 'send') {
-  specs = { a: (r) => uniqueSendSpec(a.url, '/otp/send', `a${r}`), b: (r) => uniqueSendSpec(b.url, '/write', `b${r}`) };
+  specs = { a: (r) => uniqueSendSpec(a.url, '/otp/send', `a${r}`), b: (r) => uniqueSendSpec(b.url, bOtp === undefined ? '/write' : '/otp/send', `b${r}`) };
 } else if (scenario === 'verify') {
   const va = cyclingVerifySpec(a.url, '/otp/verify', await pendingCodeUsers(a.url, { count: users, tag: 'ab', concurrency }), { budget: 10 });
-  const vb = cyclingVerifySpec(b.url, '/write', await baselineSessions(b.url, { count: users, tag: 'ab', concurrency }));
+  const vb =
+    bOtp === undefined
+      ? cyclingVerifySpec(b.url, '/write', await baselineSessions(b.url, { count: users, tag: 'ab', concurrency }))
+      : cyclingVerifySpec(b.url, '/otp/verify', await pendingCodeUsers(b.url, { count: users, tag: 'ab', concurrency }), { budget: 10 });
   specs = { a: () => va, b: () => vb };
 } else {
   const [ca, cb] = [await verifiedCookie(a.url, 'bench.user'), await verifiedCookie(b.url, 'bench.user')];

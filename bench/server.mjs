@@ -146,6 +146,7 @@ async function otpOptions(dist, overrides = {}) {
 let otpStore;
 async function makeStore(dist) {
   if (storeKind === 'redis') return dist.redisStore({ client: await redis(), prefix: `${prefix}otp:` });
+  if (config.storeProbe !== undefined) return probeStore(dist, config.storeProbe);
   if (storeKind === 'postgres') {
     const { postgresStore } = await import(pathToFileURL(path.join(path.dirname(config.dist), 'postgres.js')).href);
     const store = postgresStore({
@@ -160,6 +161,36 @@ async function makeStore(dist) {
     return store;
   }
   return dist.memoryStore(config.memoryStore ?? {});
+}
+
+/**
+ * A ceiling, not a store: memoryStore() keeps the state, and every send and verify first makes
+ * one round trip to the bench's database on the app's own connection: `storeProbe: 'read'`
+ * (PostgreSQL `SELECT 1`, Redis `GET`) or `'write'` (PostgreSQL: an upsert of one row of the
+ * request's own, in its own transaction; Redis: `INCR` of one key of its own). A store that
+ * keeps codes and quotas in that database, in a round trip of its own beside the session's,
+ * can at best match `'write'`.
+ */
+async function probeStore(dist, probe) {
+  if (probe !== 'read' && probe !== 'write') throw new Error(`storeProbe must be 'read' or 'write', got ${String(probe)}`);
+  let roundTrip;
+  if (storeKind === 'postgres') {
+    const pool = await postgres();
+    const table = `${config.pgSchema}.${config.tablePrefix}probe`;
+    await pool.query(`CREATE TABLE IF NOT EXISTS ${table} (k text PRIMARY KEY, n integer NOT NULL)`);
+    const upsert = `INSERT INTO ${table} (k, n) VALUES ($1, 1) ON CONFLICT (k) DO UPDATE SET n = ${table}.n + 1`;
+    roundTrip = (key) => (probe === 'read' ? pool.query('SELECT 1') : pool.query(upsert, [key]));
+  } else if (storeKind === 'redis') {
+    const client = await redis();
+    roundTrip = (key) => (probe === 'read' ? client.get(`${prefix}probe:${key}`) : client.incr(`${prefix}probe:${key}`));
+  } else {
+    throw new Error('storeProbe needs store: postgres or redis');
+  }
+  const memory = dist.memoryStore(config.memoryStore ?? {});
+  return Object.assign(Object.create(memory), {
+    send: async (plan) => (await roundTrip(plan.user), memory.send(plan)),
+    verify: async (request) => (await roundTrip(request.user), memory.verify(request)),
+  });
 }
 
 function countEvents(otp) {

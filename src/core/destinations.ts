@@ -100,14 +100,16 @@ function parsePhone(smsTo: unknown, smsISDCode: unknown, allowTypes: ReadonlySet
     throw new OtpError('INVALID_PHONE', 'smsTo must be a phone number written with digits, spaces, "+", "-", "." or parentheses.');
   }
   const phone = parsePhoneNumberFromString(smsTo.trim(), 'US');
-  if (phone === undefined || !phone.isValid() || phone.countryCallingCode !== '1') {
+  // With the full ("max") metadata, libphonenumber's isValid() is getType() !== undefined (the same
+  // pattern matching), so one getType() answers both.
+  const type = phone?.countryCallingCode === '1' ? phone.getType() : undefined;
+  if (phone === undefined || type === undefined) {
     throw new OtpError('INVALID_PHONE', 'smsTo is not a valid United States or Canada phone number.');
   }
   if (phone.country !== 'US' && phone.country !== 'CA') {
     throw new OtpError('INVALID_PHONE', 'smsTo belongs to another +1 country: only United States and Canada numbers are supported.');
   }
-  const type = phone.getType();
-  if (type !== undefined && Object.hasOwn(TYPE_DESCRIPTIONS, type) && !allowTypes.has(type as PhoneNumberType)) {
+  if (Object.hasOwn(TYPE_DESCRIPTIONS, type) && !allowTypes.has(type as PhoneNumberType)) {
     const description = TYPE_DESCRIPTIONS[type as PhoneNumberType];
     throw new OtpError('INVALID_PHONE', `smsTo is ${description} (${type}), not a person's phone: codes are not sent to it.`);
   }

@@ -114,9 +114,14 @@ async function measureSet(store, name, round, variants, ourPids) {
     // The direct figure: with metrics ÷ without, both measured in this set.
     out.metricsCost = out.metrics.rps / out.scenario.rps;
   }
+  if (out.ceiling) {
+    out.ceilingRatio = out.ceiling.rps / out.baseline.rps;
+    out.ofCeiling = out.scenario.rps / out.ceiling.rps;
+  }
   log(
     `${store} round ${round + 1} ${name}: ${fmt(out.scenario.rps)} vs ${fmt(out.baseline.rps)} req/s = ${fmt(out.ratio, 3)}x` +
       (out.metrics ? `; with metrics ${fmt(out.metrics.rps)} req/s = ${fmt(out.metricsRatio, 3)}x (${fmt(out.metricsCost, 3)} of without)` : '') +
+      (out.ceiling ? `; ceiling ${fmt(out.ceiling.rps)} req/s = ${fmt(out.ceilingRatio, 3)}x (store at ${fmt(out.ofCeiling, 3)} of it)` : '') +
       `; server CPU ${keys.map((key) => fmt(out[key].serverCpuUsPerRequest)).join(' / ')} µs/req (${keys.join(' / ')})` +
       (out.scenario.storeCpuUsPerRequest === undefined ? '; ' : `, store CPU ${keys.map((key) => fmt(out[key].storeCpuUsPerRequest)).join(' / ')}; `) +
       `others used ${keys.map((key) => fmt(out[key].otherCores, 2)).join(' / ')} cores` +
@@ -128,13 +133,16 @@ async function measureSet(store, name, round, variants, ourPids) {
 /**
  * One store, ROUNDS rounds of: guard (not on PostgreSQL: the guard reads only the session),
  * send and verify, each against its baseline; on memory and Redis also send and verify with
- * metrics. The peer rides along on memory (first round only).
+ * metrics; on Redis and PostgreSQL also send and verify on the store's ceiling (memoryStore()
+ * state plus one write round trip to that database per operation: bench/server.mjs
+ * `storeProbe`). The peer rides along on memory (first round only).
  */
 async function benchStore(dist, store, withPeer) {
   const prefix = `${RUN_PREFIX}${store}:`;
   const postgres = store === 'postgres';
   const withGuard = !postgres;
   const withMetrics = !postgres;
+  const withCeiling = store !== 'memory';
   const verifyUsers = postgres ? PG_VERIFY_USERS : VERIFY_USERS;
   // PostgreSQL: one schema for the whole run, each server under its own table prefix.
   const server = (name, tag, config) =>
@@ -153,13 +161,14 @@ async function benchStore(dist, store, withPeer) {
   const flows = await server('otp', 'c', { kind: 'otp', guard: true });
   const baseline = await server('baseline', 'd', { kind: 'baseline' });
   const metered = withMetrics ? await server('otp-metrics', 'm', { kind: 'otp', guard: true, metrics: true }) : undefined;
+  const ceiling = withCeiling ? await server('otp-ceiling', 'p', { kind: 'otp', guard: true, storeProbe: 'write' }) : undefined;
   const peers = withPeer
     ? {
         memorystore: await startServer({ name: 'passwordless/memorystore', kind: 'passwordless', tokenStore: 'memorystore', store: 'memory' }),
         hmac: await startServer({ name: 'passwordless/hmac', kind: 'passwordless', tokenStore: 'hmac', store: 'memory' }),
       }
     : undefined;
-  const servers = [guarded, open, flows, baseline, metered, ...Object.values(peers ?? {})].filter(Boolean);
+  const servers = [guarded, open, flows, baseline, metered, ceiling, ...Object.values(peers ?? {})].filter(Boolean);
 
   try {
     log(`${store}: ${withGuard ? 'verified sessions, ' : ''}${verifyUsers} users with a pending code${withMetrics ? ' (twice: with and without metrics)' : ''}, ${verifyUsers} baseline sessions`);
@@ -171,6 +180,9 @@ async function benchStore(dist, store, withPeer) {
     const meteredVerifySpec = withMetrics
       ? cyclingVerifySpec(metered.url, '/otp/verify', await pendingCodeUsers(metered.url, { count: verifyUsers, tag: store, concurrency }), { budget: MAX_ATTEMPTS })
       : undefined;
+    const ceilingVerifySpec = withCeiling
+      ? cyclingVerifySpec(ceiling.url, '/otp/verify', await pendingCodeUsers(ceiling.url, { count: verifyUsers, tag: store, concurrency }), { budget: MAX_ATTEMPTS })
+      : undefined;
     const baselineVerifySpec = cyclingVerifySpec(baseline.url, '/write', await baselineSessions(baseline.url, { count: verifyUsers, tag: store, concurrency }));
     const peerVerify = {};
     if (peers) {
@@ -180,7 +192,7 @@ async function benchStore(dist, store, withPeer) {
         peerVerify[name] = cyclingVerifySpec(peerServer.url, '/pl/verify', users);
       }
     }
-    const verifiers = [[flows, verifySpec], ...(withMetrics ? [[metered, meteredVerifySpec]] : [])];
+    const verifiers = [[flows, verifySpec], ...(withMetrics ? [[metered, meteredVerifySpec]] : []), ...(withCeiling ? [[ceiling, ceilingVerifySpec]] : [])];
 
     const rounds = [];
     for (let round = 0; round < ROUNDS; round++) {
@@ -199,6 +211,7 @@ async function benchStore(dist, store, withPeer) {
         {
           scenario: { server: flows, spec: () => uniqueSendSpec(flows.url, '/otp/send', sendTag), expected: 202 },
           ...(withMetrics && { metrics: { server: metered, spec: () => uniqueSendSpec(metered.url, '/otp/send', sendTag), expected: 202 } }),
+          ...(withCeiling && { ceiling: { server: ceiling, spec: () => uniqueSendSpec(ceiling.url, '/otp/send', sendTag), expected: 202 } }),
           baseline: { server: baseline, spec: () => uniqueSendSpec(baseline.url, '/write', sendTag), expected: 202 },
         },
         ourPids,
@@ -211,6 +224,7 @@ async function benchStore(dist, store, withPeer) {
         {
           scenario: { server: flows, spec: () => verifySpec, expected: 401 },
           ...(withMetrics && { metrics: { server: metered, spec: () => meteredVerifySpec, expected: 401 } }),
+          ...(withCeiling && { ceiling: { server: ceiling, spec: () => ceilingVerifySpec, expected: 401 } }),
           baseline: { server: baseline, spec: () => baselineVerifySpec, expected: 202 },
         },
         ourPids,
@@ -453,6 +467,24 @@ function metricsRow(store, name, rounds) {
   };
 }
 
+/** A store against its ceiling: what any design that keeps the state in that database could reach. */
+function ceilingRow(store, name, rounds, target) {
+  const ofCeiling = rounds.map((r) => r[name].ofCeiling);
+  const ceilingRatio = median(rounds.map((r) => r[name].ceilingRatio));
+  return {
+    store,
+    name,
+    ratio: median(rounds.map((r) => r[name].ratio)),
+    ceilingRatio,
+    ofCeiling: median(ofCeiling),
+    ofCeilings: ofCeiling,
+    rps: median(rounds.map((r) => r[name].scenario.rps)),
+    ceilingRps: median(rounds.map((r) => r[name].ceiling.rps)),
+    target,
+    reachable: ceilingRatio >= target,
+  };
+}
+
 function ratioRow(store, name, label, rounds, target) {
   const pick = (which, field) => median(rounds.map((r) => r[name][which][field]));
   const ratios = rounds.map((r) => r[name].ratio);
@@ -565,6 +597,22 @@ function render(report) {
     }
     push('', '*with ÷ without* is the median of the per-round quotients of the two servers\' throughputs (metrics cost ≤ 5 % when it is ≥ 0.95×).', '');
   }
+  if (report.ceilingRows?.length > 0) {
+    push(
+      '## Each store against its ceiling',
+      '',
+      'A fourth server in the same sets keeps the codes and quotas in `memoryStore()` and makes, before each send and verify, one round trip to the store\'s database on the app\'s own connection: an upsert of one row of the request\'s own in its own transaction on PostgreSQL, an `INCR` of one key of its own on Redis (`storeProbe: \'write\'` in bench/server.mjs). It is the cheapest way to keep shared state in that database in a round trip of its own beside the session\'s: a real store pays that round trip too, plus its decision made in the database instead of in Node. *ceiling ÷ baseline* shows what such a design can reach at best (a store can pass it only where its script costs less than memoryStore()\'s decision in Node, as a Redis script can), and *store ÷ ceiling* how close this one comes.',
+      '',
+      '| store | scenario | store ÷ baseline | ceiling ÷ baseline | store ÷ ceiling | per round | req/s store | req/s ceiling | target (÷ baseline) | ceiling meets the target |',
+      '|---|---|--:|--:|--:|---|--:|--:|--:|---|',
+    );
+    for (const row of report.ceilingRows) {
+      push(
+        `| ${row.store} | ${row.name} | ${fmt(row.ratio, 2)}× | ${fmt(row.ceilingRatio, 2)}× | **${fmt(row.ofCeiling, 2)}×** | ${row.ofCeilings.map((r) => fmt(r, 2)).join(' / ')} | ${fmt(row.rps)} | ${fmt(row.ceilingRps)} | ≥ ${row.target}× | ${row.reachable ? 'yes' : '**no**'} |`,
+      );
+    }
+    push('', '*store ÷ ceiling* and *ceiling ÷ baseline* are medians of per-round quotients.', '');
+  }
   if (report.noisy.length > 0) {
     push(
       `Measurements during which other processes on the machine used more than ${NOISY} of a core on average (the figures above include them): ` +
@@ -584,7 +632,8 @@ function render(report) {
   );
   for (const [store, data] of Object.entries(stores)) {
     const outcomes = data.rounds.map((r) => r.verifyOutcomes.map((o) => JSON.stringify(o)).join(' + '));
-    const servers = data.verifyUsed.length > 1 ? ' (without metrics + with metrics)' : '';
+    const names = ['without metrics', ...(data.rounds[0].verify.metrics ? ['with metrics'] : []), ...(data.rounds[0].verify.ceiling ? ['ceiling'] : [])];
+    const servers = names.length > 1 ? ` (${names.join(' + ')})` : '';
     push(
       `Verify outcomes on ${store} (from the plugin's \`failed\` events, per round${servers}, warm-ups included): ${outcomes.join(', ')}; ` +
         `guesses used ${data.verifyUsed.map((n) => n.toLocaleString('en-US')).join(' + ')} of a budget of ${(data.verifyUsers * MAX_ATTEMPTS).toLocaleString('en-US')}${data.verifyUsed.length > 1 ? ' each' : ''}.`,
@@ -679,12 +728,14 @@ async function main() {
 
   const rows = [];
   const metricRows = [];
+  const ceilingRows = [];
   for (const [store, data] of Object.entries(stores)) {
     const target = TARGETS[store];
     if (data.rounds[0].guard) rows.push(ratioRow(store, 'guard', { scenario: '`requireOtp()` GET', baseline: 'unguarded GET' }, data.rounds, target.guard));
     rows.push(ratioRow(store, 'send', { scenario: '`POST /otp/send`', baseline: 'JSON + session write' }, data.rounds, target.send));
     rows.push(ratioRow(store, 'verify', { scenario: '`POST /otp/verify` (wrong)', baseline: 'JSON + session write' }, data.rounds, target.verify));
     for (const name of ['send', 'verify']) if (data.rounds[0][name].metrics) metricRows.push(metricsRow(store, name, data.rounds));
+    for (const name of ['send', 'verify']) if (data.rounds[0][name].ceiling) ceilingRows.push(ceilingRow(store, name, data.rounds, target[name]));
   }
 
   let peer;
@@ -751,7 +802,7 @@ async function main() {
 
   await dropSchema();
   const report = {
-    info, build, pgVersion, stores, rows, metricRows, peer, sweep, memory, floods, noisy, quiet, loadAtEnd: loadAverage(),
+    info, build, pgVersion, stores, rows, metricRows, ceilingRows, peer, sweep, memory, floods, noisy, quiet, loadAtEnd: loadAverage(),
     verifyUsers: VERIFY_USERS, pgVerifyUsers: PG_VERIFY_USERS, elapsedSeconds: (Date.now() - started) / 1000,
   };
   const markdown = render(report);

@@ -158,18 +158,7 @@ LANGUAGE sql IMMUTABLE AS $fn$
     THEN greatest(1, ceil(extract(epoch FROM (p_until - p_now)) * 1000))::bigint END
 $fn$;
 
--- The lock given one space's failures and lock columns, or NULL: {"permanent": bool, "retryAfterMs": n}.
-CREATE OR REPLACE FUNCTION ${q('lock_of')}(p_failures int, p_failures_until timestamptz, p_lock_until timestamptz, p_now timestamptz, p_policy jsonb) RETURNS jsonb
-LANGUAGE sql STABLE AS $fn$
-  SELECT CASE
-    WHEN p_failures_until > p_now AND p_failures >= (p_policy->>'maxConsecutiveFailures')::int
-      THEN jsonb_build_object('permanent', true, 'retryAfterMs', ${q('ms_until')}(p_failures_until, p_now))
-    WHEN p_lock_until > p_now
-      THEN jsonb_build_object('permanent', false, 'retryAfterMs', ${q('ms_until')}(p_lock_until, p_now))
-  END
-$fn$;
-
--- The lock of one space, or NULL.
+-- The lock of one space, or NULL: {"permanent": bool, "retryAfterMs": n}.
 CREATE OR REPLACE FUNCTION ${q('locked')}(p_user text, p_space text, p_now timestamptz, p_policy jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -179,22 +168,29 @@ BEGIN
   IF NOT FOUND THEN
     RETURN NULL;
   END IF;
-  RETURN ${q('lock_of')}(r.failures, r.failures_until, r.lock_until, p_now, p_policy);
+  IF r.failures_until > p_now AND r.failures >= (p_policy->>'maxConsecutiveFailures')::int THEN
+    RETURN jsonb_build_object('permanent', true, 'retryAfterMs', ${q('ms_until')}(r.failures_until, p_now));
+  END IF;
+  IF r.lock_until > p_now THEN
+    RETURN jsonb_build_object('permanent', false, 'retryAfterMs', ${q('ms_until')}(r.lock_until, p_now));
+  END IF;
+  RETURN NULL;
 END
 $fn$;
 
--- Counts one failure in a row for a space that is not locked, after p_failures live ones; returns
--- the lock it starts (NULL, 'timed', 'permanent'). p_bump_slot, if set, is the slot whose code
--- spends one attempt in the same statement (a wrong code).
-CREATE OR REPLACE FUNCTION ${q('fail_after')}(p_user text, p_space text, p_now timestamptz, p_policy jsonb, p_failures int, p_bump_slot text) RETURNS text
+-- Counts one failure in a row for a space that is not locked; returns the lock it starts (NULL, 'timed', 'permanent').
+CREATE OR REPLACE FUNCTION ${q('fail')}(p_user text, p_space text, p_now timestamptz, p_policy jsonb) RETURNS text
 LANGUAGE plpgsql AS $fn$
 DECLARE
-  v_failures int := coalesce(p_failures, 0) + 1;
+  v_failures int;
   v_every int := (p_policy->>'failedVerifications')::int;
   v_memory timestamptz := p_now + ${ms("p_policy->>'failureMemoryMs'")};
   v_lock text := NULL;
   v_lock_until timestamptz := NULL;
 BEGIN
+  SELECT CASE WHEN failures_until > p_now THEN failures ELSE 0 END INTO v_failures
+    FROM ${q('users')} WHERE user_key = p_user AND space = p_space;
+  v_failures := coalesce(v_failures, 0) + 1;
   IF v_every > 0 AND v_failures % v_every = 0 THEN
     v_lock := 'timed';
     v_lock_until := p_now + ${ms("p_policy->>'lockMs'")};
@@ -202,9 +198,6 @@ BEGIN
   IF v_failures >= (p_policy->>'maxConsecutiveFailures')::int THEN
     v_lock := 'permanent';
   END IF;
-  WITH bump AS (
-    UPDATE ${q('slots')} SET attempts = attempts + 1 WHERE user_key = p_user AND space = p_space AND slot = p_bump_slot
-  )
   INSERT INTO ${q('users')} AS u (user_key, space, failures, failures_until, lock_until, expires_at)
   VALUES (p_user, p_space, v_failures, v_memory, v_lock_until, greatest(v_memory, v_lock_until))
   ON CONFLICT (user_key, space) DO UPDATE SET
@@ -213,18 +206,6 @@ BEGIN
     lock_until = EXCLUDED.lock_until,
     expires_at = greatest(EXCLUDED.expires_at, CASE WHEN u.sends_until > p_now THEN u.sends_until END);
   RETURN v_lock;
-END
-$fn$;
-
--- Counts one failure in a row for a space that is not locked (see fail_after).
-CREATE OR REPLACE FUNCTION ${q('fail')}(p_user text, p_space text, p_now timestamptz, p_policy jsonb) RETURNS text
-LANGUAGE plpgsql AS $fn$
-DECLARE
-  v_failures int;
-BEGIN
-  SELECT CASE WHEN failures_until > p_now THEN failures ELSE 0 END INTO v_failures
-    FROM ${q('users')} WHERE user_key = p_user AND space = p_space;
-  RETURN ${q('fail_after')}(p_user, p_space, p_now, p_policy, v_failures, NULL);
 END
 $fn$;
 
@@ -390,8 +371,7 @@ BEGIN
 END
 $fn$;
 
--- OtpStore.verify: find the code; locked, then burned, before comparing; single use. The code and
--- its space's failure row are read in one statement, and a wrong code's two writes are one.
+-- OtpStore.verify: find the code; locked, then burned, before comparing; single use.
 CREATE OR REPLACE FUNCTION ${q('verify')}(p jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -403,18 +383,16 @@ DECLARE
 BEGIN
   ${lockUser('v_user')}
   v_now := clock_timestamp();
-  SELECT s.space, s.slot, s.code_hash, s.attempts, s.issued_at_ms, s.code_tag, s.cooldown_until,
-      u.failures, u.failures_until, u.lock_until INTO v_code
+  SELECT s.space, s.slot, s.code_hash, s.attempts, s.issued_at_ms, s.code_tag, s.cooldown_until INTO v_code
     FROM jsonb_array_elements_text(p->'slots') WITH ORDINALITY AS wanted(slot, n)
     JOIN ${q('slots')} s ON s.user_key = v_user AND s.slot = wanted.slot
-    LEFT JOIN ${q('users')} u ON u.user_key = v_user AND u.space = s.space
     WHERE s.code_hash IS NOT NULL AND s.code_until > v_now
     ORDER BY wanted.n, s.space = 'user' DESC
     LIMIT 1;
   IF NOT FOUND THEN
     RETURN '{"result": "missing"}';
   END IF;
-  v_locked := ${q('lock_of')}(v_code.failures, v_code.failures_until, v_code.lock_until, v_now, v_policy);
+  v_locked := ${q('locked')}(v_user, v_code.space, v_now, v_policy);
   IF v_locked IS NOT NULL THEN
     RETURN jsonb_build_object('result', 'locked', 'space', v_code.space) || v_locked;
   END IF;
@@ -432,8 +410,10 @@ BEGIN
     PERFORM ${q('reset')}(v_user, 'user', v_now);
     RETURN jsonb_strip_nulls(jsonb_build_object('result', 'ok', 'space', 'user', 'issuedAtMs', v_code.issued_at_ms, 'tag', v_code.code_tag));
   END IF;
-  RETURN jsonb_build_object('result', 'mismatch', 'space', v_code.space, 'lock', ${q('fail_after')}(v_user, v_code.space, v_now, v_policy,
-    CASE WHEN v_code.failures_until > v_now THEN v_code.failures ELSE 0 END, v_code.slot));
+  UPDATE ${q('slots')} SET attempts = attempts + 1
+    WHERE user_key = v_user AND space = v_code.space AND slot = v_code.slot;
+  RETURN jsonb_build_object('result', 'mismatch', 'space', v_code.space,
+    'lock', ${q('fail')}(v_user, v_code.space, v_now, v_policy));
 END
 $fn$;
 

@@ -162,7 +162,7 @@ export async function pool(count, concurrency, task) {
 const TICK_US = 10_000; // /proc times are in clock ticks of 1/100 s (getconf CLK_TCK)
 
 /** CPU time (user + system, all threads) of a process so far, in µs; 0 once it is gone. */
-function processCpuUs(pid) {
+export function processCpuUs(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

@@ -13,12 +13,11 @@
  * leaves out the WAL writer and other background processes. Nothing is written to the repository.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import pg from 'pg';
-import { ROOT, buildDist, median, PG } from './lib.mjs';
+import { ROOT, buildDist, median, pgPool, pool as inParallel, processCpuUs } from './lib.mjs';
 
 const option = (name, fallback) => process.argv.slice(2).find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
 const op = option('op', 'verify');
@@ -42,16 +41,12 @@ if (rev !== undefined) {
 if (src !== undefined) builds.push({ name: rev ?? src, ...buildDist({ srcRoot: src }) });
 for (const build of builds) build.postgresStore = (await import(pathToFileURL(path.join(path.dirname(build.dist), 'postgres.js')).href)).postgresStore;
 
-const pool = new pg.Pool({ ...PG, max: 10 });
-const clients = await Promise.all(Array.from({ length: 10 }, () => pool.connect()));
+const CONNECTIONS = 10;
+const pool = await pgPool({ max: CONNECTIONS, idleTimeoutMillis: 0 });
+const clients = await Promise.all(Array.from({ length: CONNECTIONS }, () => pool.connect()));
 const pids = await Promise.all(clients.map(async (client) => (await client.query('SELECT pg_backend_pid() AS p')).rows[0].p));
 for (const client of clients) client.release();
-const backendTicks = () =>
-  pids.reduce((sum, pid) => {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return sum + Number(fields[11]) + Number(fields[12]);
-  }, 0);
-const tickUs = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+const backendCpuUs = () => pids.reduce((sum, pid) => sum + processCpuUs(pid), 0);
 
 const window = (limit, key) => ({ limit, key, points: 1_000_000, windowMs: 3_600_000, mode: 'take' });
 const policy = { maxAttempts: 1_000_000, failedVerifications: 0, lockMs: 900_000, maxConsecutiveFailures: 1_000_000, failureMemoryMs: 86_400_000 };
@@ -71,13 +66,6 @@ const plan = (hot) => {
   };
 };
 
-async function inParallel(count, fn) {
-  let next = 0;
-  await Promise.all(Array.from({ length: 10 }, async () => {
-    while (next < count) await fn(next++);
-  }));
-}
-
 const schemas = [];
 try {
   for (const build of builds) {
@@ -88,7 +76,7 @@ try {
     await build.store.ready();
     // Users with a pending code, for the verifies (the sends' own rows come from `plan` as well).
     if (op === 'verify') {
-      await inParallel(USERS, async (i) => {
+      await inParallel(USERS, CONNECTIONS, async (i) => {
         const decision = await build.store.send({ ...plan(false), user: `v${i}`, slot: `s${i}` });
         if (!decision.ok) throw new Error('set-up send refused');
       });
@@ -111,13 +99,13 @@ try {
   console.log(`${op}: ${builds.map((b) => b.label).join(' vs ')}; ${rounds} rounds of ${calls} calls on 10 connections`);
   for (let round = 0; round < rounds; round++) {
     for (const build of round % 2 === 0 ? builds : [...builds].reverse()) {
-      const ticks = backendTicks();
+      const backend = backendCpuUs();
       const cpu = process.cpuUsage();
       const start = performance.now();
-      await inParallel(calls, (i) => call(build.store, i));
+      await inParallel(calls, CONNECTIONS, (i) => call(build.store, i));
       const ms = performance.now() - start;
       const node = process.cpuUsage(cpu);
-      (build.pg ??= []).push(((backendTicks() - ticks) * tickUs) / calls);
+      (build.pg ??= []).push((backendCpuUs() - backend) / calls);
       (build.node ??= []).push((node.user + node.system) / calls);
       (build.rate ??= []).push((calls / ms) * 1000);
     }

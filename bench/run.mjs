@@ -135,7 +135,8 @@ async function measureSet(store, name, round, variants, ourPids) {
  * send and verify, each against its baseline; on memory and Redis also send and verify with
  * metrics; on Redis and PostgreSQL also send and verify on the store's ceiling (memoryStore()
  * state plus one write round trip to that database per operation: bench/server.mjs
- * `storeProbe`). The peer rides along on memory (first round only).
+ * `storeProbe`), on memory the send on its ceiling (the least work a send must do, written
+ * inline: bench/minimal-send.mjs). The peer rides along on memory (first round only).
  */
 async function benchStore(dist, store, withPeer) {
   const prefix = `${RUN_PREFIX}${store}:`;
@@ -162,13 +163,15 @@ async function benchStore(dist, store, withPeer) {
   const baseline = await server('baseline', 'd', { kind: 'baseline' });
   const metered = withMetrics ? await server('otp-metrics', 'm', { kind: 'otp', guard: true, metrics: true }) : undefined;
   const ceiling = withCeiling ? await server('otp-ceiling', 'p', { kind: 'otp', guard: true, storeProbe: 'write' }) : undefined;
+  // Memory's send ceiling: the least work a send must do, written inline (bench/minimal-send.mjs).
+  const minimal = store === 'memory' ? await server('minimal', 'n', { kind: 'minimal' }) : undefined;
   const peers = withPeer
     ? {
         memorystore: await startServer({ name: 'passwordless/memorystore', kind: 'passwordless', tokenStore: 'memorystore', store: 'memory' }),
         hmac: await startServer({ name: 'passwordless/hmac', kind: 'passwordless', tokenStore: 'hmac', store: 'memory' }),
       }
     : undefined;
-  const servers = [guarded, open, flows, baseline, metered, ceiling, ...Object.values(peers ?? {})].filter(Boolean);
+  const servers = [guarded, open, flows, baseline, metered, ceiling, minimal, ...Object.values(peers ?? {})].filter(Boolean);
 
   try {
     log(`${store}: ${withGuard ? 'verified sessions, ' : ''}${verifyUsers} users with a pending code${withMetrics ? ' (twice: with and without metrics)' : ''}, ${verifyUsers} baseline sessions`);
@@ -212,6 +215,7 @@ async function benchStore(dist, store, withPeer) {
           scenario: { server: flows, spec: () => uniqueSendSpec(flows.url, '/otp/send', sendTag), expected: 202 },
           ...(withMetrics && { metrics: { server: metered, spec: () => uniqueSendSpec(metered.url, '/otp/send', sendTag), expected: 202 } }),
           ...(withCeiling && { ceiling: { server: ceiling, spec: () => uniqueSendSpec(ceiling.url, '/otp/send', sendTag), expected: 202 } }),
+          ...(minimal && { ceiling: { server: minimal, spec: () => uniqueSendSpec(minimal.url, '/otp/send', sendTag), expected: 202 } }),
           baseline: { server: baseline, spec: () => uniqueSendSpec(baseline.url, '/write', sendTag), expected: 202 },
         },
         ourPids,
@@ -601,7 +605,7 @@ function render(report) {
     push(
       '## Each store against its ceiling',
       '',
-      'A fourth server in the same sets keeps the codes and quotas in `memoryStore()` and makes, before each send and verify, one round trip to the store\'s database on the app\'s own connection: an upsert of one row of the request\'s own in its own transaction on PostgreSQL, an `INCR` of one key of its own on Redis (`storeProbe: \'write\'` in bench/server.mjs). It is the cheapest way to keep shared state in that database in a round trip of its own beside the session\'s: a real store pays that round trip too, plus its decision made in the database instead of in Node. *ceiling ÷ baseline* shows what such a design can reach at best (a store can pass it only where its script costs less than memoryStore()\'s decision in Node, as a Redis script can), and *store ÷ ceiling* how close this one comes.',
+      'A fourth server in the same sets keeps the codes and quotas in `memoryStore()` and makes, before each send and verify, one round trip to the store\'s database on the app\'s own connection: an upsert of one row of the request\'s own in its own transaction on PostgreSQL, an `INCR` of one key of its own on Redis (`storeProbe: \'write\'` in bench/server.mjs). It is the cheapest way to keep shared state in that database in a round trip of its own beside the session\'s: a real store pays that round trip too, plus its decision made in the database instead of in Node. *ceiling ÷ baseline* shows what such a design can reach at best (a store can pass it only where its script costs less than memoryStore()\'s decision in Node, as a Redis script can), and *store ÷ ceiling* how close this one comes. On memory the send\'s ceiling is a fourth server whose `POST /otp/send` is written inline with the least work a send must do and nothing else (bench/minimal-send.mjs: the same session and JSON body as the baseline; keyed hashes of the username, the session binding, the code and each new destination; the cooldown and five quota counters checked before any is counted; one record per user; the 202, then two messages composed for no-op senders): a yardstick for what any design of the send could reach in one process, not a product.',
       '',
       '| store | scenario | store ÷ baseline | ceiling ÷ baseline | store ÷ ceiling | per round | req/s store | req/s ceiling | target (÷ baseline) | ceiling meets the target |',
       '|---|---|--:|--:|--:|---|--:|--:|--:|---|',

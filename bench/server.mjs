@@ -13,6 +13,8 @@
  * - `baseline`     express-session + POST /write: express.json() and one session write.
  * - `passwordless` express-session + the `passwordless` package's requestToken / acceptToken.
  * - `flood`        blockidOtp behind a stub session (no session store to grow), for the memory bench.
+ * - `minimal`      express-session + POST /otp/send written inline with the least work a send must do
+ *                  (bench/minimal-send.mjs): what any design could reach on memory, for comparison.
  *
  * Bench-only routes under /__bench read what the capture sender saw; they do not exist in
  * the package.
@@ -24,6 +26,7 @@ import path from 'node:path';
 import express from 'express';
 import session from 'express-session';
 import { PG, PG_APP } from './lib.mjs';
+import { minimalSend } from './minimal-send.mjs';
 
 const require = createRequire(import.meta.url);
 const config = JSON.parse(process.env.BENCH_SERVER ?? '{}');
@@ -223,6 +226,9 @@ if (kind === 'otp') {
     req.session.bench = { username: req.body?.username, at: Date.now() };
     res.status(202).json({ status: 'sent', expiresIn: 600, resendIn: 30 });
   });
+} else if (kind === 'minimal') {
+  app.use(await sessionMiddleware());
+  minimalSend(app);
 } else if (kind === 'passwordless') {
   const passwordless = require('passwordless');
   let tokenStore;

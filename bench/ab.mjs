@@ -9,7 +9,9 @@
  *        [--otp='{"synchronousCommit":false}'] [--b-otp='{"storeProbe":"write"}'] [--src=DIR]
  *
  * Builds the working tree's src/ (or DIR/src with --src). `--otp` is merged into the OTP
- * server's config (bench/server.mjs), e.g. a postgresStore option. PostgreSQL tables go to a
+ * server's config (bench/server.mjs), e.g. a postgresStore option, or `{"kind":"minimal"}` for
+ * memory's send ceiling (bench/minimal-send.mjs) against the baseline; `--b-otp='{"kind":"minimal"}'`
+ * measures the package's send against that ceiling. PostgreSQL tables go to a
  * schema of the run's own, dropped at the end; Redis keys under a prefix of its own, deleted.
  */
 import { buildDist, cannon, cleanRedis, median, pgPool, startServer } from './lib.mjs';

@@ -7,7 +7,9 @@
  *   node bench/profile.mjs [--stores=memory,redis,postgres] [--scenarios=send,verify,guard] [--seconds=10] [--worktree] [--metrics]
  *   (--out=FILE: write there instead of bench/PROFILE.md;
  *    --resummarize: rewrite PROFILE.md from the profiles already in bench/.tmp/prof;
- *    --src=DIR: profile an experimental copy DIR/src instead of HEAD)
+ *    --src=DIR: profile an experimental copy DIR/src instead of HEAD;
+ *    --against-minimal: on memory, compare the send with its ceiling, the inline send of
+ *    bench/minimal-send.mjs, instead of the baseline: the "baseline" columns are then its figures)
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -24,6 +26,7 @@ const PREFIX = `blockid-bench:profile-${process.pid}:`;
 const PG_SCHEMA = `blockid_profile_${process.pid}`;
 /** --metrics: the blockid-otp server gets prometheusMetrics({ registry: new Registry() }). */
 const METRICS = argv.includes('--metrics');
+const AGAINST_MINIMAL = argv.includes('--against-minimal');
 let pgAdmin;
 
 const mark = (server) =>
@@ -161,7 +164,8 @@ async function main() {
       const baseConfig = { name: `profile ${store} baseline`, kind: scenario === 'guard' ? 'otp' : 'baseline', guard: false, dist, store, prefix: `${prefix}b:`, ...pg('b') };
       if (scenario === 'send') {
         runs.push(['blockid-otp POST /otp/send', otpConfig, async (url) => uniqueSendSpec(url, '/otp/send', 'profile')]);
-        runs.push(['baseline POST /write', baseConfig, async (url) => uniqueSendSpec(url, '/write', 'profile')]);
+        if (AGAINST_MINIMAL && store === 'memory') runs.push(['inline minimal send POST /otp/send', { ...baseConfig, name: 'profile memory minimal', kind: 'minimal' }, async (url) => uniqueSendSpec(url, '/otp/send', 'profile')]);
+        else runs.push(['baseline POST /write', baseConfig, async (url) => uniqueSendSpec(url, '/write', 'profile')]);
       } else if (scenario === 'verify') {
         runs.push(['blockid-otp POST /otp/verify (wrong code)', otpConfig, async (url) => cyclingVerifySpec(url, '/otp/verify', await pendingCodeUsers(url, { count: 8000, tag: 'p', concurrency: 10 }))]);
         runs.push(['baseline POST /write (existing sessions)', baseConfig, async (url) => cyclingVerifySpec(url, '/write', await baselineSessions(url, { count: 8000, tag: 'p', concurrency: 10 }))]);

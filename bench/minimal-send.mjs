@@ -7,10 +7,11 @@
  * - the JSON body (express.json(), as the baseline), the username trimmed and lower-cased;
  * - the user's destinations, the number checked as a US/Canada person's number with
  *   libphonenumber (memoized, as the package does) and the address lower-cased;
- * - keyed hashes (HMAC-SHA256, two one-shot hashes with precomputed pads) of the username,
- *   the session binding, each destination and the number block and IP (those three memoized);
- * - the per-session cooldown, the per-username, per-IP, per-destination and per-block
- *   quotas, each a windowed counter in one Map, all checked before any is counted;
+ * - keyed hashes (HMAC-SHA256, two one-shot hashes with precomputed pads) of the username and
+ *   the session binding, and (memoized) of each destination, the number block and the IP;
+ * - the per-session cooldown and five quotas, all checked before any is counted: per IP, per
+ *   destination and per number block as windowed counters in one Map, per username as a count
+ *   in the user's record (never reset here: the bench's quota of 1,000,000 is never reached);
  * - a random 6-digit code and its keyed hash, kept in one object per username with its session
  *   slot (the bench gives every send a new username, so one slot per user is enough here);
  * - 202 with `Cache-Control: no-store`, then, once the reply is written, one SMS text and one

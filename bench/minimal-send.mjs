@@ -21,12 +21,6 @@ import { hash, randomInt } from 'node:crypto';
 import express from 'express';
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 
-const SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
-const pad = (byte) => Buffer.from(Buffer.alloc(64).map((_, i) => (i < SECRET.length ? SECRET.charCodeAt(i) : 0) ^ byte)).toString('latin1');
-const INNER = pad(0x36);
-const OUTER = pad(0x5c);
-const hmac = (message) => hash('sha256', Buffer.from(OUTER + hash('sha256', INNER + message, 'latin1'), 'latin1'), 'base64url');
-
 function memo(compute) {
   const seen = new Map();
   return (value) => {
@@ -46,9 +40,6 @@ const e164 = memo((number) => {
   if (!phone || (phone.country !== 'US' && phone.country !== 'CA') || (type !== 'MOBILE' && type !== 'FIXED_LINE_OR_MOBILE' && type !== 'FIXED_LINE')) return null;
   return phone.number;
 });
-const destKey = memo((value) => `dest:${hmac(`dest\0${value}`)}`);
-const blockKey = memo((value) => `prefix:${hmac(`prefix\0${value}`)}`);
-const ipKey = memo((value) => `ip:${hmac(`ip\0${value}`)}`);
 
 const HOUR = 3_600_000;
 const counters = new Map();
@@ -65,13 +56,21 @@ const take = (key, now) => {
 
 const noop = async () => undefined;
 
-export function minimalSend(app) {
+/** Mounts the inline send on `app`, with the bench's OTP secret (ASCII, at most 64 bytes: one block of pads) and its `resolveUser` (`destinationsFor`). */
+export function minimalSend(app, { secret, destinationsFor }) {
+  const pad = (byte) => Buffer.from(Buffer.alloc(64).map((_, i) => (i < secret.length ? secret.charCodeAt(i) : 0) ^ byte)).toString('latin1');
+  const inner = pad(0x36);
+  const outer = pad(0x5c);
+  const hmac = (message) => hash('sha256', Buffer.from(outer + hash('sha256', inner + message, 'latin1'), 'latin1'), 'base64url');
+  const destKey = memo((value) => `dest:${hmac(`dest\0${value}`)}`);
+  const blockKey = memo((value) => `prefix:${hmac(`prefix\0${value}`)}`);
+  const ipKey = memo((value) => `ip:${hmac(`ip\0${value}`)}`);
+
   app.post('/otp/send', express.json(), (req, res) => {
     const username = String(req.body.username).trim().toLowerCase();
-    let n = 0;
-    for (let i = 0; i < username.length; i++) n = (n * 31 + username.charCodeAt(i)) % 10_000;
-    const phone = e164(`415555${String(n).padStart(4, '0')}`);
-    const email = `${username}@example.com`.toLowerCase();
+    const destinations = destinationsFor(username);
+    const phone = e164(destinations.smsTo);
+    const email = destinations.emailTo.toLowerCase();
     const now = Date.now();
     const user = hmac(`user\0${username}`).slice(0, 27);
     req.session.blockidOtpBinding ??= `sid:${req.sessionID}`;

@@ -228,7 +228,7 @@ if (kind === 'otp') {
   });
 } else if (kind === 'minimal') {
   app.use(await sessionMiddleware());
-  minimalSend(app);
+  minimalSend(app, { secret: OTP_SECRET, destinationsFor });
 } else if (kind === 'passwordless') {
   const passwordless = require('passwordless');
   let tokenStore;

@@ -8,6 +8,7 @@ export default defineConfig({
     testing: 'src/testing.ts',
     metrics: 'src/metrics.ts',
     postgres: 'src/postgres.ts',
+    fetch: 'src/fetch.ts',
   },
   // @oslojs/otp ships ESM only: bundled, so the CommonJS build works on every Node 20 (require(esm) needs 20.19).
   noExternal: [/^@oslojs\//],

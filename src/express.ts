@@ -6,6 +6,7 @@ import { createGuard, type RequireOtpOptions } from './core/guard.js';
 import { afterResponse, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type WithOtpApi } from './core/adapter.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
+import { cookieSessionsOf, createCookieSessions, takeCookieSession, type CookieSession, type CookieSessionState } from './core/cookie-session.js';
 
 type Next = (error?: unknown) => void;
 
@@ -26,6 +27,12 @@ interface ExpressRequest extends IncomingMessage {
 
 interface ExpressResponse extends ServerResponse {
   status?(code: number): ExpressResponse;
+}
+
+/** `blockidOtp` options: every core option, and optionally `session: cookieSession()` instead of express-session. */
+export interface BlockidOtpOptions extends OtpOptions {
+  /** `cookieSession(...)`: the session in one sealed cookie, no express-session needed. Default: express-session's `req.session`. */
+  session?: CookieSession | undefined;
 }
 
 /** `blockidOtp(options)`: Express middleware serving the OTP endpoints, plus the programmatic API. */
@@ -67,8 +74,9 @@ function checkTrustProxy(req: ExpressRequest): void {
   checkedApps.add(app);
 }
 
-function writeReply(res: ServerResponse, reply: { status: number; headers: Record<string, string>; body?: object; afterReply?: () => void }): void {
+function writeReply(res: ServerResponse, reply: { status: number; headers: Record<string, string>; body?: object; afterReply?: () => void }, setCookie?: string): void {
   if (reply.afterReply !== undefined) afterResponse(res, reply.afterReply);
+  if (setCookie !== undefined) res.appendHeader('Set-Cookie', setCookie);
   res.statusCode = reply.status;
   for (const [name, value] of Object.entries(reply.headers)) res.setHeader(name, value);
   if (reply.body === undefined) return void res.end();
@@ -80,11 +88,13 @@ function writeReply(res: ServerResponse, reply: { status: number; headers: Recor
   res.end(text);
 }
 
-export function blockidOtp(options: OtpOptions): BlockidOtpMiddleware {
+export function blockidOtp(options: BlockidOtpOptions): BlockidOtpMiddleware {
   if (isRequest(options)) throw notCalledError('blockidOtp', 'blockidOtp({ secret, resolveUser, sms })');
-  const service = createOtpService(options, 'blockidOtp');
+  const { session: cookie, rest } = takeCookieSession(options, 'blockidOtp');
+  const service = createOtpService(rest, 'blockidOtp');
   const handle = createHttpHandler(service);
   const { maxBodyBytes } = service.options;
+  const cookies = cookie === undefined ? undefined : createCookieSessions(cookie, service.options.secret);
 
   const middleware = (req: ExpressRequest, res: ExpressResponse, next: Next): void => {
     try {
@@ -92,8 +102,19 @@ export function blockidOtp(options: OtpOptions): BlockidOtpMiddleware {
     } catch (error) {
       return next(error);
     }
+    if (cookies !== undefined) cookieSessionsOf.set(req, cookies);
     const path = req.path ?? new URL(req.url ?? '/', 'http://x').pathname;
     if (!handle.mayServe(path)) return next();
+    void serve(req, res, next, path);
+  };
+
+  const serve = async (req: ExpressRequest, res: ExpressResponse, next: Next, path: string): Promise<void> => {
+    let state: CookieSessionState | undefined;
+    try {
+      state = cookies === undefined ? undefined : await cookies.load(req.headers.cookie);
+    } catch (error) {
+      return next(error);
+    }
     const exchange: HttpExchange = {
       method: req.method ?? 'GET',
       path,
@@ -101,15 +122,16 @@ export function blockidOtp(options: OtpOptions): BlockidOtpMiddleware {
       acceptLanguage: req.headers['accept-language'],
       ip: req.ip ?? req.socket.remoteAddress,
       body: () => readJsonBody(req, req.body, maxBodyBytes),
-      session: sessionPort(req),
+      session: state?.port ?? sessionPort(req),
       req,
     };
-    handle(exchange)
-      .then((reply) => {
-        if (reply === undefined) return next();
-        writeReply(res, reply);
-      })
-      .catch(next);
+    try {
+      const reply = await handle(exchange);
+      if (reply === undefined) return next();
+      writeReply(res, reply, await state?.setCookie());
+    } catch (error) {
+      next(error);
+    }
   };
 
   return withOtpApi(middleware, service);
@@ -120,6 +142,16 @@ export function requireOtp(options?: RequireOtpOptions): (req: any, res: any, ne
   if (isRequest(options)) throw notCalledError('requireOtp', 'requireOtp()');
   const guard = createGuard(options, 'requireOtp');
   return (req: ExpressRequest, res: ExpressResponse, next: Next) => {
+    const cookies = cookieSessionsOf.get(req);
+    if (cookies !== undefined) {
+      // The plugin's cookie session: opening it is asynchronous (WebCrypto).
+      cookies.load(req.headers.cookie).then((state) => {
+        const refusal = guard(state.port, req.headers.accept);
+        if (refusal === undefined) return next();
+        writeReply(res, refusal);
+      }, next);
+      return;
+    }
     let refusal;
     try {
       refusal = guard(sessionPort(req), req.headers.accept);

@@ -1,4 +1,5 @@
-export { blockidOtp, requireOtp, type BlockidOtpMiddleware } from './express.js';
+export { blockidOtp, requireOtp, type BlockidOtpMiddleware, type BlockidOtpOptions } from './express.js';
+export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/cookie-session.js';
 export { createOtpService, type OtpService, type GenerateResult, type VerifyResult } from './core/service.js';
 export { OtpError, type OtpErrorCode } from './core/errors.js';
 export type { OtpOptions, OtpLimits, OtpLogger, WindowQuota, ResolveUser, ResolvedUser, OnRecoveryCodeUsed } from './core/options.js';

@@ -9,9 +9,11 @@ import { createGuard, type RequireOtpOptions } from './core/guard.js';
 import { afterResponse, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type WithOtpApi } from './core/adapter.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
+import { cookieSessionsOf, createCookieSessions, takeCookieSession, type CookieSession } from './core/cookie-session.js';
 
 export type { RequireOtpOptions } from './core/guard.js';
 export type { OtpOptions } from './core/options.js';
+export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/cookie-session.js';
 
 type KoaNext = () => Promise<unknown>;
 
@@ -36,6 +38,13 @@ interface KoaContext {
   status: number;
   body: unknown;
   set(headers: Record<string, string>): void;
+  append(name: string, value: string): void;
+}
+
+/** `blockidOtpKoa` options: every core option, and optionally `session: cookieSession()` instead of koa-session. */
+export interface BlockidOtpKoaOptions extends OtpOptions {
+  /** `cookieSession(...)`: the session in one sealed cookie, no koa-session needed. Default: koa-session's `ctx.session`. */
+  session?: CookieSession | undefined;
 }
 
 /** `blockidOtpKoa(options)`: Koa middleware serving the OTP endpoints, plus the programmatic API. */
@@ -74,23 +83,28 @@ function checkProxy(ctx: KoaContext): void {
   }
 }
 
-function respond(ctx: KoaContext, reply: { status: number; headers: Record<string, string>; body?: object; afterReply?: () => void }): void {
+function respond(ctx: KoaContext, reply: { status: number; headers: Record<string, string>; body?: object; afterReply?: () => void }, setCookie?: string): void {
   // Koa writes the reply after the middleware returns: deliveries start once it is written.
   if (reply.afterReply !== undefined) afterResponse(ctx.res, reply.afterReply);
   ctx.status = reply.status;
   ctx.set(reply.headers);
+  if (setCookie !== undefined) ctx.append('Set-Cookie', setCookie);
   ctx.body = reply.body ?? '';
 }
 
-export function blockidOtpKoa(options: OtpOptions): BlockidOtpKoaMiddleware {
+export function blockidOtpKoa(options: BlockidOtpKoaOptions): BlockidOtpKoaMiddleware {
   if (isRequest(options)) throw notCalledError('blockidOtpKoa', 'blockidOtpKoa({ secret, resolveUser, sms })');
-  const service = createOtpService(options, 'blockidOtpKoa');
+  const { session: cookie, rest } = takeCookieSession(options, 'blockidOtpKoa');
+  const service = createOtpService(rest, 'blockidOtpKoa');
   const handle = createHttpHandler(service);
   const { maxBodyBytes } = service.options;
+  const cookies = cookie === undefined ? undefined : createCookieSessions(cookie, service.options.secret);
 
   const middleware = async (ctx: KoaContext, next: KoaNext): Promise<void> => {
     checkProxy(ctx);
+    if (cookies !== undefined) cookieSessionsOf.set(ctx, cookies);
     if (!handle.mayServe(ctx.path)) return void (await next());
+    const state = cookies === undefined ? undefined : await cookies.load(ctx.headers.cookie);
     const reply = await handle({
       method: ctx.method,
       path: ctx.path,
@@ -98,11 +112,11 @@ export function blockidOtpKoa(options: OtpOptions): BlockidOtpKoaMiddleware {
       acceptLanguage: ctx.headers['accept-language'],
       ip: ctx.ip || undefined,
       body: () => readJsonBody(ctx.req, ctx.request.body, maxBodyBytes),
-      session: sessionPort(ctx),
+      session: state?.port ?? sessionPort(ctx),
       req: ctx,
     });
     if (reply === undefined) return void (await next());
-    respond(ctx, reply);
+    respond(ctx, reply, await state?.setCookie());
   };
 
   return withOtpApi(middleware, service);
@@ -113,7 +127,9 @@ export function requireOtpKoa(options?: RequireOtpOptions): (ctx: any, next: Koa
   if (isRequest(options)) throw notCalledError('requireOtpKoa', 'requireOtpKoa()');
   const guard = createGuard(options, 'requireOtpKoa');
   return async (ctx: KoaContext, next: KoaNext) => {
-    const refusal = guard(sessionPort(ctx), ctx.headers.accept);
+    const cookies = cookieSessionsOf.get(ctx);
+    const session = cookies === undefined ? sessionPort(ctx) : (await cookies.load(ctx.headers.cookie)).port;
+    const refusal = guard(session, ctx.headers.accept);
     if (refusal === undefined) return void (await next());
     respond(ctx, refusal);
   };

@@ -2,5 +2,5 @@
 import { frameworks } from './helpers/apps.js';
 import { describeHttpContract, describeNoCodeInResponses } from './helpers/http-contract.js';
 
-for (const [framework, makeApp] of frameworks) describeHttpContract(framework, makeApp);
+for (const [framework, makeApp, contract] of frameworks) describeHttpContract(framework, makeApp, contract);
 describeNoCodeInResponses();

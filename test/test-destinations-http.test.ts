@@ -251,7 +251,7 @@ for (const [framework, makeApp] of frameworks) {
     });
 
     it('under NODE_ENV=production, refuses testDestinations without an expiry or with one over 30 days ahead (TypeError)', async () => {
-      const factory = framework === 'express' ? 'blockidOtp' : 'blockidOtpKoa';
+      const factory = framework.startsWith('express') ? 'blockidOtp' : framework.startsWith('koa') ? 'blockidOtpKoa' : 'createOtpHandler';
       const refused = (name: RegExp) => (error: unknown) => {
         assert.ok(error instanceof TypeError, String(error));
         assert.ok(error.message.startsWith(`${factory}: `), error.message);

@@ -8,7 +8,22 @@ import type { OtpService } from './service.js';
 export type WithOtpApi<Middleware> = Middleware &
   Pick<OtpService, 'generateOtp' | 'verifyOtp' | 'unlock' | 'totp' | 'recoveryCodes' | 'on' | 'off'> & { readonly service: OtpService };
 
+const services = new WeakMap<object, OtpService>();
+
+/** Remembers which service an adapter's object fronts, for the tests (`serviceOf`), without a property that would expose it. */
+export function registerService(api: object, service: OtpService): void {
+  services.set(api, service);
+}
+
+/** The service behind an adapter's object: internal, for the test suite; no package entry exports it. */
+export function serviceOf(api: object): OtpService {
+  const service = services.get(api);
+  if (service === undefined) throw new TypeError('not a blockid-otp adapter object');
+  return service;
+}
+
 export function withOtpApi<Middleware extends object>(middleware: Middleware, service: OtpService): WithOtpApi<Middleware> {
+  registerService(middleware, service);
   return Object.assign(middleware, {
     service,
     generateOtp: service.generateOtp,

@@ -27,6 +27,8 @@ export interface HttpExchange {
   contentType: string | undefined;
   acceptLanguage: string | undefined;
   ip: string | undefined;
+  /** False when the runtime gave no client address: the per-IP send quota does not apply (default true). */
+  countIp?: boolean;
   /** Reads the parsed JSON body; throws `BodyError`. */
   body(): Promise<unknown>;
   /** Undefined when no session middleware ran. */
@@ -109,6 +111,7 @@ export function createHttpHandler(service: OtpService): HttpHandler {
     binding,
     req: exchange.req,
     ...(exchange.ip !== undefined && { ip: exchange.ip }),
+    ...(exchange.countIp === false && { countIp: false }),
     ...(exchange.acceptLanguage !== undefined && { acceptLanguage: exchange.acceptLanguage }),
   });
 

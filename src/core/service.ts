@@ -37,6 +37,8 @@ export interface RequestContext {
    */
   sessionOnly?: boolean;
   ip?: string;
+  /** False when the runtime gave no client address: the per-IP send quota does not apply (default true). */
+  countIp?: boolean;
   acceptLanguage?: string;
   /** The framework's request, handed to `resolveUser`. */
   req?: unknown;
@@ -248,7 +250,7 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
         try {
           issued = await admitAndIssue(username, plan, {
             slot: context.binding ?? '',
-            countIp: true,
+            countIp: context.countIp !== false,
             ip: context.ip,
             locale: destinations?.locale,
             acceptLanguage: context.acceptLanguage,

@@ -10,6 +10,9 @@ import Koa from 'koa';
 import koaSession from 'koa-session';
 import { blockidOtp, requireOtp, type Destinations, type OtpOptions, type OtpService, type OtpStore } from '../../src/index.js';
 import { blockidOtpKoa, requireOtpKoa } from '../../src/koa.js';
+import { createAdaptorServer } from '@hono/node-server';
+import { cookieSession, createOtpHandler, type OtpHandler } from '../../src/fetch.js';
+import { serviceOf } from '../../src/core/adapter.js';
 import { captureSenders } from './capture.js';
 
 export const SECRET = 'test-secret-0123456789-abcdefghijklmnop';
@@ -42,6 +45,8 @@ export interface AppOptions {
   otp?: Partial<OtpOptions>;
   /** Leave the session middleware out (to test the clear error). */
   withoutSession?: boolean;
+  /** Express and Koa: `session: cookieSession({ secure: false })` instead of express-session / koa-session. */
+  cookieSession?: boolean;
   /**
    * Start another instance of that app: its own server and plugin, but the same sessions, the
    * same capture senders and the same OTP store, unless `otp.store` names another (e.g. a
@@ -83,10 +88,10 @@ export const expressApp: AppFactory = async (options = {}) => {
   const capture = options.instanceOf?.shared.capture ?? captureSenders();
   const sessions = (options.instanceOf?.shared.sessions as session.Store | undefined) ?? new session.MemoryStore();
   const app = express();
-  if (!options.withoutSession) {
+  if (!options.withoutSession && !options.cookieSession) {
     app.use(session({ secret: 'session-secret-for-tests', resave: false, saveUninitialized: false, name: 'sid', store: sessions }));
   }
-  const otp = blockidOtp(instanceOptions(capture, options));
+  const otp = blockidOtp({ ...instanceOptions(capture, options), ...(options.cookieSession && { session: cookieSession({ secure: false }) }) });
   app.use(otp);
   app.get('/account', requireOtp({ redirectTo: '/login' }), (_req, res) => {
     res.json({ account: true });
@@ -105,9 +110,9 @@ export const expressApp: AppFactory = async (options = {}) => {
   return {
     framework: 'express',
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    service: otp.service,
+    service: serviceOf(otp),
     capture,
-    shared: { store: otp.service.options.store, sessions, capture },
+    shared: { store: serviceOf(otp).options.store, sessions, capture },
     close: () => closeServer(server),
   };
 };
@@ -149,10 +154,10 @@ export const koaApp = async (options: KoaAppOptions = {}): Promise<TestApp> => {
     }
   });
   options.setup?.(app);
-  if (!options.withoutSession) {
+  if (!options.withoutSession && !options.cookieSession) {
     app.use(koaSession({ key: 'sid', signed: true, ...(sessionStore && { store: sessionStore }) }, app));
   }
-  const otp = blockidOtpKoa(instanceOptions(capture, options));
+  const otp = blockidOtpKoa({ ...instanceOptions(capture, options), ...(options.cookieSession && { session: cookieSession({ secure: false }) }) });
   app.use(otp);
   const account = requireOtpKoa({ redirectTo: '/login' });
   const fresh = requireOtpKoa({ maxAgeSeconds: 1 });
@@ -169,16 +174,48 @@ export const koaApp = async (options: KoaAppOptions = {}): Promise<TestApp> => {
   return {
     framework: 'koa',
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    service: otp.service,
+    service: serviceOf(otp),
     capture,
-    shared: { store: otp.service.options.store, sessions: sessionStore, capture },
+    shared: { store: serviceOf(otp).options.store, sessions: sessionStore, capture },
     close: () => closeServer(server),
   };
 };
 
+/** The guarded routes every app serves, as a fetch handler behind `otp` (the fetch adapter's and Hono's test apps). */
+export function guardedRoutes(otp: Pick<OtpHandler, 'requireOtp'>) {
+  const routes: Record<string, [Parameters<OtpHandler['requireOtp']>[1], object]> = {
+    '/account': [{ redirectTo: '/login' }, { account: true }],
+    '/fresh': [{ maxAgeSeconds: 1 }, { fresh: true }],
+    '/totp-only': [{ methods: ['totp'] }, { totpOnly: true }],
+  };
+  return async (request: Request): Promise<Response | null> => {
+    const route = request.method === 'GET' ? routes[new URL(request.url).pathname] : undefined;
+    if (route === undefined) return null;
+    return (await otp.requireOtp(request, route[0])) ?? Response.json(route[1]);
+  };
+}
+
+/** The same app on the Web-standard adapter (`createOtpHandler`), served on Node by @hono/node-server, with the cookie session. */
+export const fetchApp: AppFactory = async (options = {}) => {
+  const capture = options.instanceOf?.shared.capture ?? captureSenders();
+  const otp = createOtpHandler({ ...instanceOptions(capture, options), session: cookieSession({ secure: false }) });
+  const guarded = guardedRoutes(otp);
+  const server = createAdaptorServer({
+    fetch: async (request, env) => {
+      const ip = 'incoming' in env ? env.incoming.socket.remoteAddress : undefined;
+      return (await otp.handle(request, { ip })) ?? (await guarded(request)) ?? Response.json({ error: 'not_found' }, { status: 404 });
+    },
+  }) as Server;
+  const url = await listen(server);
+  return { framework: 'fetch', url, service: serviceOf(otp), capture, shared: { store: serviceOf(otp).options.store, sessions: undefined, capture }, close: () => closeServer(server) };
+};
+
 /** Every framework the HTTP contract suite runs against (Koa twice: cookie sessions and an external session store). */
-export const frameworks: Array<[string, AppFactory]> = [
+export const frameworks: Array<[string, AppFactory, { cookieSession?: boolean }?]> = [
   ['express', expressApp],
   ['koa', (options) => koaApp(options)],
   ['koa with an external session store', (options) => koaApp({ ...options, sessionStore: mapSessionStore() })],
+  ['fetch', fetchApp, { cookieSession: true }],
+  ['express with cookieSession', (options) => expressApp({ ...options, cookieSession: true }), { cookieSession: true }],
+  ['koa with cookieSession', (options) => koaApp({ ...options, cookieSession: true }), { cookieSession: true }],
 ];

@@ -12,7 +12,12 @@ import type { AppFactory, AppOptions, TestApp } from './apps.js';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const allCodes = new Set<string>();
 
-export function describeHttpContract(framework: string, makeApp: AppFactory): void {
+export interface ContractOptions {
+  /** The app keeps its session in blockid-otp's own sealed cookie (no session middleware to forget). */
+  cookieSession?: boolean;
+}
+
+export function describeHttpContract(framework: string, makeApp: AppFactory, { cookieSession = false }: ContractOptions = {}): void {
   describe(`HTTP contract on ${framework}`, () => {
     const apps: TestApp[] = [];
     const start = async (options?: AppOptions) => {
@@ -307,7 +312,20 @@ export function describeHttpContract(framework: string, makeApp: AppFactory): vo
         assert.equal((await client.get('/account')).status, 200);
       });
 
-      it('fails loudly without a session middleware, never passing the guard', async () => {
+      it('keeps its session in one HttpOnly cookie, with no session middleware', { skip: !cookieSession && 'a session middleware app' }, async () => {
+        const { client } = await start();
+        assert.equal((await client.get('/account')).status, 401);
+        const send = await client.post('/otp/send', { username: 'john.smith' });
+        assert.equal(send.status, 202);
+        const cookies = send.headers.getSetCookie();
+        assert.equal(cookies.length, 1, cookies.join('\n'));
+        assert.match(cookies[0] ?? '', /^blockid-otp=v1\.[A-Za-z0-9_-]+; Max-Age=86400; Path=\/; HttpOnly; SameSite=Lax$/);
+        assert.doesNotMatch(cookies[0] ?? '', /john|smith|4155550100|example\.com/);
+        // A status read changes nothing: no Set-Cookie.
+        assert.deepEqual((await client.get('/otp/status')).headers.getSetCookie(), []);
+      });
+
+      it('fails loudly without a session middleware, never passing the guard', { skip: cookieSession && 'the app has its own cookie session' }, async () => {
         const { client } = await start({ withoutSession: true });
         const guarded = await client.get('/account');
         assert.equal(guarded.status, 500);

@@ -1,0 +1,183 @@
+/**
+ * The Web-standard front door: a `Request` in, a `Response` out, with the cookie session.
+ * `blockid-otp/fetch` is this and the programmatic API; the Hono adapter calls it as is.
+ */
+import { BodyError } from './body.js';
+import { createCookieSessions, cookieSession, isCookieSession, type CookieSession, type CookieSessions } from './cookie-session.js';
+import { createGuard, isVerified, type RequireOtpOptions } from './guard.js';
+import { createHttpHandler, SESSION_FLAG, type HttpReply } from './http.js';
+import { createOtpService, type OtpService } from './service.js';
+import type { OtpOptions } from './options.js';
+import type { OtpSessionFlag } from './types.js';
+
+/** Every `blockidOtp` option, plus where the session lives and how many proxies to trust. */
+export interface OtpHandlerOptions extends OtpOptions {
+  /** The session (default `cookieSession()`: a sealed cookie, `Secure`). */
+  session?: CookieSession | undefined;
+  /** Proxies in front of the app (0..9, default 0): with `n`, the n-th `X-Forwarded-For` entry from the right is the client's IP. */
+  trustProxy?: number | undefined;
+}
+
+/** What the platform knows about a request beyond the `Request` itself. */
+export interface FetchContext {
+  /** The client's address (Bun: `server.requestIP(request)?.address`, Deno: `info.remoteAddr.hostname`). */
+  ip?: string | undefined;
+  /** Keeps the process alive for work after the response (Vercel, Cloudflare, Next.js `after`). */
+  waitUntil?: ((promise: Promise<unknown>) => void) | undefined;
+}
+
+/** The session flag a verified request carries (what `requireOtp` checks). */
+export type OtpSession = OtpSessionFlag;
+
+export interface WebCore {
+  service: OtpService;
+  sessions: CookieSessions;
+  /** The endpoints under `basePath`; `null` for any other path. */
+  handle(request: Request, context?: FetchContext): Promise<Response | null>;
+  /** The session flag of `request`, or null when it is not verified. */
+  readSession(request: Request): Promise<OtpSession | null>;
+  /** The guard for one set of options: null lets the request through. */
+  guard(options: RequireOtpOptions | undefined, factory: string): (request: Request) => Promise<Response | null>;
+  clientIp(request: Request, context: FetchContext | undefined): string | undefined;
+}
+
+/** Splits the Web-only options from the service's and checks them. */
+export function splitWebOptions(options: OtpHandlerOptions, factory: string): { otp: OtpOptions; session: CookieSession; trustProxy: number } {
+  if (options === null || typeof options !== 'object') throw new TypeError(`${factory}: expected an options object, e.g. { secret, resolveUser, email }.`);
+  const { session = cookieSession(), trustProxy = 0, ...otp } = options;
+  if (!isCookieSession(session)) {
+    throw new TypeError(`${factory}: option "session" must be cookieSession(...) from "blockid-otp/fetch" (got ${typeof session}).`);
+  }
+  if (typeof trustProxy !== 'number' || !Number.isInteger(trustProxy) || trustProxy < 0 || trustProxy > 9) {
+    throw new TypeError(
+      `${factory}: option "trustProxy" must be a whole number from 0 to 9: the number of proxies in front of the app (got ${typeof trustProxy === 'string' ? `the string ${JSON.stringify(trustProxy)}` : String(trustProxy)}). ` +
+        'Trusting more lets any client choose its IP through X-Forwarded-For and escape the per-IP send quota.',
+    );
+  }
+  return { otp, session, trustProxy };
+}
+
+const JSON_HEADERS = { 'Content-Type': 'application/json; charset=utf-8' };
+
+/** A JSON reply as a `Response`, with the session's cookie when it changed. */
+export function toResponse(reply: { status: number; headers: Record<string, string>; body?: object }, setCookie?: string): Response {
+  const headers = new Headers(reply.headers);
+  if (setCookie !== undefined) headers.append('Set-Cookie', setCookie);
+  if (reply.body === undefined) return new Response(null, { status: reply.status, headers });
+  for (const [name, value] of Object.entries(JSON_HEADERS)) headers.set(name, value);
+  return new Response(JSON.stringify(reply.body), { status: reply.status, headers });
+}
+
+/** The JSON body of `request`, at most `limitBytes`; throws `BodyError` (413 or 400). */
+export async function readRequestJson(request: Request, limitBytes: number): Promise<unknown> {
+  const declared = Number(request.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > limitBytes) throw new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`);
+  if (request.bodyUsed) throw new BodyError('malformed', 'The request body was already read before blockid-otp saw it.');
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (request.body !== null) {
+    const reader = request.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limitBytes) {
+        await reader.cancel().catch(() => {});
+        throw new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`);
+      }
+      chunks.push(value);
+    }
+  }
+  const text = new TextDecoder().decode(Buffer.concat(chunks));
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new BodyError('malformed', 'The request body is not valid JSON.');
+  }
+}
+
+/**
+ * Starts `work` once the response is on its way: through the platform's `waitUntil` where it
+ * has one, else on a timer, so it runs after the handler has returned the `Response`.
+ */
+export function afterResponse(context: FetchContext | undefined, work: () => unknown): void {
+  if (context?.waitUntil !== undefined) {
+    context.waitUntil(new Promise<void>((resolve) => setTimeout(() => void Promise.resolve(work()).finally(resolve), 0)));
+    return;
+  }
+  setTimeout(() => void work(), 0);
+}
+
+export function createWebCore(options: OtpHandlerOptions, factory: string): WebCore {
+  const { otp, session, trustProxy } = splitWebOptions(options, factory);
+  const service = createOtpService(otp, factory);
+  const http = createHttpHandler(service);
+  const sessions = createCookieSessions(session, service.options.secret);
+  const { maxBodyBytes } = service.options;
+  let warnedNoIp = false;
+
+  const clientIp = (request: Request, context: FetchContext | undefined): string | undefined => {
+    if (trustProxy > 0) {
+      const hops = (request.headers.get('x-forwarded-for') ?? '').split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+      const entry = hops[hops.length - trustProxy];
+      if (entry !== undefined) return entry;
+    }
+    const ip = typeof context?.ip === 'string' && context.ip !== '' ? context.ip : undefined;
+    if (ip === undefined && !warnedNoIp) {
+      warnedNoIp = true;
+      const message = `${factory}: no client IP for this request (pass { ip } as the second argument of fetch(), or set trustProxy behind a proxy): the per-IP send quota does not apply to such requests.`;
+      if (service.options.logger !== undefined) service.options.logger.warn({ event: 'otp.no_client_ip' }, message);
+      else console.warn(`blockid-otp: ${message}`);
+    }
+    return ip;
+  };
+
+  const handle = async (request: Request, context?: FetchContext): Promise<Response | null> => {
+    const path = new URL(request.url).pathname;
+    if (!http.mayServe(path)) return null;
+    const state = await sessions.load(request.headers.get('cookie'));
+    const ip = clientIp(request, context);
+    let reply: HttpReply | undefined;
+    try {
+      reply = await http({
+        method: request.method,
+        path,
+        contentType: request.headers.get('content-type') ?? undefined,
+        acceptLanguage: request.headers.get('accept-language') ?? undefined,
+        ip,
+        countIp: ip !== undefined,
+        body: () => readRequestJson(request, maxBodyBytes),
+        session: state.port,
+        req: request,
+      });
+    } catch (error) {
+      // A misconfiguration of ours (a TypeError naming the option): say it, as Express would show it.
+      if (error instanceof TypeError) {
+        console.error(error);
+        return toResponse({ status: 500, headers: { 'Cache-Control': 'no-store' }, body: { error: 'server_error', message: error.message } });
+      }
+      throw error;
+    }
+    if (reply === undefined) return null;
+    const response = toResponse(reply, await state.setCookie());
+    if (reply.afterReply !== undefined) afterResponse(context, reply.afterReply);
+    return response;
+  };
+
+  const readSession = async (request: Request): Promise<OtpSession | null> => {
+    const state = await sessions.load(request.headers.get('cookie'));
+    const flag = state.port.read(SESSION_FLAG);
+    return isVerified(flag, undefined) ? { verified: true, username: flag.username, verifiedAt: flag.verifiedAt, method: flag.method ?? 'code' } : null;
+  };
+
+  const guard = (guardOptions: RequireOtpOptions | undefined, guardFactory: string) => {
+    const decide = createGuard(guardOptions, guardFactory);
+    return async (request: Request): Promise<Response | null> => {
+      const state = await sessions.load(request.headers.get('cookie'));
+      const refusal = decide(state.port, request.headers.get('accept') ?? undefined);
+      return refusal === undefined ? null : toResponse(refusal);
+    };
+  };
+
+  return { service, sessions, handle, readSession, guard, clientIp };
+}

@@ -1,0 +1,63 @@
+/**
+ * `blockid-otp/fetch`: the Web-standard adapter. `otp.fetch(request, context?)` answers the
+ * endpoints as a `Request` → `Response` function, for `Bun.serve`, `Deno.serve`, Next.js route
+ * handlers and any runtime with Web `Request`/`Response`; the session is one sealed cookie.
+ */
+import { isRequest, notCalledError, registerService } from './core/adapter.js';
+import type { RequireOtpOptions } from './core/guard.js';
+import type { OtpService } from './core/service.js';
+import type { OtpEventName, OtpListener } from './core/events.js';
+import { createWebCore, toResponse, type FetchContext, type OtpHandlerOptions, type OtpSession } from './core/web.js';
+
+export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/cookie-session.js';
+export type { FetchContext, OtpHandlerOptions, OtpSession } from './core/web.js';
+export type { RequireOtpOptions } from './core/guard.js';
+
+export interface OtpHandler extends Pick<OtpService, 'generateOtp' | 'verifyOtp' | 'unlock' | 'totp' | 'recoveryCodes'> {
+  on<E extends OtpEventName>(event: E, listener: OtpListener<E>): OtpHandler;
+  off<E extends OtpEventName>(event: E, listener: OtpListener<E>): OtpHandler;
+  /** The endpoints under `basePath`; 404 `{ "error": "not_found" }` for any other path. */
+  fetch(request: Request, context?: FetchContext): Promise<Response>;
+  /** The same, but `null` for a path outside `basePath`, so an app can chain its own routes. */
+  handle(request: Request, context?: FetchContext): Promise<Response | null>;
+  /** `null` when the request's session is verified; else the refusal (401 `otp_required`, or 303 to `redirectTo` for pages). */
+  requireOtp(request: Request, options?: RequireOtpOptions): Promise<Response | null>;
+  /** The verified session flag, or `null`. */
+  readSession(request: Request): Promise<OtpSession | null>;
+  /** A `Set-Cookie` header value that ends the session (sign-out). */
+  clearSession(): string;
+}
+
+const notFound = { error: 'not_found', message: 'No blockid-otp endpoint at this path.' };
+
+/** `createOtpHandler(options)`: the OTP endpoints as a fetch handler, with a cookie session. */
+export function createOtpHandler(options: OtpHandlerOptions): OtpHandler {
+  if (isRequest(options) || options instanceof Request) throw notCalledError('createOtpHandler', 'createOtpHandler({ secret, resolveUser, email })');
+  const core = createWebCore(options, 'createOtpHandler');
+  const { service } = core;
+  const guard = core.guard(undefined, 'requireOtp');
+  const handler: OtpHandler = {
+    // Arrow functions: `export const POST = otp.fetch` and `Bun.serve({ fetch: otp.fetch })` call them unbound.
+    fetch: async (request, context) =>
+      (await core.handle(request, context)) ?? toResponse({ status: 404, headers: { 'Cache-Control': 'no-store' }, body: notFound }),
+    handle: (request, context) => core.handle(request, context),
+    requireOtp: (request, guardOptions) => (guardOptions === undefined ? guard(request) : core.guard(guardOptions, 'requireOtp')(request)),
+    readSession: (request) => core.readSession(request),
+    clearSession: () => core.sessions.clear(),
+    generateOtp: service.generateOtp,
+    verifyOtp: service.verifyOtp,
+    unlock: service.unlock,
+    totp: service.totp,
+    recoveryCodes: service.recoveryCodes,
+    on: (event, listener) => {
+      service.on(event, listener);
+      return handler;
+    },
+    off: (event, listener) => {
+      service.off(event, listener);
+      return handler;
+    },
+  };
+  registerService(handler, service);
+  return handler;
+}

@@ -10,6 +10,7 @@ import Koa from 'koa';
 import koaSession from 'koa-session';
 import { blockidOtp, requireOtp, type Destinations, type OtpOptions, type OtpService, type OtpStore } from '../../src/index.js';
 import { blockidOtpKoa, requireOtpKoa } from '../../src/koa.js';
+import { serviceOf } from '../../src/core/adapter.js';
 import { captureSenders } from './capture.js';
 
 export const SECRET = 'test-secret-0123456789-abcdefghijklmnop';
@@ -105,9 +106,9 @@ export const expressApp: AppFactory = async (options = {}) => {
   return {
     framework: 'express',
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    service: otp.service,
+    service: serviceOf(otp),
     capture,
-    shared: { store: otp.service.options.store, sessions, capture },
+    shared: { store: serviceOf(otp).options.store, sessions, capture },
     close: () => closeServer(server),
   };
 };
@@ -169,9 +170,9 @@ export const koaApp = async (options: KoaAppOptions = {}): Promise<TestApp> => {
   return {
     framework: 'koa',
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    service: otp.service,
+    service: serviceOf(otp),
     capture,
-    shared: { store: otp.service.options.store, sessions: sessionStore, capture },
+    shared: { store: serviceOf(otp).options.store, sessions: sessionStore, capture },
     close: () => closeServer(server),
   };
 };

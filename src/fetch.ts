@@ -47,8 +47,9 @@ export function createOtpHandler(options: OtpHandlerOptions): OtpHandler {
     generateOtp: service.generateOtp,
     verifyOtp: service.verifyOtp,
     unlock: service.unlock,
-    totp: service.totp,
-    recoveryCodes: service.recoveryCodes,
+    // Copies: the service's own objects stay out of reach of a caller that changes these.
+    totp: { enroll: service.totp.enroll, confirm: service.totp.confirm },
+    recoveryCodes: { generate: service.recoveryCodes.generate },
     on: (event, listener) => {
       service.on(event, listener);
       return handler;

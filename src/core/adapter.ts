@@ -2,38 +2,80 @@
  * What every framework adapter shares: the programmatic API it carries, and the misuse it
  * catches the same way, with messages that say what to write instead.
  */
+import type { OtpEventName, OtpListener } from './events.js';
 import type { OtpService } from './service.js';
 
-/** An adapter's middleware that also carries the programmatic API (the seed's `GenerateOTP`). */
-export type WithOtpApi<Middleware> = Middleware &
-  Pick<OtpService, 'generateOtp' | 'verifyOtp' | 'unlock' | 'totp' | 'recoveryCodes' | 'on' | 'off'> & { readonly service: OtpService };
+/**
+ * The programmatic API a middleware carries (the BlockID SDK's `OTP.GenerateOTP`, and more),
+ * and nothing else of the service: no resolved options, no store, no secret.
+ */
+export interface OtpApi {
+  /** One code to every destination given; waits for delivery. */
+  readonly generateOtp: OtpService['generateOtp'];
+  /** `{ ok: true }` once for the right code; `{ ok: false, reason }` otherwise. */
+  readonly verifyOtp: OtpService['verifyOtp'];
+  /** Lifts every lock of a username and resets its failure count. */
+  readonly unlock: OtpService['unlock'];
+  /** Authenticator apps (TOTP): enrollment and its first confirmation. */
+  readonly totp: OtpService['totp'];
+  /** One-time recovery codes and the hashes the app stores. */
+  readonly recoveryCodes: OtpService['recoveryCodes'];
+  /** Adds an event listener; returns the middleware, for chaining. */
+  on<E extends OtpEventName>(event: E, listener: OtpListener<E>): this;
+  /** Removes an event listener; returns the middleware, for chaining. */
+  off<E extends OtpEventName>(event: E, listener: OtpListener<E>): this;
+}
 
+/** An adapter's middleware that also carries the programmatic API. */
+export type WithOtpApi<Middleware> = Middleware & OtpApi;
+
+/**
+ * The service behind each middleware, kept here rather than on the middleware so that
+ * nothing an app (or an attacker with a reference to the middleware) can walk reaches the
+ * secret or the resolved options.
+ */
 const services = new WeakMap<object, OtpService>();
 
-/** Remembers which service an adapter's object fronts, for the tests (`serviceOf`), without a property that would expose it. */
+/**
+ * @internal The service behind a middleware, for the package's own tests. Not exported from
+ * any package entry.
+ */
+export function serviceOf(middleware: object): OtpService {
+  return lookupService(middleware);
+}
+
+/** Remembers the service behind an adapter's object that `withOtpApi` did not build (the fetch handler). */
 export function registerService(api: object, service: OtpService): void {
   services.set(api, service);
 }
 
-/** The service behind an adapter's object: internal, for the test suite; no package entry exports it. */
-export function serviceOf(api: object): OtpService {
-  const service = services.get(api);
-  if (service === undefined) throw new TypeError('not a blockid-otp adapter object');
+function lookupService(middleware: object): OtpService {
+  const service = services.get(middleware);
+  if (service === undefined) throw new TypeError('serviceOf: this is not a blockid-otp middleware.');
   return service;
 }
 
 export function withOtpApi<Middleware extends object>(middleware: Middleware, service: OtpService): WithOtpApi<Middleware> {
-  registerService(middleware, service);
-  return Object.assign(middleware, {
-    service,
+  services.set(middleware, service);
+  const self = middleware as WithOtpApi<Middleware>;
+  const api: OtpApi = {
     generateOtp: service.generateOtp,
     verifyOtp: service.verifyOtp,
     unlock: service.unlock,
-    totp: service.totp,
-    recoveryCodes: service.recoveryCodes,
-    on: service.on,
-    off: service.off,
-  });
+    // Copies: the service's own objects stay out of reach of a caller that changes these.
+    totp: { enroll: service.totp.enroll, confirm: service.totp.confirm },
+    recoveryCodes: { generate: service.recoveryCodes.generate },
+    // The service's own on/off return the service; these return the middleware (`this` in OtpApi), also when called detached.
+    on: (event, listener) => {
+      service.on(event, listener);
+      return self as never;
+    },
+    off: (event, listener) => {
+      service.off(event, listener);
+      return self as never;
+    },
+  };
+  return Object.assign(middleware, api);
 }
 
 /**

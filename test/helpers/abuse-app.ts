@@ -10,6 +10,7 @@ import express from 'express';
 import session from 'express-session';
 import { createClient } from 'redis';
 import { blockidOtp, memoryStore, redisStore, type Destinations, type EmailSender, type OtpLogger, type OtpOptions, type OtpService, type SmsSender } from '../../src/index.js';
+import { serviceOf } from '../../src/core/adapter.js';
 
 export const SECRET = 'abuse-suite-secret-0123456789-abcdefghijkl';
 
@@ -75,7 +76,7 @@ export async function startApp({ otp, trustProxy }: AbuseAppOptions): Promise<Ab
   return {
     url: `http://127.0.0.1:${port}`,
     port,
-    service: plugin.service,
+    service: serviceOf(plugin),
     errors,
     close: () =>
       new Promise<void>((resolve) => {

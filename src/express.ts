@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readJsonBody } from './core/body.js';
 import { createHttpHandler, type HttpExchange, type SessionPort } from './core/http.js';
 import { createGuard, type RequireOtpOptions } from './core/guard.js';
-import { afterResponse, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type WithOtpApi } from './core/adapter.js';
+import { afterResponse, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type OtpApi } from './core/adapter.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
 
@@ -29,7 +29,7 @@ interface ExpressResponse extends ServerResponse {
 }
 
 /** `blockidOtp(options)`: Express middleware serving the OTP endpoints, plus the programmatic API. */
-export type BlockidOtpMiddleware = WithOtpApi<(req: any, res: any, next: Next) => void>;
+export type BlockidOtpMiddleware = ((req: any, res: any, next: (error?: unknown) => void) => void) & OtpApi;
 
 function sessionPort(req: ExpressRequest): SessionPort | undefined {
   const session = req.session;
@@ -116,7 +116,7 @@ export function blockidOtp(options: OtpOptions): BlockidOtpMiddleware {
 }
 
 /** `requireOtp(options?)`: lets verified sessions through; 401 `otp_required`, or 303 for pages when `redirectTo` is set. */
-export function requireOtp(options?: RequireOtpOptions): (req: any, res: any, next: Next) => void {
+export function requireOtp(options?: RequireOtpOptions): (req: any, res: any, next: (error?: unknown) => void) => void {
   if (isRequest(options)) throw notCalledError('requireOtp', 'requireOtp()');
   const guard = createGuard(options, 'requireOtp');
   return (req: ExpressRequest, res: ExpressResponse, next: Next) => {

@@ -6,12 +6,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readJsonBody } from './core/body.js';
 import { createHttpHandler, sessionMissingMessage, type SessionPort } from './core/http.js';
 import { createGuard, type RequireOtpOptions } from './core/guard.js';
-import { afterResponse, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type WithOtpApi } from './core/adapter.js';
+import { afterResponse, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type OtpApi } from './core/adapter.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
 
 export type { RequireOtpOptions } from './core/guard.js';
 export type { OtpOptions } from './core/options.js';
+export type { OtpApi } from './core/adapter.js';
 
 type KoaNext = () => Promise<unknown>;
 
@@ -39,7 +40,7 @@ interface KoaContext {
 }
 
 /** `blockidOtpKoa(options)`: Koa middleware serving the OTP endpoints, plus the programmatic API. */
-export type BlockidOtpKoaMiddleware = WithOtpApi<(ctx: any, next: KoaNext) => Promise<void>>;
+export type BlockidOtpKoaMiddleware = ((ctx: any, next: () => Promise<unknown>) => Promise<void>) & OtpApi;
 
 function sessionPort(ctx: KoaContext): SessionPort | undefined {
   const session = ctx.session;
@@ -109,7 +110,7 @@ export function blockidOtpKoa(options: OtpOptions): BlockidOtpKoaMiddleware {
 }
 
 /** `requireOtpKoa(options?)`: lets verified sessions through; 401 `otp_required`, or 303 for pages when `redirectTo` is set. */
-export function requireOtpKoa(options?: RequireOtpOptions): (ctx: any, next: KoaNext) => Promise<void> {
+export function requireOtpKoa(options?: RequireOtpOptions): (ctx: any, next: () => Promise<unknown>) => Promise<void> {
   if (isRequest(options)) throw notCalledError('requireOtpKoa', 'requireOtpKoa()');
   const guard = createGuard(options, 'requireOtpKoa');
   return async (ctx: KoaContext, next: KoaNext) => {

@@ -10,7 +10,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createClient, type RedisClientType, type RedisClusterType } from 'redis';
-import { redisStore, type OtpStore } from '../src/index.js';
+import { redisStore } from '../src/index.js';
+import type { OtpStore } from '../src/store.js';
 import { startDelayProxy, type DelayProxy } from './helpers/delay-proxy.js';
 import { Browser, deleteUnder, FRAMEWORKS, generousLimits, median, nextPrefix, round, startPipelineApp, type Framework, type PipelineApp } from './helpers/pipeline.js';
 import { startCluster, type TestCluster } from './helpers/redis-cluster.js';

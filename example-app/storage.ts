@@ -6,7 +6,8 @@ import connectPgSimple from 'connect-pg-simple';
 import { RedisStore } from 'connect-redis';
 import pg from 'pg';
 import { createClient } from 'redis';
-import { memoryStore, postgresStore, redisStore, type OtpStore } from '../src/index.js';
+import { memoryStore, postgresStore, redisStore } from '../src/index.js';
+import type { OtpStore } from '../src/store.js';
 import type { ExampleConfig } from './config.js';
 
 export interface Storage {

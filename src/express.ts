@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readJsonBody } from './core/body.js';
 import { createHttpHandler, type HttpExchange, type SessionPort } from './core/http.js';
 import { createGuard, type RequireOtpOptions } from './core/guard.js';
-import { afterResponse, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type WithOtpApi } from './core/adapter.js';
+import { afterResponse, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type OtpApi } from './core/adapter.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
 import { cookieSessionsOf, createCookieSessions, takeCookieSession, type CookieSession, type CookieSessionState } from './core/cookie-session.js';
@@ -36,7 +36,7 @@ export interface BlockidOtpOptions extends OtpOptions {
 }
 
 /** `blockidOtp(options)`: Express middleware serving the OTP endpoints, plus the programmatic API. */
-export type BlockidOtpMiddleware = WithOtpApi<(req: any, res: any, next: Next) => void>;
+export type BlockidOtpMiddleware = ((req: any, res: any, next: (error?: unknown) => void) => void) & OtpApi;
 
 function sessionPort(req: ExpressRequest): SessionPort | undefined {
   const session = req.session;
@@ -138,7 +138,7 @@ export function blockidOtp(options: BlockidOtpOptions): BlockidOtpMiddleware {
 }
 
 /** `requireOtp(options?)`: lets verified sessions through; 401 `otp_required`, or 303 for pages when `redirectTo` is set. */
-export function requireOtp(options?: RequireOtpOptions): (req: any, res: any, next: Next) => void {
+export function requireOtp(options?: RequireOtpOptions): (req: any, res: any, next: (error?: unknown) => void) => void {
   if (isRequest(options)) throw notCalledError('requireOtp', 'requireOtp()');
   const guard = createGuard(options, 'requireOtp');
   return (req: ExpressRequest, res: ExpressResponse, next: Next) => {

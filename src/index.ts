@@ -1,6 +1,8 @@
 export { blockidOtp, requireOtp, type BlockidOtpMiddleware, type BlockidOtpOptions } from './express.js';
 export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/cookie-session.js';
-export { createOtpService, type OtpService, type GenerateResult, type VerifyResult } from './core/service.js';
+export { createOtpService, type OtpService } from './core/programmatic.js';
+export type { OtpApi } from './core/adapter.js';
+export type { GenerateResult, VerifyResult } from './core/service.js';
 export { OtpError, type OtpErrorCode } from './core/errors.js';
 export type { OtpOptions, OtpLimits, OtpLogger, WindowQuota, ResolveUser, ResolvedUser, OnRecoveryCodeUsed } from './core/options.js';
 export type { TotpEnrollment, TotpEnrollOptions } from './core/methods/totp.js';
@@ -16,15 +18,15 @@ export {
   normalizePhone, normalizeEmail, resolveAllowedNumberTypes, PHONE_NUMBER_TYPES, type PhoneNumberType, type NormalizePhoneOptions,
 } from './core/destinations.js';
 export { memoryStore, type MemoryStoreOptions } from './stores/memory.js';
-export { redisStore, type RedisStoreOptions } from './stores/redis.js';
-export { postgresStore, postgresSchemaSql, type PostgresStore, type PostgresStoreOptions } from './stores/postgres.js';
-export type {
-  OtpStore, SendPlan, SendDecision, Counter, Refusal, Space, LockPolicy, LockStarted, VerifyRequest, VerifyOutcome, AttemptRequest, AttemptStart, SettleRequest,
-} from './stores/types.js';
+export { redisStore, type RedisStoreOptions, type RedisStoreClient } from './stores/redis.js';
+export {
+  postgresStore, postgresSchemaSql, type PostgresStore, type PostgresStoreOptions, type PostgresPoolLike, type PostgresClientLike,
+} from './stores/postgres.js';
 export {
   twilioSms, twilioWhatsApp, twilioVoice, twilioLookup, TWILIO_LINE_TYPES,
   type TwilioSmsOptions, type TwilioWhatsAppOptions, type TwilioVoiceOptions, type TwilioLookupOptions,
-  type TwilioClientOptions, type TwilioLineType, type VoiceLanguage,
+  type TwilioClientOptions, type TwilioLineType, type VoiceLanguage, type TwilioCredentials, type TwilioSmsFrom,
+  type TwilioClientLike, type TwilioWhatsAppClient, type TwilioVoiceClient, type TwilioLookupClient,
 } from './senders/twilio/index.js';
-export { nodemailerEmail, type NodemailerEmailOptions } from './senders/nodemailer.js';
+export { nodemailerEmail, type NodemailerEmailOptions, type MailTransporterLike, type SmtpTransportOptions } from './senders/nodemailer.js';
 export { devOutbox, type DevOutbox, type OutboxEntry } from './senders/dev-outbox.js';

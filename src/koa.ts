@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readJsonBody } from './core/body.js';
 import { createHttpHandler, sessionMissingMessage, type SessionPort } from './core/http.js';
 import { createGuard, type RequireOtpOptions } from './core/guard.js';
-import { afterResponse, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type WithOtpApi } from './core/adapter.js';
+import { afterResponse, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type OtpApi } from './core/adapter.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
 import { cookieSessionsOf, createCookieSessions, takeCookieSession, type CookieSession } from './core/cookie-session.js';
@@ -14,6 +14,7 @@ import { cookieSessionsOf, createCookieSessions, takeCookieSession, type CookieS
 export type { RequireOtpOptions } from './core/guard.js';
 export type { OtpOptions } from './core/options.js';
 export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/cookie-session.js';
+export type { OtpApi } from './core/adapter.js';
 
 type KoaNext = () => Promise<unknown>;
 
@@ -48,7 +49,7 @@ export interface BlockidOtpKoaOptions extends OtpOptions {
 }
 
 /** `blockidOtpKoa(options)`: Koa middleware serving the OTP endpoints, plus the programmatic API. */
-export type BlockidOtpKoaMiddleware = WithOtpApi<(ctx: any, next: KoaNext) => Promise<void>>;
+export type BlockidOtpKoaMiddleware = ((ctx: any, next: () => Promise<unknown>) => Promise<void>) & OtpApi;
 
 function sessionPort(ctx: KoaContext): SessionPort | undefined {
   const session = ctx.session;
@@ -123,7 +124,7 @@ export function blockidOtpKoa(options: BlockidOtpKoaOptions): BlockidOtpKoaMiddl
 }
 
 /** `requireOtpKoa(options?)`: lets verified sessions through; 401 `otp_required`, or 303 for pages when `redirectTo` is set. */
-export function requireOtpKoa(options?: RequireOtpOptions): (ctx: any, next: KoaNext) => Promise<void> {
+export function requireOtpKoa(options?: RequireOtpOptions): (ctx: any, next: () => Promise<unknown>) => Promise<void> {
   if (isRequest(options)) throw notCalledError('requireOtpKoa', 'requireOtpKoa()');
   const guard = createGuard(options, 'requireOtpKoa');
   return async (ctx: KoaContext, next: KoaNext) => {

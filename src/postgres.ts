@@ -1,5 +1,7 @@
 /**
  * `blockid-otp/postgres`: the PostgreSQL store, in its own entry so that the main entry never
- * loads `pg` (an optional peer dependency; this entry only uses its types, the caller passes the Pool).
+ * loads `pg` (an optional peer dependency; the caller passes the Pool, and the types name only the part of it the store uses).
  */
-export { postgresStore, postgresSchemaSql, type PostgresStore, type PostgresStoreOptions } from './stores/postgres.js';
+export {
+  postgresStore, postgresSchemaSql, type PostgresStore, type PostgresStoreOptions, type PostgresPoolLike, type PostgresClientLike,
+} from './stores/postgres.js';

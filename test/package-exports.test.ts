@@ -433,7 +433,8 @@ const { postgresStore } = require('blockid-otp/postgres');
       'subpaths.mts': `
 import pg from 'pg';
 import { Registry } from 'prom-client';
-import { blockidOtp, createOtpService, type OtpStore } from 'blockid-otp';
+import { blockidOtp, createOtpService } from 'blockid-otp';
+import type { OtpStore } from 'blockid-otp/store';
 import { blockidOtpKoa } from 'blockid-otp/koa';
 import { captureSenders, type CapturedMessage, type CapturedSenders, type WaitOptions } from 'blockid-otp/testing';
 import { prometheusMetrics, type PrometheusMetrics, type PrometheusMetricsOptions } from 'blockid-otp/metrics';

@@ -3,23 +3,33 @@
  * catches the same way, with messages that say what to write instead.
  */
 import type { OtpEventName, OtpListener } from './events.js';
-import type { OtpService } from './service.js';
+import type { RecoveryCodeSet } from './methods/recovery.js';
+import type { TotpEnrollment, TotpEnrollOptions } from './methods/totp.js';
+import type { GenerateResult, OtpService } from './service.js';
+import type { Destinations } from './types.js';
+import type { VerifyResult } from './verification.js';
 
 /**
  * The programmatic API a middleware carries (the BlockID SDK's `OTP.GenerateOTP`, and more),
- * and nothing else of the service: no resolved options, no store, no secret.
+ * and nothing else of the service: no resolved options, no store, no secret. Written out
+ * member by member (not picked from the service) so the published types name no internals.
  */
 export interface OtpApi {
-  /** One code to every destination given; waits for delivery. */
-  readonly generateOtp: OtpService['generateOtp'];
+  /** One code to every destination given; waits for delivery. `context.ip` is counted by the per-IP quota. */
+  readonly generateOtp: (username: string, destinations: Destinations, context?: { ip?: string | undefined }) => Promise<GenerateResult>;
   /** `{ ok: true }` once for the right code; `{ ok: false, reason }` otherwise. */
-  readonly verifyOtp: OtpService['verifyOtp'];
+  readonly verifyOtp: (username: string, code: string) => Promise<VerifyResult>;
   /** Lifts every lock of a username and resets its failure count. */
-  readonly unlock: OtpService['unlock'];
-  /** Authenticator apps (TOTP): enrollment and its first confirmation. */
-  readonly totp: OtpService['totp'];
-  /** One-time recovery codes and the hashes the app stores. */
-  readonly recoveryCodes: OtpService['recoveryCodes'];
+  readonly unlock: (username: string) => Promise<void>;
+  /** Authenticator apps (TOTP, RFC 6238): enrollment and its first confirmation; sign-in is `method: 'totp'` on /verify. */
+  readonly totp: {
+    enroll(username: string, options?: TotpEnrollOptions): Promise<TotpEnrollment>;
+    confirm(username: string, sealed: string, code: string): Promise<boolean>;
+  };
+  /** One-time recovery codes, and the hashes the app stores. */
+  readonly recoveryCodes: {
+    generate(options?: { count?: number | undefined }): Promise<RecoveryCodeSet>;
+  };
   /** Adds an event listener; returns the middleware, for chaining. */
   on<E extends OtpEventName>(event: E, listener: OtpListener<E>): this;
   /** Removes an event listener; returns the middleware, for chaining. */

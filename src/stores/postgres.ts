@@ -1,4 +1,3 @@
-import type { Pool, PoolClient } from 'pg';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { OtpError } from '../core/errors.js';
 import { checkTag } from './tag.js';
@@ -31,9 +30,26 @@ import type {
   VerifyRequest,
 } from './types.js';
 
+/**
+ * The part of a `pg` PoolClient the store uses. Written out here rather than imported from
+ * `pg`, so that an app that never uses PostgreSQL compiles without `pg`'s types.
+ */
+export interface PostgresClientLike {
+  query(text: string): Promise<unknown>;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  off(event: 'error', listener: (error: Error) => void): unknown;
+  release(destroy?: Error | boolean): void;
+}
+
+/** The part of a `pg` Pool the store uses; `new Pool(...)` from `pg` fits it. */
+export interface PostgresPoolLike {
+  connect(): Promise<PostgresClientLike>;
+  query(text: string): Promise<unknown>;
+}
+
 export interface PostgresStoreOptions {
   /** A `pg` Pool. The store borrows connections and never ends it; give it an `'error'` listener (see README). */
-  pool: Pool;
+  pool: PostgresPoolLike;
   /** Schema of the tables and functions. Default `'public'`. Lowercase letters, digits and `_`. */
   schema?: string;
   /** Prepended to every table and function name. Default `'blockid_otp_'`. Lowercase letters, digits and `_`. */
@@ -131,7 +147,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       timer.unref();
     });
     const connecting = pool.connect();
-    let client: PoolClient;
+    let client: PostgresClientLike;
     try {
       client = await Promise.race([connecting, timeout]);
     } catch (error) {

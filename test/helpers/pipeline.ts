@@ -15,8 +15,9 @@ import Koa from 'koa';
 import koaSession from 'koa-session';
 import { createClient, type RedisClientType, type RedisClusterType } from 'redis';
 import {
-  blockidOtp, memoryStore, redisStore, type BlockidOtpMiddleware, type EmailSender, type OtpEventMap, type OtpOptions, type OtpStore, type SmsSender,
+  blockidOtp, memoryStore, redisStore, type BlockidOtpMiddleware, type EmailSender, type OtpEventMap, type OtpOptions, type SmsSender,
 } from '../../src/index.js';
+import type { OtpStore } from '../../src/store.js';
 import { blockidOtpKoa } from '../../src/koa.js';
 import { startCluster, type TestCluster } from './redis-cluster.js';
 

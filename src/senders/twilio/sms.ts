@@ -11,9 +11,10 @@ export interface TwilioClientLike {
   };
 }
 
-type Sender = { from: string; messagingServiceSid?: never } | { messagingServiceSid: string; from?: never };
+/** Who the messages come from: a number (`from`) or a Messaging Service (`messagingServiceSid`). */
+export type TwilioSmsFrom = { from: string; messagingServiceSid?: never } | { messagingServiceSid: string; from?: never };
 
-export type TwilioSmsOptions = TwilioCredentials<TwilioClientLike> & Sender;
+export type TwilioSmsOptions = TwilioCredentials<TwilioClientLike> & TwilioSmsFrom;
 
 const knownOptions = [...credentialOptions, 'from', 'messagingServiceSid'];
 
@@ -35,7 +36,7 @@ export function twilioSms(options: TwilioSmsOptions): SmsSender {
   }, 'twilio');
 }
 
-function resolveSender({ from, messagingServiceSid }: Record<string, unknown>): Sender {
+function resolveSender({ from, messagingServiceSid }: Record<string, unknown>): TwilioSmsFrom {
   if ((from === undefined) === (messagingServiceSid === undefined)) {
     throw new TypeError('twilioSms: pass either "from" or "messagingServiceSid"');
   }

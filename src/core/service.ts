@@ -168,7 +168,8 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
       test: fixed !== undefined,
       code: {
         hash: real === null ? DECOY_HASH : hash,
-        ttlMs: config.ttlSeconds * 1000,
+        // A fixed code dies with test mode, also one sent just before testDestinationsExpireAt.
+        ttlMs: fixed === undefined || testDestinations === undefined ? config.ttlSeconds * 1000 : testDestinations.lifetimeMs(config.ttlSeconds * 1000),
         // Where the code went (channels and area codes, nothing personal), for the conversion-rate metric.
         ...(real !== null && fixed === undefined && metrics !== undefined && { tag: real.map((t) => `${t.channel}:${npaOf(t)}`).join(',') }),
       },

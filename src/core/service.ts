@@ -120,21 +120,26 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     return new OtpError('RATE_LIMITED', `${what}; ask again in ${seconds} s.`, { retryAfterSeconds: seconds });
   };
 
-  /** Events and metrics for a decision: every refusal, and each channel's outcome for a resolved user. */
+  /**
+   * Events and metrics for a decision. A send refused as a whole is one refusal, reported
+   * once, for the limit its answer names (even when some of its targets were also over their
+   * own quotas); a target refused while others were sent is reported for its own limit. A
+   * decoy's refusals carry `decoy: true`.
+   */
   const report = (decision: SendDecision, username: string, targets: Target[] | null, channels: Channel[], test: boolean, ip: string | undefined) => {
-    const withIp = ip === undefined ? {} : { ip };
-    // The refusal that answered, unless it is one target's own (reported below): a cooldown or a per-username/IP quota.
-    const wholeRefusal = !decision.ok && !decision.targets.some((t) => t?.limit === decision.refusal.limit) ? decision.refusal : null;
-    if (wholeRefusal !== null) {
-      events.emit('rate_limited', { username, limit: wholeRefusal.limit, retryAfterSeconds: retryAfterSeconds(wholeRefusal), ...withIp });
-      metrics?.rateLimited(wholeRefusal.limit);
-    }
-    decision.targets.forEach((refusal, index) => {
-      if (refusal === null) return;
-      const channel = channels[index];
-      events.emit('rate_limited', { username, limit: refusal.limit, retryAfterSeconds: retryAfterSeconds(refusal), ...withIp, ...(channel && { channel }) });
+    const about = { ...(ip !== undefined && { ip }), ...(targets === null && { decoy: true as const }) };
+    const refused = (refusal: Refusal, channel: Channel | undefined) => {
+      events.emit('rate_limited', { username, limit: refusal.limit, retryAfterSeconds: retryAfterSeconds(refusal), ...about, ...(channel && { channel }) });
       metrics?.rateLimited(refusal.limit);
-    });
+    };
+    if (!decision.ok) {
+      const at = decision.targets.findIndex((t) => t?.limit === decision.refusal.limit);
+      refused(decision.refusal, at === -1 ? undefined : channels[at]);
+    } else {
+      decision.targets.forEach((refusal, index) => {
+        if (refusal !== null) refused(refusal, channels[index]);
+      });
+    }
     if (metrics === undefined) return;
     if (targets === null) return metrics.unknownUserSend();
     targets.forEach((target, index) => {

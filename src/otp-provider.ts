@@ -9,7 +9,7 @@
  * TWILIO_AUTH_TOKEN, TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID, SMTP_URL,
  * OTP_EMAIL_FROM, REDIS_URL (optional), OTP_APP_NAME (optional), and for test mode
  * OTP_TEST_DESTINATIONS (`+14155550123=123456,qa@example.com=000000`) with
- * OTP_TEST_DESTINATIONS_EXPIRE_AT (required under NODE_ENV=production, at most 30 days ahead).
+ * OTP_TEST_DESTINATIONS_EXPIRE_AT (required unless NODE_ENV is development or test, at most 30 days ahead).
  */
 import { createOtpService, type GenerateResult, type OtpService, type VerifyResult } from './core/service.js';
 import type { OtpStore } from './stores/types.js';

@@ -144,7 +144,7 @@ describe('Gmail addresses share one sendsPerDestination quota; other domains kee
         otp: { resolveUser: (u) => (addresses[u] ? { emailTo: addresses[u] } : null), limits: { ...generousLimits, sendsPerDestination: { points: 1, windowSeconds: 3600 } } },
       });
       const statuses: Record<string, number> = {};
-      for (const username of Object.keys(addresses)) statuses[addresses[username]!] = (await new Browser(app.port).send(username)).status;
+      for (const username of Object.keys(addresses)) statuses[addresses[username]!] = (await new Browser(app.port).send(username, 'email')).status;
       await new Promise((resolve) => setTimeout(resolve, 20));
       console.log(`# ${framework}: sendsPerDestination 1: ${JSON.stringify(statuses)}; delivered to ${JSON.stringify(app.calls.map((c) => c.to))}`);
       assert.deepEqual(statuses, {

@@ -283,7 +283,7 @@ describe('blockid-otp/otp-provider: OTP_TEST_DESTINATIONS and OTP_TEST_DESTINATI
 
   it('under NODE_ENV=production, refuses OTP_TEST_DESTINATIONS without OTP_TEST_DESTINATIONS_EXPIRE_AT or with one over 30 days ahead', async () => {
     await configure({ NODE_ENV: 'production', OTP_TEST_DESTINATIONS: 'qa@example.com=000000' });
-    await assert.rejects(OTP.GenerateOTP('qa', { emailTo: 'qa@example.com' }), refused(/OTP_TEST_DESTINATIONS is refused under NODE_ENV=production without OTP_TEST_DESTINATIONS_EXPIRE_AT/));
+    await assert.rejects(OTP.GenerateOTP('qa', { emailTo: 'qa@example.com' }), refused(/OTP_TEST_DESTINATIONS is refused without OTP_TEST_DESTINATIONS_EXPIRE_AT unless NODE_ENV is "development" or "test"/));
     await configure({ NODE_ENV: 'production', OTP_TEST_DESTINATIONS: 'qa@example.com=000000', OTP_TEST_DESTINATIONS_EXPIRE_AT: new Date(Date.now() + 31 * DAY_MS).toISOString() });
     await assert.rejects(OTP.GenerateOTP('qa', { emailTo: 'qa@example.com' }), refused(/OTP_TEST_DESTINATIONS_EXPIRE_AT more than 30 days ahead/));
     await configure({ NODE_ENV: 'production', OTP_TEST_DESTINATIONS: 'qa@example.com=000000', OTP_TEST_DESTINATIONS_EXPIRE_AT: 'next week' });

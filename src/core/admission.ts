@@ -1,9 +1,10 @@
 /**
  * Turns a send request into one admission plan: the per-session cooldown, the per-username
- * quota, the per-IP quota and every destination's quotas and spend breakers, each with its
- * key. A decoy's plan has the same shape as a real user's (the same counters in the same
- * order), kept in the decoy space and on keys of its own, and it only reads the shared
- * budgets. The store decides the whole plan in one call.
+ * quota, the per-IP quota and, for every channel asked for, that target's quotas and spend
+ * breakers, each with its key. The space is chosen only by whether `resolveUser` returned a
+ * user; a channel the user lacks (or every channel, for a decoy) gets a stand-in with the same
+ * counters on keys of its own that only reads the shared breakers, so every plan has the same
+ * shape for every kind of user. The store decides the whole plan in one call.
  */
 import { hashKey } from './codes.js';
 import { ipQuotaKey } from './client-ip.js';
@@ -26,11 +27,19 @@ export interface PlanRequest {
   /** Count the send against the client's IP (every HTTP send; programmatic ones given `{ ip }`). */
   countIp: boolean;
   ip: string | undefined;
-  /** Real targets, or for a decoy the channels it stands in for. */
-  targets: Target[] | { decoy: Channel[] };
+  /** `user` when `resolveUser` returned a user, `decoy` when it returned nothing. */
+  space: Space;
+  /** One per channel asked for, in order: its real target, or `null` for a stand-in that delivers nothing. */
+  targets: PlannedTarget[];
   /** Test destinations deliver nothing: they spend no SMS or voice budget. */
   test: boolean;
   code: { hash: string; ttlMs: number; tag?: string };
+}
+
+/** A channel of a send: where it goes, or `target: null` when the user lacks it (or is a decoy). */
+export interface PlannedTarget {
+  channel: Channel;
+  target: Target | null;
 }
 
 export type Admission = ReturnType<typeof createAdmission>;
@@ -58,8 +67,11 @@ export function createAdmission({ secret, limits, cooldownSeconds }: { secret: s
   const destinationKey = recurringKeys('dest', 'dest');
   const prefixKey = recurringKeys('prefix', 'prefix');
   const ipKey = recurringKeys('ip', 'ip');
-  const decoyDestinationKey = recurringKeys('dest', 'decoy-dest');
-  const decoyPrefixKey = recurringKeys('prefix', 'decoy-prefix');
+  // Stand-ins' keys, per space: a decoy's sends never spend what a known user's stand-ins count.
+  const standInKeys: Record<Space, { destination: (value: string) => string; prefix: (value: string) => string }> = {
+    decoy: { destination: recurringKeys('dest', 'decoy-dest'), prefix: recurringKeys('prefix', 'decoy-prefix') },
+    user: { destination: recurringKeys('dest', 'stand-in-dest'), prefix: recurringKeys('prefix', 'stand-in-prefix') },
+  };
 
   const window = (limit: string, quota: WindowQuota, key: string, mode: Counter['mode'] = 'take'): Counter[] =>
     quota.points > 0 ? [{ limit, key, points: quota.points, windowMs: quota.windowSeconds * 1000, mode }] : [];
@@ -76,13 +88,14 @@ export function createAdmission({ secret, limits, cooldownSeconds }: { secret: s
     ];
   };
 
-  /** A decoy's stand-in: the same counters, on its own keys, reading (not spending) the shared breakers. */
-  const decoyCounters = (channel: Channel, username: string): Counter[] => {
-    const destination = window('sendsPerDestination', limits.sendsPerDestination, decoyDestinationKey(`${channel}\0${username}`));
+  /** A stand-in for a channel nobody receives: the same counters, on its own keys, reading (not spending) the shared breakers. */
+  const standInCounters = (channel: Channel, username: string, space: Space): Counter[] => {
+    const keys = standInKeys[space];
+    const destination = window('sendsPerDestination', limits.sendsPerDestination, keys.destination(`${channel}\0${username}`));
     if (channel === 'email') return destination;
     return [
       ...destination,
-      ...window('smsPerPrefix', limits.smsPerPrefix, decoyPrefixKey(username)),
+      ...window('smsPerPrefix', limits.smsPerPrefix, keys.prefix(username)),
       ...breakers(channel, 'peek'),
     ];
   };
@@ -92,11 +105,10 @@ export function createAdmission({ secret, limits, cooldownSeconds }: { secret: s
     userKey: (username: string) => hashKey(secret, 'user', username),
 
     plan(request: PlanRequest): SendPlan {
-      const decoy = !Array.isArray(request.targets);
-      const space: Space = decoy ? 'decoy' : 'user';
-      const targets = Array.isArray(request.targets)
-        ? request.targets.map((target) => targetCounters(target, request.test))
-        : request.targets.decoy.map((channel) => decoyCounters(channel, request.username));
+      const { space } = request;
+      const targets = request.targets.map(({ channel, target }) =>
+        target === null ? standInCounters(channel, request.username, space) : targetCounters(target, request.test),
+      );
       const perUser = limits.sendsPerUsername;
       return {
         user: request.user,

@@ -1,15 +1,24 @@
 import type { Channel, VerifyMethod } from './types.js';
 import type { OtpLogger } from './options.js';
 
-/** What each event carries. Destinations are masked; no payload ever holds a code. */
+/**
+ * What each event carries. Destinations are masked; no payload ever holds a code.
+ *
+ * `username` is the normalized username as the request gave it (trimmed, NFKC, lower case by
+ * default): any text a client sends can arrive here, newlines included, so a listener that
+ * writes it into HTML, a chat message or a log line that is not JSON must escape it.
+ * `decoy: true` marks `failed`, `locked` and `rate_limited` about a decoy's state (a username
+ * `resolveUser` did not resolve): nothing happened to a real account, so a listener that
+ * alerts a user or support can skip them.
+ */
 export interface OtpEventMap {
   /** Handed to the sender (`test: true`: a test destination, nothing was sent). */
   sent: { username: string; channel: Channel; destination: string; ip?: string; test?: true };
   verified: { username: string; method?: VerifyMethod; ip?: string };
-  failed: { username: string; reason: 'wrong_code' | 'no_code' | 'malformed_code' | 'too_many_attempts' | 'locked'; method?: VerifyMethod; ip?: string };
+  failed: { username: string; reason: 'wrong_code' | 'no_code' | 'malformed_code' | 'too_many_attempts' | 'locked'; method?: VerifyMethod; ip?: string; decoy?: true };
   /** A timed lock (`lockSeconds`), or the consecutive-failure cap (`permanent: true`, until `unlock()`). */
-  locked: { username: string; lockSeconds?: number; permanent?: true; ip?: string };
-  rate_limited: { username?: string; limit: string; retryAfterSeconds: number; ip?: string; channel?: Channel; destination?: string };
+  locked: { username: string; lockSeconds?: number; permanent?: true; ip?: string; decoy?: true };
+  rate_limited: { username?: string; limit: string; retryAfterSeconds: number; ip?: string; channel?: Channel; destination?: string; decoy?: true };
   /** The line-type gate refused a number (block mode), reported one (monitor mode), or could not look it up. */
   line_type: { username: string; destination: string; lineType: string | null; mode: 'block' | 'monitor'; outcome: 'refused' | 'reported' | 'failed' };
   delivery_failed: { username: string; channel: Channel; destination: string; reason: string; attempts: number; ip?: string };

@@ -119,7 +119,7 @@ export interface OtpOptions {
   allowNumberTypes?: PhoneNumberType[];
   /** `{ [phone or email]: fixedCode }`: sends there deliver nothing and issue the fixed code. */
   testDestinations?: Record<string, string>;
-  /** When test destinations stop being special (a `Date` or ISO string); required with NODE_ENV=production, at most 30 days ahead. */
+  /** When test destinations stop being special (a `Date` or ISO string); required unless NODE_ENV is development or test, at most 30 days ahead. */
   testDestinationsExpireAt?: Date | string;
   /** Called when a recovery code verifies, so the app deletes its hash. */
   onRecoveryCodeUsed?: OnRecoveryCodeUsed;

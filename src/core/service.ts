@@ -4,7 +4,7 @@
  * method (see verification.ts). Adapters (Express, Koa, the seed facade) call into this.
  */
 import { generateCode, hashCode, randomToken, hashKey } from './codes.js';
-import { createAdmission } from './admission.js';
+import { createAdmission, type PlannedTarget } from './admission.js';
 import { createComposer } from './compose.js';
 import { createDispatcher } from './dispatch.js';
 import { OtpError } from './errors.js';
@@ -17,7 +17,7 @@ import { createVerifier, type VerifyResult } from './verification.js';
 import type { TotpEnrollment, TotpEnrollOptions } from './methods/totp.js';
 import type { RecoveryCodeSet } from './methods/recovery.js';
 import type { Channel, ChannelChoice, Destinations, VerifyMethod } from './types.js';
-import type { Refusal, SendDecision } from '../stores/types.js';
+import type { Refusal, SendDecision, Space } from '../stores/types.js';
 
 export type { VerifyResult } from './verification.js';
 
@@ -122,24 +122,31 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     return new OtpError('RATE_LIMITED', `${what}; ask again in ${seconds} s.`, { retryAfterSeconds: seconds });
   };
 
-  /** Events and metrics for a decision: every refusal, and each channel's outcome for a resolved user. */
-  const report = (decision: SendDecision, username: string, targets: Target[] | null, channels: Channel[], test: boolean, ip: string | undefined) => {
-    const withIp = ip === undefined ? {} : { ip };
-    // The refusal that answered, unless it is one target's own (reported below): a cooldown or a per-username/IP quota.
-    const wholeRefusal = !decision.ok && !decision.targets.some((t) => t?.limit === decision.refusal.limit) ? decision.refusal : null;
-    if (wholeRefusal !== null) {
-      events.emit('rate_limited', { username, limit: wholeRefusal.limit, retryAfterSeconds: retryAfterSeconds(wholeRefusal), ...withIp });
-      metrics?.rateLimited(wholeRefusal.limit);
-    }
-    decision.targets.forEach((refusal, index) => {
-      if (refusal === null) return;
-      const channel = channels[index];
-      events.emit('rate_limited', { username, limit: refusal.limit, retryAfterSeconds: retryAfterSeconds(refusal), ...withIp, ...(channel && { channel }) });
+  /**
+   * Events and metrics for a decision. A send refused as a whole is one refusal, reported
+   * once, for the limit its answer names (even when some of its targets were also over their
+   * own quotas); a target refused while others were sent is reported for its own limit. A
+   * decoy's refusals carry `decoy: true`.
+   */
+  const report = (decision: SendDecision, username: string, space: Space, planned: PlannedTarget[], test: boolean, ip: string | undefined) => {
+    const about = { ...(ip !== undefined && { ip }), ...(space === 'decoy' && { decoy: true as const }) };
+    const channels = planned.map((p) => p.channel);
+    const refused = (refusal: Refusal, channel: Channel | undefined) => {
+      events.emit('rate_limited', { username, limit: refusal.limit, retryAfterSeconds: retryAfterSeconds(refusal), ...about, ...(channel && { channel }) });
       metrics?.rateLimited(refusal.limit);
-    });
+    };
+    if (!decision.ok) {
+      const at = decision.targets.findIndex((t) => t?.limit === decision.refusal.limit);
+      refused(decision.refusal, at === -1 ? undefined : channels[at]);
+    } else {
+      decision.targets.forEach((refusal, index) => {
+        if (refusal !== null) refused(refusal, channels[index]);
+      });
+    }
     if (metrics === undefined) return;
-    if (targets === null) return metrics.unknownUserSend();
-    targets.forEach((target, index) => {
+    if (space === 'decoy') return metrics.unknownUserSend();
+    planned.forEach(({ target }, index) => {
+      if (target === null) return; // a channel the user lacks: nothing was sent
       const refused = !decision.ok || decision.targets[index] !== null;
       metrics.send(target.channel, refused ? 'rate_limited' : test ? 'test' : 'sent', npaOf(target));
     });
@@ -148,38 +155,42 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
   /**
    * The one send path: admit (the store decides the whole plan at once), then issue (the
    * store keeps the code only when admitted), and hand back what to deliver, which the
-   * caller starts once it has answered.
+   * caller starts once it has answered. Stand-ins (`target: null`) are admitted like targets
+   * and deliver nothing; a send with no real target keeps a code that never verifies.
    */
   const admitAndIssue = async (
     username: string,
-    targets: Target[] | { decoy: Channel[] },
-    context: { slot: string; countIp: boolean; ip: string | undefined; locale: string | undefined; acceptLanguage: string | undefined },
+    space: Space,
+    planned: PlannedTarget[],
+    context: { slot: string; countIp: boolean; ip: string | undefined },
   ): Promise<{ expiresAt: Date; admitted: Target[]; code: string; test: boolean }> => {
     const user = admission.userKey(username);
-    const real = Array.isArray(targets) ? targets : null;
-    const fixed = real === null ? undefined : testDestinations?.codeForTargets(real);
+    const real = planned.flatMap(({ target }) => (target === null ? [] : [target]));
+    const fixed = real.length === 0 ? undefined : testDestinations?.codeForTargets(real);
     const code = fixed ?? generateCode(config.codeLength);
     const hash = hashCode(secret, user, code);
     const plan = admission.plan({
       username,
       user,
+      space,
       slot: context.slot,
       countIp: context.countIp,
       ip: context.ip,
-      targets,
+      targets: planned,
       test: fixed !== undefined,
       code: {
-        hash: real === null ? DECOY_HASH : hash,
-        ttlMs: config.ttlSeconds * 1000,
+        hash: real.length === 0 ? DECOY_HASH : hash,
+        // A fixed code dies with test mode, also one sent just before testDestinationsExpireAt.
+        ttlMs: fixed === undefined || testDestinations === undefined ? config.ttlSeconds * 1000 : testDestinations.lifetimeMs(config.ttlSeconds * 1000),
         // Where the code went (channels and area codes, nothing personal), for the conversion-rate metric.
-        ...(real !== null && fixed === undefined && metrics !== undefined && { tag: real.map((t) => `${t.channel}:${npaOf(t)}`).join(',') }),
+        ...(real.length > 0 && fixed === undefined && metrics !== undefined && { tag: real.map((t) => `${t.channel}:${npaOf(t)}`).join(',') }),
       },
     });
     const decision = await store.send(plan);
-    report(decision, username, real, real?.map((t) => t.channel) ?? (targets as { decoy: Channel[] }).decoy, fixed !== undefined, context.ip);
+    report(decision, username, space, planned, fixed !== undefined, context.ip);
     if (!decision.ok) throw refusalError(decision.refusal);
     const expiresAt = new Date(plan.code.issuedAtMs + config.ttlSeconds * 1000);
-    const admitted = real === null ? [] : real.filter((_, index) => decision.targets[index] === null);
+    const admitted = planned.flatMap(({ target }, index) => (target !== null && decision.targets[index] === null ? [target] : []));
     return { expiresAt, admitted, code, test: fixed !== undefined };
   };
 
@@ -200,7 +211,8 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
             }
           }
         }
-        const issued = await admitAndIssue(normalized, targets, { slot: '', countIp: ip !== undefined, ip, locale: destinations.locale, acceptLanguage: undefined });
+        const planned = targets.map((target) => ({ channel: target.channel, target }));
+        const issued = await admitAndIssue(normalized, 'user', planned, { slot: '', countIp: ip !== undefined, ip });
         span.setAttribute('blockid_otp.outcome', 'sent');
         const locale = composer.locale(destinations.locale, undefined);
         const channels = await deliver(issued, normalized, locale, { ...(ip !== undefined && { ip }), metrics, trace: captureContext(span), gate: false });
@@ -241,20 +253,16 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     requestCode: (username, channel, context) =>
       inSpan('blockid_otp.send', { 'blockid_otp.channel': channel }, async (span) => {
         const destinations = config.resolveUser === undefined ? null : await config.resolveUser(username, context.req);
+        // One space per username, chosen only by whether resolveUser returned a user.
+        const space: Space = destinations !== null && typeof destinations === 'object' ? 'user' : 'decoy';
         const targets = lenientTargets(destinations ?? undefined, channel, senders, (reason) =>
           config.logger?.warn({ event: 'otp.invalid_destination', username, reason }, 'blockid-otp: resolveUser returned an unusable destination'),
         phoneRules);
-        // Nobody to send to (an unknown user, or none of the channels asked for): a decoy, in a space of its own.
-        const plan = targets.length > 0 ? targets : { decoy: wantedChannels(channel, senders) };
+        // Every channel asked for is in the plan: a channel the user lacks is a stand-in that delivers nothing.
+        const planned = wantedChannels(channel, senders).map((wanted) => ({ channel: wanted, target: targets.find((t) => t.channel === wanted) ?? null }));
         let issued;
         try {
-          issued = await admitAndIssue(username, plan, {
-            slot: context.binding ?? '',
-            countIp: context.countIp !== false,
-            ip: context.ip,
-            locale: destinations?.locale,
-            acceptLanguage: context.acceptLanguage,
-          });
+          issued = await admitAndIssue(username, space, planned, { slot: context.binding ?? '', countIp: context.countIp !== false, ip: context.ip });
         } catch (error) {
           if (error instanceof OtpError && error.code === 'RATE_LIMITED') span.setAttribute('blockid_otp.outcome', 'rate_limited');
           throw error;

@@ -3,20 +3,35 @@
  * (a phone number or an email address) gets a fixed code and no delivery, for CI, end-to-end
  * suites, staging and app-store review. Pure: the core decides what to do with the answer.
  *
- * Safe by construction: under `NODE_ENV=production` the option needs an expiry at most 30
- * days ahead, and once the expiry has passed every destination is an ordinary one. No error
- * or description produced here ever contains a fixed code.
+ * Safe by construction: unless `NODE_ENV` says development or test (trimmed, in any case), the
+ * option needs an expiry at most 30 days ahead, so a forgotten `NODE_ENV`, `prod`, `staging`
+ * or `Production` cannot leave test mode on for good; once the expiry has passed every
+ * destination is an ordinary one, and a fixed code issued before it dies with it (see
+ * `lifetimeMs`). No error or description produced here ever contains a fixed code.
  */
 import type { Channel } from './types.js';
 import { maskDestination, normalizeEmail, normalizePhone } from './destinations.js';
 
-/** The longest `testDestinationsExpireAt` may lie ahead under `NODE_ENV=production`. */
+/** The longest `testDestinationsExpireAt` may lie ahead outside development and test. */
 export const MAX_PRODUCTION_TEST_WINDOW_MS = 30 * 24 * 60 * 60 * 1000;
+
+/** The `NODE_ENV` values (trimmed, any case) under which test destinations may have no expiry. */
+const RELAXED_ENVIRONMENTS = new Set(['development', 'test']);
+
+/** Whether `env` (a `NODE_ENV` value) is development or test: anything else, unset included, is treated as production. */
+export function isRelaxedEnvironment(env: string | undefined): boolean {
+  return typeof env === 'string' && RELAXED_ENVIRONMENTS.has(env.trim().toLowerCase());
+}
 
 /** The resolved `testDestinations` option. */
 export interface TestDestinations {
-  /** When test mode ends (ms since the epoch), or `null` when it never does (not allowed in production). */
+  /** When test mode ends (ms since the epoch), or `null` when it never does (only under NODE_ENV development or test). */
   readonly expiresAtMs: number | null;
+  /**
+   * How long a fixed code issued now may live: `ttlMs`, cut short at the expiry, so a fixed
+   * code sent just before `testDestinationsExpireAt` never verifies after it.
+   */
+  lifetimeMs(ttlMs: number, nowMs?: number): number;
   /** How many test destinations there are (after normalization). */
   readonly size: number;
   /**
@@ -41,9 +56,9 @@ export interface ResolveTestDestinationsContext {
   codeLength: number;
   /** Prefix of every error message, e.g. `blockidOtp` (the factory the options were given to). */
   factory: string;
-  /** Defaults to `process.env.NODE_ENV`; `production` demands an expiry at most 30 days ahead. */
+  /** Defaults to `process.env.NODE_ENV`; anything but development or test demands an expiry at most 30 days ahead. */
   env?: string | undefined;
-  /** "Now" for the production window check. Defaults to `Date.now()`. */
+  /** "Now" for the 30-day window check. Defaults to `Date.now()`. */
   nowMs?: number;
   /** The names used in error messages (otp-provider passes its environment variable names). */
   names?: { destinations: string; expireAt: string };
@@ -60,7 +75,7 @@ const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z
  * phone number (US/CA, normalized to E.164) nor a plain email address; two keys that
  * normalize to one destination with different codes; a code that is not a string of exactly
  * `codeLength` ASCII digits; an `expireAt` that is not a `Date` or an ISO 8601 string; and,
- * under `NODE_ENV=production`, a missing expiry or one more than 30 days ahead.
+ * unless `NODE_ENV` is development or test, a missing expiry or one more than 30 days ahead.
  */
 export function resolveTestDestinations(
   value: unknown,
@@ -95,11 +110,18 @@ export function resolveTestDestinations(
   }
 
   const expiresAtMs = resolveExpiry(expireAt, names.expireAt, fail);
-  if (env === 'production') {
+  if (!isRelaxedEnvironment(env)) {
+    const current = env === undefined ? 'NODE_ENV is unset' : `NODE_ENV is ${JSON.stringify(env)}`;
     if (expiresAtMs === null) {
-      fail(`${names.destinations} is refused under NODE_ENV=production without ${names.expireAt}: set it to a date at most 30 days ahead (e.g. for an app-store review), or remove the test destinations.`);
+      fail(
+        `${names.destinations} is refused without ${names.expireAt} unless NODE_ENV is "development" or "test" (${current}): ` +
+          'set it to a date at most 30 days ahead (e.g. for an app-store review), or remove the test destinations.',
+      );
     } else if (expiresAtMs - nowMs > MAX_PRODUCTION_TEST_WINDOW_MS) {
-      fail(`${names.destinations} is refused under NODE_ENV=production with ${names.expireAt} more than 30 days ahead (${new Date(expiresAtMs).toISOString()}): choose a date within 30 days.`);
+      fail(
+        `${names.destinations} is refused with ${names.expireAt} more than 30 days ahead (${new Date(expiresAtMs).toISOString()}) ` +
+          `unless NODE_ENV is "development" or "test" (${current}): choose a date within 30 days.`,
+      );
     }
   }
 
@@ -111,6 +133,7 @@ export function resolveTestDestinations(
   const masked = [...phones.keys(), ...emails.keys()].map(maskDestination);
   return {
     expiresAtMs,
+    lifetimeMs: (ttlMs, nowMs = Date.now()) => (expiresAtMs === null ? ttlMs : Math.max(1, Math.min(ttlMs, expiresAtMs - nowMs))),
     size: phones.size + emails.size,
     codeFor,
     codeForTargets(targets) {

@@ -19,12 +19,12 @@ import type { LockStarted, Space } from '../stores/types.js';
 
 export type VerifyResult = { ok: true } | { ok: false; reason: 'invalid_code' | 'too_many_attempts'; retryAfterSeconds?: number };
 
-/** What one method found, before it becomes an answer. */
+/** What one method found, before it becomes an answer; `space` when it touched a space's state (events mark a decoy's). */
 type Outcome =
   | { result: 'ok'; issuedAtMs?: number; tag?: string }
   | { result: 'invalid'; why: 'wrong_code' | 'no_code' | 'malformed_code'; space?: Space; lock?: LockStarted }
-  | { result: 'burned' }
-  | { result: 'locked'; retryAfterMs: number };
+  | { result: 'burned'; space?: Space }
+  | { result: 'locked'; retryAfterMs: number; space?: Space };
 
 /** How long a used TOTP step is remembered: past the last moment it could be accepted again (its step and the next). */
 const TOTP_STEP_MEMORY_MS = 5 * 60_000;
@@ -52,7 +52,7 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
   /** A candidate compared outside the store: count the failure first (no overshoot), then settle a match. */
   const attempt = async (user: string, space: Space, matched: (() => Parameters<typeof store.settle>[0]['use'] | null)): Promise<Outcome> => {
     const start = await store.attempt({ user, space, policy });
-    if (!start.ok) return { result: 'locked', retryAfterMs: start.retryAfterMs };
+    if (!start.ok) return { result: 'locked', retryAfterMs: start.retryAfterMs, space };
     const use = space === 'user' ? matched() : null;
     if (use !== null && (await store.settle({ user, use }))) return { result: 'ok' };
     return { result: 'invalid', why: 'wrong_code', space, lock: start.lock };
@@ -70,9 +70,9 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
         case 'missing':
           return { result: 'invalid', why: 'no_code' };
         case 'burned':
-          return { result: 'burned' };
+          return { result: 'burned', space: outcome.space };
         case 'locked':
-          return { result: 'locked', retryAfterMs: outcome.retryAfterMs };
+          return { result: 'locked', retryAfterMs: outcome.retryAfterMs, space: outcome.space };
         case 'mismatch':
           return { result: 'invalid', why: 'wrong_code', space: outcome.space, lock: outcome.lock };
       }
@@ -109,10 +109,11 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
   /** The answer, events and metrics for an outcome: one way for every method. */
   const report = (method: VerifyMethod, request: VerifyRequest, outcome: Outcome): VerifyResult => {
     const { username } = request;
-    const withIp = request.ip === undefined ? {} : { ip: request.ip };
+    // A decoy's failures and locks are marked, so listeners never take them for a real account's.
+    const about = { ...(request.ip !== undefined && { ip: request.ip }), ...(outcome.result !== 'ok' && outcome.space === 'decoy' && { decoy: true as const }) };
     switch (outcome.result) {
       case 'ok':
-        events.emit('verified', { username, method, ...withIp });
+        events.emit('verified', { username, method, ...about });
         metrics?.verification(method, 'verified');
         if (outcome.issuedAtMs !== undefined && outcome.issuedAtMs > 0) metrics?.timeToVerify(Math.max(0, Date.now() - outcome.issuedAtMs) / 1000);
         for (const sent of outcome.tag?.split(',') ?? []) {
@@ -121,22 +122,22 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
         }
         return { ok: true };
       case 'burned':
-        events.emit('failed', { username, reason: 'too_many_attempts', method, ...withIp });
+        events.emit('failed', { username, reason: 'too_many_attempts', method, ...about });
         metrics?.verification(method, 'burned');
         return { ok: false, reason: 'too_many_attempts' };
       case 'locked':
-        events.emit('failed', { username, reason: 'locked', method, ...withIp });
+        events.emit('failed', { username, reason: 'locked', method, ...about });
         metrics?.verification(method, 'locked');
         return { ok: false, reason: 'too_many_attempts', retryAfterSeconds: Math.max(1, Math.ceil(outcome.retryAfterMs / 1000)) };
       case 'invalid':
-        events.emit('failed', { username, reason: outcome.why, method, ...withIp });
+        events.emit('failed', { username, reason: outcome.why, method, ...about });
         metrics?.verification(method, 'invalid');
         // Decoys lock too (and say so): from outside, an unknown username behaves as a known one.
         if (outcome.lock === 'permanent') {
-          events.emit('locked', { username, permanent: true, ...withIp });
+          events.emit('locked', { username, permanent: true, ...about });
           metrics?.lock('permanent');
         } else if (outcome.lock === 'timed') {
-          events.emit('locked', { username, lockSeconds: limits.lockSeconds, ...withIp });
+          events.emit('locked', { username, lockSeconds: limits.lockSeconds, ...about });
           metrics?.lock('timed');
         }
         return { ok: false, reason: 'invalid_code' };

@@ -5,6 +5,7 @@
 import { OtpError } from '../core/errors.js';
 import type { EmailMessage, EmailSender } from '../core/types.js';
 import { withProvider } from '../core/provider.js';
+import { assertPeerInstalled } from '../core/peer.js';
 
 /** The part of a nodemailer transporter this sender uses; `createTransport(...)` fits it. */
 export interface MailTransporterLike {
@@ -29,6 +30,7 @@ const connectionCodes = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'ECONNECTION', 'ES
 /** An `EmailSender` that sends `{ from, to, subject, text, html }` with nodemailer. */
 export function nodemailerEmail(options: NodemailerEmailOptions): EmailSender {
   const { from, transporter: given, smtpUrl, transportOptions } = validate(options);
+  if (given === undefined) assertPeerInstalled('nodemailer', 'nodemailerEmail', '"smtpUrl"');
   let transporter: Promise<MailTransporterLike> | undefined = given && Promise.resolve(given);
 
   return withProvider({
@@ -109,7 +111,7 @@ function deliveryFailed(error: unknown): OtpError {
   const command = typeof fields.command === 'string' ? fields.command : undefined;
   const errorCode = typeof fields.code === 'string' ? fields.code : undefined;
   const systemCode = typeof fields.originalCode === 'string' ? fields.originalCode : undefined;
-  const cause = { provider: 'smtp', responseCode, command, errorCode };
+  const cause = { provider: 'smtp', responseCode, command, errorCode, ...(systemCode !== undefined && { systemCode }) };
 
   if (responseCode !== undefined && responseCode >= 400) {
     const retryable = responseCode < 500;

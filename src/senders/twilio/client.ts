@@ -4,6 +4,7 @@
  * on first use. The SDK is an optional peer dependency, imported only then.
  */
 import { OtpError } from '../../core/errors.js';
+import { assertPeerInstalled } from '../../core/peer.js';
 
 /** Options for the client built from credentials, passed to `twilio(sid, token, opts)`. */
 export interface TwilioClientOptions {
@@ -48,6 +49,7 @@ export function twilioClient<Client>(factory: string, options: Record<string, un
       throw new TypeError(`${factory}: "accountSid" must be your Account SID (starts with "AC"), or pass "client"`);
     }
     if (typeof authToken !== 'string' || authToken === '') throw new TypeError(`${factory}: "authToken" must be a non-empty string`);
+    assertPeerInstalled('twilio', factory, '"accountSid" and "authToken"');
   }
   if (clientOptions !== undefined && (client !== undefined || typeof clientOptions !== 'object' || clientOptions === null)) {
     throw new TypeError(`${factory}: "clientOptions" must be an object, and goes with "accountSid" and "authToken"`);

@@ -1,3 +1,4 @@
+import { configError } from './errors.js';
 import type { Channel, VerifyMethod } from './types.js';
 import type { OtpLogger } from './options.js';
 
@@ -62,7 +63,7 @@ export function createEvents(logger: OtpLogger | undefined): OtpEvents {
   };
   return {
     on(event, listener) {
-      if (!Object.hasOwn(levels, event)) throw new TypeError(`blockid-otp: unknown event "${String(event)}"; events are ${Object.keys(levels).join(', ')}.`);
+      if (!Object.hasOwn(levels, event)) throw configError(`blockid-otp: unknown event "${String(event)}"; events are ${Object.keys(levels).join(', ')}.`, 'invalid-argument');
       if (!listeners.has(event)) listeners.set(event, new Set());
       listeners.get(event)?.add(listener as (payload: never) => void);
     },

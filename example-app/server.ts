@@ -34,6 +34,9 @@ export interface ExampleApp {
   close(): Promise<void>;
 }
 
+/** The site icon: served at /assets/favicon.svg and at /favicon.ico. */
+export const FAVICON = new URL('./public/favicon.svg', import.meta.url);
+
 const otpSettings: OtpSettings = {
   basePath: '/otp',
   codeLength: 6,
@@ -118,6 +121,10 @@ export function createExampleApp(env: Env = process.env): ExampleApp {
       maxAge: config.production ? '1h' : 0,
     }),
   );
+  // Browsers ask for /favicon.ico on their own, whatever the page links: the same SVG.
+  app.get('/favicon.ico', (_req, res) => {
+    res.type('image/svg+xml').set('Cache-Control', config.production ? 'public, max-age=86400' : 'no-cache').sendFile(fileURLToPath(FAVICON));
+  });
   if (registry) {
     // Before the session: a scrape never creates or touches a session.
     app.get('/metrics', async (_req, res, next) => {

@@ -19,6 +19,7 @@ export function layout({ appName, title, body, scripts = [], devOutbox = false }
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light">
 <title>${title} · ${appName}</title>
+<link rel="icon" href="/assets/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/assets/app.css">
 ${scripts.map((src) => html`<script type="module" src="${src}"></script>\n`)}
 </head>
@@ -127,7 +128,9 @@ function methodField(method: Method, view: CodeStepView) {
         hint: `${view.codeLength} digits. Codes expire after ${Math.round(view.ttlSeconds / 60)} minutes.`,
         inputmode: 'numeric',
         autocomplete: 'one-time-code',
+        pattern: '[0-9]*',
         maxlength: view.codeLength + 4,
+        lead: `we send you a ${view.codeLength}-digit code to finish signing in.`,
       };
     case 'totp':
       return {
@@ -136,7 +139,9 @@ function methodField(method: Method, view: CodeStepView) {
         hint: `The 6-digit code your authenticator app shows for ${view.appName} right now.`,
         inputmode: 'numeric',
         autocomplete: 'one-time-code',
+        pattern: '[0-9]*',
         maxlength: 8,
+        lead: 'enter the code from your authenticator app to finish signing in.',
       };
     case 'recovery':
       return {
@@ -145,7 +150,9 @@ function methodField(method: Method, view: CodeStepView) {
         hint: 'One of the recovery codes you saved, like 7KQM-3DWX-9HBT. Each one works once.',
         inputmode: 'text',
         autocomplete: 'off',
+        pattern: '[0-9A-Za-z \\-]*',
         maxlength: 20,
+        lead: 'enter one of the recovery codes you saved to finish signing in.',
       };
   }
 }
@@ -163,12 +170,8 @@ export function codeStepPage(view: CodeStepView): SafeHtml {
   return html`<section class="card" aria-labelledby="code-title" id="otp"
   data-username="${user.username}" data-base-path="${view.basePath}" data-code-length="${view.codeLength}"
   data-ttl-seconds="${view.ttlSeconds}" data-next="/account" data-method="${initial}">
-  <h1 id="code-title">Enter your code</h1>
-  <p class="lead">Step 2 of 2. Hello ${user.displayName}: ${
-    initial === 'totp'
-      ? 'enter the code from your authenticator app to finish signing in.'
-      : html`we send you a ${view.codeLength}-digit code to finish signing in.`
-  }</p>
+  <h1 id="code-title" tabindex="-1">Enter your code</h1>
+  <p class="lead">Step 2 of 2. Hello ${user.displayName}: <span id="code-lead">${field.lead}</span></p>
   ${
     choices.length === 0
       ? methods.length === 0
@@ -186,9 +189,9 @@ export function codeStepPage(view: CodeStepView): SafeHtml {
   <form id="verify-form" class="stack verify" novalidate data-method="${initial}">
     <div class="field">
       <label for="code" id="code-label">${field.label}</label>
-      <input id="code" name="code" type="text" inputmode="${field.inputmode}" autocomplete="${field.autocomplete}"
+      <input id="code" name="code" type="text" inputmode="${field.inputmode}" autocomplete="${field.autocomplete}" pattern="${field.pattern}"
         maxlength="${field.maxlength}" required spellcheck="false" autocapitalize="off" aria-describedby="code-hint feedback"
-        ${initial === 'totp' ? html`autofocus` : ''}>
+        ${initial === 'code' ? '' : html`autofocus`}>
       <p id="code-hint" class="hint">${field.hint}</p>
     </div>
     <p id="feedback" class="feedback" aria-live="assertive" aria-atomic="true"></p>
@@ -207,6 +210,7 @@ export function codeStepPage(view: CodeStepView): SafeHtml {
       const other = methodField(method, view);
       return html`<button type="button" class="button link" data-method="${method}" data-label="${other.label}" data-hint="${other.hint}"
       data-inputmode="${other.inputmode}" data-autocomplete="${other.autocomplete}" data-maxlength="${other.maxlength}"
+      data-pattern="${other.pattern}" data-lead="${other.lead}"
       ${method === initial ? html`hidden` : ''}>${other.switchTo}</button>`;
     })}
   </div>`

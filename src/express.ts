@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readJsonBody } from './core/body.js';
 import { createHttpHandler, type HttpExchange, type SessionPort } from './core/http.js';
 import { createGuard, type RequireOtpOptions } from './core/guard.js';
-import { afterResponse, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type OtpApi } from './core/adapter.js';
+import { afterResponse, insecureCookieMessage, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type OtpApi } from './core/adapter.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
 import { cookieSessionsOf, createCookieSessions, takeCookieSession, type CookieSession, type CookieSessionState } from './core/cookie-session.js';
@@ -18,6 +18,8 @@ interface ExpressSession {
 
 interface ExpressRequest extends IncomingMessage {
   path?: string;
+  /** https, or X-Forwarded-Proto: https from a trusted proxy. */
+  secure?: boolean;
   ip?: string;
   body?: unknown;
   session?: ExpressSession;
@@ -93,8 +95,22 @@ export function blockidOtp(options: BlockidOtpOptions): BlockidOtpMiddleware {
   const { session: cookie, rest } = takeCookieSession(options, 'blockidOtp');
   const service = createOtpService(rest, 'blockidOtp');
   const handle = createHttpHandler(service);
-  const { maxBodyBytes } = service.options;
+  const { maxBodyBytes, logger } = service.options;
   const cookies = cookie === undefined ? undefined : createCookieSessions(cookie, service.options.secret);
+
+  /**
+   * express-session with `cookie: { secure: true }` on a plain-http request sets no cookie,
+   * without a word: the reply goes out, and the right code then gets 401. Said once, with the fix.
+   */
+  let cookieWarned = false;
+  const warnIfCookieDropped = (req: ExpressRequest): void => {
+    const cookie = req.session?.cookie as { secure?: unknown } | undefined;
+    if (cookieWarned || cookie?.secure !== true || req.secure === true || (req.socket as { encrypted?: boolean }).encrypted === true) return;
+    cookieWarned = true;
+    const message = insecureCookieMessage('cookie: { secure: true }', 'express-session');
+    if (logger !== undefined) logger.warn({ event: 'otp.cookie_not_set' }, message);
+    else console.warn(message);
+  };
 
   const middleware = (req: ExpressRequest, res: ExpressResponse, next: Next): void => {
     try {
@@ -128,6 +144,7 @@ export function blockidOtp(options: BlockidOtpOptions): BlockidOtpMiddleware {
     try {
       const reply = await handle(exchange);
       if (reply === undefined) return next();
+      if (state === undefined && exchange.method === 'POST' && reply.status < 300) warnIfCookieDropped(req);
       writeReply(res, reply, await state?.setCookie());
     } catch (error) {
       next(error);

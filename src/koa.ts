@@ -6,7 +6,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readJsonBody } from './core/body.js';
 import { createHttpHandler, sessionMissingMessage, type SessionPort } from './core/http.js';
 import { createGuard, type RequireOtpOptions } from './core/guard.js';
-import { afterResponse, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type OtpApi } from './core/adapter.js';
+import {
+  afterResponse, insecureCookieMessage, isRequest, notCalledError, sessionOrderError, trustAllProxiesError, withOtpApi, type OtpApi,
+} from './core/adapter.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
 import { cookieSessionsOf, createCookieSessions, takeCookieSession, type CookieSession } from './core/cookie-session.js';
@@ -36,6 +38,10 @@ interface KoaContext {
   app: { proxy?: boolean; maxIpsCount?: number };
   /** koa-session: undefined without it, null after `ctx.session = null`. */
   session?: KoaSession | null;
+  /** koa-session's options (its getter on the app's context), e.g. whether the cookie is `secure`. */
+  sessionOptions?: { secure?: unknown };
+  /** Whether the request came over https (X-Forwarded-Proto counts with `app.proxy`). */
+  secure: boolean;
   status: number;
   body: unknown;
   set(headers: Record<string, string>): void;
@@ -84,6 +90,28 @@ function checkProxy(ctx: KoaContext): void {
   }
 }
 
+/**
+ * What koa-session leaves on a context once its middleware has run (the symbol that holds its
+ * per-request state: 7.x, then 6.x). The middleware touches it first thing, before `next()`.
+ */
+const KOA_SESSION_MARKS = new Set(['contextSession instance', 'context#_contextSession']);
+
+/** True when koa-session is installed on the app but its middleware has not run for this request yet. */
+function mountedBeforeKoaSession(ctx: KoaContext): boolean {
+  return 'sessionOptions' in ctx && !Object.getOwnPropertySymbols(ctx).some((symbol) => KOA_SESSION_MARKS.has(symbol.description ?? ''));
+}
+
+/**
+ * koa-session set with `secure: true` on a plain-http request: Koa refuses to write the
+ * cookie ("Cannot send secure cookie over unencrypted connection") after the reply is
+ * decided. Said first, with the fix, before anything is sent.
+ */
+function checkCookieCanBeSet(ctx: KoaContext): void {
+  if (ctx.method === 'POST' && ctx.sessionOptions?.secure === true && !ctx.secure) {
+    throw new Error(insecureCookieMessage('secure: true', 'koa-session'));
+  }
+}
+
 function respond(ctx: KoaContext, reply: { status: number; headers: Record<string, string>; body?: object; afterReply?: () => void }, setCookie?: string): void {
   // Koa writes the reply after the middleware returns: deliveries start once it is written.
   if (reply.afterReply !== undefined) afterResponse(ctx.res, reply.afterReply);
@@ -100,11 +128,20 @@ export function blockidOtpKoa(options: BlockidOtpKoaOptions): BlockidOtpKoaMiddl
   const handle = createHttpHandler(service);
   const { maxBodyBytes } = service.options;
   const cookies = cookie === undefined ? undefined : createCookieSessions(cookie, service.options.secret);
+  let orderChecked = false;
 
   const middleware = async (ctx: KoaContext, next: KoaNext): Promise<void> => {
     checkProxy(ctx);
     if (cookies !== undefined) cookieSessionsOf.set(ctx, cookies);
     if (!handle.mayServe(ctx.path)) return void (await next());
+    if (cookies === undefined) {
+      // The order of middleware never changes: once seen right, it stays right.
+      if (!orderChecked) {
+        if (mountedBeforeKoaSession(ctx)) throw sessionOrderError('blockidOtpKoa');
+        orderChecked = true;
+      }
+      checkCookieCanBeSet(ctx);
+    }
     const state = cookies === undefined ? undefined : await cookies.load(ctx.headers.cookie);
     const reply = await handle({
       method: ctx.method,

@@ -12,6 +12,7 @@
  * `other`; an `npa` that is not exactly three digits becomes `''`), so a bug upstream cannot
  * leak personal data into a scrape.
  */
+import { configError } from './core/errors.js';
 import { Counter, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
 import type { Channel, OtpMetrics, VerifyMethod } from './core/types.js';
 
@@ -78,19 +79,21 @@ function validSeconds(seconds: unknown): seconds is number {
 function resolvePrefix(prefix: unknown): string {
   if (prefix === undefined) return DEFAULT_PREFIX;
   if (typeof prefix !== 'string') {
-    throw new TypeError(`prometheusMetrics: \`prefix\` must be a string such as 'myapp_otp_', got ${typeof prefix}.`);
+    throw configError(`prometheusMetrics: \`prefix\` must be a string such as 'myapp_otp_', got ${typeof prefix}.`, 'invalid-metrics-options');
   }
   if (prefix === '') return prefix;
   if (!METRIC_NAME.test(prefix)) {
-    throw new TypeError(
+    throw configError(
       `prometheusMetrics: \`prefix\` ${JSON.stringify(prefix)} is not a valid Prometheus name start: ` +
         'use letters, digits, `_` and `:`, not starting with a digit (e.g. `myapp_otp_`).',
+      'invalid-metrics-options',
     );
   }
   if (!prefix.endsWith('_') && !prefix.endsWith(':')) {
-    throw new TypeError(
+    throw configError(
       `prometheusMetrics: \`prefix\` ${JSON.stringify(prefix)} is joined directly to names like \`sends_total\`; ` +
         `did you mean ${JSON.stringify(`${prefix}_`)}?`,
+      'invalid-metrics-options',
     );
   }
   return prefix;
@@ -100,7 +103,7 @@ function resolveRegistry(registry: unknown): Registry {
   if (registry === undefined) return defaultRegistry;
   const candidate = registry as Partial<Registry> | null;
   if (typeof candidate?.getSingleMetric !== 'function' || typeof candidate.registerMetric !== 'function') {
-    throw new TypeError('prometheusMetrics: `registry` must be a prom-client Registry (`new Registry()` from prom-client).');
+    throw configError('prometheusMetrics: `registry` must be a prom-client Registry (`new Registry()` from prom-client).', 'invalid-metrics-options');
   }
   return registry as Registry;
 }
@@ -125,9 +128,10 @@ function reuse<M extends Counter<string> | Histogram<string>>(
     existing.labelNames.length === labelNames.length &&
     labelNames.every((label) => existing.labelNames?.includes(label));
   if (!sameType || !sameLabels) {
-    throw new TypeError(
+    throw configError(
       `prometheusMetrics: the registry already holds a different metric named ${name} ` +
         `(not a ${type.name.toLowerCase()} with labels [${labelNames.join(', ')}]); pass another \`registry\` or a \`prefix\`.`,
+      'invalid-metrics-options',
     );
   }
   return existing;
@@ -139,11 +143,11 @@ function reuse<M extends Counter<string> | Histogram<string>>(
  */
 export function prometheusMetrics(options: PrometheusMetricsOptions = {}): PrometheusMetrics {
   if (typeof options !== 'object' || options === null) {
-    throw new TypeError('prometheusMetrics: expected an options object such as `{ registry }`.');
+    throw configError('prometheusMetrics: expected an options object such as `{ registry }`.', 'invalid-metrics-options');
   }
   for (const key of Object.keys(options)) {
     if (!OPTIONS.includes(key)) {
-      throw new TypeError(`prometheusMetrics: unknown option \`${key}\`; the options are \`registry\` and \`prefix\`.`);
+      throw configError(`prometheusMetrics: unknown option \`${key}\`; the options are \`registry\` and \`prefix\`.`, 'invalid-metrics-options');
     }
   }
   const prefix = resolvePrefix(options.prefix);

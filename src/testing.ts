@@ -10,6 +10,7 @@
  * await agent.post('/otp/verify').send({ username: 'ada', code: await capture.waitForCode('ada') });
  * ```
  */
+import { configError } from './core/errors.js';
 import type {
   EmailMessage, EmailSender, SmsMessage, SmsSender, VoiceMessage, VoiceSender, WhatsAppMessage, WhatsAppSender,
 } from './core/types.js';
@@ -182,7 +183,7 @@ function canonicalEmail(value: string): string {
 function checkTimeout(options: WaitOptions | undefined): number {
   const timeoutMs = options?.timeoutMs ?? 5000;
   if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0 || timeoutMs > 2 ** 31 - 1) {
-    throw new TypeError(`captureSenders: timeoutMs must be a number of milliseconds from 0 to 2147483647 (got ${String(timeoutMs)}).`);
+    throw configError(`captureSenders: timeoutMs must be a number of milliseconds from 0 to 2147483647 (got ${String(timeoutMs)}).`, 'invalid-argument');
   }
   return timeoutMs;
 }

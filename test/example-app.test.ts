@@ -622,6 +622,71 @@ describe('example app: authenticator app and recovery codes', () => {
   });
 });
 
+describe('example app: the code step reads right for each way in', () => {
+  const activeId = (page: Page) => page.evaluate(() => String((globalThis as any).document.activeElement?.id ?? ''));
+
+  test('on arrival focus is on the step\'s heading (a code must be asked for first), never on <body>', TIMEOUT, async () => {
+    const { url } = await startApp();
+    const { page } = await openTab();
+    await signInToCodeStep(page, url, JOHN.username);
+    assert.equal(await activeId(page), 'code-title');
+    assert.equal(await page.evaluate(() => (globalThis as any).document.activeElement?.tagName), 'H1');
+  });
+
+  test('the code field takes digits only: inputmode, pattern, one-time-code, and typed letters never get in', TIMEOUT, async () => {
+    const { url } = await startApp();
+    const { page } = await openTab();
+    await signInToCodeStep(page, url, JOHN.username);
+    const code = page.getByLabel('Code', { exact: true });
+    assert.equal(await code.getAttribute('inputmode'), 'numeric');
+    assert.equal(await code.getAttribute('autocomplete'), 'one-time-code');
+    assert.equal(await code.getAttribute('pattern'), '[0-9]*');
+    await code.pressSequentially('12ab3-4 5x6');
+    assert.equal(await code.inputValue(), '123456');
+    await code.fill('');
+    await code.pressSequentially('1234567890');
+    assert.equal(await code.inputValue(), '123456', 'no more digits than a code has');
+  });
+
+  test('an authenticator user lands on the code field; in recovery-code mode the page asks for a recovery code, not the app\'s', TIMEOUT, async () => {
+    const { url, example } = await startApp();
+    // The page only needs to know that the user has both (their values are not checked here).
+    example.factors.setTotp(JOHN.username, 'sealed-key-for-the-page');
+    example.factors.setRecoveryCodes(JOHN.username, ['hash-for-the-page']);
+    const { page } = await openTab();
+    await signInToCodeStep(page, url, JOHN.username);
+    const lead = page.locator('.lead');
+    assert.match((await lead.textContent()) ?? '', /authenticator app/);
+    assert.equal(await activeId(page), 'code', 'the Authenticator code field has focus');
+
+    await page.getByRole('button', { name: 'Use a recovery code' }).click();
+    const text = (await lead.textContent()) ?? '';
+    assert.doesNotMatch(text, /authenticator/i, `recovery mode still reads: ${text}`);
+    assert.match(text, /recovery codes you saved/);
+    const field = page.getByLabel('Recovery code');
+    assert.equal(await field.getAttribute('inputmode'), 'text');
+    assert.equal(await field.getAttribute('pattern'), '[0-9A-Za-z \\-]*');
+    await field.pressSequentially('7kqm-3dwx');
+    assert.equal(await field.inputValue(), '7kqm-3dwx', 'recovery codes keep their letters');
+    assert.equal(await activeId(page), 'code');
+
+    await page.getByRole('button', { name: 'Get a code sent to you instead' }).click();
+    assert.match((await lead.textContent()) ?? '', /we send you a 6-digit code/);
+  });
+
+  test('/favicon.ico is served (the site icon, as SVG), and pages link it', TIMEOUT, async () => {
+    const { url } = await startApp();
+    const { page, context } = await openTab();
+    const icon = await context.request.get(`${url}/favicon.ico`);
+    assert.equal(icon.status(), 200);
+    assert.match(icon.headers()['content-type'] ?? '', /^image\/svg\+xml/);
+    assert.match(await icon.text(), /^<svg /);
+    await page.goto(`${url}/login`);
+    const href = await page.locator('link[rel="icon"]').getAttribute('href');
+    assert.equal((await context.request.get(`${url}${href}`)).status(), 200);
+  });
+});
+
 describe('example app: channels and senders', () => {
   test('WhatsApp and a call: the dev outbox shows the template text and the words of the call, and their codes verify', TIMEOUT, async () => {
     const { url } = await startApp();

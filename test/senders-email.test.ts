@@ -63,7 +63,7 @@ describe('nodemailerEmail failures', () => {
     const email = nodemailerEmail({ smtpUrl: `smtp://127.0.0.1:${await closedPort()}`, from });
     const error = await deliveryError(email.send(message));
     assert.equal(error.retryable, true);
-    assert.equal(error.message, 'SMTP server could not be reached (ECONNREFUSED)');
+    assert.equal(error.message, 'SMTP server could not be reached (ECONNREFUSED) (see docs/errors.md#delivery-failed)');
   });
 
   describe('a server that accepts the connection and never answers', () => {
@@ -81,7 +81,7 @@ describe('nodemailerEmail failures', () => {
       const elapsedMs = Date.now() - startedMs;
       assert.ok(elapsedMs >= 250 && elapsedMs < 3_000, `ended after ${elapsedMs} ms`);
       assert.equal(error.retryable, true);
-      assert.equal(error.message, 'SMTP server could not be reached (ETIMEDOUT)');
+      assert.equal(error.message, 'SMTP server could not be reached (ETIMEDOUT) (see docs/errors.md#delivery-failed)');
     });
   });
 
@@ -96,7 +96,7 @@ describe('nodemailerEmail failures', () => {
       it(`is DELIVERY_FAILED, retryable: ${retryable}`, async () => {
         const error = await deliveryError(nodemailerEmail({ smtpUrl: sink.url, from }).send(message));
         assert.equal(error.retryable, retryable);
-        assert.equal(error.message, `SMTP server refused the message (reply ${responseCode} to RCPT TO)`);
+        assert.equal(error.message, `SMTP server refused the message (reply ${responseCode} to RCPT TO) (see docs/errors.md#delivery-failed)`);
         assert.deepEqual(error.cause, { provider: 'smtp', responseCode, command: 'RCPT TO', errorCode: 'EENVELOPE' });
         assert.equal(sink.messages.length, 0);
       });

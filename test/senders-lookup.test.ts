@@ -109,7 +109,7 @@ describe('twilioLookup failures', () => {
       const { client } = twilioClientAnswering(status, { code: twilioCode, message: text, more_info, status });
       const error = await lookupError(twilioLookup({ client }).lookup(number));
       assert.equal(error.retryable, retryable);
-      assert.equal(error.message, `Twilio Lookup refused the request (error ${twilioCode}, HTTP ${status})`);
+      assert.equal(error.message, `Twilio Lookup refused the request (error ${twilioCode}, HTTP ${status}) (see docs/errors.md#delivery-failed)`);
       assert.deepEqual(error.cause, { provider: 'twilio', status, code: twilioCode });
     });
   }
@@ -118,7 +118,7 @@ describe('twilioLookup failures', () => {
     const { client } = twilioClientFor({ lookups: `http://127.0.0.1:${await closedPort()}` });
     const error = await lookupError(twilioLookup({ client }).lookup(number));
     assert.equal(error.retryable, true);
-    assert.equal(error.message, 'Twilio Lookup could not be reached (ECONNREFUSED)');
+    assert.equal(error.message, 'Twilio Lookup could not be reached (ECONNREFUSED) (see docs/errors.md#delivery-failed)');
   });
 
   describe('a server that never answers', () => {
@@ -135,7 +135,7 @@ describe('twilioLookup failures', () => {
       const elapsedMs = Date.now() - startedMs;
       assert.ok(elapsedMs >= 250 && elapsedMs < 3_000, `timed out after ${elapsedMs} ms`);
       assert.equal(error.retryable, true);
-      assert.equal(error.message, 'Twilio Lookup did not answer within 300 ms');
+      assert.equal(error.message, 'Twilio Lookup did not answer within 300 ms (see docs/errors.md#delivery-failed)');
     });
   });
 });

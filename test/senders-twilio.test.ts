@@ -89,7 +89,7 @@ describe('twilioSms failures', () => {
       const error = await deliveryError(twilioSms({ client, from }).send(message));
       assert.equal(requests[0]?.form.Body, message.body, 'the real SDK made the request');
       assert.equal(error.retryable, retryable);
-      assert.equal(error.message, `Twilio refused the message (error ${twilioCode}, HTTP ${status})`);
+      assert.equal(error.message, `Twilio refused the message (error ${twilioCode}, HTTP ${status}) (see docs/errors.md#delivery-failed)`);
       assert.deepEqual(error.cause, { provider: 'twilio', status, code: twilioCode });
     });
   }
@@ -98,7 +98,7 @@ describe('twilioSms failures', () => {
     const { client } = twilioClientFor(`http://127.0.0.1:${await closedPort()}`);
     const error = await deliveryError(twilioSms({ client, from }).send(message));
     assert.equal(error.retryable, true);
-    assert.equal(error.message, 'Twilio could not be reached (ECONNREFUSED)');
+    assert.equal(error.message, 'Twilio could not be reached (ECONNREFUSED) (see docs/errors.md#delivery-failed)');
   });
 
   describe('a server that never answers', () => {
@@ -114,7 +114,7 @@ describe('twilioSms failures', () => {
       const error = await deliveryError(twilioSms({ client, from }).send(message));
       assert.ok(Date.now() - startedMs < 5_000, 'the client timeout ended the send');
       assert.equal(error.retryable, true);
-      assert.match(error.message, /^Twilio could not be reached \((ECONNABORTED|ETIMEDOUT)\)$/);
+      assert.match(error.message, /^Twilio could not be reached \((ECONNABORTED|ETIMEDOUT)\) \(see docs\/errors\.md#delivery-failed\)$/);
     });
   });
 });

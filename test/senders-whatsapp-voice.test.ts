@@ -227,7 +227,7 @@ describe('twilioWhatsApp and twilioVoice failures', () => {
       const error = await deliveryError(twilioWhatsApp({ client, from, contentSid }).send(whatsAppMessage));
       assert.equal(requests[0]?.form.ContentVariables, '{"1":"493817"}', 'the real SDK made the request');
       assert.equal(error.retryable, retryable);
-      assert.equal(error.message, `Twilio refused the message (error ${twilioCode}, HTTP ${status})`);
+      assert.equal(error.message, `Twilio refused the message (error ${twilioCode}, HTTP ${status}) (see docs/errors.md#delivery-failed)`);
       assert.deepEqual(error.cause, { provider: 'twilio', status, code: twilioCode });
     });
 
@@ -236,7 +236,7 @@ describe('twilioWhatsApp and twilioVoice failures', () => {
       const error = await deliveryError(twilioVoice({ client, from }).send(voiceMessage));
       assert.ok(requests[0]?.form.Twiml?.includes(spokenCode), 'the real SDK made the request');
       assert.equal(error.retryable, retryable);
-      assert.equal(error.message, `Twilio refused the call (error ${twilioCode}, HTTP ${status})`);
+      assert.equal(error.message, `Twilio refused the call (error ${twilioCode}, HTTP ${status}) (see docs/errors.md#delivery-failed)`);
       assert.deepEqual(error.cause, { provider: 'twilio', status, code: twilioCode });
     });
   }
@@ -247,7 +247,7 @@ describe('twilioWhatsApp and twilioVoice failures', () => {
     const voice = await deliveryError(twilioVoice({ client, from }).send(voiceMessage));
     for (const error of [whatsapp, voice]) {
       assert.equal(error.retryable, true);
-      assert.equal(error.message, 'Twilio could not be reached (ECONNREFUSED)');
+      assert.equal(error.message, 'Twilio could not be reached (ECONNREFUSED) (see docs/errors.md#delivery-failed)');
     }
   });
 });

@@ -28,6 +28,8 @@ function setUp(root) {
   const codeLabel = /** @type {HTMLElement} */ (form.querySelector('#code-label'));
   const codeHint = /** @type {HTMLElement} */ (form.querySelector('#code-hint'));
   const methodButtons = /** @type {HTMLButtonElement[]} */ ([...root.querySelectorAll('button[data-method]')]);
+  const heading = /** @type {HTMLElement | null} */ (root.querySelector('#code-title'));
+  const lead = /** @type {HTMLElement | null} */ (root.querySelector('#code-lead'));
 
   /** How this page verifies: 'code' (sent by a channel), 'totp' or 'recovery'. */
   let method = root.dataset.method ?? 'code';
@@ -157,6 +159,8 @@ function setUp(root) {
     } finally {
       sending = false;
       tick();
+      // The button that was pressed is disabled meanwhile: focus must not fall back to <body>.
+      if (document.activeElement === null || document.activeElement === document.body) codeInput.focus();
     }
   }
 
@@ -180,6 +184,8 @@ function setUp(root) {
     codeInput.inputMode = button.dataset.inputmode ?? 'text';
     codeInput.autocomplete = /** @type {AutoFill} */ (button.dataset.autocomplete ?? 'off');
     codeInput.maxLength = Number(button.dataset.maxlength ?? '20');
+    codeInput.pattern = button.dataset.pattern ?? '';
+    if (lead) lead.textContent = button.dataset.lead ?? '';
     codeInput.value = '';
     for (const other of methodButtons) other.hidden = other.dataset.method === next;
     webOtp?.abort();
@@ -301,5 +307,15 @@ function setUp(root) {
 
   codeInput.addEventListener('input', () => {
     if (feedback.textContent) clearError();
+    // Codes are digits: letters never get in, and a pasted "123 456" or "123-456" becomes "123456".
+    if (method !== 'recovery') {
+      const digits = codeInput.value.replace(/\D/g, '').slice(0, method === 'totp' ? 6 : codeLength);
+      if (digits !== codeInput.value) codeInput.value = digits;
+    }
   });
+
+  // On arrival, focus goes where the step starts: the code field, or the heading while a code
+  // still has to be asked for (never left on <body>, where a screen reader starts from the top).
+  if (method === 'code') heading?.focus();
+  else codeInput.focus();
 }

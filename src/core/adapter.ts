@@ -8,6 +8,7 @@ import type { TotpEnrollment, TotpEnrollOptions } from './methods/totp.js';
 import type { GenerateResult, OtpService } from './service.js';
 import type { Destinations } from './types.js';
 import type { VerifyResult } from './verification.js';
+import { configError, withDocsLink } from './errors.js';
 
 /**
  * The programmatic API a middleware carries (the BlockID SDK's `OTP.GenerateOTP`, and more),
@@ -105,7 +106,7 @@ export function isRequest(value: unknown): boolean {
 
 /** `app.use(blockidOtp)` instead of `app.use(blockidOtp({ ... }))`. */
 export function notCalledError(name: string, example: string): TypeError {
-  return new TypeError(`${name} was passed to app.use() without being called: write app.use(${example}).`);
+  return configError(`${name} was passed to app.use() without being called: write app.use(${example}).`, 'not-called');
 }
 
 /**
@@ -113,8 +114,36 @@ export function notCalledError(name: string, example: string): TypeError {
  * and escapes the per-IP send quota. `setting` names what was set, `fix` what to set instead.
  */
 export function trustAllProxiesError(setting: string, fix: string): TypeError {
-  return new TypeError(
+  return configError(
     `blockid-otp: ${setting} lets any client choose its IP through X-Forwarded-For, which defeats the per-IP send quota. ` +
       `Set the number of proxies in front of the app instead, e.g. ${fix}.`,
+    'trust-proxy',
+  );
+}
+
+/**
+ * Koa: blockid-otp mounted before koa-session. koa-session defines `ctx.session` on the app's
+ * context when it is created, so a session can be read and written there, but only its own
+ * middleware saves it: a code sent there could never be verified.
+ */
+export function sessionOrderError(factory: string): TypeError {
+  return configError(
+    `${factory} runs before koa-session, so the session it writes is never saved and a code it sends could never be verified: ` +
+      `mount koa-session first, app.use(session(app)) then app.use(${factory}({ ... })).`,
+    'session-order',
+  );
+}
+
+/**
+ * A session cookie marked `Secure` on a plain-http request: the browser never gets it (or
+ * the framework refuses to write it), so the right code is refused for want of a session.
+ * `setting` names what was set, `framework` the session middleware.
+ */
+export function insecureCookieMessage(setting: string, framework: string): string {
+  return withDocsLink(
+    `blockid-otp: ${framework} is set with ${setting}, but this request came over plain http, so no session cookie can be set and the code can never verify. ` +
+      'Serve the app over https (behind a proxy: set the number of proxies, so X-Forwarded-Proto counts), or set secure only in production, ' +
+      "e.g. secure: process.env.NODE_ENV === 'production'.",
+    'cookie-not-set',
   );
 }

@@ -1,5 +1,5 @@
 /** Delivery with a time budget and bounded retries; failures become events, never crashes. */
-import { OtpError } from './errors.js';
+import { OtpError, withDocsLink } from './errors.js';
 import { maskDestination } from './destinations.js';
 import type { OtpEvents } from './events.js';
 import { inDeliverySpan, type CapturedContext, type OtpProvider } from './tracing.js';
@@ -52,6 +52,7 @@ export async function deliver(
   };
   let attempts = 0;
   let reason = 'unknown error';
+  let lastError: unknown;
   for (;;) {
     attempts += 1;
     const started = performance.now();
@@ -63,6 +64,7 @@ export async function deliver(
     } catch (error) {
       context.metrics?.delivery(outgoing.channel, 'failed', (performance.now() - started) / 1000);
       reason = describeFailure(error, outgoing.message);
+      lastError = error;
       if (!isRetryable(error) || attempts > policy.retries) break;
     }
     const pause = backoffMs(attempts);
@@ -70,7 +72,51 @@ export async function deliver(
     await sleep(pause);
   }
   events.emit('delivery_failed', { ...about, reason, attempts });
+  if (!events.observed('delivery_failed')) warnUnobserved(events, outgoing.channel, failureCause(lastError, outgoing.message.code));
   return false;
+}
+
+/**
+ * Without a logger or a `delivery_failed` listener, a failed delivery would leave no trace
+ * while /send answers 202: so the console says why, once a minute per cause (the channel
+ * and the error's class and codes, never the message, the destination or the username).
+ */
+function warnUnobserved(events: OtpEvents, channel: string, cause: string): void {
+  events.warnUnobserved(
+    `${channel} ${cause}`,
+    withDocsLink(
+      `blockid-otp: a code could not be delivered by ${channel} (${cause}). Pass a "logger" option or listen to otp.on('delivery_failed') ` +
+        'to see each failure; until then this warning repeats at most once a minute per cause.',
+      'delivery-failed',
+    ),
+  );
+}
+
+/** A short word-only token (an error class, an errno or provider code): anything else could carry a message or an address. */
+const SAFE_TOKEN = /^[A-Za-z][A-Za-z0-9_.-]{0,39}$/;
+
+/**
+ * What kind of failure `error` is, from its class and codes alone: `OtpError DELIVERY_FAILED
+ * smtp ECONNREFUSED`, `OtpError DELIVERY_FAILED twilio HTTP 503 20503`, `TypeError`, `timed out`.
+ */
+export function failureCause(error: unknown, code: string): string {
+  if (error instanceof DeliveryTimeout) return 'timed out';
+  const parts: string[] = [];
+  const token = (value: unknown, prefix = ''): void => {
+    if (typeof value === 'number' && Number.isInteger(value) && String(value) !== code) parts.push(`${prefix}${value}`);
+    else if (typeof value === 'string' && SAFE_TOKEN.test(value) && !value.includes(code)) parts.push(`${prefix}${value}`);
+  };
+  token(error instanceof Error ? error.name : typeof error);
+  const fields = typeof error === 'object' && error !== null ? (error as Record<string, unknown>) : {};
+  token(fields.code);
+  const cause = typeof fields.cause === 'object' && fields.cause !== null ? (fields.cause as Record<string, unknown>) : {};
+  token(cause.provider);
+  token(cause.status, 'HTTP ');
+  token(cause.responseCode, 'reply ');
+  token(cause.errorCode);
+  token(cause.systemCode);
+  token(cause.code);
+  return parts.join(' ') || 'unknown error';
 }
 
 /**

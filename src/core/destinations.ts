@@ -3,7 +3,7 @@
  * Both functions return the canonical form used for sending and for quota keys.
  */
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
-import { OtpError } from './errors.js';
+import { OtpError, configError } from './errors.js';
 import { RecentValues } from './recent.js';
 
 /**
@@ -40,14 +40,14 @@ export interface NormalizePhoneOptions {
 export function resolveAllowedNumberTypes(value: unknown, optionName: string): ReadonlySet<PhoneNumberType> {
   if (value === undefined) return new Set();
   if (!Array.isArray(value) && !(value instanceof Set)) {
-    throw new TypeError(`${optionName} must be an array of number types (${PHONE_NUMBER_TYPES.join(', ')})`);
+    throw configError(`${optionName} must be an array of number types (${PHONE_NUMBER_TYPES.join(', ')})`, 'invalid-options');
   }
   for (const type of value as Iterable<unknown>) {
     if (PHONE_NUMBER_TYPES.includes(type as PhoneNumberType)) continue;
     const near = PHONE_NUMBER_TYPES.find((known) => squash(known) === squash(String(type)));
     const always = type === 'MOBILE' || type === 'FIXED_LINE' || type === 'FIXED_LINE_OR_MOBILE' ? ` (${type} numbers are always accepted)` : '';
     const hint = near ? `did you mean "${near}"?` : `expected ${PHONE_NUMBER_TYPES.join(', ')}`;
-    throw new TypeError(`${optionName} has an unknown number type ${JSON.stringify(type)}${always}; ${hint}`);
+    throw configError(`${optionName} has an unknown number type ${JSON.stringify(type)}${always}; ${hint}`, 'invalid-options');
   }
   return new Set(value as Iterable<PhoneNumberType>);
 }

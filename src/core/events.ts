@@ -1,3 +1,4 @@
+import { configError } from './errors.js';
 import type { Channel, VerifyMethod } from './types.js';
 import type { OtpLogger } from './options.js';
 
@@ -40,7 +41,20 @@ export interface OtpEvents {
   on<E extends OtpEventName>(event: E, listener: OtpListener<E>): void;
   off<E extends OtpEventName>(event: E, listener: OtpListener<E>): void;
   emit<E extends OtpEventName>(event: E, payload: OtpEventMap[E]): void;
+  /** True when a `logger` or a listener sees `event`: otherwise a failure it reports would go unseen. */
+  observed(event: OtpEventName): boolean;
+  /**
+   * `console.warn(text)`, at most once a minute per `cause`: the last resort for a failure
+   * that neither a logger nor a listener sees. `cause` and `text` never hold a code, a
+   * destination or a username.
+   */
+  warnUnobserved(cause: string, text: string, nowMs?: number): void;
 }
+
+/** How often one cause may be warned about on the console. */
+const UNOBSERVED_WARNING_INTERVAL_MS = 60_000;
+/** Causes remembered for that interval; beyond this the oldest are forgotten (a handful is usual). */
+const MAX_WARNED_CAUSES = 100;
 
 /**
  * A tiny typed emitter. A listener or a logger that throws is contained, never allowed to
@@ -48,6 +62,7 @@ export interface OtpEvents {
  */
 export function createEvents(logger: OtpLogger | undefined): OtpEvents {
   const listeners = new Map<OtpEventName, Set<(payload: never) => void>>();
+  const warnedAt = new Map<string, number>();
   const log = (level: keyof OtpLogger, details: object, message: string): void => {
     try {
       logger?.[level](details, message);
@@ -57,12 +72,23 @@ export function createEvents(logger: OtpLogger | undefined): OtpEvents {
   };
   return {
     on(event, listener) {
-      if (!Object.hasOwn(levels, event)) throw new TypeError(`blockid-otp: unknown event "${String(event)}"; events are ${Object.keys(levels).join(', ')}.`);
+      if (!Object.hasOwn(levels, event)) throw configError(`blockid-otp: unknown event "${String(event)}"; events are ${Object.keys(levels).join(', ')}.`, 'invalid-argument');
       if (!listeners.has(event)) listeners.set(event, new Set());
       listeners.get(event)?.add(listener as (payload: never) => void);
     },
     off(event, listener) {
       listeners.get(event)?.delete(listener as (payload: never) => void);
+    },
+    observed(event) {
+      return logger !== undefined || (listeners.get(event)?.size ?? 0) > 0;
+    },
+    warnUnobserved(cause, text, nowMs = Date.now()) {
+      const last = warnedAt.get(cause);
+      if (last !== undefined && nowMs - last < UNOBSERVED_WARNING_INTERVAL_MS) return;
+      warnedAt.delete(cause);
+      warnedAt.set(cause, nowMs);
+      if (warnedAt.size > MAX_WARNED_CAUSES) warnedAt.delete(warnedAt.keys().next().value as string);
+      console.warn(text);
     },
     emit(event, payload) {
       log(levels[event], { event: `otp.${event}`, ...payload }, `blockid-otp ${event}`);

@@ -1,4 +1,5 @@
 /** The rules of the requireOtp() guard, shared by the Express and Koa adapters. */
+import { configError, withDocsLink } from './errors.js';
 import { SESSION_FLAG, sessionMissingMessage, type SessionPort } from './http.js';
 import type { OtpSessionFlag, VerifyMethod } from './types.js';
 
@@ -15,22 +16,22 @@ const METHODS: readonly VerifyMethod[] = ['code', 'totp', 'recovery'];
 
 export function resolveGuardOptions(options: RequireOtpOptions | undefined, factory: string): RequireOtpOptions {
   if (options === undefined) return {};
-  if (options === null || typeof options !== 'object') throw new TypeError(`${factory}: expected an options object such as { redirectTo: '/login' }.`);
+  if (options === null || typeof options !== 'object') throw configError(`${factory}: expected an options object such as { redirectTo: '/login' }.`, 'invalid-guard-options');
   for (const name of Object.keys(options)) {
     if (name !== 'redirectTo' && name !== 'maxAgeSeconds' && name !== 'methods') {
-      throw new TypeError(`${factory}: unknown option "${name}"; the options are "redirectTo", "maxAgeSeconds" and "methods".`);
+      throw configError(`${factory}: unknown option "${name}"; the options are "redirectTo", "maxAgeSeconds" and "methods".`, 'invalid-guard-options');
     }
   }
   if (options.redirectTo !== undefined && !isSameOriginPath(options.redirectTo)) {
-    throw new TypeError(`${factory}: option "redirectTo" must be a path on this site starting with a single "/", e.g. "/login" (not "//host" or "/\\host", which browsers read as another site).`);
+    throw configError(`${factory}: option "redirectTo" must be a path on this site starting with a single "/", e.g. "/login" (not "//host" or "/\\host", which browsers read as another site).`, 'invalid-guard-options');
   }
   const methods = options.methods;
   if (methods !== undefined && (!Array.isArray(methods) || methods.length === 0 || methods.some((m) => !METHODS.includes(m)))) {
-    throw new TypeError(`${factory}: option "methods" must be a non-empty list of "code", "totp" and "recovery", e.g. ["totp"].`);
+    throw configError(`${factory}: option "methods" must be a non-empty list of "code", "totp" and "recovery", e.g. ["totp"].`, 'invalid-guard-options');
   }
   const maxAge = options.maxAgeSeconds;
   if (maxAge !== undefined && (typeof maxAge !== 'number' || !Number.isFinite(maxAge) || maxAge <= 0)) {
-    throw new TypeError(`${factory}: option "maxAgeSeconds" must be a positive number of seconds.`);
+    throw configError(`${factory}: option "maxAgeSeconds" must be a positive number of seconds.`, 'invalid-guard-options');
   }
   return options;
 }
@@ -56,7 +57,7 @@ export function wantsHtml(accept: string | undefined): boolean {
 
 export const otpRequiredBody = {
   error: 'otp_required',
-  message: 'This page needs a verified one-time passcode: request a code and verify it first.',
+  message: withDocsLink('This page needs a verified one-time passcode: request a code and verify it first.', 'otp-required'),
 };
 
 /** What the guard answers instead of letting a request through; no body means an empty one. */

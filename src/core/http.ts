@@ -3,7 +3,7 @@
  * into an `HttpExchange`, call `handle`, and write the `HttpReply` back.
  */
 import { BodyError, isJsonContentType } from './body.js';
-import { OtpError } from './errors.js';
+import { anchorOf, configError, OtpError, withDocsLink } from './errors.js';
 import type { OtpService, RequestContext } from './service.js';
 import type { ChannelChoice, OtpSessionFlag, VerifyMethod } from './types.js';
 
@@ -55,16 +55,60 @@ const CHANNELS = new Set<ChannelChoice>(['sms', 'email', 'both', 'whatsapp', 'vo
 const METHODS = new Set<VerifyMethod>(['code', 'totp', 'recovery']);
 const NO_STORE = { 'Cache-Control': 'no-store' };
 
-export const sessionMissingMessage =
-  'blockid-otp needs a session: mount express-session (or koa-session on Koa) before it, with a store whose sessions have regenerate().';
+export const sessionMissingMessage = withDocsLink(
+  'blockid-otp needs a session: mount express-session (or koa-session on Koa) before it, with a store whose sessions have regenerate().',
+  'session-missing',
+);
 
 function reply(status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): HttpReply {
   return { status, body, headers: { ...NO_STORE, ...headers } };
 }
 
+/** An error answer; its message ends with the link to the error's section of docs/errors.md. */
 function failure(status: number, error: string, message: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}): HttpReply {
-  return reply(status, { error, message, ...extra }, headers);
+  return reply(status, { error, message: withDocsLink(message, anchorOf(error)), ...extra }, headers);
 }
+
+/** `90` → `2 minutes`: a wait a person can read. */
+export function readableWait(seconds: number): string {
+  const units: [number, string][] = [[86_400, 'day'], [3600, 'hour'], [60, 'minute']];
+  for (const [size, unit] of units) {
+    if (seconds >= size) {
+      const count = Math.ceil(seconds / size);
+      return `${count} ${unit}${count === 1 ? '' : 's'}`;
+    }
+  }
+  return `${seconds} second${seconds === 1 ? '' : 's'}`;
+}
+
+/**
+ * What a refused verify tells the person: a burned code is over, so ask for a new one; a
+ * locked username is not helped by a new code, so say how long to wait.
+ */
+function tooManyAttempts(retryAfterSeconds: number | undefined): HttpReply {
+  if (retryAfterSeconds === undefined) {
+    return rateLimited('too_many_attempts', 'Too many wrong tries for this code, so it no longer works: request a new code and enter that one.', undefined);
+  }
+  return rateLimited(
+    'too_many_attempts',
+    `Too many wrong codes for this account, so sign-in is paused: try again in ${readableWait(retryAfterSeconds)}. A new code will not work before then.`,
+    retryAfterSeconds,
+  );
+}
+
+/** A browser's own form post (an HTML <form> without JavaScript): it gets the same 415, in words a person can act on. */
+function isFormPost(contentType: string | undefined): boolean {
+  return typeof contentType === 'string' && /^\s*(application\/x-www-form-urlencoded|multipart\/form-data)\b/i.test(contentType);
+}
+
+const unsupportedMediaType = (contentType: string | undefined): HttpReply =>
+  isFormPost(contentType)
+    ? failure(
+        415,
+        'unsupported_media_type',
+        'This address takes JSON from a script, not a form post: the page must send the form with fetch() and "Content-Type: application/json" (an HTML <form> alone cannot sign in).',
+      )
+    : failure(415, 'unsupported_media_type', 'Send the body as JSON with "Content-Type: application/json".');
 
 function rateLimited(error: string, message: string, retryAfterSeconds: number | undefined): HttpReply {
   if (retryAfterSeconds === undefined) return failure(429, error, message);
@@ -125,7 +169,7 @@ export function createHttpHandler(service: OtpService): HttpHandler {
       return failure(400, 'invalid_request', `The ${channel} channel is not enabled on this server.`);
     }
     if (service.options.resolveUser === undefined) {
-      throw new TypeError('blockid-otp: the HTTP endpoints need the "resolveUser" option (username, req) => destinations | null.');
+      throw configError('blockid-otp: the HTTP endpoints need the "resolveUser" option (username, req) => destinations | null.');
     }
     let nonce = session.read(SESSION_BINDING);
     if (typeof nonce !== 'string') {
@@ -159,9 +203,7 @@ export function createHttpHandler(service: OtpService): HttpHandler {
       method,
     );
     if (!result.ok) {
-      if (result.reason === 'too_many_attempts') {
-        return rateLimited('too_many_attempts', 'Too many wrong codes: request a new code and try again.', result.retryAfterSeconds);
-      }
+      if (result.reason === 'too_many_attempts') return tooManyAttempts(result.retryAfterSeconds);
       return failure(401, 'invalid_code', 'That code is not valid. Check it and try again, or request a new one.');
     }
     await session.regenerate();
@@ -197,7 +239,7 @@ export function createHttpHandler(service: OtpService): HttpHandler {
       return failure(405, 'method_not_allowed', `Use ${entry.method} for ${path}.`, {}, { Allow: entry.method });
     }
     if (entry.method === 'POST' && !isJsonContentType(exchange.contentType)) {
-      return failure(415, 'unsupported_media_type', 'Send the body as JSON with "Content-Type: application/json".');
+      return unsupportedMediaType(exchange.contentType);
     }
     if (exchange.session === undefined) throw new TypeError(sessionMissingMessage);
     try {

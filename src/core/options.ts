@@ -3,6 +3,7 @@
  * with a `TypeError` that names the option and the fix.
  */
 import type { OtpStore } from '../stores/types.js';
+import { configError } from './errors.js';
 import { memoryStore } from '../stores/memory.js';
 import type { Destinations, EmailSender, LineTypeLookup, OtpMetrics, PhoneChannel, SmsSender, VoiceSender, WhatsAppSender } from './types.js';
 import { resolveAllowedNumberTypes, type PhoneNumberType } from './destinations.js';
@@ -211,7 +212,7 @@ export interface ResolveContext {
 /** Validates `options` once and fills in every default. */
 export function resolveOptions(options: OtpOptions, factory: string, { senderRequired = true, testDestinationNames }: ResolveContext = {}): ResolvedOptions {
   const fail = (message: string): never => {
-    throw new TypeError(`${factory}: ${message}`);
+    throw configError(`${factory}: ${message}`, 'invalid-options');
   };
   if (options === null || typeof options !== 'object') return fail('expected an options object, e.g. { secret, resolveUser, sms }.');
   rejectUnknown(Object.keys(options), knownOptions, 'option', fail);

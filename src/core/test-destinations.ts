@@ -9,6 +9,7 @@
  * destination is an ordinary one, and a fixed code issued before it dies with it (see
  * `lifetimeMs`). No error or description produced here ever contains a fixed code.
  */
+import { configError } from './errors.js';
 import type { Channel } from './types.js';
 import { maskDestination, normalizeEmail, normalizePhone } from './destinations.js';
 
@@ -83,7 +84,7 @@ export function resolveTestDestinations(
   { codeLength, factory, env = process.env.NODE_ENV, nowMs = Date.now(), names = DEFAULT_NAMES }: ResolveTestDestinationsContext,
 ): TestDestinations | undefined {
   const fail = (message: string): never => {
-    throw new TypeError(`${factory}: ${message}`);
+    throw configError(`${factory}: ${message}`, 'test-destinations');
   };
   if (value === undefined) return undefined;
   if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Map) {
@@ -173,12 +174,12 @@ export function parseTestDestinationsEnv(text: string | undefined, variable = 'O
     if (entry === '') return;
     const at = entry.lastIndexOf('=');
     const where = `${variable}: entry ${index + 1}`;
-    if (at < 0) throw new TypeError(`${where} has no "=": write destination=code, e.g. +14155550123=<digits>.`);
+    if (at < 0) throw configError(`${where} has no "=": write destination=code, e.g. +14155550123=<digits>.`, 'test-destinations');
     const destination = entry.slice(0, at).trim();
     const code = entry.slice(at + 1).trim();
-    if (destination === '') throw new TypeError(`${where} has no destination before "=": write destination=code.`);
-    if (code === '') throw new TypeError(`${where} (${JSON.stringify(destination)}) has no code after "=": write destination=code.`);
-    if (Object.hasOwn(result, destination)) throw new TypeError(`${where}: ${JSON.stringify(destination)} is given twice.`);
+    if (destination === '') throw configError(`${where} has no destination before "=": write destination=code.`, 'test-destinations');
+    if (code === '') throw configError(`${where} (${JSON.stringify(destination)}) has no code after "=": write destination=code.`, 'test-destinations');
+    if (Object.hasOwn(result, destination)) throw configError(`${where}: ${JSON.stringify(destination)} is given twice.`, 'test-destinations');
     result[destination] = code;
   });
   return result;

@@ -1,4 +1,5 @@
 /** A sender for local development: keeps messages in memory instead of delivering them. */
+import { configError } from '../core/errors.js';
 import type { Channel, EmailSender, SmsSender, VoiceSender, WhatsAppSender } from '../core/types.js';
 
 export interface OutboxEntry {
@@ -48,9 +49,10 @@ function callText(code: string, appName: string, locale: string): string {
 export function devOutbox(options: { limit?: number; env?: NodeJS.ProcessEnv } = {}): DevOutbox {
   const env = options.env ?? process.env;
   if (env.NODE_ENV === 'production') {
-    throw new TypeError(
+    throw configError(
       'devOutbox() keeps codes in memory for a development page and refuses to run with NODE_ENV=production: ' +
         'configure twilioSms(), twilioWhatsApp(), twilioVoice() and nodemailerEmail().',
+      'invalid-sender-options',
     );
   }
   const limit = options.limit ?? 200;

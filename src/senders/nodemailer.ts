@@ -2,9 +2,10 @@
  * Email through `nodemailer`. The package is an optional peer dependency: it is imported
  * lazily, and only when this sender has to build its own transporter from `smtpUrl`.
  */
-import { OtpError } from '../core/errors.js';
+import { OtpError, configError } from '../core/errors.js';
 import type { EmailMessage, EmailSender } from '../core/types.js';
 import { withProvider } from '../core/provider.js';
+import { assertPeerInstalled } from '../core/peer.js';
 
 /** The part of a nodemailer transporter this sender uses; `createTransport(...)` fits it. */
 export interface MailTransporterLike {
@@ -29,6 +30,7 @@ const connectionCodes = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'ECONNECTION', 'ES
 /** An `EmailSender` that sends `{ from, to, subject, text, html }` with nodemailer. */
 export function nodemailerEmail(options: NodemailerEmailOptions): EmailSender {
   const { from, transporter: given, smtpUrl, transportOptions } = validate(options);
+  if (given === undefined) assertPeerInstalled('nodemailer', 'nodemailerEmail', '"smtpUrl"');
   let transporter: Promise<MailTransporterLike> | undefined = given && Promise.resolve(given);
 
   return withProvider({
@@ -56,25 +58,25 @@ interface Resolved {
 }
 
 function validate(options: NodemailerEmailOptions): Resolved {
-  if (typeof options !== 'object' || options === null) throw new TypeError('nodemailerEmail: pass an options object');
+  if (typeof options !== 'object' || options === null) throw configError('nodemailerEmail: pass an options object', 'invalid-sender-options');
   const unknown = Object.keys(options).find((key) => !knownOptions.includes(key));
-  if (unknown) throw new TypeError(`nodemailerEmail: unknown option "${unknown}"; expected ${knownOptions.join(', ')}`);
+  if (unknown) throw configError(`nodemailerEmail: unknown option "${unknown}"; expected ${knownOptions.join(', ')}`, 'invalid-sender-options');
   const { transporter, smtpUrl, transportOptions, from } = options as Resolved;
 
   if ((transporter === undefined) === (smtpUrl === undefined)) {
-    throw new TypeError('nodemailerEmail: pass either "transporter" or "smtpUrl"');
+    throw configError('nodemailerEmail: pass either "transporter" or "smtpUrl"', 'invalid-sender-options');
   }
   if (transporter !== undefined && typeof transporter?.sendMail !== 'function') {
-    throw new TypeError('nodemailerEmail: "transporter" must be a nodemailer transporter (createTransport(...))');
+    throw configError('nodemailerEmail: "transporter" must be a nodemailer transporter (createTransport(...))', 'invalid-sender-options');
   }
   if (smtpUrl !== undefined && !isSmtpUrl(smtpUrl)) {
-    throw new TypeError('nodemailerEmail: "smtpUrl" must be a URL like smtp://user:pass@host:587 or smtps://host:465');
+    throw configError('nodemailerEmail: "smtpUrl" must be a URL like smtp://user:pass@host:587 or smtps://host:465', 'invalid-sender-options');
   }
   if (transportOptions !== undefined && (transporter !== undefined || typeof transportOptions !== 'object' || transportOptions === null)) {
-    throw new TypeError('nodemailerEmail: "transportOptions" must be an object, and goes with "smtpUrl"');
+    throw configError('nodemailerEmail: "transportOptions" must be an object, and goes with "smtpUrl"', 'invalid-sender-options');
   }
   if (typeof from !== 'string' || from.trim() === '') {
-    throw new TypeError('nodemailerEmail: "from" must be a sender address, e.g. "Acme <no-reply@acme.test>"');
+    throw configError('nodemailerEmail: "from" must be a sender address, e.g. "Acme <no-reply@acme.test>"', 'invalid-sender-options');
   }
   return { from, transporter, smtpUrl, transportOptions };
 }
@@ -109,7 +111,7 @@ function deliveryFailed(error: unknown): OtpError {
   const command = typeof fields.command === 'string' ? fields.command : undefined;
   const errorCode = typeof fields.code === 'string' ? fields.code : undefined;
   const systemCode = typeof fields.originalCode === 'string' ? fields.originalCode : undefined;
-  const cause = { provider: 'smtp', responseCode, command, errorCode };
+  const cause = { provider: 'smtp', responseCode, command, errorCode, ...(systemCode !== undefined && { systemCode }) };
 
   if (responseCode !== undefined && responseCode >= 400) {
     const retryable = responseCode < 500;

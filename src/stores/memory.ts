@@ -1,5 +1,5 @@
 import { safeEqual } from '../core/codes.js';
-import { OtpError } from '../core/errors.js';
+import { OtpError, configError } from '../core/errors.js';
 import { checkTag } from './tag.js';
 import type {
   AttemptRequest, AttemptStart, Counter, LockPolicy, LockStarted, OtpStore, Refusal, SendDecision, SendPlan, SettleRequest, Space, VerifyOutcome,
@@ -75,8 +75,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
   let entries = 0;
   const sweepIntervalMs = options.sweepIntervalMs ?? 30_000;
   const maxEntries = options.maxEntries ?? 500_000;
-  if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new TypeError('memoryStore: option "maxEntries" must be a whole number >= 1.');
-  if (!Number.isInteger(sweepIntervalMs) || sweepIntervalMs < 10) throw new TypeError('memoryStore: option "sweepIntervalMs" must be a whole number >= 10.');
+  if (!Number.isInteger(maxEntries) || maxEntries < 1) throw configError('memoryStore: option "maxEntries" must be a whole number >= 1.', 'invalid-store-options');
+  if (!Number.isInteger(sweepIntervalMs) || sweepIntervalMs < 10) throw configError('memoryStore: option "sweepIntervalMs" must be a whole number >= 10.', 'invalid-store-options');
 
   const sweepMap = (map: Map<string, { expiresAtMs: number }>, now: number): void => {
     for (const [key, entry] of map) {

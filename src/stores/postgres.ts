@@ -1,5 +1,5 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { OtpError } from '../core/errors.js';
+import { OtpError, configError } from '../core/errors.js';
 import { checkTag } from './tag.js';
 import {
   cacheGetSql,
@@ -346,20 +346,20 @@ function describe(error: unknown): string {
 }
 
 function resolveOptions(options: PostgresStoreOptions): Resolved {
-  if (typeof options !== 'object' || options === null) throw new TypeError('postgresStore(options) needs an options object: postgresStore({ pool })');
+  if (typeof options !== 'object' || options === null) throw configError('postgresStore(options) needs an options object: postgresStore({ pool })', 'invalid-store-options');
   for (const name of Object.keys(options)) {
     if (knownOptions.includes(name)) continue;
     const suggestion = closest(name, knownOptions);
-    throw new TypeError(`postgresStore: unknown option "${name}"${suggestion ? `: did you mean "${suggestion}"?` : `; the options are ${knownOptions.join(', ')}`}`);
+    throw configError(`postgresStore: unknown option "${name}"${suggestion ? `: did you mean "${suggestion}"?` : `; the options are ${knownOptions.join(', ')}`}`, 'invalid-store-options');
   }
   const pool = options.pool as unknown as { connect?: unknown; query?: unknown } | null | undefined;
   if (typeof pool !== 'object' || pool === null || typeof pool.connect !== 'function' || typeof pool.query !== 'function') {
-    throw new TypeError('postgresStore: option "pool" must be a pg Pool (new Pool({ connectionString }) from the `pg` package)');
+    throw configError('postgresStore: option "pool" must be a pg Pool (new Pool({ connectionString }) from the `pg` package)', 'invalid-store-options');
   }
   const createTables = options.createTables ?? defaults.createTables;
-  if (typeof createTables !== 'boolean') throw new TypeError('postgresStore: option "createTables" must be true or false');
+  if (typeof createTables !== 'boolean') throw configError('postgresStore: option "createTables" must be true or false', 'invalid-store-options');
   const synchronousCommit = options.synchronousCommit ?? defaults.synchronousCommit;
-  if (typeof synchronousCommit !== 'boolean') throw new TypeError('postgresStore: option "synchronousCommit" must be true or false');
+  if (typeof synchronousCommit !== 'boolean') throw configError('postgresStore: option "synchronousCommit" must be true or false', 'invalid-store-options');
   return {
     pool: options.pool,
     schema: identifier('schema', options.schema ?? defaults.schema, 63),
@@ -374,8 +374,9 @@ function resolveOptions(options: PostgresStoreOptions): Resolved {
 
 function identifier(option: string, value: unknown, maxLength: number): string {
   if (typeof value !== 'string' || !identifierPattern.test(value) || value.length > maxLength) {
-    throw new TypeError(
+    throw configError(
       `postgresStore: option "${option}" must be a lowercase SQL identifier (a-z, 0-9, _; not starting with a digit; at most ${maxLength} characters), got ${JSON.stringify(value)}`,
+      'invalid-store-options',
     );
   }
   return value;
@@ -383,7 +384,7 @@ function identifier(option: string, value: unknown, maxLength: number): string {
 
 function whole(option: string, value: unknown, min: number, max: number, note?: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new TypeError(`postgresStore: option "${option}" must be a whole number from ${min} to ${max}${note ? ` (${note})` : ''}, got ${String(value)}`);
+    throw configError(`postgresStore: option "${option}" must be a whole number from ${min} to ${max}${note ? ` (${note})` : ''}, got ${String(value)}`, 'invalid-store-options');
   }
   return value;
 }

@@ -1,6 +1,6 @@
 import type { RedisClientType, RedisClusterType } from 'redis';
 import { randomToken } from '../core/codes.js';
-import { OtpError } from '../core/errors.js';
+import { OtpError, configError } from '../core/errors.js';
 import { checkTag } from './tag.js';
 import {
   attemptScript, counterScript, releaseCounterScript, releaseUserScript, reserveUserScript, sendPlanScript, settleScript, storeCodeScript, verifyScript, type RedisScript,
@@ -268,9 +268,9 @@ function unavailable(what: string, reason: string, cause?: unknown): OtpError {
 }
 
 function resolveOptions(options: RedisStoreOptions): Required<RedisStoreOptions> {
-  if (typeof options !== 'object' || options === null) throw new TypeError('redisStore(options) needs an options object: redisStore({ client })');
+  if (typeof options !== 'object' || options === null) throw configError('redisStore(options) needs an options object: redisStore({ client })', 'invalid-store-options');
   for (const name of Object.keys(options)) {
-    if (!knownOptions.includes(name)) throw new TypeError(`redisStore: unknown option \`${name}\`; the options are ${knownOptions.join(', ')}`);
+    if (!knownOptions.includes(name)) throw configError(`redisStore: unknown option \`${name}\`; the options are ${knownOptions.join(', ')}`, 'invalid-store-options');
   }
   const client = options.client as unknown as Record<string, unknown> | null | undefined;
   if (
@@ -280,13 +280,13 @@ function resolveOptions(options: RedisStoreOptions): Required<RedisStoreOptions>
     typeof client.withCommandOptions !== 'function' ||
     typeof client.isOpen !== 'boolean'
   ) {
-    throw new TypeError('redisStore: `client` must be a node-redis v5 client or cluster (createClient() / createCluster() from the `redis` package)');
+    throw configError('redisStore: `client` must be a node-redis v5 client or cluster (createClient() / createCluster() from the `redis` package)', 'invalid-store-options');
   }
-  if (client.isOpen !== true) throw new TypeError('redisStore: `client` is not connected; call `await client.connect()` before redisStore({ client })');
+  if (client.isOpen !== true) throw configError('redisStore: `client` is not connected; call `await client.connect()` before redisStore({ client })', 'invalid-store-options');
   const prefix = options.prefix ?? defaults.prefix;
-  if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw new TypeError('redisStore: `prefix` must be a string without `{` or `}` (they would break Redis Cluster hash tags)');
+  if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw configError('redisStore: `prefix` must be a string without `{` or `}` (they would break Redis Cluster hash tags)', 'invalid-store-options');
   const commandTimeoutMs = options.commandTimeoutMs ?? defaults.commandTimeoutMs;
-  if (!Number.isInteger(commandTimeoutMs) || commandTimeoutMs < 1) throw new TypeError(`redisStore: \`commandTimeoutMs\` must be a positive whole number of milliseconds, got ${String(commandTimeoutMs)}`);
+  if (!Number.isInteger(commandTimeoutMs) || commandTimeoutMs < 1) throw configError(`redisStore: \`commandTimeoutMs\` must be a positive whole number of milliseconds, got ${String(commandTimeoutMs)}`, 'invalid-store-options');
   return { client: options.client, prefix, commandTimeoutMs };
 }
 

@@ -5,6 +5,7 @@
  * The hash is HMAC-SHA256 under a key derived from the app's `secret`, so a leaked table of
  * hashes cannot be checked offline without the secret.
  */
+import { configError } from '../errors.js';
 import { createHmac, hkdfSync, randomInt } from 'node:crypto';
 import { safeEqual } from '../codes.js';
 
@@ -44,7 +45,7 @@ export interface RecoveryCodes {
 /** Recovery codes keyed by the app's `secret` (>= 32 characters). */
 export function createRecoveryCodes(secret: string): RecoveryCodes {
   if (typeof secret !== 'string' || secret.length < 32) {
-    throw new TypeError('createRecoveryCodes(secret): `secret` must be a string of at least 32 characters.');
+    throw configError('createRecoveryCodes(secret): `secret` must be a string of at least 32 characters.', 'invalid-argument');
   }
   const hashKey = Buffer.from(hkdfSync('sha256', secret, 'blockid-otp', HASH_INFO, 32));
 
@@ -59,7 +60,7 @@ export function createRecoveryCodes(secret: string): RecoveryCodes {
   const generate = (options: { count?: number } = {}): RecoveryCodeSet => {
     const count: unknown = options?.count === undefined ? DEFAULT_COUNT : options.count;
     if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > MAX_COUNT) {
-      throw new TypeError(`recoveryCodes.generate: \`count\` must be an integer from 1 to ${MAX_COUNT} (got ${String(count)}).`);
+      throw configError(`recoveryCodes.generate: \`count\` must be an integer from 1 to ${MAX_COUNT} (got ${String(count)}).`, 'invalid-argument');
     }
     const codes = new Set<string>();
     while (codes.size < count) codes.add(randomCode());

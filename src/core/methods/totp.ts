@@ -6,6 +6,7 @@
  * The RFC 6238 computation is @oslojs/otp's `generateHOTP` at counter = step; the parameters
  * are the ones every authenticator app reads: SHA-1, 6 digits, 30 s.
  */
+import { configError } from '../errors.js';
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { generateHOTP } from '@oslojs/otp';
 import { safeEqual } from '../codes.js';
@@ -62,7 +63,7 @@ export interface Totp {
 /** TOTP bound to the app's `secret` (>= 32 characters), from which the sealing key is derived. */
 export function createTotp(secret: string): Totp {
   if (typeof secret !== 'string' || secret.length < 32) {
-    throw new TypeError('createTotp(secret): `secret` must be a string of at least 32 characters.');
+    throw configError('createTotp(secret): `secret` must be a string of at least 32 characters.', 'invalid-argument');
   }
   const sealKey = Buffer.from(hkdfSync('sha256', secret, 'blockid-otp', SEAL_INFO, 32));
   const aad = (username: string): Buffer => Buffer.from(`${SEAL_INFO}\0${username}`, 'utf8');
@@ -96,7 +97,7 @@ export function createTotp(secret: string): Totp {
 
   const enroll = (username: string, options: TotpEnrollOptions = {}): TotpEnrollment => {
     if (typeof username !== 'string' || username === '') {
-      throw new TypeError('totp.enroll(username): `username` must be a non-empty string.');
+      throw configError('totp.enroll(username): `username` must be a non-empty string.', 'invalid-argument');
     }
     const issuer = label('issuer', options.issuer ?? DEFAULT_ISSUER);
     const accountName = label('accountName', options.accountName ?? username);
@@ -111,13 +112,13 @@ export function createTotp(secret: string): Totp {
 
   const stepAt = (nowMs: number): number => {
     if (typeof nowMs !== 'number' || !Number.isFinite(nowMs) || nowMs < 0) {
-      throw new TypeError('totp: `nowMs` must be a non-negative number of milliseconds since the epoch.');
+      throw configError('totp: `nowMs` must be a non-negative number of milliseconds since the epoch.', 'invalid-argument');
     }
     return Math.floor(nowMs / (TOTP_PERIOD_SECONDS * 1000));
   };
 
   const matchStep = (key: Uint8Array, code: unknown, nowMs: number, afterStep = -1): number | null => {
-    if (!(key instanceof Uint8Array) || key.length === 0) throw new TypeError('totp.matchStep(key): `key` must be a non-empty Uint8Array.');
+    if (!(key instanceof Uint8Array) || key.length === 0) throw configError('totp.matchStep(key): `key` must be a non-empty Uint8Array.', 'invalid-argument');
     const current = stepAt(nowMs);
     if (typeof code !== 'string' || !SIX_DIGITS.test(code)) return null;
     let matched: number | null = null;
@@ -135,8 +136,9 @@ export function createTotp(secret: string): Totp {
 
 function label(name: 'issuer' | 'accountName', value: unknown): string {
   if (typeof value !== 'string' || value.trim() === '' || value.length > MAX_LABEL_LENGTH || value.includes(':')) {
-    throw new TypeError(
+    throw configError(
       `totp.enroll: \`${name}\` must be a non-empty string of at most ${MAX_LABEL_LENGTH} characters without ":" (the otpauth URI uses ":" to separate issuer and account).`,
+      'invalid-argument',
     );
   }
   return value;

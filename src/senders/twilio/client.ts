@@ -3,7 +3,8 @@
  * e.g. one with a custom `httpClient`), or one built from `{ accountSid, authToken }` once,
  * on first use. The SDK is an optional peer dependency, imported only then.
  */
-import { OtpError } from '../../core/errors.js';
+import { OtpError, configError } from '../../core/errors.js';
+import { assertPeerInstalled } from '../../core/peer.js';
 
 /** Options for the client built from credentials, passed to `twilio(sid, token, opts)`. */
 export interface TwilioClientOptions {
@@ -23,9 +24,9 @@ export const credentialOptions = ['client', 'accountSid', 'authToken', 'clientOp
 
 /** A TypeError for anything but an options object whose every key is in `known`. */
 export function checkOptionNames(factory: string, options: unknown, known: readonly string[]): Record<string, unknown> {
-  if (typeof options !== 'object' || options === null) throw new TypeError(`${factory}: pass an options object`);
+  if (typeof options !== 'object' || options === null) throw configError(`${factory}: pass an options object`, 'invalid-sender-options');
   const unknown = Object.keys(options).find((key) => !known.includes(key));
-  if (unknown) throw new TypeError(`${factory}: unknown option "${unknown}"; expected ${known.join(', ')}`);
+  if (unknown) throw configError(`${factory}: unknown option "${unknown}"; expected ${known.join(', ')}`, 'invalid-sender-options');
   return options as Record<string, unknown>;
 }
 
@@ -38,19 +39,20 @@ export function twilioClient<Client>(factory: string, options: Record<string, un
   const { client, accountSid, authToken, clientOptions } = options;
   if (client !== undefined) {
     if (accountSid !== undefined || authToken !== undefined) {
-      throw new TypeError(`${factory}: pass either "client" or "accountSid" and "authToken", not both`);
+      throw configError(`${factory}: pass either "client" or "accountSid" and "authToken", not both`, 'invalid-sender-options');
     }
     if (typeof client !== 'object' || client === null || !fits(client)) {
-      throw new TypeError(`${factory}: "client" must be a twilio client (twilio(accountSid, authToken))`);
+      throw configError(`${factory}: "client" must be a twilio client (twilio(accountSid, authToken))`, 'invalid-sender-options');
     }
   } else {
     if (typeof accountSid !== 'string' || !accountSid.startsWith('AC')) {
-      throw new TypeError(`${factory}: "accountSid" must be your Account SID (starts with "AC"), or pass "client"`);
+      throw configError(`${factory}: "accountSid" must be your Account SID (starts with "AC"), or pass "client"`, 'invalid-sender-options');
     }
-    if (typeof authToken !== 'string' || authToken === '') throw new TypeError(`${factory}: "authToken" must be a non-empty string`);
+    if (typeof authToken !== 'string' || authToken === '') throw configError(`${factory}: "authToken" must be a non-empty string`, 'invalid-sender-options');
+    assertPeerInstalled('twilio', factory, '"accountSid" and "authToken"');
   }
   if (clientOptions !== undefined && (client !== undefined || typeof clientOptions !== 'object' || clientOptions === null)) {
-    throw new TypeError(`${factory}: "clientOptions" must be an object, and goes with "accountSid" and "authToken"`);
+    throw configError(`${factory}: "clientOptions" must be an object, and goes with "accountSid" and "authToken"`, 'invalid-sender-options');
   }
 
   let ready: Promise<Client> | undefined = client === undefined ? undefined : Promise.resolve(client as Client);

@@ -4,7 +4,7 @@
  * The core asks it before the first send to a number, caches the answer for `cacheSeconds`
  * and refuses (`block`) or only reports (`monitor`) a type that is not in `allow`.
  */
-import { OtpError } from '../../core/errors.js';
+import { OtpError, configError } from '../../core/errors.js';
 import type { LineTypeLookup } from '../../core/types.js';
 import { checkOptionNames, credentialOptions, twilioClient, type TwilioCredentials } from './client.js';
 import { lookupFailure, twilioFailure } from './errors.js';
@@ -56,7 +56,7 @@ export function twilioLookup(options: TwilioLookupOptions): LineTypeLookup {
     allow,
     cacheSeconds,
     async lookup(e164: string): Promise<{ lineType: string | null }> {
-      if (typeof e164 !== 'string' || !E164.test(e164)) throw new TypeError('twilioLookup: lookup() takes a number in E.164 form');
+      if (typeof e164 !== 'string' || !E164.test(e164)) throw configError('twilioLookup: lookup() takes a number in E.164 form', 'invalid-argument');
       const ready = await client();
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<never>((_, reject) => {
@@ -83,13 +83,13 @@ export function twilioLookup(options: TwilioLookupOptions): LineTypeLookup {
 function resolveAllow(allow: unknown): readonly TwilioLineType[] {
   if (allow === undefined) return defaults.allow;
   if (!Array.isArray(allow) || allow.length === 0) {
-    throw new TypeError(`twilioLookup: "allow" must be a non-empty array of line types (${TWILIO_LINE_TYPES.join(', ')})`);
+    throw configError(`twilioLookup: "allow" must be a non-empty array of line types (${TWILIO_LINE_TYPES.join(', ')})`, 'invalid-sender-options');
   }
   for (const type of allow) {
     if (!TWILIO_LINE_TYPES.includes(type)) {
       const near = TWILIO_LINE_TYPES.find((known) => squash(known) === squash(String(type)));
       const hint = near ? `did you mean "${near}"?` : `expected ${TWILIO_LINE_TYPES.join(', ')}`;
-      throw new TypeError(`twilioLookup: "allow" has an unknown line type ${JSON.stringify(type)}; ${hint}`);
+      throw configError(`twilioLookup: "allow" has an unknown line type ${JSON.stringify(type)}; ${hint}`, 'invalid-sender-options');
     }
   }
   return Object.freeze([...new Set(allow as TwilioLineType[])]);
@@ -97,13 +97,13 @@ function resolveAllow(allow: unknown): readonly TwilioLineType[] {
 
 function resolveMode(mode: unknown): 'block' | 'monitor' {
   if (mode === undefined) return defaults.mode;
-  if (mode !== 'block' && mode !== 'monitor') throw new TypeError('twilioLookup: "mode" must be "block" or "monitor"');
+  if (mode !== 'block' && mode !== 'monitor') throw configError('twilioLookup: "mode" must be "block" or "monitor"', 'invalid-sender-options');
   return mode;
 }
 
 function integerIn(option: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new TypeError(`twilioLookup: "${option}" must be an integer from ${min.toLocaleString('en-US')} to ${max.toLocaleString('en-US')}`);
+    throw configError(`twilioLookup: "${option}" must be an integer from ${min.toLocaleString('en-US')} to ${max.toLocaleString('en-US')}`, 'invalid-sender-options');
   }
   return value;
 }

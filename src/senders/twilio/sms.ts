@@ -1,4 +1,5 @@
 /** SMS through the official `twilio` SDK: `client.messages.create({ to, body, from | messagingServiceSid })`. */
+import { configError } from '../../core/errors.js';
 import type { SmsMessage, SmsSender } from '../../core/types.js';
 import { checkOptionNames, credentialOptions, twilioClient, type TwilioCredentials } from './client.js';
 import { messageFailure, twilioFailure } from './errors.js';
@@ -38,16 +39,16 @@ export function twilioSms(options: TwilioSmsOptions): SmsSender {
 
 function resolveSender({ from, messagingServiceSid }: Record<string, unknown>): TwilioSmsFrom {
   if ((from === undefined) === (messagingServiceSid === undefined)) {
-    throw new TypeError('twilioSms: pass either "from" or "messagingServiceSid"');
+    throw configError('twilioSms: pass either "from" or "messagingServiceSid"', 'invalid-sender-options');
   }
   if (from !== undefined) {
     if (typeof from !== 'string' || from.trim() === '') {
-      throw new TypeError('twilioSms: "from" must be a phone number in E.164 form or a sender ID');
+      throw configError('twilioSms: "from" must be a phone number in E.164 form or a sender ID', 'invalid-sender-options');
     }
     return { from };
   }
   if (typeof messagingServiceSid !== 'string' || !messagingServiceSid.startsWith('MG')) {
-    throw new TypeError('twilioSms: "messagingServiceSid" must be a Messaging Service SID (starts with "MG")');
+    throw configError('twilioSms: "messagingServiceSid" must be a Messaging Service SID (starts with "MG")', 'invalid-sender-options');
   }
   return { messagingServiceSid };
 }

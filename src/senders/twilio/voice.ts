@@ -3,7 +3,7 @@
  * TwiML that says each digit on its own, twice, in the message's language. The TwiML holds
  * the code, so it is never logged and never part of an error.
  */
-import { OtpError } from '../../core/errors.js';
+import { OtpError, configError } from '../../core/errors.js';
 import type { VoiceMessage, VoiceSender } from '../../core/types.js';
 import { checkOptionNames, credentialOptions, twilioClient, type TwilioCredentials } from './client.js';
 import { callFailure, twilioFailure } from './errors.js';
@@ -56,7 +56,7 @@ export function twilioVoice(options: TwilioVoiceOptions): VoiceSender {
   const opts = checkOptionNames('twilioVoice', options, knownOptions);
   const client = twilioClient<TwilioVoiceClient>('twilioVoice', opts, (c) => typeof c.calls?.create === 'function');
   if (typeof opts.from !== 'string' || !E164.test(opts.from)) {
-    throw new TypeError('twilioVoice: "from" must be your calling number in E.164 form, e.g. "+14155550111"');
+    throw configError('twilioVoice: "from" must be your calling number in E.164 form, e.g. "+14155550111"', 'invalid-sender-options');
   }
   const from = opts.from;
   const fallbackLanguage = resolveLanguage(opts.language);
@@ -103,7 +103,7 @@ function languageOf(locale: string, fallback: VoiceLanguage): VoiceLanguage {
 function resolveLanguage(language: unknown): VoiceLanguage {
   if (language === undefined) return 'en-US';
   if (typeof language !== 'string' || !languages.includes(language as VoiceLanguage)) {
-    throw new TypeError(`twilioVoice: "language" must be one of ${languages.map((l) => `"${l}"`).join(', ')}`);
+    throw configError(`twilioVoice: "language" must be one of ${languages.map((l) => `"${l}"`).join(', ')}`, 'invalid-sender-options');
   }
   return language as VoiceLanguage;
 }
@@ -111,7 +111,7 @@ function resolveLanguage(language: unknown): VoiceLanguage {
 function resolveVoices(voice: unknown): Record<VoiceLanguage, string> {
   const checked = (name: unknown, option: string): string => {
     if (typeof name !== 'string' || !VOICE_NAME.test(name)) {
-      throw new TypeError(`twilioVoice: "${option}" must be a Twilio <Say> voice name such as "Polly.Joanna"`);
+      throw configError(`twilioVoice: "${option}" must be a Twilio <Say> voice name such as "Polly.Joanna"`, 'invalid-sender-options');
     }
     return name;
   };
@@ -120,10 +120,10 @@ function resolveVoices(voice: unknown): Record<VoiceLanguage, string> {
     return { 'en-US': one ?? wording['en-US'].defaultVoice, 'fr-CA': one ?? wording['fr-CA'].defaultVoice };
   }
   if (typeof voice !== 'object' || voice === null) {
-    throw new TypeError('twilioVoice: "voice" must be a voice name, or an object of voice names by language ({ "en-US": ..., "fr-CA": ... })');
+    throw configError('twilioVoice: "voice" must be a voice name, or an object of voice names by language ({ "en-US": ..., "fr-CA": ... })', 'invalid-sender-options');
   }
   const unknown = Object.keys(voice).find((key) => !languages.includes(key as VoiceLanguage));
-  if (unknown) throw new TypeError(`twilioVoice: "voice" has no language "${unknown}"; expected ${languages.join(', ')}`);
+  if (unknown) throw configError(`twilioVoice: "voice" has no language "${unknown}"; expected ${languages.join(', ')}`, 'invalid-sender-options');
   const byLanguage = voice as Partial<Record<VoiceLanguage, unknown>>;
   return {
     'en-US': byLanguage['en-US'] === undefined ? wording['en-US'].defaultVoice : checked(byLanguage['en-US'], 'voice.en-US'),

@@ -52,7 +52,7 @@ before(async () => {
   assert.deepEqual(await otp.verifyOtp('ada', capture.lastCode('ada') ?? ''), { ok: true });
   const metrics = await registry.getMetricsAsJSON();
   exported = new Set(
-    metrics.flatMap((metric) => (metric.type === 'histogram' ? ['', '_bucket', '_sum', '_count'].map((suffix) => `${metric.name}${suffix}`) : [metric.name])),
+    metrics.flatMap((metric) => (String(metric.type) === 'histogram' ? ['', '_bucket', '_sum', '_count'].map((suffix) => `${metric.name}${suffix}`) : [metric.name])),
   );
   assert.ok(exported.has('blockid_otp_sends_total') && exported.has('blockid_otp_time_to_verify_seconds_bucket'), [...exported].join(', '));
 });

@@ -23,14 +23,6 @@ const workDir = join(root, 'test', '.readme-snippets');
 /** The README and docs/*.md, as paths relative to the repository. */
 const pages = ['README.md', ...readdirSync(join(root, 'docs')).filter((name) => name.endsWith('.md')).sort().map((name) => `docs/${name}`)];
 
-/**
- * Names a snippet may use without declaring them: the reader's own code. Kept short on purpose;
- * a snippet should rather declare what it uses (`declare const db: …`).
- */
-const ambient: Record<string, string> = {
-  secret: 'string',
-};
-
 type Kind = 'node' | 'test' | 'browser' | 'quickstart';
 
 interface Snippet {
@@ -61,15 +53,11 @@ function subpathsToSources(): Record<string, string[]> {
   );
 }
 
-function withAmbient(source: string): string {
-  const declared = (name: string) =>
-    new RegExp(`\\b(const|let|var|function|class|interface|type)\\s+${name}\\b`).test(source) ||
-    new RegExp(`^import[^;]*\\b${name}\\b[^;]*from`, 'm').test(source);
-  const declarations = Object.entries(ambient)
-    .filter(([name]) => !declared(name) && new RegExp(`\\b${name}\\b`).test(source))
-    .map(([name, type]) => `declare const ${name}: ${type};`);
-  return `${source}\n${declarations.join('\n')}\nexport {};\n`;
-}
+/**
+ * A snippet is a module of its own. It declares what it uses and does not show
+ * (`declare const db: …`): there are no ambient placeholders such as `app` or `router`.
+ */
+const asModule = (source: string) => `${source}\nexport {};\n`;
 
 /** GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens, repeats numbered. */
 function anchorsOf(markdown: string): Set<string> {
@@ -111,8 +99,8 @@ describe('README and docs/', () => {
   before(() => {
     rmSync(workDir, { recursive: true, force: true });
     mkdirSync(join(workDir, 'browser'), { recursive: true });
-    for (const block of nodeBlocks) writeFileSync(join(workDir, block.file), withAmbient(block.source));
-    for (const block of browserBlocks) writeFileSync(join(workDir, 'browser', block.file), `${block.source}\nexport {};\n`);
+    for (const block of nodeBlocks) writeFileSync(join(workDir, block.file), asModule(block.source));
+    for (const block of browserBlocks) writeFileSync(join(workDir, 'browser', block.file), asModule(block.source));
     const compilerOptions = { noEmit: true, noUnusedLocals: false, paths: subpathsToSources() };
     writeFileSync(join(workDir, 'tsconfig.json'), JSON.stringify({ extends: '../../tsconfig.json', compilerOptions, include: ['*.ts'] }));
     // In the page: the DOM's types, none of Node's.

@@ -5,7 +5,7 @@
  * port. Then, over real HTTP: the password, a send, the code read from the development outbox,
  * a verify, and the guarded page. And the attack the Quick start's `resolveUser` stops: a
  * stranger who knows only the username, from many cookie-less sessions, neither gets a code
- * delivered nor locks the user out.
+ * delivered nor locks the user out. Last, the README's browser snippet signs in from Chromium.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -15,6 +15,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import ts from 'typescript';
+import { launchChromium } from './helpers/browser.js';
 import { installPacked, packedPackage } from './helpers/packed.js';
 
 const run = promisify(execFile);
@@ -25,6 +27,8 @@ const quickStartPackages = ['express', 'express-session', 'tsx', '@types/express
 
 const readme = await readFile(join(repo, 'README.md'), 'utf8');
 const quickStart = /^```ts quickstart\n([\s\S]*?)^```$/m.exec(readme)?.[1];
+/** The README's "browser side": the first ```ts browser block. */
+const browserSide = /^```ts browser\n([\s\S]*?)^```$/m.exec(readme)?.[1];
 
 let app = '';
 let server: ChildProcess | undefined;
@@ -176,5 +180,32 @@ describe('the README Quick start, against the packed package', () => {
     assert.deepEqual(account.json, { signedInAs: 'ada' });
     assert.equal((await ada('POST', '/otp/verify', { username: 'ada', code })).status, 401, 'a code works once');
     assert.ok(!output.includes(code), 'the code is never logged');
+  });
+
+  it("signs in from Chromium with the README's browser snippet", { timeout: 90_000 }, async () => {
+    assert.ok(browserSide, 'README.md has a ```ts browser block');
+    const script = ts.transpileModule(browserSide, { compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext } }).outputText;
+    const chromium = await launchChromium();
+    try {
+      const page = await chromium.newPage();
+      const before = (await outbox()).length;
+      // The snippet asks for the code with window.prompt(): answer with the one the outbox holds.
+      page.on('dialog', (dialog) => {
+        void (async () => {
+          let messages = await outbox();
+          for (let waited = 0; messages.length < before + 2 && waited < 5_000; waited += 50) {
+            await new Promise((done) => setTimeout(done, 50));
+            messages = await outbox();
+          }
+          await dialog.accept(/\b(\d{6})\b/.exec(messages.at(-1)?.text ?? '')?.[1] ?? '');
+        })();
+      });
+      await page.goto(`${base}/dev/outbox`); // any page of the app's origin
+      // The snippet ends by navigating to /account, which ends the evaluation too.
+      await Promise.all([page.waitForURL(`${base}/account`, { timeout: 30_000 }), page.evaluate(`(async () => {\n${script}\n})()`).catch(() => undefined)]);
+      assert.deepEqual(JSON.parse(await page.evaluate('document.body.innerText') as string), { signedInAs: 'ada' });
+    } finally {
+      await chromium.close();
+    }
   });
 });

@@ -5,7 +5,8 @@
  * port. Then, over real HTTP: the password, a send, the code read from the development outbox,
  * a verify, and the guarded page. And the attack the Quick start's `resolveUser` stops: a
  * stranger who knows only the username, from many cookie-less sessions, neither gets a code
- * delivered nor locks the user out. Last, the README's browser snippet signs in from Chromium.
+ * delivered nor locks the user out. Last, the README's browser snippet and docs/browser.md's code
+ * step sign in from Chromium.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -27,6 +28,9 @@ const quickStartPackages = ['express', 'express-session', 'tsx', '@types/express
 
 const readme = await readFile(join(repo, 'README.md'), 'utf8');
 const quickStart = /^```ts quickstart\n([\s\S]*?)^```$/m.exec(readme)?.[1];
+const browserPage = await readFile(join(repo, 'docs', 'browser.md'), 'utf8');
+/** docs/browser.md's complete code step: its first html block and its first ```ts browser block. */
+const codeStep = { html: /^```html\n([\s\S]*?)^```$/m.exec(browserPage)?.[1], script: /^```ts browser\n([\s\S]*?)^```$/m.exec(browserPage)?.[1] };
 /** The README's "browser side": the first ```ts browser block. */
 const browserSide = /^```ts browser\n([\s\S]*?)^```$/m.exec(readme)?.[1];
 
@@ -204,6 +208,45 @@ describe('the README Quick start, against the packed package', () => {
       // The snippet ends by navigating to /account, which ends the evaluation too.
       await Promise.all([page.waitForURL(`${base}/account`, { timeout: 30_000 }), page.evaluate(`(async () => {\n${script}\n})()`).catch(() => undefined)]);
       assert.deepEqual(JSON.parse(await page.evaluate('document.body.innerText') as string), { signedInAs: 'ada' });
+    } finally {
+      await chromium.close();
+    }
+  });
+
+  it("signs in from Chromium with docs/browser.md's code step (HTML, script, resend countdown)", { timeout: 90_000 }, async () => {
+    assert.ok(codeStep.html && codeStep.script, 'docs/browser.md has an html block and a ```ts browser block');
+    const script = ts.transpileModule(codeStep.script, { compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext } }).outputText;
+    const chromium = await launchChromium();
+    try {
+      const page = await chromium.newPage();
+      await page.goto(`${base}/dev/outbox`); // any page of the app's origin
+      // The sign-in step before it: the password, and the username kept for the code step.
+      const login = await page.evaluate(`(async () => {
+        sessionStorage.setItem('username', 'ada');
+        const response = await fetch('/login', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: 'ada', password: 'correct horse' }) });
+        return response.status;
+      })()`);
+      assert.equal(login, 200);
+      const before = (await outbox()).length;
+      await page.evaluate(`document.body.innerHTML = ${JSON.stringify(codeStep.html)}`);
+      await page.evaluate(`(async () => {\n${script}\n})()`); // sends the code at once
+      let messages = await outbox();
+      for (let waited = 0; messages.length < before + 2 && waited < 5_000; waited += 50) {
+        await new Promise((done) => setTimeout(done, 50));
+        messages = await outbox();
+      }
+      const code = /\b(\d{6})\b/.exec(messages.at(-1)?.text ?? '')?.[1];
+      assert.ok(code, 'a code was sent');
+      assert.match((await page.textContent('#status')) ?? '', /We sent you a code/);
+      assert.match((await page.textContent('#resend')) ?? '', /^Send a new code \(\d+ s\)$/, 'the resend countdown');
+      assert.equal(await page.isDisabled('#resend'), true);
+
+      await page.fill('#code', '000000'); // a wrong code first: the page says so and stays
+      await page.click('button[type=submit]');
+      await page.waitForFunction(`document.querySelector('#status').textContent.includes('not right')`);
+      await page.fill('#code', code);
+      await Promise.all([page.waitForURL(`${base}/account`, { timeout: 30_000 }), page.click('button[type=submit]')]);
+      assert.deepEqual(JSON.parse((await page.evaluate('document.body.innerText')) as string), { signedInAs: 'ada' });
     } finally {
       await chromium.close();
     }

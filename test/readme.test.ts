@@ -1,108 +1,184 @@
 /**
- * Every TypeScript snippet in the README type-checks against the package's own types, and the
- * ones fenced as ```` ```ts test ```` (the "Testing your app" examples) also run: each is a
- * `node:test` file that must pass, importing `blockid-otp` from the sources.
+ * The README and every page of docs/ are checked like code:
+ * - every ```` ```ts ```` block type-checks against the package's own types (its subpaths mapped
+ *   to the sources); ```` ```ts browser ```` blocks against the DOM's types instead of Node's;
+ * - the blocks fenced ```` ```ts test ```` (the "Testing your app" examples) also run: each is a
+ *   `node:test` file that must pass;
+ * - every link between the README and docs/ points to a file the package ships, and every
+ *   `#anchor` to a heading (or `<a id>`) of that file, so the links work on GitHub, on npm and
+ *   in node_modules alike; none points into src/, test/ or bench/, which are not published;
+ * - the README stays short enough to read on a screen or two.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import tsupConfig from '../tsup.config.js';
 
 const root = resolve(import.meta.dirname, '..');
 const workDir = join(root, 'test', '.readme-snippets');
 
-/** Names the snippets use without defining: the reader's own code. */
-const ambient: Record<string, string> = {
-  app: 'any',
-  users: '{ find(username: string): Promise<{ smsTo?: string; smsISDCode?: string; emailTo?: string } | null> }',
-  handler: 'import("express").RequestHandler',
-  router: '{ get(path: string, ...handlers: Array<(ctx: any, next: any) => unknown>): void; post(path: string, ...handlers: Array<(ctx: any, next: any) => unknown>): void }',
-  transfer: 'any',
-  alerting: '{ notify(event: unknown): void }',
-  secret: 'string',
-  sms: 'import("blockid-otp").SmsSender',
-  email: 'import("blockid-otp").EmailSender',
-  code: 'string',
-};
+/** The README and docs/*.md, as paths relative to the repository. */
+const pages = ['README.md', ...readdirSync(join(root, 'docs')).filter((name) => name.endsWith('.md')).sort().map((name) => `docs/${name}`)];
+
+type Kind = 'node' | 'test' | 'browser' | 'quickstart';
 
 interface Snippet {
+  page: string;
+  kind: Kind;
   source: string;
-  /** Fenced as ```` ```ts test ````: a test file that is run, not only compiled. */
-  run: boolean;
+  file: string;
 }
 
-function snippets(markdown: string): Snippet[] {
-  return [...markdown.matchAll(/```ts( test)?\n([\s\S]*?)```/g)].map((match) => ({ source: match[2] ?? '', run: match[1] !== undefined }));
+/** Fenced code outside which links and headings are read. */
+const fence = /^```[^\n]*\n[\s\S]*?^```$/gm;
+
+function snippetsOf(page: string, markdown: string): Snippet[] {
+  const stem = page.replace(/\.md$/, '').replace(/\//g, '-').toLowerCase();
+  return [...markdown.matchAll(/^```ts(?: (test|browser|quickstart))?\n([\s\S]*?)^```$/gm)].map((match, index) => ({
+    page,
+    kind: (match[1] ?? 'node') as Kind,
+    source: match[2] ?? '',
+    file: `${stem}-${index + 1}.ts`,
+  }));
 }
 
-/** The package's subpaths, resolved to the sources (for tsc and, through tsx, for running). */
-const paths = {
-  'blockid-otp': ['../../src/index.ts'],
-  'blockid-otp/koa': ['../../src/koa.ts'],
-  'blockid-otp/otp-provider': ['../../src/otp-provider.ts'],
-  'blockid-otp/testing': ['../../src/testing.ts'],
-  'blockid-otp/metrics': ['../../src/metrics.ts'],
-  'blockid-otp/postgres': ['../../src/postgres.ts'],
-};
-
-function withAmbient(source: string): string {
-  const declared = (name: string) =>
-    new RegExp(`\\b(const|let|var|function|class|interface|type)\\s+${name}\\b`).test(source) ||
-    new RegExp(`^import[^;]*\\b${name}\\b[^;]*from`, 'm').test(source);
-  const declarations = Object.entries(ambient)
-    .filter(([name]) => !declared(name) && new RegExp(`\\b${name}\\b`).test(source))
-    .map(([name, type]) => `declare const ${name}: ${type};`);
-  return `${source}\n${declarations.join('\n')}\nexport {};\n`;
+/** The package's subpaths, from the build's entries, resolved to the sources (for tsc and, through tsx, for running). */
+function subpathsToSources(): Record<string, string[]> {
+  const entries = (tsupConfig as { entry: Record<string, string> }).entry;
+  return Object.fromEntries(
+    Object.entries(entries).map(([name, source]) => [name === 'index' ? 'blockid-otp' : `blockid-otp/${name}`, [`../../${source}`]]),
+  );
 }
+
+/**
+ * A snippet is a module of its own. It declares what it uses and does not show
+ * (`declare const db: …`): there are no ambient placeholders such as `app` or `router`.
+ */
+const asModule = (source: string) => `${source}\nexport {};\n`;
+
+/** GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens, repeats numbered. */
+function anchorsOf(markdown: string): Set<string> {
+  const anchors = new Set<string>();
+  const seen = new Map<string, number>();
+  const prose = markdown.replace(fence, '');
+  for (const [, text = ''] of prose.matchAll(/^#{1,6} (.+)$/gm)) {
+    const slug = text.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+    const count = seen.get(slug) ?? 0;
+    seen.set(slug, count + 1);
+    anchors.add(count === 0 ? slug : `${slug}-${count}`);
+  }
+  for (const [, id = ''] of prose.matchAll(/<a id="([^"]+)"><\/a>/g)) anchors.add(id);
+  return anchors;
+}
+
+/**
+ * Pages that other parts of the project write (one per adapter or feature). Links to them are
+ * checked like any other once the page exists; until then the link is reported, not failed.
+ */
+const pagesWrittenElsewhere = new Set(['docs/fetch.md', 'docs/hono.md', 'docs/fastify.md', 'docs/nextjs.md', 'docs/bun-deno.md', 'docs/sign-in-link.md']);
 
 const run = promisify(execFile);
+const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 
-describe('README', () => {
-  const blocks = snippets(readFileSync(join(root, 'README.md'), 'utf8'));
-  const file = (index: number) => `snippet-${index + 1}.ts`;
+async function typeCheck(project: string): Promise<string> {
+  return run(process.execPath, [tsc, '-p', project], { cwd: root, timeout: 240_000 }).then(
+    () => '',
+    (error: { stdout?: string }) => error.stdout ?? String(error),
+  );
+}
+
+describe('README and docs/', () => {
+  const markdown = new Map(pages.map((page) => [page, readFileSync(join(root, page), 'utf8')]));
+  const blocks = pages.flatMap((page) => snippetsOf(page, markdown.get(page) ?? ''));
+  const nodeBlocks = blocks.filter((block) => block.kind !== 'browser');
+  const browserBlocks = blocks.filter((block) => block.kind === 'browser');
 
   before(() => {
     rmSync(workDir, { recursive: true, force: true });
-    mkdirSync(workDir, { recursive: true });
-    blocks.forEach((block, index) => writeFileSync(join(workDir, file(index)), withAmbient(block.source)));
+    mkdirSync(join(workDir, 'browser'), { recursive: true });
+    for (const block of nodeBlocks) writeFileSync(join(workDir, block.file), asModule(block.source));
+    for (const block of browserBlocks) writeFileSync(join(workDir, 'browser', block.file), asModule(block.source));
+    const compilerOptions = { noEmit: true, noUnusedLocals: false, paths: subpathsToSources() };
+    writeFileSync(join(workDir, 'tsconfig.json'), JSON.stringify({ extends: '../../tsconfig.json', compilerOptions, include: ['*.ts'] }));
+    // In the page: the DOM's types, none of Node's.
     writeFileSync(
-      join(workDir, 'tsconfig.json'),
-      JSON.stringify({
-        extends: '../../tsconfig.json',
-        compilerOptions: { noEmit: true, noUnusedLocals: false, paths },
-        include: ['*.ts'],
-      }),
+      join(workDir, 'browser', 'tsconfig.json'),
+      JSON.stringify({ extends: '../../../tsconfig.json', compilerOptions: { noEmit: true, noUnusedLocals: false, lib: ['ES2023', 'DOM', 'DOM.Iterable'], types: [] }, include: ['*.ts'] }),
     );
   });
   after(() => rmSync(workDir, { recursive: true, force: true }));
 
-  it('has TypeScript snippets that compile against blockid-otp', async () => {
-    assert.ok(blocks.length >= 10, `found ${blocks.length} snippets`);
-    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-    const result = await run(process.execPath, [tsc, '-p', workDir], { cwd: root }).then(
-      () => '',
-      (error: { stdout?: string }) => error.stdout ?? String(error),
-    );
-    assert.equal(result, '', `README snippets do not compile:\n${result}`);
+  it('has TypeScript snippets on the README and on most pages', () => {
+    assert.ok(nodeBlocks.length >= 20, `found ${nodeBlocks.length} snippets`);
+    assert.ok(browserBlocks.length >= 2, `found ${browserBlocks.length} browser snippets`);
+    assert.equal(blocks.filter((block) => block.kind === 'quickstart' && block.page === 'README.md').length, 1, 'the README has one ```ts quickstart block');
   });
 
-  it('runs the "Testing your app" snippets, and they pass', { timeout: 120_000 }, async () => {
-    const runnable = blocks.flatMap((block, index) => (block.run ? [file(index)] : []));
+  it('type-checks every ```ts snippet against blockid-otp', { timeout: 240_000 }, async () => {
+    const result = await typeCheck(workDir);
+    assert.equal(result, '', `snippets do not compile (test/.readme-snippets/<page>-<n>.ts is the n-th ts block of that page):\n${result}`);
+  });
+
+  it('type-checks every ```ts browser snippet against the DOM', { timeout: 240_000 }, async () => {
+    const result = await typeCheck(join(workDir, 'browser'));
+    assert.equal(result, '', `browser snippets do not compile:\n${result}`);
+  });
+
+  it('runs the ```ts test snippets, and they pass', { timeout: 180_000 }, async () => {
+    const runnable = blocks.filter((block) => block.kind === 'test');
     assert.ok(runnable.length >= 2, `found ${runnable.length} runnable snippets`);
     // A child of the test runner would report to it instead of printing TAP; run it as a fresh test process.
     const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'test' };
     delete env.NODE_TEST_CONTEXT;
     delete env.NODE_OPTIONS;
-    for (const name of runnable) {
+    for (const { file, page } of runnable) {
       // tsx reads tsconfig.json from the working directory: its `paths` map blockid-otp to the sources.
-      const output = await run(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=tap', name], { cwd: workDir, env, timeout: 60_000 }).then(
+      const output = await run(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=tap', file], { cwd: workDir, env, timeout: 60_000 }).then(
         ({ stdout }) => stdout,
-        (error: { stdout?: string; stderr?: string }) => assert.fail(`${name} failed:\n${error.stdout ?? ''}\n${error.stderr ?? String(error)}`),
+        (error: { stdout?: string; stderr?: string }) => assert.fail(`${file} (${page}) failed:\n${error.stdout ?? ''}\n${error.stderr ?? String(error)}`),
       );
-      assert.match(output, /^# pass [1-9]\d*$/m, `${name} ran its tests:\n${output}`);
-      assert.match(output, /^# fail 0$/m, `${name}:\n${output}`);
+      assert.match(output, /^# pass [1-9]\d*$/m, `${file} ran its tests:\n${output}`);
+      assert.match(output, /^# fail 0$/m, `${file}:\n${output}`);
     }
+  });
+
+  it('links only to files the package ships, and to anchors that exist', (t) => {
+    const broken: string[] = [];
+    let checked = 0;
+    for (const [page, text] of markdown) {
+      for (const [, target = ''] of text.replace(fence, '').matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z][a-z+.-]*:/i.test(target)) continue; // https:, mailto:
+        checked++;
+        const [path = '', anchor] = target.split('#');
+        const file = path === '' ? page : relative(root, resolve(root, dirname(page), path));
+        if (file !== 'README.md' && !(file.startsWith('docs/') && !file.includes('/', 5))) {
+          broken.push(`${page}: ${target} leaves README.md and docs/ (not in the published package; describe it instead)`);
+          continue;
+        }
+        if (!existsSync(join(root, file))) {
+          if (pagesWrittenElsewhere.has(file)) t.diagnostic(`${page}: ${target} waits for ${file}`);
+          else broken.push(`${page}: ${target}: no such file`);
+          continue;
+        }
+        if (anchor !== undefined && file.endsWith('.md') && !anchorsOf(readFileSync(join(root, file), 'utf8')).has(anchor)) {
+          broken.push(`${page}: ${target}: ${basename(file)} has no heading or <a id> "${anchor}"`);
+        }
+      }
+    }
+    assert.ok(checked >= 50, `checked ${checked} links`);
+    assert.deepEqual(broken, []);
+  });
+
+  it('ships docs/ with the package', () => {
+    const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { files: string[] };
+    assert.ok(manifest.files.includes('docs'), 'package.json "files" lists docs');
+  });
+
+  it('keeps the README under 300 lines', () => {
+    const lines = (markdown.get('README.md') ?? '').split('\n').length;
+    assert.ok(lines <= 300, `README.md has ${lines} lines`);
   });
 });

@@ -234,7 +234,7 @@ export interface AccountView {
   user: DemoUser;
   verifiedAt: Date;
   /** How this session passed the code step. */
-  method: 'code' | 'totp' | 'recovery';
+  method: 'code' | 'totp' | 'recovery' | 'link';
   factors: UserFactors;
   csrfToken: string;
   notice?: string;
@@ -244,6 +244,7 @@ const methodNames = {
   code: 'a code we sent you',
   totp: 'your authenticator app',
   recovery: 'a recovery code',
+  link: 'the link in the email we sent you',
 } as const;
 
 export function accountPage({ user, verifiedAt, method, factors, csrfToken, notice }: AccountView): SafeHtml {

@@ -11,7 +11,7 @@ export interface RequireOtpOptions {
   methods?: VerifyMethod[];
 }
 
-const METHODS: readonly VerifyMethod[] = ['code', 'totp', 'recovery'];
+const METHODS: readonly VerifyMethod[] = ['code', 'totp', 'recovery', 'link'];
 
 export function resolveGuardOptions(options: RequireOtpOptions | undefined, factory: string): RequireOtpOptions {
   if (options === undefined) return {};
@@ -26,7 +26,7 @@ export function resolveGuardOptions(options: RequireOtpOptions | undefined, fact
   }
   const methods = options.methods;
   if (methods !== undefined && (!Array.isArray(methods) || methods.length === 0 || methods.some((m) => !METHODS.includes(m)))) {
-    throw new TypeError(`${factory}: option "methods" must be a non-empty list of "code", "totp" and "recovery", e.g. ["totp"].`);
+    throw new TypeError(`${factory}: option "methods" must be a non-empty list of "code", "totp", "recovery" and "link", e.g. ["totp"].`);
   }
   const maxAge = options.maxAgeSeconds;
   if (maxAge !== undefined && (typeof maxAge !== 'number' || !Number.isFinite(maxAge) || maxAge <= 0)) {

@@ -52,7 +52,7 @@ export interface HttpReply {
 type Route = (exchange: HttpExchange, session: SessionPort) => Promise<HttpReply>;
 
 const CHANNELS = new Set<ChannelChoice>(['sms', 'email', 'both', 'whatsapp', 'voice']);
-const METHODS = new Set<VerifyMethod>(['code', 'totp', 'recovery']);
+const METHODS = new Set<VerifyMethod>(['code', 'totp', 'recovery']); // 'link' only through POST {basePath}/link
 const NO_STORE = { 'Cache-Control': 'no-store' };
 
 export const sessionMissingMessage =

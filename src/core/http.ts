@@ -221,7 +221,7 @@ export function createHttpHandler(service: OtpService): HttpHandler {
     const method = exchange.method === 'HEAD' ? 'GET' : exchange.method;
     const route = method === 'GET' || method === 'POST' ? entry[method] : undefined;
     if (route === undefined) {
-      const allow = [entry.GET && 'GET, HEAD', entry.POST && 'POST'].filter(Boolean).join(', ');
+      const allow = [entry.GET && 'GET', entry.POST && 'POST'].filter(Boolean).join(', ');
       return failure(405, 'method_not_allowed', `Use ${allow} for ${path}.`, {}, { Allow: allow });
     }
     if (method === 'POST' && entry.accepts === 'json' && !isJsonContentType(exchange.contentType)) {

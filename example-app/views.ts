@@ -369,6 +369,17 @@ export interface OutboxEntryView {
 
 const channelLabels = { sms: 'SMS', email: 'Email', whatsapp: 'WhatsApp', voice: 'Voice call' } as const;
 
+/**
+ * An email's sign-in link as a button that opens it on this server (path and query only), so
+ * it works whatever host and port the app's PUBLIC_URL names.
+ */
+function signInLink(text: string): SafeHtml | string {
+  const match = /https?:\/\/\S+\?t=[A-Za-z0-9_-]+/.exec(text);
+  if (!match) return '';
+  const url = new URL(match[0]);
+  return html`<p><a class="button secondary sign-in-link" href="${url.pathname + url.search}">Open the sign-in link</a></p>`;
+}
+
 /** `channelsInUse`: e.g. "SMS, WhatsApp and voice calls". */
 export function outboxPage(entries: OutboxEntryView[], channelsInUse: string): SafeHtml {
   return html`<section class="card wide" aria-labelledby="outbox-title">
@@ -389,6 +400,7 @@ export function outboxPage(entries: OutboxEntryView[], channelsInUse: string): S
         <time datetime="${entry.at.toISOString()}">${entry.at.toISOString().replace('T', ' ').slice(0, 19)} UTC</time></p>
       ${entry.subject ? html`<p class="message-subject">${entry.subject}</p>` : ''}
       <pre class="message-text">${entry.text}</pre>
+      ${signInLink(entry.text)}
     </li>`,
     )}
   </ol>`

@@ -2,7 +2,7 @@ export { blockidOtp, requireOtp, type BlockidOtpMiddleware, type BlockidOtpOptio
 export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/cookie-session.js';
 export { createOtpService, type OtpService, type GenerateResult, type VerifyResult } from './core/service.js';
 export { OtpError, type OtpErrorCode } from './core/errors.js';
-export type { OtpOptions, OtpLimits, OtpLogger, WindowQuota, ResolveUser, ResolvedUser, OnRecoveryCodeUsed } from './core/options.js';
+export type { OtpOptions, OtpLimits, OtpLogger, WindowQuota, ResolveUser, ResolvedUser, OnRecoveryCodeUsed, LinkOptions } from './core/options.js';
 export type { TotpEnrollment, TotpEnrollOptions } from './core/methods/totp.js';
 export type { RecoveryCodeSet } from './core/methods/recovery.js';
 export type { RequireOtpOptions } from './core/guard.js';
@@ -20,6 +20,7 @@ export { redisStore, type RedisStoreOptions } from './stores/redis.js';
 export { postgresStore, postgresSchemaSql, type PostgresStore, type PostgresStoreOptions } from './stores/postgres.js';
 export type {
   OtpStore, SendPlan, SendDecision, Counter, Refusal, Space, LockPolicy, LockStarted, VerifyRequest, VerifyOutcome, AttemptRequest, AttemptStart, SettleRequest,
+  PeekLinkRequest,
 } from './stores/types.js';
 export {
   twilioSms, twilioWhatsApp, twilioVoice, twilioLookup, TWILIO_LINE_TYPES,

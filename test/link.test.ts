@@ -12,9 +12,9 @@ import { Registry } from 'prom-client';
 import express from 'express';
 import session from 'express-session';
 import type { AddressInfo } from 'node:net';
-import { blockidOtp, createOtpService, requireOtp } from '../src/index.js';
+import { blockidOtp, createOtpService, memoryStore, requireOtp } from '../src/index.js';
 import { prometheusMetrics } from '../src/metrics.js';
-import { baseOptions, closeServer, users } from './helpers/apps.js';
+import { baseOptions, closeServer, expressApp, users } from './helpers/apps.js';
 import { captureSenders } from './helpers/capture.js';
 import { Client } from './helpers/client.js';
 import { askCode, LINK_URL, postLink, tokenIn } from './helpers/link-contract.js';
@@ -38,6 +38,34 @@ describe('the link option', () => {
   ] as const) {
     it(`refuses ${why} with a TypeError naming the option`, () => assert.throws(make(value), (error: Error) => error instanceof TypeError && pattern.test(error.message) && error.message.startsWith('blockidOtp:')));
   }
+});
+
+describe('GET and HEAD of a link touch no store', () => {
+  it('50 GETs and HEADs call no store operation at all (the real memory store, its calls recorded)', async () => {
+    const calls: string[] = [];
+    const real = memoryStore();
+    const recorded = new Proxy(real, {
+      get: (target, name, receiver) => {
+        const value = Reflect.get(target, name, receiver);
+        return typeof value === 'function' ? (...args: unknown[]) => (calls.push(String(name)), value.apply(target, args)) : value;
+      },
+    });
+    const app = await expressApp({ otp: { link, store: recorded } });
+    try {
+      const client = new Client(app.url);
+      const { token } = await askCode(app, client);
+      calls.length = 0;
+      for (let i = 0; i < 25; i += 1) {
+        assert.equal((await client.get(`/otp/link?t=${token}`)).status, 200);
+        assert.equal((await new Client(app.url).request('HEAD', `/otp/link?t=${token}`)).status, 200);
+      }
+      assert.deepEqual(calls, []);
+      assert.equal((await postLink(client, { t: token })).status, 303);
+      assert.deepEqual(calls, ['verify'], 'the POST of the session that asked: one verify');
+    } finally {
+      await app.close();
+    }
+  });
 });
 
 /** An Express app with a logger, metrics and tracing, and routes guarded by method. */

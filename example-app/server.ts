@@ -72,6 +72,8 @@ export function createExampleApp(env: Env = process.env): ExampleApp {
     ...(voice && { voice }),
     ...(config.webOtpDomain && { webOtpDomain: config.webOtpDomain }),
     ...(registry && { metrics: prometheusMetrics({ registry }) }),
+    // Each email also carries a sign-in link (docs/sign-in-link.md): PUBLIC_URL is where browsers reach this app.
+    link: { url: new URL(`${otpSettings.basePath}/link`, env.PUBLIC_URL ?? `http://localhost:${config.port}`).href, redirectTo: '/account' },
     // Destinations and factors only for the user who just passed the password step in this
     // session: nobody can start (or guess at) the code step for someone else.
     resolveUser: (username: string, req: express.Request) => {

@@ -238,7 +238,7 @@ export interface AccountView {
   user: DemoUser;
   verifiedAt: Date;
   /** How this session passed the code step. */
-  method: 'code' | 'totp' | 'recovery';
+  method: 'code' | 'totp' | 'recovery' | 'link';
   factors: UserFactors;
   csrfToken: string;
   notice?: string;
@@ -248,6 +248,7 @@ const methodNames = {
   code: 'a code we sent you',
   totp: 'your authenticator app',
   recovery: 'a recovery code',
+  link: 'the link in the email we sent you',
 } as const;
 
 export function accountPage({ user, verifiedAt, method, factors, csrfToken, notice }: AccountView): SafeHtml {
@@ -372,6 +373,17 @@ export interface OutboxEntryView {
 
 const channelLabels = { sms: 'SMS', email: 'Email', whatsapp: 'WhatsApp', voice: 'Voice call' } as const;
 
+/**
+ * An email's sign-in link as a button that opens it on this server (path and query only), so
+ * it works whatever host and port the app's PUBLIC_URL names.
+ */
+function signInLink(text: string): SafeHtml | string {
+  const match = /https?:\/\/\S+\?t=[A-Za-z0-9_-]+/.exec(text);
+  if (!match) return '';
+  const url = new URL(match[0]);
+  return html`<p><a class="button secondary sign-in-link" href="${url.pathname + url.search}">Open the sign-in link</a></p>`;
+}
+
 /** `channelsInUse`: e.g. "SMS, WhatsApp and voice calls". */
 export function outboxPage(entries: OutboxEntryView[], channelsInUse: string): SafeHtml {
   return html`<section class="card wide" aria-labelledby="outbox-title">
@@ -392,6 +404,7 @@ export function outboxPage(entries: OutboxEntryView[], channelsInUse: string): S
         <time datetime="${entry.at.toISOString()}">${entry.at.toISOString().replace('T', ' ').slice(0, 19)} UTC</time></p>
       ${entry.subject ? html`<p class="message-subject">${entry.subject}</p>` : ''}
       <pre class="message-text">${entry.text}</pre>
+      ${signInLink(entry.text)}
     </li>`,
     )}
   </ol>`

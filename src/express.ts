@@ -1,6 +1,6 @@
 /** The Express adapter: a thin translation between Express and the framework-free core. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readJsonBody } from './core/body.js';
+import { readJsonBody, readTextBody } from './core/body.js';
 import { createHttpHandler, type HttpExchange, type SessionPort } from './core/http.js';
 import { createGuard, type RequireOtpOptions } from './core/guard.js';
 import { afterResponse, insecureCookieMessage, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type OtpApi } from './core/adapter.js';
@@ -76,11 +76,16 @@ function checkTrustProxy(req: ExpressRequest): void {
   checkedApps.add(app);
 }
 
-function writeReply(res: ServerResponse, reply: { status: number; headers: Record<string, string>; body?: object; afterReply?: () => void }, setCookie?: string): void {
+/** The one writer of every reply: JSON (`body`), HTML (`html`, typed by its headers) or empty. */
+function writeReply(res: ServerResponse, reply: { status: number; headers: Record<string, string>; body?: object; html?: string; afterReply?: () => void }, setCookie?: string): void {
   if (reply.afterReply !== undefined) afterResponse(res, reply.afterReply);
   if (setCookie !== undefined) res.appendHeader('Set-Cookie', setCookie);
   res.statusCode = reply.status;
   for (const [name, value] of Object.entries(reply.headers)) res.setHeader(name, value);
+  if (reply.html !== undefined) {
+    res.setHeader('Content-Length', Buffer.byteLength(reply.html));
+    return void res.end(reply.html);
+  }
   if (reply.body === undefined) return void res.end();
   const text = JSON.stringify(reply.body);
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
@@ -89,6 +94,12 @@ function writeReply(res: ServerResponse, reply: { status: number; headers: Recor
   res.setHeader('Content-Length', Buffer.byteLength(text));
   res.end(text);
 }
+
+/** The raw query string of a request URL, without `?`. */
+const queryOf = (url: string | undefined): string => {
+  const at = url?.indexOf('?') ?? -1;
+  return at === -1 ? '' : url!.slice(at + 1);
+};
 
 export function blockidOtp(options: BlockidOtpOptions): BlockidOtpMiddleware {
   if (isRequest(options)) throw notCalledError('blockidOtp', 'blockidOtp({ secret, resolveUser, sms })');
@@ -138,6 +149,12 @@ export function blockidOtp(options: BlockidOtpOptions): BlockidOtpMiddleware {
       acceptLanguage: req.headers['accept-language'],
       ip: req.ip ?? req.socket.remoteAddress,
       body: () => readJsonBody(req, req.body, maxBodyBytes),
+      text: () => readTextBody(req, req.body, maxBodyBytes),
+      header: (name) => {
+        const value = req.headers[name];
+        return Array.isArray(value) ? value[0] : value;
+      },
+      query: queryOf(req.url),
       session: state?.port ?? sessionPort(req),
       req,
     };

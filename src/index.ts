@@ -4,7 +4,7 @@ export { createOtpService, type OtpService } from './core/programmatic.js';
 export type { OtpApi } from './core/adapter.js';
 export type { GenerateResult, VerifyResult } from './core/service.js';
 export { OtpError, type OtpErrorCode } from './core/errors.js';
-export type { OtpOptions, OtpLimits, OtpLogger, WindowQuota, ResolveUser, ResolvedUser, OnRecoveryCodeUsed } from './core/options.js';
+export type { OtpOptions, OtpLimits, OtpLogger, WindowQuota, ResolveUser, ResolvedUser, OnRecoveryCodeUsed, LinkOptions } from './core/options.js';
 export type { TotpEnrollment, TotpEnrollOptions } from './core/methods/totp.js';
 export type { RecoveryCodeSet } from './core/methods/recovery.js';
 export type { RequireOtpOptions } from './core/guard.js';

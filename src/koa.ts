@@ -3,7 +3,7 @@
  * and the framework-free core. Every rule lives in `src/core/`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readJsonBody } from './core/body.js';
+import { readJsonBody, readTextBody } from './core/body.js';
 import { createHttpHandler, sessionMissingMessage, type SessionPort } from './core/http.js';
 import { createGuard, type RequireOtpOptions } from './core/guard.js';
 import {
@@ -30,6 +30,7 @@ interface KoaSession {
 interface KoaContext {
   method: string;
   path: string;
+  querystring: string;
   ip: string;
   headers: IncomingMessage['headers'];
   req: IncomingMessage;
@@ -112,13 +113,14 @@ function checkCookieCanBeSet(ctx: KoaContext): void {
   }
 }
 
-function respond(ctx: KoaContext, reply: { status: number; headers: Record<string, string>; body?: object; afterReply?: () => void }, setCookie?: string): void {
+/** The one writer of every reply: JSON (`body`), HTML (`html`, typed by its headers) or empty. */
+function respond(ctx: KoaContext, reply: { status: number; headers: Record<string, string>; body?: object; html?: string; afterReply?: () => void }, setCookie?: string): void {
   // Koa writes the reply after the middleware returns: deliveries start once it is written.
   if (reply.afterReply !== undefined) afterResponse(ctx.res, reply.afterReply);
   ctx.status = reply.status;
   ctx.set(reply.headers);
   if (setCookie !== undefined) ctx.append('Set-Cookie', setCookie);
-  ctx.body = reply.body ?? '';
+  ctx.body = reply.html ?? reply.body ?? '';
 }
 
 export function blockidOtpKoa(options: BlockidOtpKoaOptions): BlockidOtpKoaMiddleware {
@@ -150,6 +152,12 @@ export function blockidOtpKoa(options: BlockidOtpKoaOptions): BlockidOtpKoaMiddl
       acceptLanguage: ctx.headers['accept-language'],
       ip: ctx.ip || undefined,
       body: () => readJsonBody(ctx.req, ctx.request.body, maxBodyBytes),
+      text: () => readTextBody(ctx.req, ctx.request.body, maxBodyBytes),
+      header: (name) => {
+        const value = ctx.headers[name];
+        return Array.isArray(value) ? value[0] : value;
+      },
+      query: ctx.querystring,
       session: state?.port ?? sessionPort(ctx),
       req: ctx,
     });

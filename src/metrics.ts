@@ -42,7 +42,7 @@ const CHANNELS: readonly Channel[] = ['sms', 'email', 'whatsapp', 'voice'];
 const PHONE_CHANNELS: readonly string[] = ['sms', 'whatsapp', 'voice'];
 const SEND_OUTCOMES = ['sent', 'rate_limited', 'test'] as const;
 const DELIVERY_RESULTS = ['delivered', 'failed'] as const;
-const METHODS: readonly VerifyMethod[] = ['code', 'totp', 'recovery'];
+const METHODS: readonly VerifyMethod[] = ['code', 'totp', 'recovery', 'link'];
 const VERIFY_RESULTS = ['verified', 'invalid', 'burned', 'locked'] as const;
 const LOCK_KINDS = ['timed', 'permanent'] as const;
 /** The limits' option names (`limits.*` and the resend cooldown). */

@@ -6,4 +6,5 @@
  */
 export type {
   OtpStore, SendPlan, SendDecision, Counter, Refusal, Space, LockPolicy, LockStarted, VerifyRequest, VerifyOutcome, AttemptRequest, AttemptStart, SettleRequest,
+  PeekLinkRequest,
 } from './stores/types.js';

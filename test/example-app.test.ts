@@ -781,6 +781,31 @@ async function outboxChannelsLine(page: Page, url: string): Promise<string> {
   }
 }
 
+describe('example app: sign-in link', () => {
+  test('signs in by clicking the email\'s link in the dev outbox; another device gets the "type the code" page', TIMEOUT, async () => {
+    const { url } = await startApp();
+    const tab = await openTab();
+    await signInToCodeStep(tab.page, url, ADA.username);
+    await sendCode(tab.page, 'email');
+    const [email] = await waitForOutbox(tab.context, url, 1);
+    const link = /https?:\/\/\S+(\/otp\/link\?t=[A-Za-z0-9_-]+)/.exec(email?.text ?? '')?.[1];
+    assert.ok(link && email?.text.includes(codeIn(email.text)), 'the email in the outbox holds the code and the link');
+    // Another device (a second browser context, no session) opens the link and presses the button.
+    const otherDevice = await openTab();
+    const page = await otherDevice.page.goto(`${url}${link}`);
+    assert.equal(page?.headers()['referrer-policy'], 'no-referrer');
+    await otherDevice.page.getByRole('button', { name: 'Sign in' }).click();
+    await otherDevice.page.getByRole('heading', { name: 'Type the code instead' }).waitFor();
+    // The device that asked: the outbox's link, then the confirmation page's button.
+    await tab.page.goto(`${url}/dev/outbox`);
+    await tab.page.getByRole('link', { name: 'Open the sign-in link' }).first().click();
+    await tab.page.getByRole('button', { name: 'Sign in' }).click();
+    await expectAccountPage(tab.page, url, ADA);
+    assert.equal(await verifiedMethod(tab.page), 'link');
+    assert.deepEqual([...tab.problems, ...otherDevice.problems], [], 'no CSP report or script error');
+  });
+});
+
 describe('example app: metrics', () => {
   test('GET /metrics in development: blockid_otp_ counters after a send and a verify, and no personal data', TIMEOUT, async () => {
     const { url } = await startApp();

@@ -297,7 +297,7 @@ for (const [framework, makeApp] of frameworks) {
         [key({ method: 'code', result: 'burned' })]: 1,
         [key({ method: 'code', result: 'locked' })]: 2, // frank's right code during the timed lock, and after the permanent one
         ...Object.fromEntries(
-          ['totp', 'recovery'].flatMap((method) => ['verified', 'invalid', 'burned', 'locked'].map((result) => [key({ method, result }), 0])),
+          ['totp', 'recovery', 'link'].flatMap((method) => ['verified', 'invalid', 'burned', 'locked'].map((result) => [key({ method, result }), 0])),
         ),
       });
       assert.deepEqual(series(samples, 'blockid_otp_locks_total'), { [key({ kind: 'timed' })]: 1, [key({ kind: 'permanent' })]: 1 });

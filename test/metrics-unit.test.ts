@@ -91,7 +91,7 @@ describe('prometheusMetrics: every sink method, scraped from a real registry', (
     assert.equal(value(s, 'blockid_otp_verifications_total', { method: 'totp', result: 'locked' }), 1);
     assert.equal(value(s, 'blockid_otp_verifications_total', { method: 'recovery', result: 'burned' }), 1);
     assert.equal(value(s, 'blockid_otp_verifications_total', { method: 'totp', result: 'verified' }), 0);
-    assert.equal(s.filter((x) => x.name === 'blockid_otp_verifications_total').length, 12);
+    assert.equal(s.filter((x) => x.name === 'blockid_otp_verifications_total').length, 16);
   });
 
   it('counts locks by kind and times verifications from 5 s to 600 s and beyond', async () => {

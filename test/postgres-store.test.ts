@@ -547,7 +547,7 @@ describe('postgresStore counters, cache, expiry and columns', () => {
     assert.deepEqual(Object.fromEntries(byTable), {
       [`${prefix}cache`]: ['expires_at', 'key', 'value'],
       [`${prefix}counters`]: ['expires_at', 'hits', 'key'],
-      [`${prefix}slots`]: ['attempts', 'code_hash', 'code_tag', 'code_until', 'cooldown_until', 'expires_at', 'issued_at_ms', 'slot', 'space', 'user_key'],
+      [`${prefix}slots`]: ['attempts', 'code_hash', 'code_tag', 'code_until', 'cooldown_until', 'expires_at', 'issued_at_ms', 'link_hash', 'slot', 'space', 'user_key'],
       [`${prefix}users`]: ['expires_at', 'failures', 'failures_until', 'lock_until', 'sends', 'sends_until', 'space', 'user_key'],
       [`${prefix}uses`]: ['expires_at', 'id', 'kind', 'step', 'user_key'],
     });

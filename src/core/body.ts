@@ -41,6 +41,29 @@ export async function readJsonBody(req: IncomingMessage, alreadyParsed: unknown,
 }
 
 /**
+ * The raw body as text (a form post), at most `limitBytes`. Read from the stream when nothing
+ * has read it yet (a JSON parser that skipped it may still have left `req.body = {}`); else a
+ * body parser's result: a string as is, a parsed form (express.urlencoded, koa-bodyparser)
+ * written back as `a=1&b=2`.
+ */
+export async function readTextBody(req: IncomingMessage, alreadyParsed: unknown, limitBytes: number): Promise<string> {
+  const read = req.readableEnded || req.destroyed || (req as { readableDidRead?: boolean }).readableDidRead === true;
+  if (read) {
+    if (typeof alreadyParsed === 'string') return alreadyParsed;
+    if (alreadyParsed !== null && typeof alreadyParsed === 'object') {
+      return new URLSearchParams(Object.entries(alreadyParsed).filter((entry): entry is [string, string] => typeof entry[1] === 'string')).toString();
+    }
+    throw new BodyError('malformed', 'The request body was already read by an earlier middleware that did not set req.body: mount nothing that reads bodies before blockid-otp.');
+  }
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limitBytes) {
+    req.resume();
+    throw tooLarge(limitBytes);
+  }
+  return req.complete ? readBuffered(req, limitBytes) : readStream(req, limitBytes);
+}
+
+/**
  * The whole body has already arrived (`complete`: small bodies come in the packet of the
  * headers) and sits unread in the stream's buffer: one synchronous read takes it all.
  */

@@ -20,7 +20,7 @@ export function createComposer(config: ResolvedOptions) {
     locale: (preferred: string | undefined, acceptLanguage: string | undefined) => pickLocale(catalog, preferred, acceptLanguage, config.defaultLocale),
 
     /** The message for `target` on `channel` (a fallback may send a phone target on another phone channel). */
-    compose(code: string, username: string, target: Target, locale: string, channel: Channel = target.channel): Outgoing {
+    compose(code: string, username: string, target: Target, locale: string, channel: Channel = target.channel, link?: string): Outgoing {
       const templates = catalog.get(locale) ?? catalog.get('en');
       if (templates === undefined) throw new Error('blockid-otp: no message templates');
       const context = { code, appName: config.appName, validFor: describeDuration(config.ttlSeconds, locale), locale };
@@ -51,12 +51,13 @@ export function createComposer(config: ResolvedOptions) {
           const message = {
             to: target.to,
             subject: templates.emailSubject(context),
-            text: templates.emailText(context),
-            html: templates.emailHtml({ ...context, appName: escapeHtml(config.appName) }),
+            text: templates.emailText({ ...context, link }),
+            html: templates.emailHtml({ ...context, appName: escapeHtml(config.appName), link: link === undefined ? undefined : escapeHtml(link) }),
             code,
             username,
           };
-          return { channel, message: about, provider: providerOf(sender), send: () => sender.send(message) };
+          const linkToken = link === undefined ? undefined : (new URL(link).searchParams.get('t') ?? undefined);
+          return { channel, message: { ...about, linkToken }, provider: providerOf(sender), send: () => sender.send(message) };
         }
       }
     },

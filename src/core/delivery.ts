@@ -9,7 +9,7 @@ import type { Channel, OtpMetrics } from './types.js';
 export interface Outgoing {
   channel: Channel;
   /** What events report and what failures are scrubbed of. */
-  message: { to: string; code: string; username: string };
+  message: { to: string; code: string; username: string; linkToken?: string | undefined };
   /** Who delivers it, for traces. */
   provider: OtpProvider;
   send(): Promise<void>;
@@ -165,10 +165,12 @@ function isRetryable(error: unknown): boolean {
 
 /**
  * A one-line reason for logs and events. Should a sender's error echo the code or the full
- * destination (custom senders may), they are scrubbed: the code to `[code]`, the
+ * destination (custom senders may), they are scrubbed: the code to `[code]`, a sign-in link's
+ * token to `[link]`, the
  * destination to its masked form.
  */
-function describeFailure(error: unknown, message: { code: string; to: string }): string {
-  const text = error instanceof DeliveryTimeout ? 'timed out' : error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+function describeFailure(error: unknown, message: { code: string; to: string; linkToken?: string | undefined }): string {
+  let text = error instanceof DeliveryTimeout ? 'timed out' : error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  if (message.linkToken !== undefined) text = text.split(message.linkToken).join('[link]');
   return text.split(message.code).join('[code]').split(message.to).join(maskDestination(message.to)).slice(0, 300);
 }

@@ -19,6 +19,8 @@ export interface IssuedCode {
   admitted: Target[];
   code: string;
   test: boolean;
+  /** The sign-in link (`link` option) for emails; never logged. */
+  link?: string | undefined;
 }
 
 export function createDispatcher({ config, composer, events, lineTypeGate }: {
@@ -64,7 +66,7 @@ export function createDispatcher({ config, composer, events, lineTypeGate }: {
           // Inside the send's trace context (this runs after the reply), so the lookup span is a child of the send.
           const gate = lineTypeGate === undefined ? undefined : () => lineTypeGate(target.to, username);
           if (context.gate && gate !== undefined && target.channel !== 'email' && !(await (context.trace?.run(gate) ?? gate()))) return null;
-          const first = composer.compose(issued.code, username, target, locale);
+          const first = composer.compose(issued.code, username, target, locale, target.channel, issued.link);
           return (await deliverChain(first, fallbackAfter(target, issued.code, username, locale), deliveryPolicy, events, context)) === null ? null : target.channel;
         } catch {
           return null;

@@ -12,7 +12,7 @@ export interface RequireOtpOptions {
   methods?: VerifyMethod[];
 }
 
-const METHODS: readonly VerifyMethod[] = ['code', 'totp', 'recovery'];
+const METHODS: readonly VerifyMethod[] = ['code', 'totp', 'recovery', 'link'];
 
 export function resolveGuardOptions(options: RequireOtpOptions | undefined, factory: string): RequireOtpOptions {
   if (options === undefined) return {};
@@ -27,7 +27,7 @@ export function resolveGuardOptions(options: RequireOtpOptions | undefined, fact
   }
   const methods = options.methods;
   if (methods !== undefined && (!Array.isArray(methods) || methods.length === 0 || methods.some((m) => !METHODS.includes(m)))) {
-    throw configError(`${factory}: option "methods" must be a non-empty list of "code", "totp" and "recovery", e.g. ["totp"].`, 'invalid-guard-options');
+    throw configError(`${factory}: option "methods" must be a non-empty list of "code", "totp", "recovery" and "link", e.g. ["totp"].`, 'invalid-guard-options');
   }
   const maxAge = options.maxAgeSeconds;
   if (maxAge !== undefined && (typeof maxAge !== 'number' || !Number.isFinite(maxAge) || maxAge <= 0)) {

@@ -1,8 +1,17 @@
 /**
  * The HTTP contract, framework-free: the Express and Koa adapters translate their request
  * into an `HttpExchange`, call `handle`, and write the `HttpReply` back.
+ *
+ * What an adapter provides and writes (the sign-in link, `link` option, needs all of it):
+ * - `exchange.header(name)`, `exchange.query` (the raw query string) and `exchange.text()`
+ *   (the raw body as text, with the same size limit as `body()`): `POST {basePath}/link` is a
+ *   form post (`application/x-www-form-urlencoded`), so nothing may parse or refuse bodies
+ *   under `basePath` before the core sees them.
+ * - a reply is JSON (`body`), HTML (`html`, its `Content-Type` already in `headers`) or empty
+ *   (neither: a 303 carries its `Location` in `headers`). One writer per adapter handles all three.
  */
 import { BodyError, isJsonContentType } from './body.js';
+import { createLinkRoutes, isFormContentType, SESSION_LINK_USER } from './link-route.js';
 import { anchorOf, configError, OtpError, withDocsLink } from './errors.js';
 import type { OtpService, RequestContext } from './service.js';
 import type { ChannelChoice, OtpSessionFlag, VerifyMethod } from './types.js';
@@ -31,6 +40,12 @@ export interface HttpExchange {
   countIp?: boolean;
   /** Reads the parsed JSON body; throws `BodyError`. */
   body(): Promise<unknown>;
+  /** Reads the raw body as UTF-8 text, at most `maxBodyBytes` (a form post); throws `BodyError`. */
+  text(): Promise<string>;
+  /** A request header by its lower-case name (`origin`, `sec-fetch-site`, `host`), or undefined. */
+  header(name: string): string | undefined;
+  /** The raw query string, without `?` (`''` for none). */
+  query: string;
   /** Undefined when no session middleware ran. */
   session: SessionPort | undefined;
   /** The framework's request (for `resolveUser`). */
@@ -39,7 +54,10 @@ export interface HttpExchange {
 
 export interface HttpReply {
   status: number;
-  body: Record<string, unknown>;
+  /** A JSON body. */
+  body?: Record<string, unknown>;
+  /** An HTML page (the sign-in link's); `headers` carry its `Content-Type`. */
+  html?: string;
   headers: Record<string, string>;
   /**
    * Work to start once the reply is written (the adapter calls it on the response's
@@ -50,9 +68,11 @@ export interface HttpReply {
 }
 
 type Route = (exchange: HttpExchange, session: SessionPort) => Promise<HttpReply>;
+/** A route: its handler per method, and the body type its POST takes. */
+type Entry = { GET?: Route; POST?: Route; accepts?: 'json' | 'form' };
 
 const CHANNELS = new Set<ChannelChoice>(['sms', 'email', 'both', 'whatsapp', 'voice']);
-const METHODS = new Set<VerifyMethod>(['code', 'totp', 'recovery']);
+const METHODS = new Set<VerifyMethod>(['code', 'totp', 'recovery']); // 'link' only through POST {basePath}/link
 const NO_STORE = { 'Cache-Control': 'no-store' };
 
 export const sessionMissingMessage = withDocsLink(
@@ -178,6 +198,8 @@ export function createHttpHandler(service: OtpService): HttpHandler {
       session.write(SESSION_BINDING, nonce);
     }
     const accepted = await service.requestCode(username, channel, context(exchange, service.bindingHash(nonce as string)));
+    // The link's POST needs the username: this session's last send names it (sealed or server-side, never in the link).
+    if (service.options.link !== undefined) session.write(SESSION_LINK_USER, username);
     const answer = reply(202, { status: 'sent', expiresIn: ttlSeconds, resendIn: resendCooldownSeconds });
     if (awaitDelivery) {
       const delivered = await accepted.deliver();
@@ -223,11 +245,15 @@ export function createHttpHandler(service: OtpService): HttpHandler {
     });
   };
 
-  const routes = new Map<string, { method: 'GET' | 'POST'; route: Route }>([
-    [`${base}/send`, { method: 'POST', route: send }],
-    [`${base}/verify`, { method: 'POST', route: verify }],
-    [`${base}/status`, { method: 'GET', route: status }],
+  const routes = new Map<string, Entry>([
+    [`${base}/send`, { POST: send, accepts: 'json' }],
+    [`${base}/verify`, { POST: verify, accepts: 'json' }],
+    [`${base}/status`, { GET: status }],
   ]);
+  if (service.options.link !== undefined) {
+    const link = createLinkRoutes(service, { flag: SESSION_FLAG, binding: SESSION_BINDING });
+    routes.set(`${base}/link`, { GET: link.show, POST: link.confirm, accepts: 'form' });
+  }
 
   const prefix = `${base}/`;
   const handler = async (exchange: HttpExchange): Promise<HttpReply | undefined> => {
@@ -235,15 +261,20 @@ export function createHttpHandler(service: OtpService): HttpHandler {
     const entry = routes.get(path);
     if (entry === undefined) return undefined;
     const method = exchange.method === 'HEAD' ? 'GET' : exchange.method;
-    if (method !== entry.method) {
-      return failure(405, 'method_not_allowed', `Use ${entry.method} for ${path}.`, {}, { Allow: entry.method });
+    const route = method === 'GET' || method === 'POST' ? entry[method] : undefined;
+    if (route === undefined) {
+      const allow = [entry.GET && 'GET', entry.POST && 'POST'].filter(Boolean).join(', ');
+      return failure(405, 'method_not_allowed', `Use ${allow} for ${path}.`, {}, { Allow: allow });
     }
-    if (entry.method === 'POST' && !isJsonContentType(exchange.contentType)) {
+    if (method === 'POST' && entry.accepts === 'json' && !isJsonContentType(exchange.contentType)) {
       return unsupportedMediaType(exchange.contentType);
+    }
+    if (method === 'POST' && entry.accepts === 'form' && !isFormContentType(exchange.contentType)) {
+      return failure(415, 'unsupported_media_type', 'Post the confirmation page\'s form: "Content-Type: application/x-www-form-urlencoded" with t=<token>.');
     }
     if (exchange.session === undefined) throw new TypeError(sessionMissingMessage);
     try {
-      return await entry.route(exchange, exchange.session);
+      return await route(exchange, exchange.session);
     } catch (error) {
       return errorReply(error);
     }

@@ -6,6 +6,8 @@ export interface MessageContext {
   /** "5 minutes", "30 seconds", in the message's language. */
   validFor: string;
   locale: string;
+  /** The sign-in link (`link` option), emails only; HTML-escaped in `emailHtml`. Undefined when off. */
+  link?: string | undefined;
 }
 
 export interface MessageTemplates {
@@ -16,17 +18,27 @@ export interface MessageTemplates {
   emailHtml(context: MessageContext): string;
 }
 
-const emailHtml = (lines: { heading: string; intro: string; footer: string }, code: string): string =>
+/** The sign-in link as a button-styled anchor (email clients keep inline styles, not classes). */
+const linkButton = (link: string | undefined, lines: { linkIntro: string; linkButton: string }): string =>
+  link === undefined
+    ? ''
+    : `<p>${lines.linkIntro}</p><p><a href="${link}" style="display:inline-block;padding:12px 20px;border-radius:6px;` +
+      `background:#1f6feb;color:#ffffff;font-weight:600;text-decoration:none">${lines.linkButton}</a></p>`;
+
+const emailHtml = (lines: { heading: string; intro: string; footer: string; linkIntro: string; linkButton: string }, code: string, link?: string): string =>
   `<!doctype html><html><body style="font-family:system-ui,sans-serif;color:#1b1f24">` +
   `<p>${lines.heading}</p><p>${lines.intro}</p>` +
   `<p style="font-size:28px;letter-spacing:6px;font-weight:700;font-family:ui-monospace,monospace">${code}</p>` +
+  linkButton(link, lines) +
   `<p style="color:#57606a">${lines.footer}</p></body></html>`;
 
 const english: MessageTemplates = {
   sms: (m) => `${m.code} is your ${m.appName} verification code. It expires in ${m.validFor}. Do not share it with anyone.`,
   emailSubject: (m) => `Your ${m.appName} verification code`,
   emailText: (m) =>
-    `Your ${m.appName} verification code is ${m.code}\n\nIt expires in ${m.validFor}. Do not share it with anyone: ` +
+    `Your ${m.appName} verification code is ${m.code}\n\n` +
+    (m.link === undefined ? '' : `Or sign in on the device where you asked for it by opening this link:\n${m.link}\n\n`) +
+    `It expires in ${m.validFor}. Do not share it with anyone: ` +
     `we will never ask you for it.\nIf you did not ask for this code, you can ignore this email.\n`,
   emailHtml: (m) =>
     emailHtml(
@@ -34,8 +46,11 @@ const english: MessageTemplates = {
         heading: `Your ${m.appName} verification code`,
         intro: `Enter this code to continue. It expires in ${m.validFor}.`,
         footer: 'Do not share it with anyone: we will never ask you for it. If you did not ask for this code, you can ignore this email.',
+        linkIntro: 'Or sign in with one click, on the device where you asked for the code:',
+        linkButton: 'Sign in',
       },
       m.code,
+      m.link,
     ),
 };
 
@@ -43,7 +58,9 @@ const frenchCanada: MessageTemplates = {
   sms: (m) => `${m.code} est votre code de vérification ${m.appName}. Il expire dans ${m.validFor}. Ne le communiquez à personne.`,
   emailSubject: (m) => `Votre code de vérification ${m.appName}`,
   emailText: (m) =>
-    `Votre code de vérification ${m.appName} est ${m.code}\n\nIl expire dans ${m.validFor}. Ne le communiquez à personne : ` +
+    `Votre code de vérification ${m.appName} est ${m.code}\n\n` +
+    (m.link === undefined ? '' : `Ou connectez-vous sur l'appareil où vous l'avez demandé en ouvrant ce lien :\n${m.link}\n\n`) +
+    `Il expire dans ${m.validFor}. Ne le communiquez à personne : ` +
     `nous ne vous le demanderons jamais.\nSi vous n'avez pas demandé ce code, ignorez ce courriel.\n`,
   emailHtml: (m) =>
     emailHtml(
@@ -51,8 +68,11 @@ const frenchCanada: MessageTemplates = {
         heading: `Votre code de vérification ${m.appName}`,
         intro: `Entrez ce code pour continuer. Il expire dans ${m.validFor}.`,
         footer: "Ne le communiquez à personne : nous ne vous le demanderons jamais. Si vous n'avez pas demandé ce code, ignorez ce courriel.",
+        linkIntro: "Ou connectez-vous en un clic, sur l'appareil où vous avez demandé le code :",
+        linkButton: 'Se connecter',
       },
       m.code,
+      m.link,
     ),
 };
 
@@ -80,7 +100,7 @@ export function buildCatalog(overrides: Record<string, Partial<MessageTemplates>
  * The best locale in `catalog` for an explicit locale (from `resolveUser`) or an
  * `Accept-Language` header; exact tags first, then the language alone (`fr` → `fr-CA`).
  */
-export function pickLocale(catalog: Map<string, MessageTemplates>, preferred: string | undefined, acceptLanguage: string | undefined, defaultLocale: string): string {
+export function pickLocale(catalog: ReadonlyMap<string, unknown>, preferred: string | undefined, acceptLanguage: string | undefined, defaultLocale: string): string {
   const wanted = preferred ? [preferred] : parseAcceptLanguage(acceptLanguage);
   for (const tag of wanted) {
     const lower = tag.toLowerCase();

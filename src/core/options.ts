@@ -128,10 +128,23 @@ export interface OtpOptions {
   metrics?: OtpMetrics;
   /** The issuer an authenticator app shows for `totp.enroll()` (default: `appName`). */
   totpIssuer?: string;
+  /**
+   * A sign-in link in each email beside the code, safe from mail scanners (docs/sign-in-link.md):
+   * `url` is where the app serves `{basePath}/link`, absolute; `redirectTo` (default `/`) is
+   * where a confirmed link lands.
+   */
+  link?: LinkOptions;
+}
+
+export interface LinkOptions {
+  /** Absolute `http(s)` URL of `{basePath}/link`, without query or fragment, e.g. `https://app.example/otp/link`. */
+  url: string;
+  /** A path on this site to send the browser to once signed in (default `/`). */
+  redirectTo?: string;
 }
 
 type Optional = 'resolveUser' | 'sms' | 'email' | 'logger' | 'webOtpDomain' | 'limits' | 'whatsapp' | 'voice' | 'fallback' | 'lookup' | 'allowNumberTypes'
-  | 'testDestinations' | 'testDestinationsExpireAt' | 'onRecoveryCodeUsed' | 'metrics' | 'totpIssuer';
+  | 'testDestinations' | 'testDestinationsExpireAt' | 'onRecoveryCodeUsed' | 'metrics' | 'totpIssuer' | 'link';
 
 export interface ResolvedOptions extends Required<Omit<OtpOptions, Optional>> {
   resolveUser: ResolveUser | undefined;
@@ -149,6 +162,7 @@ export interface ResolvedOptions extends Required<Omit<OtpOptions, Optional>> {
   onRecoveryCodeUsed: OnRecoveryCodeUsed | undefined;
   metrics: OtpMetrics | undefined;
   totpIssuer: string;
+  link: { url: string; redirectTo: string } | undefined;
 }
 
 /** NIST SP 800-63B 5.2.2: at most 100 consecutive failed attempts on one account. */
@@ -190,7 +204,7 @@ const knownOptions = [
   'secret', 'resolveUser', 'sms', 'email', 'store', 'basePath', 'codeLength', 'ttlSeconds', 'maxAttempts',
   'resendCooldownSeconds', 'appName', 'messages', 'defaultLocale', 'webOtpDomain', 'awaitDelivery',
   'deliveryTimeoutMs', 'deliveryRetries', 'maxBodyBytes', 'normalizeUsername', 'limits', 'logger', 'whatsapp', 'voice',
-  'fallback', 'lookup', 'allowNumberTypes', 'testDestinations', 'testDestinationsExpireAt', 'onRecoveryCodeUsed', 'metrics', 'totpIssuer',
+  'fallback', 'lookup', 'allowNumberTypes', 'testDestinations', 'testDestinationsExpireAt', 'onRecoveryCodeUsed', 'metrics', 'totpIssuer', 'link',
 ] as const;
 const SENDER_EXAMPLES = {
   sms: 'twilioSms({ client, from })',
@@ -344,7 +358,30 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
     onRecoveryCodeUsed: options.onRecoveryCodeUsed,
     metrics,
     totpIssuer: options.totpIssuer ?? ((options.appName ?? 'blockid-otp').replace(/:/g, '').trim() || 'blockid-otp'),
+    link: resolveLink(options.link, fail),
   };
+}
+
+/** `link`: an absolute http(s) URL without query or fragment, and a same-origin `redirectTo` path. */
+function resolveLink(link: LinkOptions | undefined, fail: (message: string) => never): ResolvedOptions['link'] {
+  if (link === undefined) return undefined;
+  const example = 'e.g. { url: "https://app.example/otp/link", redirectTo: "/" }';
+  if (link === null || typeof link !== 'object') return fail(`option "link" must be an object, ${example}.`);
+  rejectUnknown(Object.keys(link), ['url', 'redirectTo'], 'link option', fail);
+  let url: URL | undefined;
+  try {
+    url = typeof link.url === 'string' ? new URL(link.url) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:') || link.url.includes('?') || link.url.includes('#') || url.username !== '' || url.password !== '') {
+    return fail(`option "link.url" must be the absolute http(s) URL where the app serves {basePath}/link, without query or fragment, ${example} (got ${JSON.stringify(link.url)}).`);
+  }
+  const redirectTo = link.redirectTo ?? '/';
+  if (typeof redirectTo !== 'string' || !redirectTo.startsWith('/') || redirectTo.startsWith('//') || /[\\\u0000-\u001f\u007f]/.test(redirectTo)) {
+    return fail('option "link.redirectTo" must be a path on this site starting with a single "/", e.g. "/account" (not "//host" or "/\\host", which browsers read as another site).');
+  }
+  return { url: url.href, redirectTo };
 }
 
 function resolveLimits(limits: Partial<OtpLimits> | undefined, fail: (message: string) => never): OtpLimits {

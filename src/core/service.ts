@@ -4,6 +4,7 @@
  * method (see verification.ts). Adapters (Express, Koa, the seed facade) call into this.
  */
 import { generateCode, hashCode, randomToken, hashKey } from './codes.js';
+import { issueLinkToken, linkHash, parseLinkToken } from './link-token.js';
 import { createAdmission, type PlannedTarget } from './admission.js';
 import { createComposer } from './compose.js';
 import { createDispatcher } from './dispatch.js';
@@ -44,6 +45,17 @@ export interface RequestContext {
   req?: unknown;
 }
 
+/**
+ * What a POST of a sign-in link comes to: signed in, a live link from another session (nothing
+ * spent), a link that cannot be used (unknown, used or expired: one answer), or too many
+ * wrong guesses of the session's code.
+ */
+export type LinkResult =
+  | { result: 'verified'; username: string }
+  | { result: 'other_device' }
+  | { result: 'unusable' }
+  | { result: 'too_many_attempts'; retryAfterSeconds?: number };
+
 /** An admitted HTTP send: `deliver()` is called once the reply is written. */
 export interface AcceptedSend {
   expiresAt: Date;
@@ -74,6 +86,11 @@ export interface OtpService {
   requestCode(username: string, channel: ChannelChoice, context: RequestContext): Promise<AcceptedSend>;
   /** @internal The HTTP verify, by any method. */
   checkCode(username: string, code: string, context: RequestContext, method?: VerifyMethod): Promise<VerifyResult>;
+  /**
+   * @internal POST {basePath}/link: `username` is the one the session last asked a code for
+   * (undefined when it asked none), `context.binding` its slot.
+   */
+  confirmLink(token: string, username: string | undefined, context: RequestContext): Promise<LinkResult>;
   /** @internal A fresh session binding nonce and its keyed hash. */
   newBinding(): string;
   bindingHash(nonce: string): string;
@@ -162,9 +179,11 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     username: string,
     space: Space,
     planned: PlannedTarget[],
-    context: { slot: string; countIp: boolean; ip: string | undefined },
-  ): Promise<{ expiresAt: Date; admitted: Target[]; code: string; test: boolean }> => {
+    context: { slot: string; countIp: boolean; ip: string | undefined; withLink?: boolean },
+  ): Promise<{ expiresAt: Date; admitted: Target[]; code: string; test: boolean; link: string | undefined }> => {
     const user = admission.userKey(username);
+    // A session's send (never an unbound generateOtp() code, which no browser could confirm); decoys too, for the same work.
+    const link = context.withLink === true && config.link !== undefined ? issueLinkToken(secret, user, context.slot) : undefined;
     const real = planned.flatMap(({ target }) => (target === null ? [] : [target]));
     const fixed = real.length === 0 ? undefined : testDestinations?.codeForTargets(real);
     const code = fixed ?? generateCode(config.codeLength);
@@ -184,6 +203,7 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
         ttlMs: fixed === undefined || testDestinations === undefined ? config.ttlSeconds * 1000 : testDestinations.lifetimeMs(config.ttlSeconds * 1000),
         // Where the code went (channels and area codes, nothing personal), for the conversion-rate metric.
         ...(real.length > 0 && fixed === undefined && metrics !== undefined && { tag: real.map((t) => `${t.channel}:${npaOf(t)}`).join(',') }),
+        ...(link !== undefined && { linkHash: link.hash }),
       },
     });
     const decision = await store.send(plan);
@@ -191,7 +211,7 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     if (!decision.ok) throw refusalError(decision.refusal);
     const expiresAt = new Date(plan.code.issuedAtMs + config.ttlSeconds * 1000);
     const admitted = planned.flatMap(({ target }, index) => (target !== null && decision.targets[index] === null ? [target] : []));
-    return { expiresAt, admitted, code, test: fixed !== undefined };
+    return { expiresAt, admitted, code, test: fixed !== undefined, link: link === undefined ? undefined : `${config.link!.url}?t=${link.token}` };
   };
 
   const service: OtpService = {
@@ -262,7 +282,12 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
         const planned = wantedChannels(channel, senders).map((wanted) => ({ channel: wanted, target: targets.find((t) => t.channel === wanted) ?? null }));
         let issued;
         try {
-          issued = await admitAndIssue(username, space, planned, { slot: context.binding ?? '', countIp: context.countIp !== false, ip: context.ip });
+          issued = await admitAndIssue(username, space, planned, {
+            slot: context.binding ?? '',
+            countIp: context.countIp !== false,
+            ip: context.ip,
+            withLink: context.binding !== null,
+          });
         } catch (error) {
           if (error instanceof OtpError && error.code === 'RATE_LIMITED') span.setAttribute('blockid_otp.outcome', 'rate_limited');
           throw error;
@@ -286,6 +311,25 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
         ip: context.ip,
         req: context.req,
       });
+    },
+
+    async confirmLink(token, username, context) {
+      const parsed = parseLinkToken(token);
+      const binding = context.binding;
+      const own = parsed !== null && username !== undefined && binding !== null && parsed.slot === binding && parsed.user === admission.userKey(username);
+      // Another session's live link: say so without spending or consuming anything of it.
+      if (!own && parsed !== null && store.peekLink !== undefined) {
+        const live = await store.peekLink({ user: parsed.user, slot: parsed.slot, hash: linkHash(secret, parsed), maxAttempts: config.maxAttempts });
+        if (live) return { result: 'other_device' };
+      }
+      // Anything else this session posts is a guess of its own code (a session that asked none spends nothing).
+      if (username === undefined || binding === null) return { result: 'unusable' };
+      const verified = await verifier.verify('link', { username, code: token, slots: [binding], ip: context.ip, req: context.req });
+      if (verified.ok) return { result: 'verified', username };
+      if (verified.reason === 'too_many_attempts') {
+        return { result: 'too_many_attempts', ...(verified.retryAfterSeconds !== undefined && { retryAfterSeconds: verified.retryAfterSeconds }) };
+      }
+      return { result: 'unusable' };
     },
 
     newBinding: randomToken,

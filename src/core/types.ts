@@ -16,8 +16,8 @@ export type Channel = 'sms' | 'email' | 'whatsapp' | 'voice';
 export type PhoneChannel = 'sms' | 'whatsapp' | 'voice';
 /** `both` is the seed's "Via Email and SMS": every one of those two that the user has. */
 export type ChannelChoice = Channel | 'both';
-/** How a session was verified: the SMS/email/WhatsApp/voice code, an authenticator app, or a recovery code. */
-export type VerifyMethod = 'code' | 'totp' | 'recovery';
+/** How a session was verified: the SMS/email/WhatsApp/voice code, an authenticator app, a recovery code, or the email's sign-in link. */
+export type VerifyMethod = 'code' | 'totp' | 'recovery' | 'link';
 
 export interface SmsMessage {
   /** E.164, e.g. `+14155550100`. */

@@ -1,5 +1,5 @@
 /**
- * Verification by each method (the SMS/email code, an authenticator app, a recovery code),
+ * Verification by each method (the SMS/email code, its sign-in link, an authenticator app, a recovery code),
  * with one attempt budget and one lock for all of them. Each method finds its candidate's
  * outcome; `report` turns it into the answer, the events and the metrics, the same way for
  * every method. A known user's guesses, by any method and whether or not the user has that
@@ -7,7 +7,8 @@
  * the decoy space's, as its SMS/email codes do. So from outside a user without the method,
  * a user with it and an unknown user answer alike, before and after a lock.
  */
-import { hashCode, hashKey, isWellFormedCode } from './codes.js';
+import { hashCode, hashKey, hmac, isWellFormedCode } from './codes.js';
+import { linkHash, parseLinkToken } from './link-token.js';
 import type { OtpEvents } from './events.js';
 import type { ResolvedOptions } from './options.js';
 import { createRecoveryCodes } from './methods/recovery.js';
@@ -15,7 +16,7 @@ import { createTotp } from './methods/totp.js';
 import { lockPolicy } from './lockout.js';
 import { inSpan } from './tracing.js';
 import type { VerifyMethod } from './types.js';
-import type { LockStarted, Space } from '../stores/types.js';
+import type { LockStarted, Space, VerifyOutcome } from '../stores/types.js';
 
 export type VerifyResult = { ok: true } | { ok: false; reason: 'invalid_code' | 'too_many_attempts'; retryAfterSeconds?: number };
 
@@ -58,24 +59,40 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
     return { result: 'invalid', why: 'wrong_code', space, lock: start.lock };
   };
 
+  /** The store's answer for a code record (by its code or by its link) as an outcome. */
+  const recordOutcome = (outcome: VerifyOutcome): Outcome => {
+    switch (outcome.result) {
+      case 'ok':
+        return { result: 'ok', issuedAtMs: outcome.issuedAtMs, ...(outcome.tag !== undefined && { tag: outcome.tag }) };
+      case 'missing':
+        return { result: 'invalid', why: 'no_code' };
+      case 'burned':
+        return { result: 'burned', space: outcome.space };
+      case 'locked':
+        return { result: 'locked', retryAfterMs: outcome.retryAfterMs, space: outcome.space };
+      case 'mismatch':
+        return { result: 'invalid', why: 'wrong_code', space: outcome.space, lock: outcome.lock };
+    }
+  };
+
   const methods: Record<VerifyMethod, (request: VerifyRequest) => Promise<Outcome>> = {
     async code({ username, code, slots }) {
       const candidate = code.replace(/[\s-]/g, '');
       if (!isWellFormedCode(candidate, config.codeLength)) return { result: 'invalid', why: 'malformed_code' };
       const user = userKey(username);
-      const outcome = await store.verify({ user, slots, hash: hashCode(secret, user, candidate), policy });
-      switch (outcome.result) {
-        case 'ok':
-          return { result: 'ok', issuedAtMs: outcome.issuedAtMs, ...(outcome.tag !== undefined && { tag: outcome.tag }) };
-        case 'missing':
-          return { result: 'invalid', why: 'no_code' };
-        case 'burned':
-          return { result: 'burned', space: outcome.space };
-        case 'locked':
-          return { result: 'locked', retryAfterMs: outcome.retryAfterMs, space: outcome.space };
-        case 'mismatch':
-          return { result: 'invalid', why: 'wrong_code', space: outcome.space, lock: outcome.lock };
-      }
+      return recordOutcome(await store.verify({ user, slots, hash: hashCode(secret, user, candidate), policy }));
+    },
+
+    /**
+     * A sign-in link's token against the session's own code record: the same budget, lock and
+     * single use as the code. A token of another record (or none) is a wrong guess of this one.
+     */
+    async link({ username, code, slots }) {
+      const user = userKey(username);
+      const token = parseLinkToken(code);
+      const own = token !== null && slots.length === 1 && token.user === user && token.slot === slots[0];
+      const hash = own ? linkHash(secret, token) : hmac(secret, `link-mismatch\0${code.slice(0, 128)}`);
+      return recordOutcome(await store.verify({ user, slots, hash, link: true, policy }));
     },
 
     async totp(request) {

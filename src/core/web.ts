@@ -59,10 +59,11 @@ export function splitWebOptions(options: OtpHandlerOptions, factory: string): { 
 
 const JSON_HEADERS = { 'Content-Type': 'application/json; charset=utf-8' };
 
-/** A JSON reply as a `Response`, with the session's cookie when it changed. */
-export function toResponse(reply: { status: number; headers: Record<string, string>; body?: object }, setCookie?: string): Response {
+/** The one writer of every reply as a `Response`: JSON (`body`), HTML (`html`, typed by its headers) or empty; with the session's cookie when it changed. */
+export function toResponse(reply: { status: number; headers: Record<string, string>; body?: object; html?: string }, setCookie?: string): Response {
   const headers = new Headers(reply.headers);
   if (setCookie !== undefined) headers.append('Set-Cookie', setCookie);
+  if (reply.html !== undefined) return new Response(reply.html, { status: reply.status, headers });
   if (reply.body === undefined) return new Response(null, { status: reply.status, headers });
   for (const [name, value] of Object.entries(JSON_HEADERS)) headers.set(name, value);
   return new Response(JSON.stringify(reply.body), { status: reply.status, headers });
@@ -70,6 +71,16 @@ export function toResponse(reply: { status: number; headers: Record<string, stri
 
 /** The JSON body of `request`, at most `limitBytes`; throws `BodyError` (413 or 400). */
 export async function readRequestJson(request: Request, limitBytes: number): Promise<unknown> {
+  const text = await readRequestText(request, limitBytes);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new BodyError('malformed', 'The request body is not valid JSON.');
+  }
+}
+
+/** The body of `request` as UTF-8 text, at most `limitBytes`; throws `BodyError` (413 or 400). */
+export async function readRequestText(request: Request, limitBytes: number): Promise<string> {
   const declared = Number(request.headers.get('content-length'));
   if (Number.isFinite(declared) && declared > limitBytes) throw new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`);
   if (request.bodyUsed) throw new BodyError('malformed', 'The request body was already read before blockid-otp saw it.');
@@ -88,12 +99,7 @@ export async function readRequestJson(request: Request, limitBytes: number): Pro
       chunks.push(value);
     }
   }
-  const text = new TextDecoder().decode(Buffer.concat(chunks));
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new BodyError('malformed', 'The request body is not valid JSON.');
-  }
+  return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
 /**
@@ -133,7 +139,8 @@ export function createWebCore(options: OtpHandlerOptions, factory: string): WebC
   };
 
   const handle = async (request: Request, context?: FetchContext): Promise<Response | null> => {
-    const path = new URL(request.url).pathname;
+    const url = new URL(request.url);
+    const path = url.pathname;
     if (!http.mayServe(path)) return null;
     const state = await sessions.load(request.headers.get('cookie'));
     const ip = clientIp(request, context);
@@ -147,6 +154,9 @@ export function createWebCore(options: OtpHandlerOptions, factory: string): WebC
         ip,
         countIp: ip !== undefined,
         body: () => readRequestJson(request, maxBodyBytes),
+        text: () => readRequestText(request, maxBodyBytes),
+        header: (name) => request.headers.get(name) ?? undefined,
+        query: url.search.slice(1),
         session: state.port,
         req: request,
       });

@@ -8,6 +8,8 @@ import type {
 /** A session slot: its code (while `codeExpiresAtMs` is set) and its resend cooldown, each an entry of its own towards `maxEntries`. */
 interface SlotState {
   hash: string;
+  /** The sign-in link token's keyed hash, or undefined. */
+  linkHash: string | undefined;
   tag: string | undefined;
   attempts: number;
   issuedAtMs: number;
@@ -116,7 +118,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
       space.slot = key;
       return space;
     }
-    const slot: SlotState = { hash: '', tag: undefined, attempts: 0, issuedAtMs: 0, codeExpiresAtMs: 0, cooldownUntilMs: 0 };
+    const slot: SlotState = { hash: '', linkHash: undefined, tag: undefined, attempts: 0, issuedAtMs: 0, codeExpiresAtMs: 0, cooldownUntilMs: 0 };
     (space.others ??= new Map()).set(key, slot);
     return slot;
   };
@@ -124,7 +126,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
     let entry = spaces[space].get(user);
     if (entry === undefined) {
       entry = {
-        slot: undefined, hash: '', tag: undefined, attempts: 0, issuedAtMs: 0, codeExpiresAtMs: 0, cooldownUntilMs: 0,
+        slot: undefined, hash: '', linkHash: undefined, tag: undefined, attempts: 0, issuedAtMs: 0, codeExpiresAtMs: 0, cooldownUntilMs: 0,
         others: undefined, sends: 0, sendsExpiresAtMs: 0, failure: undefined, uses: undefined,
       };
       spaces[space].set(user, entry);
@@ -281,6 +283,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
       for (const group of admitted) for (const counter of group) takeCounter(counter, now);
       if (entry.codeExpiresAtMs === 0) entries += 1;
       entry.hash = plan.code.hash;
+      entry.linkHash = plan.code.linkHash;
       entry.tag = plan.code.tag === undefined ? undefined : checkTag(plan.code.tag);
       entry.attempts = 0;
       entry.issuedAtMs = plan.code.issuedAtMs;
@@ -288,7 +291,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
       return { ok: true, targets };
     },
 
-    async verify({ user, slots, hash, policy }): Promise<VerifyOutcome> {
+    async verify({ user, slots, hash, link, policy }): Promise<VerifyOutcome> {
       const now = Date.now();
       let found: { key: string; slot: SlotState; space: Space; state: SpaceEntry } | undefined;
       for (const key of slots) {
@@ -304,10 +307,12 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
       const lock = lockOf(liveFailure(state, now), policy, now);
       if (lock !== null) return { result: 'locked', space, ...lock };
       if (slot.attempts >= policy.maxAttempts) return { result: 'burned', space };
-      if (space === 'user' && safeEqual(slot.hash, hash)) {
+      const stored = link === true ? slot.linkHash : slot.hash;
+      if (space === 'user' && stored !== undefined && safeEqual(stored, hash)) {
         const { issuedAtMs, tag } = slot;
         slot.codeExpiresAtMs = 0;
         slot.hash = '';
+        slot.linkHash = undefined;
         entries -= 1;
         if (slot.cooldownUntilMs === 0) removeSlot(state, key);
         dropFailure(state);
@@ -315,6 +320,14 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
       }
       slot.attempts += 1;
       return { result: 'mismatch', space, lock: countFailure(user, space, policy, now) };
+    },
+
+    async peekLink({ user, slot: key, hash, maxAttempts }) {
+      const state = spaces.user.get(user);
+      const slot = state === undefined ? undefined : state.slot === key ? state : state.others?.get(key);
+      const now = Date.now();
+      if (slot === undefined || slot.codeExpiresAtMs <= now || slot.linkHash === undefined || slot.attempts >= maxAttempts) return false;
+      return safeEqual(slot.linkHash, hash);
     },
 
     async attempt({ user, space, policy }: AttemptRequest): Promise<AttemptStart> {

@@ -5,7 +5,8 @@
  * Tables (for the default prefix `blockid_otp_`; every row has `expires_at`, and a row past
  * it counts as absent and is overwritten or swept):
  * - `blockid_otp_slots` — one row per (username key, space, slot): the code's keyed hash, its
- *   attempts, when it was issued, `code_until`, and the slot's resend `cooldown_until`.
+ *   attempts, when it was issued, `code_until`, the slot's resend `cooldown_until`, and
+ *   `link_hash`, the sign-in link token's keyed hash (NULL without the link).
  * - `blockid_otp_users` — one row per (username key, space): the per-username send quota
  *   (`sends`, `sends_until`), the failures in a row (`failures`, `failures_until`) and the
  *   timed lock (`lock_until`). The permanent lock is `failures >= maxConsecutiveFailures`.
@@ -93,6 +94,7 @@ CREATE TABLE IF NOT EXISTS ${q('slots')} (
   PRIMARY KEY (user_key, space, slot)
 );
 ALTER TABLE ${q('slots')} ADD COLUMN IF NOT EXISTS code_tag text;
+ALTER TABLE ${q('slots')} ADD COLUMN IF NOT EXISTS link_hash text;
 ${index('slots')}
 CREATE TABLE IF NOT EXISTS ${q('users')} (
   user_key text NOT NULL,
@@ -343,11 +345,11 @@ BEGIN
   -- Admitted: the code replaces the slot's, the cooldown starts, the quotas count one.
   v_code_until := v_now + ${ms("p->'code'->>'ttlMs'")};
   v_cooldown_until := CASE WHEN v_cooldown_ms > 0 THEN v_now + ${ms('v_cooldown_ms')} END;
-  INSERT INTO ${q('slots')} AS s (user_key, space, slot, code_hash, attempts, issued_at_ms, code_tag, code_until, cooldown_until, expires_at)
-  VALUES (v_user, v_space, v_slot, p->'code'->>'hash', 0, (p->'code'->>'issuedAtMs')::bigint, p->'code'->>'tag',
+  INSERT INTO ${q('slots')} AS s (user_key, space, slot, code_hash, link_hash, attempts, issued_at_ms, code_tag, code_until, cooldown_until, expires_at)
+  VALUES (v_user, v_space, v_slot, p->'code'->>'hash', p->'code'->>'linkHash', 0, (p->'code'->>'issuedAtMs')::bigint, p->'code'->>'tag',
     v_code_until, v_cooldown_until, greatest(v_code_until, v_cooldown_until))
   ON CONFLICT (user_key, space, slot) DO UPDATE SET
-    code_hash = EXCLUDED.code_hash, attempts = 0, issued_at_ms = EXCLUDED.issued_at_ms, code_tag = EXCLUDED.code_tag,
+    code_hash = EXCLUDED.code_hash, link_hash = EXCLUDED.link_hash, attempts = 0, issued_at_ms = EXCLUDED.issued_at_ms, code_tag = EXCLUDED.code_tag,
     code_until = EXCLUDED.code_until, cooldown_until = EXCLUDED.cooldown_until, expires_at = EXCLUDED.expires_at;
 
   IF v_per_user IS NOT NULL THEN
@@ -383,7 +385,7 @@ DECLARE
 BEGIN
   ${lockUser('v_user')}
   v_now := clock_timestamp();
-  SELECT s.space, s.slot, s.code_hash, s.attempts, s.issued_at_ms, s.code_tag, s.cooldown_until INTO v_code
+  SELECT s.space, s.slot, CASE WHEN p->>'link' = 'true' THEN s.link_hash ELSE s.code_hash END AS code_hash, s.attempts, s.issued_at_ms, s.code_tag, s.cooldown_until INTO v_code
     FROM jsonb_array_elements_text(p->'slots') WITH ORDINALITY AS wanted(slot, n)
     JOIN ${q('slots')} s ON s.user_key = v_user AND s.slot = wanted.slot
     WHERE s.code_hash IS NOT NULL AND s.code_until > v_now
@@ -402,7 +404,7 @@ BEGIN
   -- Keyed hashes the caller cannot choose: plain equality leaks nothing useful about the code.
   IF v_code.space = 'user' AND v_code.code_hash = p->>'hash' THEN
     IF v_code.cooldown_until > v_now THEN
-      UPDATE ${q('slots')} SET code_hash = NULL, attempts = 0, issued_at_ms = NULL, code_tag = NULL, code_until = NULL, expires_at = cooldown_until
+      UPDATE ${q('slots')} SET code_hash = NULL, link_hash = NULL, attempts = 0, issued_at_ms = NULL, code_tag = NULL, code_until = NULL, expires_at = cooldown_until
         WHERE user_key = v_user AND space = 'user' AND slot = v_code.slot;
     ELSE
       DELETE FROM ${q('slots')} WHERE user_key = v_user AND space = 'user' AND slot = v_code.slot;
@@ -529,6 +531,13 @@ export function clockSql(names: SqlNames, deadlineEpochMs?: number): string {
 /** `SELECT schema.prefix_<operation>(<json>)::text AS r`, the one statement of a store operation. */
 export function callSql(names: SqlNames, operation: 'send' | 'verify' | 'attempt' | 'settle' | 'unlock' | 'consume', argument: unknown): string {
   return `SELECT ${names.q(operation)}(${quoteLiteral(JSON.stringify(argument))}::jsonb)::text AS r`;
+}
+
+/** The sign-in link's read-only peek: the live user-space code's link hash and attempts, or no row. */
+export function peekLinkSql(names: SqlNames, user: string, slot: string): string {
+  return `SELECT json_build_array(link_hash, attempts)::text AS r FROM ${names.q('slots')}
+WHERE user_key = ${quoteLiteral(user)} AND space = 'user' AND slot = ${quoteLiteral(slot)}
+  AND code_hash IS NOT NULL AND link_hash IS NOT NULL AND code_until > clock_timestamp()`;
 }
 
 export function cacheGetSql(names: SqlNames, key: string): string {

@@ -1,4 +1,5 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { safeEqual } from '../core/codes.js';
 import { OtpError, configError } from '../core/errors.js';
 import { checkTag } from './tag.js';
 import {
@@ -9,6 +10,7 @@ import {
   createTablesSql,
   deadlinePassed,
   functionsSql,
+  peekLinkSql,
   identifierPattern,
   maxPrefixLength,
   schemaSql,
@@ -274,6 +276,14 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
 
     send: (plan: SendPlan) => call<SendDecision>('send', checkPlan(plan)),
     verify: (request: VerifyRequest) => call<VerifyOutcome>('verify', checkVerify(request)),
+    /** A plain SELECT: a read cannot change the record. */
+    async peekLink({ user, slot, hash, maxAttempts }) {
+      if (typeof slot !== 'string') throw new TypeError('peekLink slot must be a string');
+      const reply = await run('peekLink', peekLinkSql(names, key('user', user), slot));
+      if (reply === null) return false;
+      const [stored, attempts] = JSON.parse(reply) as [string, number];
+      return attempts < maxAttempts && safeEqual(stored, hash);
+    },
     attempt: (request: AttemptRequest) => call<AttemptStart>('attempt', checkAttempt(request)),
     settle: (request: SettleRequest) => call<boolean>('settle', checkSettle(request)),
     unlock: async (user: string) => {
@@ -459,13 +469,17 @@ function checkPlan(plan: SendPlan): SendPlan {
       ttlMs: ms('code ttlMs', plan.code.ttlMs, 1),
       issuedAtMs: ms('issuedAtMs', plan.code.issuedAtMs, 0),
       ...(plan.code.tag !== undefined && { tag: checkTag(plan.code.tag) }),
+      ...(plan.code.linkHash !== undefined && { linkHash: key('link hash', plan.code.linkHash) }),
     },
   };
 }
 
 function checkVerify(request: VerifyRequest): VerifyRequest {
   if (!Array.isArray(request.slots) || request.slots.some((slot) => typeof slot !== 'string')) throw new TypeError('verify slots must be an array of strings');
-  return { user: key('user', request.user), slots: request.slots, hash: key('candidate hash', request.hash), policy: checkPolicy(request.policy) };
+  return {
+    user: key('user', request.user), slots: request.slots, hash: key('candidate hash', request.hash), policy: checkPolicy(request.policy),
+    ...(request.link === true && { link: true }),
+  };
 }
 
 function checkAttempt(request: AttemptRequest): AttemptRequest {

@@ -4,7 +4,8 @@
  *
  * Key layout, for a store prefix `otp:`, a username key `U`, a space `s` (`u` user, `d`
  * decoy) and a slot `S` (a session binding's hash, `-` for unbound codes):
- * - `otp:{U}:s:c:S` — the code: hash `{ hash, attempts, issuedAt }`; lives the code's TTL.
+ * - `otp:{U}:s:c:S` — the code: hash `{ hash, attempts, issuedAt, tag?, link? }` (`link`: the
+ *   sign-in link token's keyed hash); lives the code's TTL.
  * - `otp:{U}:s:cd:S` — the slot's resend cooldown (a token); lives `cooldownMs`.
  * - `otp:{U}:s:n` — sends per username in the window; lives the window.
  * - `otp:{U}:s:f` — wrong guesses in a row; lives `failureMemoryMs` from the last one.
@@ -96,11 +97,12 @@ if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[
 return 0
 `);
 
-/** Round 2 of an admitted send: the slot's code. KEYS: code. ARGV: hash, ttlMs, issuedAtMs, tag. */
+/** Round 2 of an admitted send: the slot's code. KEYS: code. ARGV: hash, ttlMs, issuedAtMs, tag, link hash ('' for none). */
 export const storeCodeScript = script(`
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'hash', ARGV[1], 'attempts', 0, 'issuedAt', ARGV[3])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'tag', ARGV[4]) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'link', ARGV[5]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 0
 `);
@@ -108,7 +110,7 @@ return 0
 /**
  * Verifies a candidate. KEYS: user f, user lk, decoy f, decoy lk, then a (user code, decoy
  * code) pair per slot. ARGV: hash, maxAttempts, failedVerifications, lockMs,
- * maxConsecutiveFailures, failureMemoryMs.
+ * maxConsecutiveFailures, failureMemoryMs, the field compared (`hash`, or `link` for a sign-in link).
  * Returns {'missing'} | {'locked', space, kind, ms} | {'burned', space} | {'ok', issuedAt} |
  * {'mismatch', space, lockStarted}; 'ok' carries issuedAt and the tag. Lock and budget are checked before comparing; the values
  * compared are keyed hashes the caller cannot choose, so Lua's string equality leaks nothing.
@@ -128,9 +130,9 @@ if space == 'decoy' then f, lk = KEYS[3], KEYS[4] end
 local max_failures = tonumber(ARGV[5])
 local lock = lock_of(f, lk, max_failures)
 if lock then return {'locked', space, lock[1], lock[2]} end
-local record = redis.call('HMGET', code, 'hash', 'attempts', 'issuedAt', 'tag')
+local record = redis.call('HMGET', code, ARGV[7], 'attempts', 'issuedAt', 'tag')
 if (tonumber(record[2]) or 0) >= tonumber(ARGV[2]) then return {'burned', space} end
-if space == 'user' and record[1] == ARGV[1] then
+if space == 'user' and record[1] and record[1] == ARGV[1] then
   redis.call('DEL', code, KEYS[1], KEYS[2])
   return {'ok', record[3] or '0', record[4] or ''}
 end
@@ -170,7 +172,7 @@ return 1
  * same checks, order and writes as reserveUser + counters + storeCode, in one round trip.
  * KEYS: cooldown, perUser, code, then every counter (the request's, then each target's).
  * ARGV: cooldownMs, perUser points (-1 = off), perUser windowMs, hash, ttlMs, issuedAtMs, tag,
- * the number of request counters, the number of targets, each target's counter count, then
+ * the number of request counters, the number of targets, the link hash ('' for none), each target's counter count, then
  * (points, windowMs, mode) per counter in KEYS order.
  * Returns {0 | 1 | 2 | 3, ms, limitIndex, t1, ms1, t2, ms2, ...}: 0 admitted; 1 cooldown;
  * 2 sendsPerUsername; 3 a counter (limitIndex: its 1-based position) refused the whole send.
@@ -180,8 +182,8 @@ export const sendPlanScript = script(`
 local requests = tonumber(ARGV[8])
 local groups = tonumber(ARGV[9])
 local sizes = {}
-for g = 1, groups do sizes[g] = tonumber(ARGV[9 + g]) end
-local base = 9 + groups
+for g = 1, groups do sizes[g] = tonumber(ARGV[10 + g]) end
+local base = 10 + groups
 local function spec(i) return tonumber(ARGV[base + 3 * i - 2]), ARGV[base + 3 * i - 1], ARGV[base + 3 * i] end
 local function over(i)
   local points = spec(i)
@@ -244,6 +246,7 @@ end
 redis.call('DEL', KEYS[3])
 redis.call('HSET', KEYS[3], 'hash', ARGV[4], 'attempts', 0, 'issuedAt', ARGV[6])
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[3], 'tag', ARGV[7]) end
+if ARGV[10] ~= '' then redis.call('HSET', KEYS[3], 'link', ARGV[10]) end
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
 return reply
 `);

@@ -1,5 +1,5 @@
 import type { RedisClientType, RedisClusterType } from 'redis';
-import { randomToken } from '../core/codes.js';
+import { randomToken, safeEqual } from '../core/codes.js';
 import { OtpError, configError } from '../core/errors.js';
 import { checkTag } from './tag.js';
 import {
@@ -117,7 +117,7 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
     const args: Array<string | number> = [
       Math.ceil(plan.cooldownMs), plan.perUser?.points ?? -1, Math.ceil(plan.perUser?.windowMs ?? 1),
       plan.code.hash, Math.ceil(plan.code.ttlMs), plan.code.issuedAtMs, checkTag(plan.code.tag),
-      plan.request.length, plan.targets.length, ...plan.targets.map((group) => group.length),
+      plan.request.length, plan.targets.length, plan.code.linkHash ?? '', ...plan.targets.map((group) => group.length),
       ...counters.flatMap((counter) => [counter.points, Math.ceil(counter.windowMs), counter.mode]),
     ];
     const reply = ((await run(sendPlanScript, keys, args)) as unknown[]).map(Number);
@@ -175,7 +175,7 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
           group.forEach((counter, i) => release(counter, targetStates[g]?.[i]));
         });
         if (refusal === null) {
-          round2.push(run(storeCodeScript, [code], [plan.code.hash, Math.ceil(plan.code.ttlMs), plan.code.issuedAtMs, checkTag(plan.code.tag)]));
+          round2.push(run(storeCodeScript, [code], [plan.code.hash, Math.ceil(plan.code.ttlMs), plan.code.issuedAtMs, checkTag(plan.code.tag), plan.code.linkHash ?? '']));
         } else {
           plan.request.forEach((counter, i) => release(counter, requestStates[i]));
           if (Number(userCode) === 0) round2.push(run(releaseUserScript, [cooldown, perUser], [token, plan.perUser === null ? 0 : 1]));
@@ -184,13 +184,13 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
         return refusal === null ? { ok: true, targets } : { ok: false, refusal, targets };
       }),
 
-    verify: ({ user, slots, hash, policy }) =>
+    verify: ({ user, slots, hash, link, policy }) =>
       bounded('verify', async (): Promise<VerifyOutcome> => {
         checkKey(user);
         for (const slot of slots) checkKey(slot, true);
         const keys = [userKey(user, 'user', 'f'), userKey(user, 'user', 'lk'), userKey(user, 'decoy', 'f'), userKey(user, 'decoy', 'lk')];
         for (const slot of slots) keys.push(userKey(user, 'user', `c:${slotName(slot)}`), userKey(user, 'decoy', `c:${slotName(slot)}`));
-        const reply = (await run(verifyScript, keys, [hash, policy.maxAttempts, ...policyArgs(policy)])) as unknown[];
+        const reply = (await run(verifyScript, keys, [hash, policy.maxAttempts, ...policyArgs(policy), link === true ? 'link' : 'hash'])) as unknown[];
         const [result, a, b, c] = reply.map(String);
         const space = a === 'decoy' ? 'decoy' : 'user';
         switch (result) {
@@ -207,6 +207,16 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
           default:
             throw unavailable('verify', 'unexpected script reply');
         }
+      }),
+
+    /** One HMGET, no script and no write: a read cannot change the record. */
+    peekLink: ({ user, slot, hash, maxAttempts }) =>
+      bounded('peekLink', async () => {
+        checkKey(user);
+        checkKey(slot, true);
+        const key = userKey(user, 'user', `c:${slotName(slot)}`);
+        const [stored, attempts] = (await send(key, ['HMGET', key, 'link', 'attempts'], {})) as [unknown, unknown];
+        return stored !== null && stored !== undefined && Number(attempts ?? 0) < maxAttempts && safeEqual(String(stored), hash);
       }),
 
     attempt: ({ user, space, policy }) =>

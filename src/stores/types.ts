@@ -61,8 +61,10 @@ export interface SendPlan {
    * The code to keep when admitted: its keyed hash, its lifetime, when it was issued, and an
    * optional opaque tag (at most 64 characters of `[a-z0-9:,]`, no personal data: the core
    * keeps the channels and area codes it went to, for metrics) handed back when it verifies.
+   * `linkHash`, when the sign-in link is on: the keyed hash of the link's token, a second way
+   * to present this same record (same expiry, attempts and single use).
    */
-  code: { hash: string; ttlMs: number; issuedAtMs: number; tag?: string };
+  code: { hash: string; ttlMs: number; issuedAtMs: number; tag?: string; linkHash?: string };
 }
 
 /**
@@ -96,7 +98,18 @@ export interface VerifyRequest {
   slots: string[];
   /** The candidate's keyed hash. */
   hash: string;
+  /** True: `hash` is a sign-in link token's, compared with the record's `linkHash` (a record without one never matches). */
+  link?: boolean;
   policy: LockPolicy;
+}
+
+/** A non-consuming look at a sign-in link: the user space's code of `slot` is live and its link hash is `hash`. */
+export interface PeekLinkRequest {
+  user: string;
+  slot: string;
+  hash: string;
+  /** A code with this many wrong guesses is burned: not live. */
+  maxAttempts: number;
 }
 
 /**
@@ -141,6 +154,14 @@ export interface OtpStore {
 
   /** Checks a candidate code (see `VerifyOutcome`). Of concurrent right guesses exactly one gets `ok`. */
   verify(request: VerifyRequest): Promise<VerifyOutcome>;
+
+  /**
+   * Read only, writes nothing: true when the user space's code in `slot` has not expired, has
+   * attempts left (`maxAttempts`) and carries link hash `hash`. Lets a POST from another
+   * device tell a live link from a used one without spending it. Optional for stores written
+   * before the sign-in link: without it, another device always gets the "used" page.
+   */
+  peekLink?(request: PeekLinkRequest): Promise<boolean>;
 
   /** Checks the lock and counts one failure in advance, for TOTP and recovery codes (see `AttemptStart`). */
   attempt(request: AttemptRequest): Promise<AttemptStart>;

@@ -394,6 +394,76 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
       }));
     });
 
+    describe('sign-in link (linkHash): one more way to present the same code record', () => {
+      const withLink = (user: string, slot = 'sessionA') => plan(user, { slot, code: { hash: randomHash(), ttlMs: 60_000, issuedAtMs: 1_700_000_000_000, linkHash: randomHash() } });
+      const byLink = (store: OtpStore, user: string, hash: string, slots = ['sessionA']) => store.verify({ user, slots, hash, link: true, policy });
+      const peek = (store: OtpStore, user: string, hash: string, slot = 'sessionA') => store.peekLink!({ user, slot, hash, maxAttempts: policy.maxAttempts });
+
+      it('verifies by link once; that ends the code too', withStore(async (store) => {
+        const user = randomKey();
+        const sent = withLink(user);
+        await store.send(sent);
+        assert.deepEqual(await byLink(store, user, sent.code.linkHash!), { result: 'ok', space: 'user', issuedAtMs: 1_700_000_000_000 });
+        assert.equal(await result(byLink(store, user, sent.code.linkHash!)), 'missing');
+        assert.equal(await result(verify(store, user, sent.code.hash, ['sessionA'])), 'missing');
+      }));
+
+      it('a verify by code ends the link; the code hash never passes as a link nor the link hash as a code', withStore(async (store) => {
+        const user = randomKey();
+        const sent = withLink(user);
+        await store.send(sent);
+        assert.equal(await result(byLink(store, user, sent.code.hash)), 'mismatch');
+        assert.equal(await result(verify(store, user, sent.code.linkHash!, ['sessionA'])), 'mismatch');
+        assert.equal(await result(verify(store, user, sent.code.hash, ['sessionA'])), 'ok');
+        assert.equal(await peek(store, user, sent.code.linkHash!), false);
+        assert.equal(await result(byLink(store, user, sent.code.linkHash!)), 'missing');
+      }));
+
+      it('wrong links spend the code\'s attempt budget: then even the right link and code are refused', withStore(async (store) => {
+        const user = randomKey();
+        const sent = withLink(user);
+        await store.send(sent);
+        for (let i = 0; i < policy.maxAttempts; i++) assert.equal(await result(byLink(store, user, randomHash())), 'mismatch');
+        assert.equal(await result(byLink(store, user, sent.code.linkHash!)), 'burned');
+        assert.equal(await result(verify(store, user, sent.code.hash, ['sessionA'])), 'burned');
+        assert.equal(await peek(store, user, sent.code.linkHash!), false, 'a burned code has no live link');
+      }));
+
+      it('a code sent without a link never verifies by link', withStore(async (store) => {
+        const user = randomKey();
+        const sent = plan(user, { slot: 'sessionA' });
+        await store.send(sent);
+        assert.equal(await result(byLink(store, user, sent.code.hash)), 'mismatch');
+      }));
+
+      it('peekLink tells a live link from a wrong, other-slot or replaced one, and changes nothing', withStore(async (store) => {
+        const user = randomKey();
+        const sent = withLink(user);
+        await store.send(sent);
+        for (let i = 0; i < 50; i++) assert.equal(await peek(store, user, sent.code.linkHash!), true);
+        assert.equal(await peek(store, user, randomHash()), false);
+        assert.equal(await peek(store, user, sent.code.linkHash!, 'sessionB'), false);
+        assert.equal(await peek(store, randomKey(), sent.code.linkHash!), false);
+        // 50 peeks spent nothing: the whole budget is left for the code.
+        for (let i = 0; i < policy.maxAttempts - 1; i++) await verify(store, user, randomHash(), ['sessionA']);
+        assert.equal(await result(byLink(store, user, sent.code.linkHash!)), 'ok');
+        const resent = withLink(user);
+        await store.send(resent);
+        assert.equal(await peek(store, user, sent.code.linkHash!), false, 'a new send replaces the link');
+        assert.equal(await peek(store, user, resent.code.linkHash!), true);
+      }));
+
+      it('a link expires with its code', withStore(async (store) => {
+        const user = randomKey();
+        const sent = plan(user, { slot: 'sessionA', code: { hash: randomHash(), ttlMs: 300, issuedAtMs: Date.now(), linkHash: randomHash() } });
+        await store.send(sent);
+        assert.equal(await peek(store, user, sent.code.linkHash!), true);
+        await sleep(450);
+        assert.equal(await peek(store, user, sent.code.linkHash!), false);
+        assert.equal(await result(byLink(store, user, sent.code.linkHash!)), 'missing');
+      }));
+    });
+
     describe('cache and counters', () => {
       it('keeps a value until its TTL', withStore(async (store) => {
         const key = randomKey();

@@ -140,3 +140,23 @@ describe('errors thrown to the programmer link to their section', () => {
     }
   });
 });
+
+describe('docs/errors.md', () => {
+  it('has a section for every anchor a message links to (each error code, each HTTP error, each configuration anchor)', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const page = await readFile(new URL('../docs/errors.md', import.meta.url), 'utf8');
+    const ids = new Set([...page.matchAll(/<a id="([^"]+)"><\/a>/g)].map((m) => m[1]));
+    for (const m of page.matchAll(/^#{2,3} (.+)$/gm)) ids.add(m[1]!.trim().toLowerCase().replace(/[^a-z0-9_ -]/g, '').replace(/ /g, '-'));
+    const source = await readFile(new URL('../src/core/errors.ts', import.meta.url), 'utf8');
+    const codes = [...source.matchAll(/^\s+\| '([A-Z_]+)';?$/gm)].map((m) => m[1]!);
+    const anchors = [...(source.match(/export type DocsAnchor =([^;]+);/)?.[1] ?? '').matchAll(/'([a-z-]+)'/g)].map((m) => m[1]!);
+    const httpErrors = ['invalid_request', 'invalid_code', 'too_many_attempts', 'otp_required', 'not_found', 'method_not_allowed', 'payload_too_large', 'unsupported_media_type', 'rate_limited', 'delivery_failed', 'unavailable'];
+    assert.ok(codes.length >= 8 && anchors.length >= 10, `read ${codes.length} codes and ${anchors.length} anchors from errors.ts`);
+    const missing = [...codes.map(anchorOfCode), ...httpErrors.map(anchorOfCode), ...anchors].filter((anchor) => !ids.has(anchor));
+    assert.deepEqual(missing, []);
+  });
+});
+
+function anchorOfCode(code: string): string {
+  return code.toLowerCase().replace(/_/g, '-');
+}

@@ -161,11 +161,14 @@ export function createCookieSessions(settings: CookieSession, secret: string) {
     /** The session a request carries (a fresh one when its cookie is missing or does not open). */
     async load(cookieHeader: string | null | undefined): Promise<CookieSessionState> {
       const nowSeconds = Math.floor(Date.now() / 1000);
-      let payload: Payload | null = null;
+      // Two copies that both open (one tossed in by a sibling subdomain, say) are ambiguous:
+      // neither is trusted, so nobody can slip their own signed-in session under a victim's.
+      const opened: Payload[] = [];
       for (const value of cookieValues(cookieHeader, cookieName)) {
-        payload = await open(value, nowSeconds);
-        if (payload !== null) break;
+        const candidate = await open(value, nowSeconds);
+        if (candidate !== null) opened.push(candidate);
       }
+      const payload = opened.length === 1 ? opened[0]! : null;
       let changed = false;
       let current: Payload = payload ?? { i: newId(), e: nowSeconds + maxAgeSeconds, d: {} };
       const port: SessionPort = {

@@ -42,14 +42,19 @@ export interface RuntimeApp {
   close(): Promise<void>;
 }
 
-/** Starts `script` on the runtime with `env`; resolves once it prints `{"listening":<port>}`. */
-export function startRuntimeApp(runtime: RuntimeName, script: string, env: Record<string, string>): Promise<RuntimeApp> {
-  const binary = runtimeBinary(runtime);
+/**
+ * Starts `script` on the runtime (or on Node through tsx) with `env`; resolves once its output
+ * matches `ready`, whose first group is the port (default: a `{"listening":<port>}` line).
+ */
+export function startRuntimeApp(runtime: RuntimeName | 'node', script: string, env: Record<string, string>, ready = /\{"listening":(\d+)\}/): Promise<RuntimeApp> {
+  const binary = runtime === 'node' ? process.execPath : runtimeBinary(runtime);
   if (binary === undefined) throw new Error(`${runtime} is not installed: run npm ci (the "${runtime}" devDependency brings it).`);
   const args =
-    runtime === 'bun'
-      ? ['run', script]
-      : ['run', '--no-lock', '--no-prompt', '--allow-net=127.0.0.1', '--allow-env', `--allow-read=${repoRoot}`, script];
+    runtime === 'node'
+      ? ['--import', 'tsx', script]
+      : runtime === 'bun'
+        ? ['run', script]
+        : ['run', '--no-lock', '--no-prompt', '--allow-net=127.0.0.1', '--allow-env', `--allow-read=${repoRoot}`, script];
   const child = spawn(binary, args, { cwd: repoRoot, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -66,7 +71,7 @@ export function startRuntimeApp(runtime: RuntimeName, script: string, env: Recor
     child.once('exit', onExit);
     child.stdout.on('data', (chunk) => {
       stdout += chunk;
-      const match = /\{"listening":(\d+)\}/.exec(stdout);
+      const match = ready.exec(stdout);
       if (match === null) return;
       clearTimeout(timer);
       child.off('exit', onExit);

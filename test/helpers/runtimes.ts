@@ -54,7 +54,7 @@ export function startRuntimeApp(runtime: RuntimeName | 'node', script: string, e
       ? ['--import', 'tsx', script]
       : runtime === 'bun'
         ? ['run', script]
-        : ['run', '--no-lock', '--no-prompt', '--allow-net=127.0.0.1', '--allow-env', `--allow-read=${repoRoot}`, script];
+        : ['run', '--no-lock', '--no-prompt', '--allow-net', '--allow-env', `--allow-read=${repoRoot}`, script];
   const child = spawn(binary, args, { cwd: repoRoot, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';

@@ -13,6 +13,8 @@ import { blockidOtpKoa, requireOtpKoa } from '../../src/koa.js';
 import { createAdaptorServer } from '@hono/node-server';
 import { cookieSession, createOtpHandler, type OtpHandler } from '../../src/fetch.js';
 import { serviceOf } from '../../src/core/adapter.js';
+import { Hono } from 'hono';
+import { blockidOtpHono, requireOtpHono } from '../../src/hono.js';
 import { captureSenders } from './capture.js';
 
 export const SECRET = 'test-secret-0123456789-abcdefghijklmnop';
@@ -210,12 +212,27 @@ export const fetchApp: AppFactory = async (options = {}) => {
   return { framework: 'fetch', url, service: serviceOf(otp), capture, shared: { store: serviceOf(otp).options.store, sessions: undefined, capture }, close: () => closeServer(server) };
 };
 
+/** The same app on Hono (`blockidOtpHono` + `requireOtpHono`), served on Node by @hono/node-server, with the cookie session. */
+export const honoApp: AppFactory = async (options = {}) => {
+  const capture = options.instanceOf?.shared.capture ?? captureSenders();
+  const otp = blockidOtpHono({ ...instanceOptions(capture, options), session: cookieSession({ secure: false }) });
+  const app = new Hono().use(otp);
+  app.get('/account', requireOtpHono({ redirectTo: '/login' }), (c) => c.json({ account: true }));
+  app.get('/fresh', requireOtpHono({ maxAgeSeconds: 1 }), (c) => c.json({ fresh: true }));
+  app.get('/totp-only', requireOtpHono({ methods: ['totp'] }), (c) => c.json({ totpOnly: true }));
+  app.onError((error, c) => c.json({ error: 'internal_error', message: error.message }, 500));
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  const url = await listen(server);
+  return { framework: 'hono', url, service: serviceOf(otp), capture, shared: { store: serviceOf(otp).options.store, sessions: undefined, capture }, close: () => closeServer(server) };
+};
+
 /** Every framework the HTTP contract suite runs against (Koa twice: cookie sessions and an external session store). */
 export const frameworks: Array<[string, AppFactory, { cookieSession?: boolean }?]> = [
   ['express', expressApp],
   ['koa', (options) => koaApp(options)],
   ['koa with an external session store', (options) => koaApp({ ...options, sessionStore: mapSessionStore() })],
   ['fetch', fetchApp, { cookieSession: true }],
+  ['hono', honoApp, { cookieSession: true }],
   ['express with cookieSession', (options) => expressApp({ ...options, cookieSession: true }), { cookieSession: true }],
   ['koa with cookieSession', (options) => koaApp({ ...options, cookieSession: true }), { cookieSession: true }],
 ];

@@ -9,6 +9,8 @@ export default defineConfig({
     metrics: 'src/metrics.ts',
     postgres: 'src/postgres.ts',
     fetch: 'src/fetch.ts',
+    hono: 'src/hono.ts',
+    fastify: 'src/fastify.ts',
   },
   // @oslojs/otp ships ESM only: bundled, so the CommonJS build works on every Node 20 (require(esm) needs 20.19).
   noExternal: [/^@oslojs\//],

@@ -1,7 +1,7 @@
 /**
- * `blockid-otp/fetch` for real on Bun and on Deno: the BUILT package on each runtime's own
- * server (`Bun.serve`, `Deno.serve`, test/fixtures/runtime-app.ts), checked over real sockets
- * from this Node process with the same black-box requests as the HTTP contract.
+ * `blockid-otp/fetch` and `blockid-otp/hono` for real on Bun and on Deno: the BUILT package on
+ * each runtime's own server (`Bun.serve`, `Deno.serve`, test/fixtures/runtime-app.ts), checked
+ * over real sockets from this Node process with the same black-box requests as the HTTP contract.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -19,15 +19,22 @@ interface Sent {
   code: string;
 }
 
-for (const runtime of ['bun', 'deno'] as RuntimeName[]) {
-  describe(`blockid-otp/fetch on ${runtime}`, { skip: runtimeBinary(runtime) === undefined && `${runtime} is not installed` }, () => {
+const runs: Array<[RuntimeName, 'fetch' | 'hono']> = [
+  ['bun', 'fetch'],
+  ['deno', 'fetch'],
+  ['bun', 'hono'],
+  ['deno', 'hono'],
+];
+
+for (const [runtime, adapter] of runs) {
+  describe(`blockid-otp/${adapter} on ${runtime}`, { skip: runtimeBinary(runtime) === undefined && `${runtime} is not installed` }, () => {
     const apps: RuntimeApp[] = [];
     const codes = new Set<string>();
     let app: RuntimeApp;
 
     const start = async (limits: object = {}, asIs = false) => {
       const dist = await builtPackage();
-      const started = await startRuntimeApp(runtime, script, { BLOCKID_OTP_DIST: dist, BLOCKID_OTP_LIMITS: JSON.stringify(limits), BLOCKID_OTP_AS_IS: asIs ? '1' : '' });
+      const started = await startRuntimeApp(runtime, script, { BLOCKID_OTP_DIST: dist, BLOCKID_OTP_LIMITS: JSON.stringify(limits), BLOCKID_OTP_AS_IS: asIs ? '1' : '', BLOCKID_OTP_ADAPTER: adapter });
       apps.push(started);
       return started;
     };
@@ -123,8 +130,10 @@ for (const runtime of ['bun', 'deno'] as RuntimeName[]) {
       assert.equal((await client.get('/account')).status, 401);
     });
 
-    for (const asIs of [false, true]) {
-      const how = asIs ? `with otp.fetch handed to ${runtime === 'bun' ? 'Bun.serve' : 'Deno.serve'} as is` : `from ${runtime === 'bun' ? 'server.requestIP' : 'info.remoteAddr'}`;
+    // Hono always gets the runtime's own argument (`Bun.serve({ fetch: app.fetch })`): one run.
+    for (const asIs of adapter === 'hono' ? [true] : [false, true]) {
+      const handedOver = adapter === 'hono' ? 'app.fetch' : 'otp.fetch';
+      const how = asIs ? `with ${handedOver} handed to ${runtime === 'bun' ? 'Bun.serve' : 'Deno.serve'} as is` : `from ${runtime === 'bun' ? 'server.requestIP' : 'info.remoteAddr'}`;
       it(`counts the per-IP send quota with the address the runtime gives (${how})`, async () => {
         const limited = await start({ sendsPerIp: { points: 2, windowSeconds: 3600 } }, asIs);
         const sendFromNewSession = (username: string) => new Client(limited.url).post('/otp/send', { username });

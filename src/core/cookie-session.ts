@@ -179,13 +179,15 @@ export function createCookieSessions(settings: CookieSession, secret: string) {
         },
         regenerate: async () => {
           changed = true;
-          current = { i: newId(), e: Math.floor(Date.now() / 1000) + maxAgeSeconds, d: {} };
+          current = { i: newId(), e: nowSeconds + maxAgeSeconds, d: {} };
         },
         id: () => `cs:${current.i}`,
       };
       return {
         port,
-        setCookie: async () => (changed ? `${cookieName}=${await seal(current)}; Max-Age=${Math.max(0, current.e - Math.floor(Date.now() / 1000))}; ${attributes}` : undefined),
+        // One clock per request (the time it arrived): a new or regenerated session's Max-Age is
+        // exactly maxAgeSeconds, however long the request took.
+        setCookie: async () => (changed ? `${cookieName}=${await seal(current)}; Max-Age=${Math.max(0, current.e - nowSeconds)}; ${attributes}` : undefined),
       };
     },
 

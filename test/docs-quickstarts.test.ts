@@ -6,9 +6,11 @@
  * example's files, which test/next-app.test.ts builds and runs.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { builtPackage, repoRoot } from './helpers/built.js';
 import { Client } from './helpers/client.js';
 import { runtimeBinary, startRuntimeApp, type RuntimeApp, type RuntimeName } from './helpers/runtimes.js';
@@ -72,6 +74,21 @@ describe('docs quick starts', () => {
       await signIn(app.url);
     });
   }
+
+  it('type-checks the Node quick start of docs/fetch.md against the built package', { timeout: 180_000 }, async () => {
+    const block = quickstarts('fetch.md').find((entry) => entry.where === 'node');
+    assert.ok(block);
+    const dir = join(workDir, 'typecheck');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'server.ts'), block.source);
+    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ extends: '../../../tsconfig.json', compilerOptions: { noEmit: true, exactOptionalPropertyTypes: true }, include: ['server.ts'], exclude: [] }));
+    const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
+    const result = await promisify(execFile)(process.execPath, [tsc, '-p', dir], { cwd: repoRoot }).then(
+      () => '',
+      (error: { stdout?: string }) => error.stdout ?? String(error),
+    );
+    assert.equal(result, '', `the quick start does not compile:\n${result}`);
+  });
 
   it('shows the Next.js example files as they are in example-app/next', () => {
     const blocks = quickstarts('nextjs.md');

@@ -41,7 +41,8 @@ describe('otp.fetch(request, context)', () => {
 
   it("treats Next.js's { params } and ill-typed fields as no IP and no waitUntil, and says so once in the log", async () => {
     const { send, warnings, capture } = handler();
-    const contexts = [{ params: Promise.resolve({ otp: ['send'] }) }, { ip: 42, waitUntil: 'later' }, { ip: '' }];
+    const throwing = { requestIP: () => { throw new Error('not a Bun server'); } };
+    const contexts = [{ params: Promise.resolve({ otp: ['send'] }) }, { ip: 42, waitUntil: 'later' }, throwing];
     for (const [index, context] of contexts.entries()) {
       const username = ['john.smith', 'ada.lovelace', 'grace.hopper'][index]!;
       assert.equal((await send(username, context)).status, 202, 'the per-IP quota of 1 does not apply without an address');

@@ -44,7 +44,12 @@ export function platformContext(request: Request, context: PlatformContext | und
   const waitUntil = typeof given.waitUntil === 'function' ? (given.waitUntil as FetchContext['waitUntil']) : undefined;
   let ip = typeof given.ip === 'string' && given.ip !== '' ? given.ip : undefined;
   if (ip === undefined && typeof given.requestIP === 'function') {
-    const address = (given.requestIP as (request: Request) => { address?: unknown } | null)(request)?.address;
+    let address: unknown;
+    try {
+      address = (given.requestIP as (request: Request) => { address?: unknown } | null)(request)?.address;
+    } catch {
+      // Not Bun's server after all: no IP, which the handler reports, rather than a failed request.
+    }
     if (typeof address === 'string' && address !== '') ip = address;
   }
   if (ip === undefined && typeof given.remoteAddr?.hostname === 'string' && given.remoteAddr.hostname !== '') ip = given.remoteAddr.hostname;

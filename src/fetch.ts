@@ -7,19 +7,23 @@ import { isRequest, notCalledError, registerService } from './core/adapter.js';
 import type { RequireOtpOptions } from './core/guard.js';
 import type { OtpService } from './core/service.js';
 import type { OtpEventName, OtpListener } from './core/events.js';
-import { createWebCore, toResponse, type FetchContext, type OtpHandlerOptions, type OtpSession } from './core/web.js';
+import { createWebCore, toResponse, type OtpHandlerOptions, type OtpSession, type PlatformContext } from './core/web.js';
 
 export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/cookie-session.js';
-export type { FetchContext, OtpHandlerOptions, OtpSession } from './core/web.js';
+export type { FetchContext, OtpHandlerOptions, OtpSession, PlatformContext } from './core/web.js';
 export type { RequireOtpOptions } from './core/guard.js';
 
 export interface OtpHandler extends Pick<OtpService, 'generateOtp' | 'verifyOtp' | 'unlock' | 'totp' | 'recoveryCodes'> {
   on<E extends OtpEventName>(event: E, listener: OtpListener<E>): OtpHandler;
   off<E extends OtpEventName>(event: E, listener: OtpListener<E>): OtpHandler;
-  /** The endpoints under `basePath`; 404 `{ "error": "not_found" }` for any other path. */
-  fetch(request: Request, context?: FetchContext): Promise<Response>;
+  /**
+   * The endpoints under `basePath`; 404 `{ "error": "not_found" }` for any other path. `context`
+   * is a `FetchContext`, or what a platform passes: Next.js's `{ params }` (ignored), Bun's server
+   * and Deno's `info` (the client's IP is read from them).
+   */
+  fetch(request: Request, context?: PlatformContext): Promise<Response>;
   /** The same, but `null` for a path outside `basePath`, so an app can chain its own routes. */
-  handle(request: Request, context?: FetchContext): Promise<Response | null>;
+  handle(request: Request, context?: PlatformContext): Promise<Response | null>;
   /** `null` when the request's session is verified; else the refusal (401 `otp_required`, or 303 to `redirectTo` for pages). */
   requireOtp(request: Request, options?: RequireOtpOptions): Promise<Response | null>;
   /** The verified session flag, or `null`. */

@@ -1,5 +1,5 @@
 /**
- * The HTTP contract suite once more on Express, on the shared stores instead of memory:
+ * The HTTP contract suite once more on Express, fetch, Hono and Fastify, on the shared stores instead of memory:
  * postgresStore on the PostgreSQL server of this machine (a schema of this run's own) and
  * redisStore on 127.0.0.1:6379 (a prefix of this run's own).
  *
@@ -15,7 +15,7 @@ import { createClient, type RedisClientType } from 'redis';
 import { redisStore } from '../src/index.js';
 import type { OtpStore } from '../src/store.js';
 import { postgresStore, type PostgresStore } from '../src/postgres.js';
-import { expressApp, type AppFactory } from './helpers/apps.js';
+import { expressApp, fastifyApp, fetchApp, honoApp, type AppFactory } from './helpers/apps.js';
 import { describeHttpContract, describeNoCodeInResponses } from './helpers/http-contract.js';
 import { assertPostgresReachable, testDatabaseUrl } from './helpers/postgres-server.js';
 import { keysUnder } from './helpers/redis-server.js';
@@ -23,11 +23,19 @@ import { keysUnder } from './helpers/redis-server.js';
 const runId = `${process.pid}_${randomBytes(3).toString('hex')}`;
 const redisUrl = 'redis://127.0.0.1:6379';
 
-/** Express with `store()`, and a secret of the app's own. */
-const expressOn =
-  (store: () => OtpStore): AppFactory =>
+/** The app of `makeApp` with `store()`, and a secret of the app's own. */
+const on =
+  (makeApp: AppFactory, store: () => OtpStore): AppFactory =>
   (options = {}) =>
-    expressApp({ ...options, otp: { store: store(), secret: randomBytes(24).toString('base64url'), ...options.otp } });
+    makeApp({ ...options, otp: { store: store(), secret: randomBytes(24).toString('base64url'), ...options.otp } });
+
+/** Every framework on one store: Express with its session middleware, the others with their own cookie session. */
+function describeContractOn(storeName: string, store: () => OtpStore): void {
+  describeHttpContract(`express with ${storeName}`, on(expressApp, store));
+  describeHttpContract(`fetch with ${storeName}`, on(fetchApp, store), { cookieSession: true });
+  describeHttpContract(`hono with ${storeName}`, on(honoApp, store), { cookieSession: true });
+  describeHttpContract(`fastify with ${storeName}`, on((options) => fastifyApp(options), store), { cookieSession: true });
+}
 
 describe('on PostgreSQL', () => {
   const schema = `otp_http_${runId}`;
@@ -48,7 +56,7 @@ describe('on PostgreSQL', () => {
     await pool?.end();
   });
 
-  describeHttpContract('express with postgresStore', expressOn(() => store));
+  describeContractOn('postgresStore', () => store);
 });
 
 describe('on Redis', () => {
@@ -75,7 +83,7 @@ describe('on Redis', () => {
     await client.close();
   });
 
-  describeHttpContract('express with redisStore', expressOn(() => redisStore({ client, prefix })));
+  describeContractOn('redisStore', () => redisStore({ client, prefix }));
 });
 
 describeNoCodeInResponses();

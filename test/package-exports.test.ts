@@ -117,8 +117,8 @@ const targets = Object.entries(manifest.exports).flatMap(([subpath, conditions])
 );
 
 describe('the packed package', () => {
-  it('maps ".", "./koa", "./otp-provider", "./testing", "./metrics" and "./postgres" for import and require, each with types', () => {
-    for (const subpath of ['.', './koa', './otp-provider', './testing', './metrics', './postgres']) {
+  it('maps ".", "./koa", "./otp-provider", "./testing", "./metrics", "./postgres", "./fetch", "./hono" and "./fastify" for import and require, each with types', () => {
+    for (const subpath of ['.', './koa', './otp-provider', './testing', './metrics', './postgres', './fetch', './hono', './fastify']) {
       for (const condition of ['import', 'require']) {
         const kinds = targets.filter((t) => t.subpath === subpath && t.condition === condition).map((t) => t.kind);
         assert.deepEqual(kinds, ['types', 'default'], `${subpath} ${condition}`);

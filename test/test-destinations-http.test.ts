@@ -251,7 +251,8 @@ for (const [framework, makeApp] of frameworks) {
     });
 
     it('under NODE_ENV=production, refuses testDestinations without an expiry or with one over 30 days ahead (TypeError)', async () => {
-      const factory = framework.startsWith('express') ? 'blockidOtp' : framework.startsWith('koa') ? 'blockidOtpKoa' : 'createOtpHandler';
+      const factories: Record<string, string> = { express: 'blockidOtp', koa: 'blockidOtpKoa', fetch: 'createOtpHandler', hono: 'blockidOtpHono', fastify: 'blockidOtpFastify' };
+      const factory = factories[framework.split(' ')[0] ?? ''];
       const refused = (name: RegExp) => (error: unknown) => {
         assert.ok(error instanceof TypeError, String(error));
         assert.ok(error.message.startsWith(`${factory}: `), error.message);

@@ -161,11 +161,14 @@ export function createCookieSessions(settings: CookieSession, secret: string) {
     /** The session a request carries (a fresh one when its cookie is missing or does not open). */
     async load(cookieHeader: string | null | undefined): Promise<CookieSessionState> {
       const nowSeconds = Math.floor(Date.now() / 1000);
-      let payload: Payload | null = null;
+      // Two copies that both open (one tossed in by a sibling subdomain, say) are ambiguous:
+      // neither is trusted, so nobody can slip their own signed-in session under a victim's.
+      const opened: Payload[] = [];
       for (const value of cookieValues(cookieHeader, cookieName)) {
-        payload = await open(value, nowSeconds);
-        if (payload !== null) break;
+        const candidate = await open(value, nowSeconds);
+        if (candidate !== null) opened.push(candidate);
       }
+      const payload = opened.length === 1 ? opened[0]! : null;
       let changed = false;
       let current: Payload = payload ?? { i: newId(), e: nowSeconds + maxAgeSeconds, d: {} };
       const port: SessionPort = {
@@ -176,13 +179,15 @@ export function createCookieSessions(settings: CookieSession, secret: string) {
         },
         regenerate: async () => {
           changed = true;
-          current = { i: newId(), e: Math.floor(Date.now() / 1000) + maxAgeSeconds, d: {} };
+          current = { i: newId(), e: nowSeconds + maxAgeSeconds, d: {} };
         },
         id: () => `cs:${current.i}`,
       };
       return {
         port,
-        setCookie: async () => (changed ? `${cookieName}=${await seal(current)}; Max-Age=${Math.max(0, current.e - Math.floor(Date.now() / 1000))}; ${attributes}` : undefined),
+        // One clock per request (the time it arrived): a new or regenerated session's Max-Age is
+        // exactly maxAgeSeconds, however long the request took.
+        setCookie: async () => (changed ? `${cookieName}=${await seal(current)}; Max-Age=${Math.max(0, current.e - nowSeconds)}; ${attributes}` : undefined),
       };
     },
 

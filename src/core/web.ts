@@ -26,6 +26,36 @@ export interface FetchContext {
   waitUntil?: ((promise: Promise<unknown>) => void) | undefined;
 }
 
+/**
+ * What `fetch`/`handle` accept as their second argument: a `FetchContext`, or whatever the
+ * platform passes when the handler is handed over as is: Next.js's `{ params }`, Bun's server,
+ * Deno's `info`. `platformContext()` reads what it can of it and ignores the rest.
+ */
+export type PlatformContext = FetchContext | object;
+
+/**
+ * The `FetchContext` in a second argument: `ip` and `waitUntil` when they have the right types,
+ * else Bun's `server.requestIP(request)` or Deno's `info.remoteAddr.hostname`, so that
+ * `Bun.serve({ fetch: otp.fetch })` and `Deno.serve(otp.fetch)` count the client's IP too.
+ */
+export function platformContext(request: Request, context: PlatformContext | undefined): FetchContext {
+  if (context === null || typeof context !== 'object') return {};
+  const given = context as { ip?: unknown; waitUntil?: unknown; requestIP?: unknown; remoteAddr?: { hostname?: unknown } };
+  const waitUntil = typeof given.waitUntil === 'function' ? (given.waitUntil as FetchContext['waitUntil']) : undefined;
+  let ip = typeof given.ip === 'string' && given.ip !== '' ? given.ip : undefined;
+  if (ip === undefined && typeof given.requestIP === 'function') {
+    let address: unknown;
+    try {
+      address = (given.requestIP as (request: Request) => { address?: unknown } | null)(request)?.address;
+    } catch {
+      // Not Bun's server after all: no IP, which the handler reports, rather than a failed request.
+    }
+    if (typeof address === 'string' && address !== '') ip = address;
+  }
+  if (ip === undefined && typeof given.remoteAddr?.hostname === 'string' && given.remoteAddr.hostname !== '') ip = given.remoteAddr.hostname;
+  return { ip, waitUntil };
+}
+
 /** The session flag a verified request carries (what `requireOtp` checks). */
 export type OtpSession = OtpSessionFlag;
 
@@ -33,12 +63,12 @@ export interface WebCore {
   service: OtpService;
   sessions: CookieSessions;
   /** The endpoints under `basePath`; `null` for any other path. */
-  handle(request: Request, context?: FetchContext): Promise<Response | null>;
+  handle(request: Request, context?: PlatformContext): Promise<Response | null>;
   /** The session flag of `request`, or null when it is not verified. */
   readSession(request: Request): Promise<OtpSession | null>;
   /** The guard for one set of options: null lets the request through. */
   guard(options: RequireOtpOptions | undefined, factory: string): (request: Request) => Promise<Response | null>;
-  clientIp(request: Request, context: FetchContext | undefined): string | undefined;
+  clientIp(request: Request, context: PlatformContext | undefined): string | undefined;
 }
 
 /** Splits the Web-only options from the service's and checks them. */
@@ -107,7 +137,7 @@ export async function readRequestText(request: Request, limitBytes: number): Pro
  * has one, else on a timer, so it runs after the handler has returned the `Response`.
  */
 export function afterResponse(context: FetchContext | undefined, work: () => unknown): void {
-  if (context?.waitUntil !== undefined) {
+  if (typeof context?.waitUntil === 'function') {
     context.waitUntil(new Promise<void>((resolve) => setTimeout(() => void Promise.resolve(work()).finally(resolve), 0)));
     return;
   }
@@ -122,13 +152,13 @@ export function createWebCore(options: OtpHandlerOptions, factory: string): WebC
   const { maxBodyBytes } = service.options;
   let warnedNoIp = false;
 
-  const clientIp = (request: Request, context: FetchContext | undefined): string | undefined => {
+  const clientIp = (request: Request, context: PlatformContext | undefined): string | undefined => {
     if (trustProxy > 0) {
       const hops = (request.headers.get('x-forwarded-for') ?? '').split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
       const entry = hops[hops.length - trustProxy];
       if (entry !== undefined) return entry;
     }
-    const ip = typeof context?.ip === 'string' && context.ip !== '' ? context.ip : undefined;
+    const { ip } = platformContext(request, context);
     if (ip === undefined && !warnedNoIp) {
       warnedNoIp = true;
       const message = `${factory}: no client IP for this request (pass { ip } as the second argument of fetch(), or set trustProxy behind a proxy): the per-IP send quota does not apply to such requests.`;
@@ -138,7 +168,8 @@ export function createWebCore(options: OtpHandlerOptions, factory: string): WebC
     return ip;
   };
 
-  const handle = async (request: Request, context?: FetchContext): Promise<Response | null> => {
+  const handle = async (request: Request, given?: PlatformContext): Promise<Response | null> => {
+    const context = platformContext(request, given);
     const url = new URL(request.url);
     const path = url.pathname;
     if (!http.mayServe(path)) return null;

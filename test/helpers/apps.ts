@@ -15,7 +15,14 @@ import { blockidOtpKoa, requireOtpKoa } from '../../src/koa.js';
 import { createAdaptorServer } from '@hono/node-server';
 import { cookieSession, createOtpHandler, type OtpHandler } from '../../src/fetch.js';
 import { serviceOf } from '../../src/core/adapter.js';
+import { Hono } from 'hono';
+import { blockidOtpHono, requireOtpHono } from '../../src/hono.js';
+import Fastify from 'fastify';
+import fastifyCookie from '@fastify/cookie';
+import fastifySession from '@fastify/session';
+import { blockidOtpFastify, requireOtpFastify } from '../../src/fastify.js';
 import { captureSenders } from './capture.js';
+import type { ContractOptions } from './http-contract.js';
 
 export const SECRET = 'test-secret-0123456789-abcdefghijklmnop';
 
@@ -212,12 +219,69 @@ export const fetchApp: AppFactory = async (options = {}) => {
   return { framework: 'fetch', url, service: serviceOf(otp), capture, shared: { store: serviceOf(otp).options.store, sessions: undefined, capture }, close: () => closeServer(server) };
 };
 
+/** The same app on Hono (`blockidOtpHono` + `requireOtpHono`), served on Node by @hono/node-server, with the cookie session. */
+export const honoApp: AppFactory = async (options = {}) => {
+  const capture = options.instanceOf?.shared.capture ?? captureSenders();
+  const otp = blockidOtpHono({ ...instanceOptions(capture, options), session: cookieSession({ secure: false }) });
+  const app = new Hono().use(otp);
+  app.get('/account', requireOtpHono({ redirectTo: '/login' }), (c) => c.json({ account: true }));
+  app.get('/fresh', requireOtpHono({ maxAgeSeconds: 1 }), (c) => c.json({ fresh: true }));
+  app.get('/totp-only', requireOtpHono({ methods: ['totp'] }), (c) => c.json({ totpOnly: true }));
+  app.onError((error, c) => c.json({ error: 'internal_error', message: error.message }, 500));
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  const url = await listen(server);
+  return { framework: 'hono', url, service: serviceOf(otp), capture, shared: { store: serviceOf(otp).options.store, sessions: undefined, capture }, close: () => closeServer(server) };
+};
+
+export interface FastifyAppOptions extends AppOptions {
+  /** Register @fastify/session (with @fastify/cookie) before the plugin, which then uses it instead of its own cookie. */
+  fastifySession?: boolean;
+}
+
+/** The same app on Fastify (`blockidOtpFastify` + `requireOtpFastify` as preHandlers): its own cookie session, or @fastify/session. */
+export const fastifyApp = async (options: FastifyAppOptions = {}): Promise<TestApp> => {
+  const capture = options.instanceOf?.shared.capture ?? captureSenders();
+  const app = Fastify();
+  let sessions: unknown;
+  if (options.fastifySession) {
+    sessions = options.instanceOf?.shared.sessions ?? new fastifySession.MemoryStore();
+    await app.register(fastifyCookie);
+    await app.register(fastifySession, {
+      secret: 'fastify-session-secret-for-tests-0123456789',
+      cookieName: 'sid',
+      cookie: { secure: false },
+      saveUninitialized: false,
+      store: sessions as fastifySession.SessionStore,
+    });
+  }
+  await app.register(blockidOtpFastify, { ...instanceOptions(capture, options), ...(!options.fastifySession && { session: cookieSession({ secure: false }) }) });
+  app.get('/account', { preHandler: requireOtpFastify({ redirectTo: '/login' }) }, async () => ({ account: true }));
+  app.get('/fresh', { preHandler: requireOtpFastify({ maxAgeSeconds: 1 }) }, async () => ({ fresh: true }));
+  app.get('/totp-only', { preHandler: requireOtpFastify({ methods: ['totp'] }) }, async () => ({ totpOnly: true }));
+  app.setErrorHandler((error: Error, _request, reply) => reply.code(500).send({ error: 'internal_error', message: error.message }));
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  return {
+    framework: options.fastifySession ? 'fastify with @fastify/session' : 'fastify',
+    url,
+    service: serviceOf(app.otp),
+    capture,
+    shared: { store: serviceOf(app.otp).options.store, sessions, capture },
+    close: async () => {
+      app.server.closeAllConnections();
+      await app.close();
+    },
+  };
+};
+
 /** Every framework the HTTP contract suite runs against (Koa twice: cookie sessions and an external session store). */
-export const frameworks: Array<[string, AppFactory, { cookieSession?: boolean }?]> = [
+export const frameworks: Array<[string, AppFactory, ContractOptions?]> = [
   ['express', expressApp],
   ['koa', (options) => koaApp(options)],
   ['koa with an external session store', (options) => koaApp({ ...options, sessionStore: mapSessionStore() })],
   ['fetch', fetchApp, { cookieSession: true }],
+  ['hono', honoApp, { cookieSession: true }],
+  ['fastify', (options) => fastifyApp(options), { cookieSession: true }],
+  ['fastify with @fastify/session', (options) => fastifyApp({ ...options, fastifySession: true }), { sessionFallback: true }],
   ['express with cookieSession', (options) => expressApp({ ...options, cookieSession: true }), { cookieSession: true }],
   ['koa with cookieSession', (options) => koaApp({ ...options, cookieSession: true }), { cookieSession: true }],
 ];

@@ -15,9 +15,11 @@ const allCodes = new Set<string>();
 export interface ContractOptions {
   /** The app keeps its session in blockid-otp's own sealed cookie (no session middleware to forget). */
   cookieSession?: boolean;
+  /** The plugin falls back to its own cookie session when the session middleware is left out (Fastify without @fastify/session). */
+  sessionFallback?: boolean;
 }
 
-export function describeHttpContract(framework: string, makeApp: AppFactory, { cookieSession = false }: ContractOptions = {}): void {
+export function describeHttpContract(framework: string, makeApp: AppFactory, { cookieSession = false, sessionFallback = false }: ContractOptions = {}): void {
   describe(`HTTP contract on ${framework}`, () => {
     const apps: TestApp[] = [];
     const start = async (options?: AppOptions) => {
@@ -325,7 +327,7 @@ export function describeHttpContract(framework: string, makeApp: AppFactory, { c
         assert.deepEqual((await client.get('/otp/status')).headers.getSetCookie(), []);
       });
 
-      it('fails loudly without a session middleware, never passing the guard', { skip: cookieSession && 'the app has its own cookie session' }, async () => {
+      it('fails loudly without a session middleware, never passing the guard', { skip: (cookieSession || sessionFallback) && 'the app has its own cookie session' }, async () => {
         const { client } = await start({ withoutSession: true });
         const guarded = await client.get('/account');
         assert.equal(guarded.status, 500);

@@ -1,0 +1,134 @@
+/**
+ * `blockid-otp/hono`: the Hono adapter. The endpoints under `basePath` go to the Web-standard
+ * core as `c.req.raw` (Hono never parses their bodies); every other request gets the session
+ * flag as `c.get('blockidOtp')` and goes on. Runs on Node (@hono/node-server), Bun and Deno:
+ * it imports nothing from a runtime, it reads the client address from what each runtime hands
+ * Hono as `c.env`.
+ */
+import type { Context, MiddlewareHandler } from 'hono';
+import { isRequest, notCalledError } from './core/adapter.js';
+import { flagSession } from './core/flag-session.js';
+import { createGuard, type RequireOtpOptions } from './core/guard.js';
+import { attachOtpApi, type OtpApi } from './core/otp-api.js';
+import { createWebCore, toResponse, type FetchContext, type OtpHandlerOptions, type OtpSession } from './core/web.js';
+
+export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/cookie-session.js';
+export type { OtpHandlerOptions, OtpSession } from './core/web.js';
+export type { RequireOtpOptions } from './core/guard.js';
+
+/** What the middleware puts on the context: `c.get('blockidOtp')` is the verified flag or `null`. */
+export interface BlockidOtpVariables {
+  blockidOtp: OtpSession | null;
+}
+
+/** For `new Hono<BlockidOtpEnv>()`; `new Hono().use(blockidOtpHono(...))` infers it. */
+export interface BlockidOtpEnv {
+  Variables: BlockidOtpVariables;
+}
+
+export interface BlockidOtpHonoOptions extends OtpHandlerOptions {
+  /**
+   * The client's address, where the runtime is not one this adapter knows (Node, Bun, Deno),
+   * e.g. `(c) => getConnInfo(c).remote.address` with Hono's helper for your runtime, or
+   * `(c) => c.req.header('cf-connecting-ip')` on Cloudflare. `trustProxy` still applies first.
+   */
+  getIp?: ((c: Context) => string | undefined) | undefined;
+}
+
+export interface BlockidOtpHonoMiddleware extends MiddlewareHandler<BlockidOtpEnv>, OtpApi<BlockidOtpHonoMiddleware> {
+  /** A `Set-Cookie` header value that ends the session (sign-out): `c.header('Set-Cookie', otp.clearSession())`. */
+  clearSession(): string;
+}
+
+/** The flag each request was given by a `blockidOtpHono` middleware: how a guard knows one ran in front of it. */
+const flags = new WeakMap<Context, OtpSession | null>();
+
+/** Hono calls a middleware with (context, next): what a factory gets when it is used without being called. */
+function isHonoCall(value: unknown, next: unknown): boolean {
+  return typeof next === 'function' && value !== null && typeof value === 'object' && 'req' in value && 'env' in value;
+}
+
+/**
+ * The client address as each runtime hands it to Hono (what `getConnInfo` of `@hono/node-server/conninfo`,
+ * `hono/bun` and `hono/deno` read), without importing a module that only one runtime has.
+ */
+function runtimeIp(c: Context): string | undefined {
+  const env = c.env as Record<string, any> | undefined;
+  if (env === null || typeof env !== 'object') return undefined;
+  // @hono/node-server: { incoming, outgoing }, or under `server` (e.g. @hono/vite-dev-server).
+  const incoming = env.incoming ?? env.server?.incoming;
+  if (incoming?.socket !== undefined) return incoming.socket.remoteAddress;
+  // Bun.serve({ fetch: app.fetch }): the server itself, or under `server`.
+  const server = env.server ?? env;
+  if (typeof server?.requestIP === 'function') return server.requestIP(c.req.raw)?.address;
+  // Deno.serve(app.fetch): the ServeHandlerInfo.
+  const hostname = env.remoteAddr?.hostname;
+  return typeof hostname === 'string' ? hostname : undefined;
+}
+
+/** The platform's `waitUntil` (Cloudflare, Vercel); Hono throws from `executionCtx` when there is none. */
+function waitUntilOf(c: Context): FetchContext['waitUntil'] {
+  let executionCtx: { waitUntil?: unknown } | undefined;
+  try {
+    executionCtx = c.executionCtx;
+  } catch {
+    return undefined;
+  }
+  const waitUntil = executionCtx?.waitUntil;
+  return typeof waitUntil === 'function' ? (promise) => waitUntil.call(executionCtx, promise) : undefined;
+}
+
+/** `blockidOtpHono(options)`: the OTP endpoints and the session flag, plus the programmatic API. */
+export function blockidOtpHono(options: BlockidOtpHonoOptions): BlockidOtpHonoMiddleware {
+  if (isHonoCall(options, arguments[1]) || isRequest(options)) {
+    throw notCalledError('blockidOtpHono', 'blockidOtpHono({ secret, resolveUser, email })');
+  }
+  const { getIp, ...rest } = options ?? ({} as BlockidOtpHonoOptions);
+  if (getIp !== undefined && typeof getIp !== 'function') {
+    throw new TypeError('blockidOtpHono: option "getIp" must be a function (c) => the client\'s IP address, e.g. (c) => getConnInfo(c).remote.address.');
+  }
+  const core = createWebCore(rest, 'blockidOtpHono');
+  const ipOf = getIp ?? runtimeIp;
+
+  const middleware: MiddlewareHandler<BlockidOtpEnv> = async (c, next) => {
+    const request = c.req.raw;
+    // Getters: the address and waitUntil are looked up only for a request the core answers.
+    const context: FetchContext = {
+      get ip() {
+        return ipOf(c);
+      },
+      get waitUntil() {
+        return waitUntilOf(c);
+      },
+    };
+    const response = await core.handle(request, context);
+    if (response !== null) return response;
+    const flag = await core.readSession(request);
+    flags.set(c, flag);
+    c.set('blockidOtp', flag);
+    await next();
+  };
+
+  // The cast: `on`/`off` return this same object, which attachOtpApi has just completed.
+  return attachOtpApi(Object.assign(middleware, { clearSession: () => core.sessions.clear() }), core.service) as BlockidOtpHonoMiddleware;
+}
+
+const missingPlugin = {
+  error: 'server_error',
+  message: 'requireOtpHono() ran without blockidOtpHono() in front of it: add app.use(blockidOtpHono({ ... })) before the routes it guards.',
+};
+
+/** `requireOtpHono(options?)`: lets verified sessions through; 401 `otp_required`, or 303 for pages when `redirectTo` is set. */
+export function requireOtpHono(options?: RequireOtpOptions): MiddlewareHandler<BlockidOtpEnv> {
+  if (isHonoCall(options, arguments[1]) || isRequest(options)) throw notCalledError('requireOtpHono', 'requireOtpHono()');
+  const decide = createGuard(options, 'requireOtpHono');
+  return async (c, next) => {
+    if (!flags.has(c)) {
+      console.error(`blockid-otp: ${missingPlugin.message}`);
+      return toResponse({ status: 500, headers: { 'Cache-Control': 'no-store' }, body: missingPlugin });
+    }
+    const refusal = decide(flagSession(flags.get(c) ?? null), c.req.header('accept'));
+    if (refusal !== undefined) return toResponse(refusal);
+    await next();
+  };
+}

@@ -92,10 +92,12 @@ export function blockidOtpHono(options: BlockidOtpHonoOptions): BlockidOtpHonoMi
 
   const middleware: MiddlewareHandler<BlockidOtpEnv> = async (c, next) => {
     const request = c.req.raw;
-    // Getters: the address and waitUntil are looked up only for a request the core answers.
+    // Getters: the address and waitUntil are looked up only for a request the core answers, the address once.
+    let ip: { value: string | undefined } | undefined;
     const context: FetchContext = {
       get ip() {
-        return ipOf(c);
+        ip ??= { value: ipOf(c) };
+        return ip.value;
       },
       get waitUntil() {
         return waitUntilOf(c);

@@ -1,6 +1,7 @@
 /** Delivery with a time budget and bounded retries; failures become events, never crashes. */
 import { OtpError } from './errors.js';
 import { maskDestination } from './destinations.js';
+import { scrubMessage } from './scrub.js';
 import type { OtpEvents } from './events.js';
 import { inDeliverySpan, type CapturedContext, type OtpProvider } from './tracing.js';
 import type { Channel, OtpMetrics } from './types.js';
@@ -118,11 +119,12 @@ function isRetryable(error: unknown): boolean {
 }
 
 /**
- * A one-line reason for logs and events. Should a sender's error echo the code or the full
- * destination (custom senders may), they are scrubbed: the code to `[code]`, the
- * destination to its masked form.
+ * A one-line reason for logs and events. Should a sender's error echo the code or the
+ * destination (custom senders may, in any writing), they are scrubbed: the code to `[code]`,
+ * the destination to its masked form (see scrub.ts). Scrubbed before it is cut, so no code
+ * is left half-visible at the cut.
  */
 function describeFailure(error: unknown, message: { code: string; to: string }): string {
   const text = error instanceof DeliveryTimeout ? 'timed out' : error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  return text.split(message.code).join('[code]').split(message.to).join(maskDestination(message.to)).slice(0, 300);
+  return scrubMessage(text.slice(0, 4000), message, maskDestination(message.to)).slice(0, 300);
 }

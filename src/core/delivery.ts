@@ -14,6 +14,11 @@ export interface Outgoing {
   /** Who delivers it, for traces. */
   provider: OtpProvider;
   send(): Promise<void>;
+  /**
+   * Counts one more provider request (a retry) in the channel's spend breakers before it is
+   * made; `false` when a breaker refuses it, and then there is no retry. Absent: retries are free (email).
+   */
+  spend?: () => Promise<boolean>;
 }
 
 export interface DeliveryPolicy {
@@ -69,6 +74,8 @@ export async function deliver(
     const pause = backoffMs(attempts);
     if (Date.now() + pause >= deadline) break; // no time left for another try
     await sleep(pause);
+    // A retry may be billed like the first request: it counts in the breakers first.
+    if (outgoing.spend !== undefined && !(await outgoing.spend().catch(() => false))) break;
   }
   events.emit('delivery_failed', { ...about, reason, attempts });
   return false;

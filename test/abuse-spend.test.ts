@@ -2,7 +2,7 @@
  * Spend: every provider request that may be billed counts in the SMS/voice spend breakers,
  * retries and fallbacks included, so an attacker who makes a provider fail (or answer slowly)
  * cannot multiply the app's bill past `smsPerHour` / `voicePerHour`. Over real HTTP on Express
- * and Koa, on memory, Redis and PostgreSQL (the breakers live in the store), with senders
+ * and Koa, on memory, Redis, Redis Cluster and PostgreSQL (the breakers live in the store), with senders
  * that fail retryably, as Twilio's 503 does, and count every request.
  */
 import assert from 'node:assert/strict';
@@ -29,14 +29,14 @@ function failing(requests: string[], channel: string) {
 describe('every billable provider request counts in the spend breakers', () => {
   let stores: StoreMatrix;
   before(async () => {
-    stores = await openStores();
+    stores = await openStores(['memory', 'redis', 'redis cluster', 'postgres']);
   });
   after(async () => {
     await stores.close();
   });
 
   for (const [framework, makeApp] of frameworks.slice(0, 2)) {
-    for (const storeName of ['memory', 'redis', 'postgres'] as const) {
+    for (const storeName of ['memory', 'redis', 'redis cluster', 'postgres'] as const) {
       it(`fallback [whatsapp, sms, voice] with a retry, ${SENDS} sends to one number: at most ${SMS_PER_HOUR} SMS/WhatsApp and ${VOICE_PER_HOUR} voice requests (${framework}, ${storeName})`, async () => {
         const requests: string[] = [];
         const app = await makeApp({

@@ -1,6 +1,6 @@
 /**
  * What listeners and dashboards are told about an attacker's requests, over real HTTP on
- * Express and Koa, on memory, Redis and PostgreSQL:
+ * Express and Koa, on memory, Redis, Redis Cluster and PostgreSQL:
  * - events about a decoy's state (`failed`, `locked`, `rate_limited` for a username that
  *   `resolveUser` did not resolve) say `decoy: true`, so a support alert never fires for a
  *   lock that only an attacker's decoy is under; a real user's events never say it;
@@ -23,14 +23,14 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describe('events say decoy; one refusal is counted once', () => {
   let stores: StoreMatrix;
   before(async () => {
-    stores = await openStores();
+    stores = await openStores(['memory', 'redis', 'redis cluster', 'postgres']);
   });
   after(async () => {
     await stores.close();
   });
 
   for (const [framework, makeApp] of frameworks.slice(0, 2)) {
-    for (const storeName of ['memory', 'redis', 'postgres'] as const) {
+    for (const storeName of ['memory', 'redis', 'redis cluster', 'postgres'] as const) {
       describe(`on ${framework} with ${storeName}`, () => {
         it('a decoy lock is marked decoy: true while the real user signs in; the real user’s own events are not', async () => {
           // The recommended set-up: resolveUser answers only after a first factor (a password header here).

@@ -2,7 +2,7 @@
  * Test mode cannot be left on: `testDestinations` without `testDestinationsExpireAt` starts only
  * when NODE_ENV (trimmed, any case) is development or test, and a fixed code never verifies
  * after the expiry, also one sent just before it. Over real HTTP, on Express and Koa, and on
- * memory, Redis and PostgreSQL: an attacker who holds a test number's fixed code (it is in a
+ * memory, Redis, Redis Cluster and PostgreSQL: an attacker who holds a test number's fixed code (it is in a
  * CI script, an app-store review note) must not get in once the window has closed.
  */
 import assert from 'node:assert/strict';
@@ -72,14 +72,14 @@ for (const [framework, makeApp] of frameworks.slice(0, 2)) {
 describe('a fixed code never verifies after testDestinationsExpireAt, also one sent just before it', () => {
   let stores: StoreMatrix;
   before(async () => {
-    stores = await openStores();
+    stores = await openStores(['memory', 'redis', 'redis cluster', 'postgres']);
   });
   after(async () => {
     await stores.close();
   });
 
   for (const [framework, makeApp] of frameworks.slice(0, 2)) {
-    for (const storeName of ['memory', 'redis', 'postgres'] as const) {
+    for (const storeName of ['memory', 'redis', 'redis cluster', 'postgres'] as const) {
       it(`on ${framework} with ${storeName}`, async () => {
         const expiresAt = new Date(Date.now() + 700);
         const app = await withNodeEnv('production', () => makeApp({ otp: otp({ store: stores.make(storeName), testDestinationsExpireAt: expiresAt }) }));

@@ -1,6 +1,7 @@
 /** Delivery with a time budget and bounded retries; failures become events, never crashes. */
 import { OtpError, withDocsLink } from './errors.js';
 import { maskDestination } from './destinations.js';
+import { scrubMessage } from './scrub.js';
 import type { OtpEvents } from './events.js';
 import { inDeliverySpan, type CapturedContext, type OtpProvider } from './tracing.js';
 import type { Channel, OtpMetrics } from './types.js';
@@ -13,6 +14,11 @@ export interface Outgoing {
   /** Who delivers it, for traces. */
   provider: OtpProvider;
   send(): Promise<void>;
+  /**
+   * Counts one more provider request (a retry) in the channel's spend breakers before it is
+   * made; `false` when a breaker refuses it, and then there is no retry. Absent: retries are free (email).
+   */
+  spend?: () => Promise<boolean>;
 }
 
 export interface DeliveryPolicy {
@@ -70,6 +76,8 @@ export async function deliver(
     const pause = backoffMs(attempts);
     if (Date.now() + pause >= deadline) break; // no time left for another try
     await sleep(pause);
+    // A retry may be billed like the first request: it counts in the breakers first.
+    if (outgoing.spend !== undefined && !(await outgoing.spend().catch(() => false))) break;
   }
   events.emit('delivery_failed', { ...about, reason, attempts });
   if (!events.observed('delivery_failed')) warnUnobserved(events, outgoing.channel, failureCause(lastError, outgoing.message.code));
@@ -164,13 +172,13 @@ function isRetryable(error: unknown): boolean {
 }
 
 /**
- * A one-line reason for logs and events. Should a sender's error echo the code or the full
- * destination (custom senders may), they are scrubbed: the code to `[code]`, a sign-in link's
- * token to `[link]`, the
- * destination to its masked form.
+ * A one-line reason for logs and events. Should a sender's error echo the code, a sign-in
+ * link's token or the destination (custom senders may, in any writing), they are scrubbed: the
+ * code to `[code]`, the token to `[link]`, the destination to its masked form (see scrub.ts).
+ * Scrubbed before it is cut, so no code is left half-visible at the cut.
  */
 function describeFailure(error: unknown, message: { code: string; to: string; linkToken?: string | undefined }): string {
   let text = error instanceof DeliveryTimeout ? 'timed out' : error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   if (message.linkToken !== undefined) text = text.split(message.linkToken).join('[link]');
-  return text.split(message.code).join('[code]').split(message.to).join(maskDestination(message.to)).slice(0, 300);
+  return scrubMessage(text.slice(0, 4000), message, maskDestination(message.to)).slice(0, 300);
 }

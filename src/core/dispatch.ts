@@ -29,6 +29,24 @@ export function createDispatcher({ config, composer, events, lineTypeGate }: {
   const { store, limits, metrics } = config;
   const deliveryPolicy = { timeoutMs: config.deliveryTimeoutMs, retries: config.deliveryRetries };
 
+  /**
+   * Takes one provider request from a phone channel's spend breakers (every request that may
+   * be billed counts: the first is counted at admission, each retry and fallback here);
+   * `false`, with a `rate_limited` event, when one refuses.
+   */
+  const spendOn = async (channel: Channel, username: string): Promise<boolean> => {
+    let refused: Refusal | null = null;
+    for (const breaker of phoneBreakers(limits, channel, 'take')) if (refused === null) refused = await store.consume(breaker);
+    if (refused === null) return true;
+    events.emit('rate_limited', { username, limit: refused.limit, retryAfterSeconds: Math.max(1, Math.ceil(refused.retryAfterMs / 1000)), channel });
+    metrics?.rateLimited(refused.limit);
+    return false;
+  };
+
+  /** A phone message whose retries count in its channel's breakers. */
+  const metered = (outgoing: Outgoing, username: string): Outgoing =>
+    outgoing.channel === 'email' ? outgoing : { ...outgoing, spend: () => spendOn(outgoing.channel, username) };
+
   /** The next fallback channel after the target's own for a phone target, within its spend breakers. */
   const fallbackAfter = (target: Target, code: string, username: string, locale: string) => {
     if (target.channel === 'email' || config.fallback.length === 0) return undefined;
@@ -36,14 +54,8 @@ export function createDispatcher({ config, composer, events, lineTypeGate }: {
     const queue = (at === -1 ? config.fallback : config.fallback.slice(at + 1)).filter((channel) => channel !== target.channel);
     return async (): Promise<Outgoing | null> => {
       for (let channel = queue.shift(); channel !== undefined; channel = queue.shift()) {
-        let refused: Refusal | null = null;
-        for (const breaker of phoneBreakers(limits, channel, 'take')) if (refused === null) refused = await store.consume(breaker);
-        if (refused !== null) {
-          events.emit('rate_limited', { username, limit: refused.limit, retryAfterSeconds: Math.max(1, Math.ceil(refused.retryAfterMs / 1000)), channel });
-          metrics?.rateLimited(refused.limit);
-          continue;
-        }
-        return composer.compose(code, username, target, locale, channel as PhoneChannel);
+        if (!(await spendOn(channel, username))) continue;
+        return metered(composer.compose(code, username, target, locale, channel as PhoneChannel), username);
       }
       return null;
     };
@@ -66,7 +78,7 @@ export function createDispatcher({ config, composer, events, lineTypeGate }: {
           // Inside the send's trace context (this runs after the reply), so the lookup span is a child of the send.
           const gate = lineTypeGate === undefined ? undefined : () => lineTypeGate(target.to, username);
           if (context.gate && gate !== undefined && target.channel !== 'email' && !(await (context.trace?.run(gate) ?? gate()))) return null;
-          const first = composer.compose(issued.code, username, target, locale, target.channel, issued.link);
+          const first = metered(composer.compose(issued.code, username, target, locale, target.channel, issued.link), username);
           return (await deliverChain(first, fallbackAfter(target, issued.code, username, locale), deliveryPolicy, events, context)) === null ? null : target.channel;
         } catch {
           return null;

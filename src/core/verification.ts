@@ -46,6 +46,9 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
   const totp = createTotp(secret);
   const recovery = createRecoveryCodes(secret);
   const userKey = (username: string) => hashKey(secret, 'user', username);
+  // Stand-ins for a method a user does not have (or an unknown user): opened, computed and
+  // compared as the real ones are, so a wrong guess costs the same whatever the user has.
+  const standIn = createStandIns(totp, recovery);
 
   const resolve = async (request: VerifyRequest) =>
     config.resolveUser === undefined ? null : ((await config.resolveUser(request.username, request.req)) ?? null);
@@ -54,7 +57,8 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
   const attempt = async (user: string, space: Space, matched: (() => Parameters<typeof store.settle>[0]['use'] | null)): Promise<Outcome> => {
     const start = await store.attempt({ user, space, policy });
     if (!start.ok) return { result: 'locked', retryAfterMs: start.retryAfterMs, space };
-    const use = space === 'user' ? matched() : null;
+    const match = matched(); // in the decoy space too: the same work, then thrown away
+    const use = space === 'user' ? match : null;
     if (use !== null && (await store.settle({ user, use }))) return { result: 'ok' };
     return { result: 'invalid', why: 'wrong_code', space, lock: start.lock };
   };
@@ -97,18 +101,19 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
 
     async totp(request) {
       const user = await resolve(request);
-      const key = typeof user?.totp === 'string' ? totp.unseal(request.username, user.totp) : null;
+      const key = typeof user?.totp === 'string' ? totp.unseal(request.username, user.totp) : standIn.openTotp();
       const candidate = request.code.replace(/\s/g, '');
       return attempt(userKey(request.username), user === null ? 'decoy' : 'user', () => {
-        const step = key === null ? null : totp.matchStep(key, candidate, Date.now());
-        return step === null ? null : { kind: 'totp', step, ttlMs: TOTP_STEP_MEMORY_MS };
+        const step = totp.matchStep(key ?? standIn.totpKey, candidate, Date.now());
+        return step === null || key === null ? null : { kind: 'totp', step, ttlMs: TOTP_STEP_MEMORY_MS };
       });
     },
 
     async recovery(request) {
       const user = await resolve(request);
-      const hashes = Array.isArray(user?.recoveryCodes) ? user.recoveryCodes : [];
-      const found = recovery.find(request.code, hashes);
+      const hashes = Array.isArray(user?.recoveryCodes) && user.recoveryCodes.length > 0 ? user.recoveryCodes : null;
+      const candidate = recovery.find(request.code, hashes ?? standIn.recoveryHashes);
+      const found = hashes === null ? null : candidate;
       const outcome = await attempt(userKey(request.username), user === null ? 'decoy' : 'user', () =>
         found === null ? null : { kind: 'recovery', id: hashKey(secret, 'recovery', found), ttlMs: limits.failureMemorySeconds * 1000 },
       );
@@ -174,5 +179,23 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
         span.setAttribute('blockid_otp.result', RESULTS[outcome.result]);
         return report(method, request, outcome);
       }),
+  };
+}
+
+/**
+ * What a wrong TOTP or recovery guess is checked against when the user has no such method: a
+ * sealed key of nobody's (opened with its own binding, so it opens as a real one does, and
+ * then yields `null` to the caller) and recovery code hashes of codes nobody was shown.
+ */
+function createStandIns(totp: ReturnType<typeof createTotp>, recovery: ReturnType<typeof createRecoveryCodes>) {
+  const owner = 'blockid-otp stand-in';
+  const { sealed } = totp.enroll(owner);
+  const totpKey = totp.unseal(owner, sealed);
+  if (totpKey === null) throw new Error('blockid-otp: the stand-in TOTP key does not open');
+  return {
+    totpKey,
+    /** Opens the stand-in key (the work a real key's opening costs); always `null` for the caller. */
+    openTotp: (): null => (totp.unseal(owner, sealed), null),
+    recoveryHashes: recovery.generate({ count: 10 }).hashes,
   };
 }

@@ -17,5 +17,6 @@ export default defineConfig({
   sourcemap: true,
   target: 'node20',
   splitting: true,
-  shims: false,
+  // import.meta.url in the CommonJS build (src/core/peer.ts resolves optional peers from where the package is).
+  shims: true,
 });

@@ -1,5 +1,5 @@
 /** Delivery with a time budget and bounded retries; failures become events, never crashes. */
-import { OtpError, withDocsLink } from './errors.js';
+import { OtpError, withDocsLink, withoutDocsLink } from './errors.js';
 import { maskDestination } from './destinations.js';
 import type { OtpEvents } from './events.js';
 import { inDeliverySpan, type CapturedContext, type OtpProvider } from './tracing.js';
@@ -169,6 +169,6 @@ function isRetryable(error: unknown): boolean {
  * destination to its masked form.
  */
 function describeFailure(error: unknown, message: { code: string; to: string }): string {
-  const text = error instanceof DeliveryTimeout ? 'timed out' : error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  const text = error instanceof DeliveryTimeout ? 'timed out' : error instanceof Error ? `${error.name}: ${withoutDocsLink(error.message)}` : String(error);
   return text.split(message.code).join('[code]').split(message.to).join(maskDestination(message.to)).slice(0, 300);
 }

@@ -1,7 +1,8 @@
 // The blockid-otp example on Koa: a password, then a one-time code (or an authenticator app,
-// or a recovery code), then a guarded route. JSON endpoints only. Run it with
-// `npm run start:koa`; same environment as `npm start` (see .env.example; REDIS_URL but not
-// DATABASE_URL here), same demo users (password: blockid-demo).
+// or a recovery code), then a guarded route. The same pages as the Express example
+// (koa-pages.ts, from the same views) for browsers, and JSON endpoints for scripts. Run it
+// with `npm run start:koa`; same environment as `npm start` (see .env.example; REDIS_URL but
+// not DATABASE_URL here), same demo users (password: blockid-demo).
 //
 //   curl -c jar -b jar -H 'content-type: application/json' -d '{"username":"john.smith","password":"blockid-demo"}' localhost:3000/login
 //   curl -c jar -b jar -H 'content-type: application/json' -d '{"username":"john.smith"}' localhost:3000/otp/send
@@ -9,6 +10,7 @@
 //   curl -c jar -b jar -H 'content-type: application/json' -d '{"username":"john.smith","code":"123456"}' localhost:3000/otp/verify
 //   curl -b jar localhost:3000/account
 import { pathToFileURL } from 'node:url';
+import helmet from 'helmet';
 import Koa, { type Context } from 'koa';
 import session from 'koa-session';
 import { Registry } from 'prom-client';
@@ -17,7 +19,9 @@ import { memoryStore, redisStore, type DevOutbox } from '../src/index.js';
 import { blockidOtpKoa, requireOtpKoa } from '../src/koa.js';
 import { prometheusMetrics } from '../src/metrics.js';
 import { ConfigError, readConfig, type Env, type ExampleConfig } from './config.js';
-import { buildSenders } from './senders.js';
+import { koaPages } from './koa-pages.js';
+import { otpSettings, securityHeaders } from './page-data.js';
+import { buildSenders, channelNames } from './senders.js';
 import { authenticate, createFactorStore, findUser, normalizeUsername, type FactorStore } from './users.js';
 
 /** How long a started authenticator set-up waits for its first code. */
@@ -53,7 +57,8 @@ const errorCodes: Record<number, string> = { 413: 'payload_too_large', 415: 'uns
 export function createKoaExample(env: Env = process.env): KoaExample {
   const config = readConfig(env);
   // Real senders where configured, the dev outbox for the other channels (never in production).
-  const { sms, email, whatsapp, voice, outbox } = buildSenders(config, env);
+  const senders = buildSenders(config, env);
+  const { sms, email, whatsapp, voice, outbox } = senders;
 
   // Redis (when REDIS_URL is set) holds the codes and, through a koa-session external store, the sessions.
   const redis = config.redisUrl ? createClient({ url: config.redisUrl }) : undefined;
@@ -73,6 +78,7 @@ export function createKoaExample(env: Env = process.env): KoaExample {
   const registry = config.metrics ? new Registry() : undefined;
 
   const otp = blockidOtpKoa({
+    ...otpSettings,
     secret: config.otpSecret,
     appName: config.appName,
     store: otpStore,
@@ -109,6 +115,8 @@ export function createKoaExample(env: Env = process.env): KoaExample {
       if (status === 500) console.error(error);
     }
   });
+  const headers = helmet(securityHeaders(config.production));
+  app.use((ctx, next) => new Promise<void>((resolve, reject) => headers(ctx.req, ctx.res, (error?: unknown) => (error ? reject(error) : resolve()))).then(next));
   app.use(
     session(
       {
@@ -123,6 +131,17 @@ export function createKoaExample(env: Env = process.env): KoaExample {
     ),
   );
   app.use(otp);
+  app.use(
+    koaPages({
+      appName: config.appName,
+      otp: otpSettings,
+      channels: senders.channels,
+      otpService: otp,
+      factors,
+      outbox: outbox && { entries: () => outbox.entries(), channelsInUse: channelNames(senders.outboxChannels) },
+      devPages: !config.production,
+    }),
+  );
 
   const guard = requireOtpKoa();
   const routes: Record<string, (ctx: Context) => Promise<void>> = {
@@ -250,7 +269,7 @@ async function main(): Promise<void> {
   const server = app.listen(config.port, host, () => {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
-    console.log(`\n  ${config.appName} (blockid-otp Koa example, JSON only) at http://localhost:${port}`);
+    console.log(`\n  ${config.appName} (blockid-otp Koa example) at http://localhost:${port}`);
     console.log('  Demo accounts: john.smith, ada.lovelace (password: blockid-demo)');
     if (outbox) console.log(`  Messages that are not sent for real: http://localhost:${port}/dev/outbox\n`);
   });

@@ -7,6 +7,7 @@ import QRCode from 'qrcode';
 import { requireOtp, type OtpService, type OtpSessionFlag, type VerifyMethod } from '../src/index.js';
 import type { SafeHtml } from './html.js';
 import { authenticate, demoUsers, findUser, normalizeUsername, type DemoUser, type FactorStore } from './users.js';
+import { channelChoices, groupKey, newestFirst } from './page-data.js';
 import {
   accountPage,
   codeStepPage,
@@ -16,7 +17,6 @@ import {
   recoveryCodesPage,
   signInPage,
   totpSetupPage,
-  type ChannelChoice,
   type OutboxEntryView,
 } from './views.js';
 
@@ -90,51 +90,6 @@ function verifiedUser(req: Request): DemoUser | undefined {
 
 function regenerate(req: Request): Promise<void> {
   return new Promise((resolve, reject) => req.session.regenerate((error: unknown) => (error ? reject(error) : resolve())));
-}
-
-function maskPhone(phone: string): { detail: string; spoken: string } {
-  const last4 = phone.replace(/\D/g, '').slice(-4);
-  return { detail: `(•••) •••-${last4}`, spoken: `the phone number ending in ${last4}` };
-}
-
-function maskEmail(email: string): { detail: string; spoken: string } {
-  const at = email.lastIndexOf('@');
-  const first = email.slice(0, 1);
-  const domain = email.slice(at + 1);
-  return { detail: `${first}•••@${domain}`, spoken: `the ${domain} address starting with ${first}` };
-}
-
-function channelChoices(user: DemoUser, channels: PageOptions['channels']): ChannelChoice[] {
-  const phone = user.phone ? maskPhone(user.phone) : undefined;
-  const email = channels.email && user.email ? maskEmail(user.email) : undefined;
-  const choices: ChannelChoice[] = [];
-  const sms = channels.sms && phone;
-  if (sms) choices.push({ channel: 'sms', label: 'Send by SMS', detail: `Text message to ${phone.detail}`, spoken: phone.spoken, name: `Send by SMS to ${phone.spoken}` });
-  if (channels.whatsapp && phone) {
-    choices.push({ channel: 'whatsapp', label: 'Send by WhatsApp', detail: `WhatsApp message to ${phone.detail}`, spoken: phone.spoken, name: `Send by WhatsApp to ${phone.spoken}` });
-  }
-  if (channels.voice && phone) {
-    choices.push({ channel: 'voice', label: 'Call me', detail: `A voice call to ${phone.detail} reads the code`, spoken: phone.spoken, name: `Call me at ${phone.spoken}` });
-  }
-  if (email) choices.push({ channel: 'email', label: 'Send by email', detail: `Email to ${email.detail}`, spoken: email.spoken, name: `Send by email to ${email.spoken}` });
-  if (sms && email) {
-    const spoken = `${phone.spoken} and ${email.spoken}`;
-    choices.push({ channel: 'both', label: 'Send by SMS and email', detail: 'The same code to your phone and your inbox', spoken, name: `Send by SMS and email to ${spoken}` });
-  }
-  return choices;
-}
-
-/** `ABCDEFGH…` → `ABCD EFGH …`: easier to copy by hand; authenticator apps ignore the spaces. */
-function groupKey(secret: string): string {
-  return secret.replace(/(.{4})(?=.)/g, '$1 ');
-}
-
-/** Newest first; entries of the same millisecond keep the order they were sent in, reversed. */
-function newestFirst(entries: OutboxEntryView[]): OutboxEntryView[] {
-  return entries
-    .map((entry, index) => ({ entry, index }))
-    .sort((a, b) => b.entry.at.getTime() - a.entry.at.getTime() || b.index - a.index)
-    .map(({ entry }) => entry);
 }
 
 // ---- routes -----------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import { Registry } from 'prom-client';
 import { blockidOtp, type DevOutbox } from '../src/index.js';
 import { prometheusMetrics } from '../src/metrics.js';
 import { ConfigError, readConfig, type Env, type ExampleConfig } from './config.js';
-import { errorHandler, notFound, pageRoutes, type OtpSettings } from './routes.js';
+import { otpSettings, securityHeaders } from './page-data.js';
+import { errorHandler, notFound, pageRoutes } from './routes.js';
 import { buildSenders, channelNames, type ExampleSenders } from './senders.js';
 import { createStorage } from './storage.js';
 import { createFactorStore, findUser, normalizeUsername, type FactorStore } from './users.js';
@@ -37,13 +38,6 @@ export interface ExampleApp {
 /** The site icon: served at /assets/favicon.svg and at /favicon.ico. */
 export const FAVICON = new URL('./public/favicon.svg', import.meta.url);
 
-const otpSettings: OtpSettings = {
-  basePath: '/otp',
-  codeLength: 6,
-  ttlSeconds: 300,
-  maxAttempts: 5,
-  resendCooldownSeconds: 30,
-};
 
 /**
  * Builds the example app from `env`. Throws `ConfigError` with a message that says what to
@@ -98,24 +92,7 @@ export function createExampleApp(env: Env = process.env): ExampleApp {
   const app = express();
   if (config.trustProxy !== undefined) app.set('trust proxy', config.trustProxy);
 
-  app.use(
-    helmet({
-      contentSecurityPolicy: {
-        directives: {
-          'default-src': ["'self'"],
-          'script-src': ["'self'"],
-          'style-src': ["'self'"],
-          'img-src': ["'self'", 'data:'],
-          'connect-src': ["'self'"],
-          'form-action': ["'self'"],
-          'frame-ancestors': ["'none'"],
-          // Over plain http (local development) an upgrade would break the page.
-          'upgrade-insecure-requests': config.production ? [] : null,
-        },
-      },
-      strictTransportSecurity: config.production,
-    }),
-  );
+  app.use(helmet(securityHeaders(config.production)));
   app.use(
     '/assets',
     express.static(fileURLToPath(new URL('./public/', import.meta.url)), {

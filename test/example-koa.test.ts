@@ -1,7 +1,12 @@
-/** The Koa example app (example-app/koa.ts): password, code from the dev outbox, guarded route. */
+/**
+ * The Koa example app (example-app/koa.ts): password, code from the dev outbox, guarded route,
+ * over its JSON endpoints; and, in the system Chromium, the same pages as the Express example.
+ */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from './helpers/browser.js';
 import { generate as totpCode } from 'otplib';
 import { createKoaExample } from '../example-app/koa.js';
 import { ConfigError } from '../example-app/config.js';
@@ -102,11 +107,14 @@ describe('example-app/koa.ts', () => {
     assert.equal(example.outbox?.entries().length, 0);
   });
 
-  it('refuses non-JSON logins and has no dev outbox in production', async () => {
+  it('a form login without the page\'s form token is refused, other bodies get 415; no dev outbox in production', async () => {
     const { client } = await start();
     const form = await client.request('POST', '/login', { raw: 'username=john.smith&password=blockid-demo', contentType: 'application/x-www-form-urlencoded' });
-    assert.equal(form.status, 415);
-    assert.equal(form.body.error, 'unsupported_media_type');
+    assert.equal(form.status, 403);
+    assert.match(form.text, /This form has expired/);
+    const text = await client.request('POST', '/login', { raw: 'john.smith', contentType: 'text/plain' });
+    assert.equal(text.status, 415);
+    assert.equal(text.body.error, 'unsupported_media_type');
     assert.throws(() => createKoaExample({ NODE_ENV: 'production' }), ConfigError);
     const production = createKoaExample({
       NODE_ENV: 'production',
@@ -117,5 +125,92 @@ describe('example-app/koa.ts', () => {
     });
     closers.push(() => production.close());
     assert.equal(production.outbox, undefined);
+  });
+});
+
+describe('example-app/koa.ts: the same pages as the Express example, in Chromium', () => {
+  let browser: Browser | undefined;
+  before(async () => {
+    browser = await launchChromium();
+  });
+  after(() => browser?.close());
+
+  const EXPRESS_PAGES = ['/login', '/login/code', '/account', '/account/totp', '/dev/outbox', '/favicon.ico', '/assets/app.css', '/assets/code-step.js'];
+
+  it('sign-in page, code step (SMS from the dev outbox), account page, recovery codes, sign-out; no CSP problem', { timeout: 60_000 }, async () => {
+    const { url, example } = await start();
+    assert.ok(browser);
+    const context = await browser.newContext();
+    context.setDefaultTimeout(10_000);
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('console', (message) => {
+      if (/Content Security Policy/i.test(message.text())) problems.push(message.text());
+    });
+    page.on('pageerror', (error) => problems.push(error.message));
+
+    await page.goto(`${url}/account`);
+    await page.waitForURL(`${url}/login`);
+    assert.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Sign in');
+    await page.getByLabel('Username').fill('john.smith');
+    await page.getByLabel('Password').fill('blockid-demo');
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.waitForURL(`${url}/login/code`);
+    assert.equal(await page.evaluate(() => (globalThis as any).document.activeElement?.id), 'code-title');
+    const field = page.getByLabel('Code', { exact: true });
+    assert.equal(await field.getAttribute('autocomplete'), 'one-time-code');
+    assert.equal(await field.getAttribute('inputmode'), 'numeric');
+
+    await page.getByRole('button', { name: /^Send by SMS to/ }).click();
+    await page.locator('#status', { hasText: 'We sent a code' }).waitFor();
+    let text = '';
+    for (let i = 0; !text && i < 100; i++) {
+      text = example.outbox?.entries().at(-1)?.text ?? '';
+      if (!text) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const code = /\b(\d{6})\b/.exec(text)?.[1] ?? '';
+    await field.fill(code);
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await page.waitForURL(`${url}/account`);
+    assert.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Hello, John Smith');
+
+    await page.getByRole('button', { name: 'Generate recovery codes' }).click();
+    await page.getByRole('heading', { name: 'Your recovery codes' }).waitFor();
+    assert.equal(await page.locator('#recovery-codes li code').count(), 10);
+    assert.equal(example.factors.get('john.smith').recoveryCodes.length, 10);
+
+    await page.goto(`${url}/account`);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(`${url}/login?signed-out`);
+    await page.goto(`${url}/account`);
+    await page.waitForURL(`${url}/login`);
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
+  it('every page the Express example has answers on Koa too (HTML for a browser, the icon, the assets)', { timeout: 60_000 }, async () => {
+    const { url } = await start();
+    assert.ok(browser);
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${url}/login`);
+    await page.getByLabel('Username').fill('ada.lovelace');
+    await page.getByLabel('Password').fill('blockid-demo');
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.waitForURL(`${url}/login/code`);
+    for (const path of EXPRESS_PAGES) {
+      const answer = await context.request.get(`${url}${path}`, { headers: { accept: 'text/html' }, maxRedirects: 0 });
+      // Before the code step is done, the account pages send the browser to sign-in, as on Express.
+      const expected = path.startsWith('/account') ? 303 : 200;
+      assert.equal(answer.status(), expected, `${path}: ${answer.status()}`);
+    }
+    const icon = await context.request.get(`${url}/favicon.ico`);
+    assert.match(icon.headers()['content-type'] ?? '', /^image\/svg\+xml/);
+    const login = await context.request.get(`${url}/login`);
+    assert.match(login.headers()['content-security-policy'] ?? '', /script-src 'self'/);
+    const missing = await context.request.get(`${url}/no-such-page`, { headers: { accept: 'text/html' } });
+    assert.equal(missing.status(), 404);
+    assert.match(await missing.text(), /Page not found/);
+    await context.close();
   });
 });

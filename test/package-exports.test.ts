@@ -615,3 +615,46 @@ blockidOtpHono({ secret: 'x'.repeat(32), email, trustProxy: true });
     assert.equal(result, 'ok');
   });
 });
+
+describe('the built package without the optional senders\' peers (no nodemailer, no twilio installed)', () => {
+  const creating = `
+const attempts = {
+  nodemailer: () => nodemailerEmail({ smtpUrl: 'smtp://127.0.0.1:2525', from: 'a@example.com' }),
+  twilio: () => twilioSms({ accountSid: 'AC0123456789abcdef0123456789abcdef', authToken: 'token', from: '+14155550111' }),
+};
+const report = {};
+for (const [peer, create] of Object.entries(attempts)) {
+  try { create(); report[peer] = 'created'; } catch (e) { report[peer] = { name: e.name, namesPeer: e.message.includes('npm install ' + peer), linked: e.message.endsWith('(see docs/errors.md#missing-peer-dependency)') }; }
+}
+console.log(JSON.stringify(report));
+`;
+  const expected = { name: 'TypeError', namesPeer: true, linked: true };
+
+  it('import: nodemailerEmail({ smtpUrl }) and twilioSms({ accountSid, authToken }) fail at creation, naming the package', async () => {
+    const report = await runInApp('no-peers.mjs', `import { nodemailerEmail, twilioSms } from 'blockid-otp';\n${creating}`);
+    assert.deepEqual(report, { nodemailer: expected, twilio: expected });
+  });
+
+  it('require: the same', async () => {
+    const report = await runInApp('no-peers.cjs', `const { nodemailerEmail, twilioSms } = require('blockid-otp');\n${creating}`);
+    assert.deepEqual(report, { nodemailer: expected, twilio: expected });
+  });
+
+  it('a ready-made transporter needs no peer', async () => {
+    const report = await runInApp('ready-made.mjs', `import { nodemailerEmail } from 'blockid-otp';
+nodemailerEmail({ transporter: { sendMail: async () => ({}) }, from: 'a@example.com' });
+console.log(JSON.stringify('created'));`);
+    assert.equal(report, 'created');
+  });
+
+  it('with nodemailer and twilio installed next to the package, both are created (import and require)', async () => {
+    const modules = join(peersApp, 'node_modules');
+    for (const peer of ['nodemailer', 'twilio']) {
+      if (!existsSync(join(modules, peer))) await symlink(join(repo, 'node_modules', peer), join(modules, peer), 'dir');
+    }
+    const esm = await runInApp('with-peers.mjs', `import { nodemailerEmail, twilioSms } from 'blockid-otp';\n${creating}`, peersApp);
+    const cjs = await runInApp('with-peers.cjs', `const { nodemailerEmail, twilioSms } = require('blockid-otp');\n${creating}`, peersApp);
+    assert.deepEqual(esm, { nodemailer: 'created', twilio: 'created' });
+    assert.deepEqual(cjs, { nodemailer: 'created', twilio: 'created' });
+  });
+});

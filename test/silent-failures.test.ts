@@ -91,6 +91,32 @@ describe('a failed delivery nobody watches is warned about on the console', () =
     assert.deepEqual(warnings, []);
   });
 
+  it('an attacker who knows a username and opens many sessions cannot flood the console: still one line', async (t) => {
+    const warnings = recordWarnings(t);
+    const smtpUrl = `smtp://127.0.0.1:${await closedPort()}`;
+    let failedAttempts = 0;
+    const count = () => undefined;
+    // A metrics sink is neither a logger nor a listener: it only tells this test when every delivery is over.
+    const metrics = {
+      send: count, unknownUserSend: count, rateLimited: count, verification: count, lock: count, timeToVerify: count,
+      delivery: (_channel: string, result: string) => void (result === 'failed' && (failedAttempts += 1)),
+    };
+    const flooded = await expressApp({ otp: { metrics, email: nodemailerEmail({ smtpUrl, from: 'no-reply@example.com' }) } });
+    t.after(() => flooded.close());
+    const sessions = 8;
+    for (let i = 0; i < sessions; i++) {
+      const reply = await new Client(flooded.url).request('POST', '/otp/send', {
+        json: { username: 'ada.lovelace', channel: 'email' },
+        headers: { 'x-forwarded-for': `198.51.100.${i}` },
+      });
+      assert.equal(reply.status, 202);
+    }
+    // Each delivery tries twice (a refused connection is retried once).
+    await until(() => failedAttempts >= sessions * 2, 'every delivery to fail');
+    assert.equal(warnings.length, 1);
+    assertScrubbed(warnings[0] ?? '');
+  });
+
   describe('Twilio refusing the request (the real twilio SDK against a local server)', () => {
     let refusing: Server;
     let url = '';

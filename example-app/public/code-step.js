@@ -50,6 +50,15 @@ function setUp(root) {
     status.textContent = text;
   }
 
+  /**
+   * The server's messages end with a pointer for developers, "(see docs/errors.md#…)": the
+   * person at the keyboard gets the sentence without it.
+   * @param {unknown} message
+   */
+  function forPeople(message) {
+    return typeof message === 'string' ? message.replace(/\s*\(see docs\/errors\.md#[a-z0-9-]+\)$/, '') : '';
+  }
+
   /** @param {string} text */
   function showError(text) {
     feedback.textContent = text;
@@ -151,7 +160,7 @@ function setUp(root) {
         showError('Sending codes is unavailable right now. Try again in a minute.');
       } else {
         say('');
-        showError(data.message || 'We could not send a code. Reload the page and try again.');
+        showError(forPeople(data.message) || 'We could not send a code. Reload the page and try again.');
       }
     } catch {
       say('');
@@ -266,7 +275,7 @@ function setUp(root) {
       return 'Too many wrong tries: that code no longer works. Send a new code to continue.';
     }
     if (status === 503) return 'Checking codes is unavailable right now. Try again in a minute.';
-    return data.message || 'We could not check that code. Try again.';
+    return forPeople(data.message) || 'We could not check that code. Try again.';
   }
 
   form.addEventListener('submit', async (event) => {

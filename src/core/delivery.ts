@@ -1,5 +1,5 @@
 /** Delivery with a time budget and bounded retries; failures become events, never crashes. */
-import { OtpError, withDocsLink } from './errors.js';
+import { OtpError, withDocsLink, withoutDocsLink } from './errors.js';
 import { maskDestination } from './destinations.js';
 import { scrubMessage } from './scrub.js';
 import type { OtpEvents } from './events.js';
@@ -178,7 +178,7 @@ function isRetryable(error: unknown): boolean {
  * Scrubbed before it is cut, so no code is left half-visible at the cut.
  */
 function describeFailure(error: unknown, message: { code: string; to: string; linkToken?: string | undefined }): string {
-  let text = error instanceof DeliveryTimeout ? 'timed out' : error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  let text = error instanceof DeliveryTimeout ? 'timed out' : error instanceof Error ? `${error.name}: ${withoutDocsLink(error.message)}` : String(error);
   if (message.linkToken !== undefined) text = text.split(message.linkToken).join('[link]');
   return scrubMessage(text.slice(0, 4000), message, maskDestination(message.to)).slice(0, 300);
 }

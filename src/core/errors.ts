@@ -57,6 +57,11 @@ export function withDocsLink(message: string, anchor: string): string {
   return `${message} (see docs/errors.md#${anchor})`;
 }
 
+/** `message` without its trailing docs link (a delivery failure's reason in an event is read beside the event's own docs). */
+export function withoutDocsLink(message: string): string {
+  return message.replace(/ ?\(see docs\/errors\.md#[a-z0-9-]+\)$/, '');
+}
+
 /** A misconfiguration, reported at creation: the message names the option and the fix, then links to it. */
 export function configError(message: string, anchor: DocsAnchor = 'invalid-options'): TypeError {
   return new TypeError(withDocsLink(message, anchor));

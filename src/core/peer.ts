@@ -7,18 +7,18 @@
 import { createRequire } from 'node:module';
 import { configError } from './errors.js';
 
-/** A resolver rooted where this file is, as the later `import()` resolves (CommonJS build: its own `require`). */
-function resolver(): NodeJS.Require {
-  return typeof require === 'function' ? require : createRequire(import.meta.url);
-}
-
-/** Throws a TypeError naming the package to install when `name` cannot be resolved. */
+/**
+ * Throws a TypeError naming the package to install when `name` cannot be resolved from here,
+ * where the later `import()` resolves it from (the CommonJS build gets `import.meta.url`
+ * from tsup's shim). Only "not found" counts: any other failure is left to that import.
+ */
 export function assertPeerInstalled(name: string, factory: string, needs: string): void {
   try {
-    resolver().resolve(name);
-  } catch {
+    createRequire(import.meta.url).resolve(name);
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'MODULE_NOT_FOUND') return;
     throw configError(
-      `${factory}: ${needs} needs the optional package "${name}", which is not installed: run \`npm install ${name}\` (or pass a ready-made client).`,
+      `${factory}: ${needs} needs the optional package "${name}", which is not installed: run \`npm install ${name}\` (or pass your own ${name === 'nodemailer' ? 'transporter' : 'client'}).`,
       'missing-peer-dependency',
     );
   }

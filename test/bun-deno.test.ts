@@ -9,6 +9,12 @@ import { after, before, describe, it } from 'node:test';
 import { builtPackage, repoRoot } from './helpers/built.js';
 import { assertNoCodeLeaked, Client } from './helpers/client.js';
 import { runtimeBinary, startRuntimeApp, type RuntimeApp, type RuntimeName } from './helpers/runtimes.js';
+import { cookieSession } from '../src/fetch.js';
+import { createCookieSessions } from '../src/core/cookie-session.js';
+import { SESSION_FLAG } from '../src/core/http.js';
+
+/** The `secret` of test/fixtures/runtime-app.ts. */
+const RUNTIME_SECRET = 'runtime-test-secret-0123456789-abcdefghij';
 
 const script = join(repoRoot, 'test', 'fixtures', 'runtime-app.ts');
 const json = { 'content-type': 'application/json' };
@@ -136,7 +142,9 @@ for (const [runtime, adapter] of runs) {
       const how = asIs ? `with ${handedOver} handed to ${runtime === 'bun' ? 'Bun.serve' : 'Deno.serve'} as is` : `from ${runtime === 'bun' ? 'server.requestIP' : 'info.remoteAddr'}`;
       it(`counts the per-IP send quota with the address the runtime gives (${how})`, async () => {
         const limited = await start({ sendsPerIp: { points: 2, windowSeconds: 3600 } }, asIs);
-        const sendFromNewSession = (username: string) => new Client(limited.url).post('/otp/send', { username });
+        // An attacker's rotation of sessions and of X-Forwarded-For (not trusted: trustProxy 0) changes nothing.
+        let hop = 0;
+        const sendFromNewSession = (username: string) => new Client(limited.url).post('/otp/send', { username }, { headers: { 'x-forwarded-for': `198.51.100.${++hop}` } });
         assert.equal((await sendFromNewSession('john.smith')).status, 202);
         assert.equal((await sendFromNewSession('ada.lovelace')).status, 202);
         const third = await sendFromNewSession('grace.hopper');
@@ -145,6 +153,21 @@ for (const [runtime, adapter] of runs) {
         assert.doesNotMatch(limited.stderr(), /no client IP/);
       });
     }
+
+    it("opens a session cookie sealed by Node's WebCrypto, and refuses it with one bit flipped or under another secret", async () => {
+      const seal = async (secret: string) => {
+        const state = await createCookieSessions(cookieSession({ secure: false }), secret).load(undefined);
+        state.port.write(SESSION_FLAG, { verified: true, username: 'ada.lovelace', verifiedAt: Date.now(), method: 'code' });
+        return (await state.setCookie())!.split(';')[0]!;
+      };
+      const get = (cookie: string) => fetch(`${app.url}/account`, { headers: { cookie } });
+      const sealed = await seal(RUNTIME_SECRET);
+      assert.equal((await get(sealed)).status, 200, 'the same AES-GCM and HKDF on both sides');
+      const bytes = Buffer.from(sealed.slice(sealed.indexOf('v1.') + 3), 'base64url');
+      bytes[20] = bytes[20]! ^ 1;
+      assert.equal((await get(`blockid-otp=v1.${bytes.toString('base64url')}`)).status, 401);
+      assert.equal((await get(await seal('another-secret-0123456789-abcdefghijklmn'))).status, 401);
+    });
 
     it('never puts a code in a response', async () => {
       await outbox();

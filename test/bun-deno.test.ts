@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { builtPackage, repoRoot } from './helpers/built.js';
 import { assertNoCodeLeaked, Client } from './helpers/client.js';
 import { runtimeBinary, startRuntimeApp, type RuntimeApp, type RuntimeName } from './helpers/runtimes.js';
+import { createClient } from 'redis';
 import { cookieSession } from '../src/fetch.js';
 import { createCookieSessions } from '../src/core/cookie-session.js';
 import { SESSION_FLAG } from '../src/core/http.js';
@@ -176,3 +177,48 @@ for (const [runtime, adapter] of runs) {
     });
   });
 }
+
+describe('redisStore shared by an app on Bun and one on Deno', { skip: (runtimeBinary('bun') === undefined || runtimeBinary('deno') === undefined) && 'bun or deno is not installed' }, () => {
+  const prefix = `otp-runtimes-${process.pid}-${Date.now().toString(36)}:`;
+  const apps: RuntimeApp[] = [];
+  const redis = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', socket: { reconnectStrategy: false, connectTimeout: 2000 } });
+  after(async () => {
+    for (const app of apps) await app.close();
+    if (!redis.isOpen) return;
+    for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) if (keys.length > 0) await redis.del(keys);
+    await redis.quit();
+  });
+
+  it('verifies a code sent through Bun once, through Deno with the same cookie, and the session opens on both', async (t) => {
+    try {
+      await redis.connect();
+    } catch {
+      return t.skip('Redis is not running on 127.0.0.1:6379');
+    }
+    const dist = await builtPackage();
+    const env = { BLOCKID_OTP_DIST: dist, BLOCKID_OTP_REDIS_PREFIX: prefix };
+    const [onBun, onDeno] = await Promise.all([startRuntimeApp('bun', script, env), startRuntimeApp('deno', script, env)]);
+    apps.push(onBun, onDeno);
+
+    const bunClient = new Client(onBun.url);
+    assert.equal((await bunClient.post('/otp/send', { username: 'ada.lovelace' })).status, 202);
+    let code: string | undefined;
+    for (let tries = 0; code === undefined && tries < 100; tries++) {
+      const sent = (await (await fetch(`${onBun.url}/__test/outbox`)).json()) as Sent[];
+      code = sent.find((message) => message.username === 'ada.lovelace')?.code;
+      if (code === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(code);
+    assert.ok((await redis.keys(`${prefix}*`)).length > 0, 'the code record is in Redis');
+
+    const denoClient = new Client(onDeno.url);
+    denoClient.cookie = bunClient.cookie;
+    const verified = await denoClient.post('/otp/verify', { username: 'ada.lovelace', code });
+    assert.equal(verified.status, 200, verified.text);
+    assert.equal((await bunClient.post('/otp/verify', { username: 'ada.lovelace', code })).status, 401, 'used once, across runtimes');
+    assert.equal((await denoClient.get('/account')).status, 200);
+    bunClient.cookie = denoClient.cookie;
+    assert.equal((await bunClient.get('/account')).status, 200, "Deno's cookie opens on Bun");
+    assertNoCodeLeaked([code]);
+  });
+});

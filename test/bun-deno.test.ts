@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { builtPackage, repoRoot } from './helpers/built.js';
 import { assertNoCodeLeaked, Client } from './helpers/client.js';
 import { runtimeBinary, startRuntimeApp, type RuntimeApp, type RuntimeName } from './helpers/runtimes.js';
+import pg from 'pg';
 import { createClient } from 'redis';
 import { cookieSession } from '../src/fetch.js';
 import { createCookieSessions } from '../src/core/cookie-session.js';
@@ -178,47 +179,81 @@ for (const [runtime, adapter] of runs) {
   });
 }
 
-describe('redisStore shared by an app on Bun and one on Deno', { skip: (runtimeBinary('bun') === undefined || runtimeBinary('deno') === undefined) && 'bun or deno is not installed' }, () => {
-  const prefix = `otp-runtimes-${process.pid}-${Date.now().toString(36)}:`;
-  const apps: RuntimeApp[] = [];
-  const redis = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', socket: { reconnectStrategy: false, connectTimeout: 2000 } });
-  after(async () => {
-    for (const app of apps) await app.close();
-    if (!redis.isOpen) return;
-    for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) if (keys.length > 0) await redis.del(keys);
-    await redis.quit();
+/** The shared stores: where the code lives between an app on Bun and one on Deno. */
+const sharedStores: Array<{ name: string; env: Record<string, string>; connect(): Promise<void>; holdsRecords(): Promise<boolean>; cleanUp(): Promise<void> }> = [
+  (() => {
+    const prefix = `otp-runtimes-${process.pid}-${Date.now().toString(36)}:`;
+    const redis = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', socket: { reconnectStrategy: false, connectTimeout: 2000 } });
+    return {
+      name: 'redisStore',
+      env: { BLOCKID_OTP_REDIS_PREFIX: prefix },
+      connect: async () => void (await redis.connect()),
+      holdsRecords: async () => (await redis.keys(`${prefix}*`)).length > 0,
+      cleanUp: async () => {
+        if (!redis.isOpen) return;
+        for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) if (keys.length > 0) await redis.del(keys);
+        await redis.quit();
+      },
+    };
+  })(),
+  (() => {
+    const schema = `otp_runtimes_${process.pid}_${Date.now().toString(36)}`;
+    const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test', max: 2, connectionTimeoutMillis: 2000 });
+    pool.on('error', () => {});
+    return {
+      name: 'postgresStore',
+      env: { BLOCKID_OTP_PG_SCHEMA: schema },
+      connect: async () => void (await pool.query('SELECT 1')),
+      holdsRecords: async () => ((await pool.query(`SELECT count(*)::int AS n FROM "${schema}".blockid_otp_slots`)).rows[0] as { n: number }).n > 0,
+      cleanUp: async () => {
+        await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
+        await pool.end();
+      },
+    };
+  })(),
+];
+
+for (const shared of sharedStores) {
+  describe(`${shared.name} shared by an app on Bun and one on Deno`, { skip: (runtimeBinary('bun') === undefined || runtimeBinary('deno') === undefined) && 'bun or deno is not installed' }, () => {
+    const apps: RuntimeApp[] = [];
+    after(async () => {
+      for (const app of apps) await app.close();
+      await shared.cleanUp();
+    });
+
+    it('verifies a code sent through Bun once, through Deno with the same cookie, and the session opens on both', async (t) => {
+      try {
+        await shared.connect();
+      } catch {
+        return t.skip(`the database of ${shared.name} is not running`);
+      }
+      const env = { BLOCKID_OTP_DIST: await builtPackage(), ...shared.env };
+      const onBun = await startRuntimeApp('bun', script, env);
+      apps.push(onBun);
+
+      const bunClient = new Client(onBun.url);
+      assert.equal((await bunClient.post('/otp/send', { username: 'ada.lovelace' })).status, 202);
+      let code: string | undefined;
+      for (let tries = 0; code === undefined && tries < 100; tries++) {
+        const sent = (await (await fetch(`${onBun.url}/__test/outbox`)).json()) as Sent[];
+        code = sent.find((message) => message.username === 'ada.lovelace')?.code;
+        if (code === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.ok(code);
+      assert.ok(await shared.holdsRecords(), 'the code record is in the shared store');
+
+      // Started after the first send, so the two do not race to create the schema.
+      const onDeno = await startRuntimeApp('deno', script, env);
+      apps.push(onDeno);
+      const denoClient = new Client(onDeno.url);
+      denoClient.cookie = bunClient.cookie;
+      const verified = await denoClient.post('/otp/verify', { username: 'ada.lovelace', code });
+      assert.equal(verified.status, 200, verified.text);
+      assert.equal((await bunClient.post('/otp/verify', { username: 'ada.lovelace', code })).status, 401, 'used once, across runtimes');
+      assert.equal((await denoClient.get('/account')).status, 200);
+      bunClient.cookie = denoClient.cookie;
+      assert.equal((await bunClient.get('/account')).status, 200, "Deno's cookie opens on Bun");
+      assertNoCodeLeaked([code]);
+    });
   });
-
-  it('verifies a code sent through Bun once, through Deno with the same cookie, and the session opens on both', async (t) => {
-    try {
-      await redis.connect();
-    } catch {
-      return t.skip('Redis is not running on 127.0.0.1:6379');
-    }
-    const dist = await builtPackage();
-    const env = { BLOCKID_OTP_DIST: dist, BLOCKID_OTP_REDIS_PREFIX: prefix };
-    const [onBun, onDeno] = await Promise.all([startRuntimeApp('bun', script, env), startRuntimeApp('deno', script, env)]);
-    apps.push(onBun, onDeno);
-
-    const bunClient = new Client(onBun.url);
-    assert.equal((await bunClient.post('/otp/send', { username: 'ada.lovelace' })).status, 202);
-    let code: string | undefined;
-    for (let tries = 0; code === undefined && tries < 100; tries++) {
-      const sent = (await (await fetch(`${onBun.url}/__test/outbox`)).json()) as Sent[];
-      code = sent.find((message) => message.username === 'ada.lovelace')?.code;
-      if (code === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    assert.ok(code);
-    assert.ok((await redis.keys(`${prefix}*`)).length > 0, 'the code record is in Redis');
-
-    const denoClient = new Client(onDeno.url);
-    denoClient.cookie = bunClient.cookie;
-    const verified = await denoClient.post('/otp/verify', { username: 'ada.lovelace', code });
-    assert.equal(verified.status, 200, verified.text);
-    assert.equal((await bunClient.post('/otp/verify', { username: 'ada.lovelace', code })).status, 401, 'used once, across runtimes');
-    assert.equal((await denoClient.get('/account')).status, 200);
-    bunClient.cookie = denoClient.cookie;
-    assert.equal((await bunClient.get('/account')).status, 200, "Deno's cookie opens on Bun");
-    assertNoCodeLeaked([code]);
-  });
-});
+}

@@ -14,6 +14,7 @@ import { createClient } from 'redis';
 import { cookieSession } from '../src/fetch.js';
 import { createCookieSessions } from '../src/core/cookie-session.js';
 import { SESSION_FLAG } from '../src/core/http.js';
+import { startSmtpSink, type SmtpSink } from './helpers/smtp.js';
 
 /** The `secret` of test/fixtures/runtime-app.ts. */
 const RUNTIME_SECRET = 'runtime-test-secret-0123456789-abcdefghij';
@@ -253,6 +254,32 @@ for (const shared of sharedStores) {
       assert.equal((await denoClient.get('/account')).status, 200);
       bunClient.cookie = denoClient.cookie;
       assert.equal((await bunClient.get('/account')).status, 200, "Deno's cookie opens on Bun");
+      assertNoCodeLeaked([code]);
+    });
+  });
+}
+
+for (const runtime of ['bun', 'deno'] as RuntimeName[]) {
+  describe(`nodemailerEmail on ${runtime}`, { skip: runtimeBinary(runtime) === undefined && `${runtime} is not installed` }, () => {
+    let smtp: SmtpSink | undefined;
+    let app: RuntimeApp | undefined;
+    after(async () => {
+      await app?.close();
+      await smtp?.stop();
+    });
+
+    it('mails the code over SMTP from the runtime, and the mailed code verifies', async () => {
+      smtp = await startSmtpSink();
+      app = await startRuntimeApp(runtime, script, { BLOCKID_OTP_DIST: await builtPackage(), BLOCKID_OTP_SMTP_URL: smtp.url });
+      const client = new Client(app.url);
+      assert.equal((await client.post('/otp/send', { username: 'ada.lovelace', channel: 'email' })).status, 202);
+      const [mail] = await smtp.waitFor(1, 15_000);
+      assert.ok(mail?.subject, 'a subject');
+      assert.match(mail?.to && 'text' in mail.to ? mail.to.text : '', /ada@example\.com/);
+      const code = /\b(\d{6})\b/.exec(mail?.text ?? '')?.[1];
+      assert.ok(code, 'a code in the email');
+      const verified = await client.post('/otp/verify', { username: 'ada.lovelace', code });
+      assert.equal(verified.status, 200, verified.text);
       assertNoCodeLeaked([code]);
     });
   });

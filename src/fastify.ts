@@ -64,7 +64,8 @@ interface RequestState {
 
 const states = new WeakMap<FastifyRequest, RequestState>();
 const noCookie = async (): Promise<undefined> => undefined;
-const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
+/** The methods the core answers (405 with Allow for a wrong one); OPTIONS stays with the app, e.g. @fastify/cors preflights. */
+const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH'] as const;
 
 function fastifySessionPort(request: FastifyRequest): SessionPort | undefined {
   const current = () => (request as unknown as { session?: FastifySessionLike }).session;

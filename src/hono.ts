@@ -83,7 +83,8 @@ export function blockidOtpHono(options: BlockidOtpHonoOptions): BlockidOtpHonoMi
   if (isHonoCall(options, arguments[1]) || isRequest(options)) {
     throw notCalledError('blockidOtpHono', 'blockidOtpHono({ secret, resolveUser, email })');
   }
-  const { getIp, ...rest } = options ?? ({} as BlockidOtpHonoOptions);
+  if (options === null || typeof options !== 'object') throw new TypeError('blockidOtpHono: expected an options object, e.g. blockidOtpHono({ secret, resolveUser, email }).');
+  const { getIp, ...rest } = options;
   if (getIp !== undefined && typeof getIp !== 'function') {
     throw new TypeError('blockidOtpHono: option "getIp" must be a function (c) => the client\'s IP address, e.g. (c) => getConnInfo(c).remote.address.');
   }
@@ -92,10 +93,12 @@ export function blockidOtpHono(options: BlockidOtpHonoOptions): BlockidOtpHonoMi
 
   const middleware: MiddlewareHandler<BlockidOtpEnv> = async (c, next) => {
     const request = c.req.raw;
-    // Getters: the address and waitUntil are looked up only for a request the core answers.
+    // Getters: the address and waitUntil are looked up only for a request the core answers, the address once.
+    let ip: { value: string | undefined } | undefined;
     const context: FetchContext = {
       get ip() {
-        return ipOf(c);
+        ip ??= { value: ipOf(c) };
+        return ip.value;
       },
       get waitUntil() {
         return waitUntilOf(c);

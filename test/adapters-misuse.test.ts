@@ -95,17 +95,19 @@ describe('X-Forwarded-For counts only behind a trusted proxy', () => {
     }
   });
 
-  it("fastify refuses Fastify's trustProxy: true (any client would choose its request.ip) with a message that says what to set", async () => {
-    const app = Fastify({ trustProxy: true });
-    await app.register(blockidOtpFastify, baseOptions(captureSenders(), onePerIp));
-    app.get('/', async () => ({ home: true }));
-    const url = await serveFastify(app);
-    for (const path of ['/', '/otp/send']) {
-      const reply = await new Client(url).post(path, { username: 'john.smith' });
-      assert.equal(reply.status, 500, reply.text);
-      assert.match(reply.body.message, /trustProxy.*X-Forwarded-For.*proxy's address/s);
-    }
-  });
+  for (const [name, trustProxy] of [['true', true], ['0.0.0.0/1,128.0.0.0/1', '0.0.0.0/1,128.0.0.0/1'], ['() => true', () => true]] as const) {
+    it(`fastify refuses Fastify's trustProxy: ${name} (any client would choose its request.ip) with a message that says what to set`, async () => {
+      const app = Fastify({ trustProxy });
+      await app.register(blockidOtpFastify, baseOptions(captureSenders(), onePerIp));
+      app.get('/', async () => ({ home: true }));
+      const url = await serveFastify(app);
+      for (const path of ['/', '/otp/send']) {
+        const reply = await new Client(url).post(path, { username: 'john.smith' });
+        assert.equal(reply.status, 500, reply.text);
+        assert.match(reply.body.message, /trustProxy.*X-Forwarded-For.*proxy's address/s);
+      }
+    });
+  }
 
   it('fastify refuses a trustProxy option on the plugin: the IP is Fastify\'s request.ip', async () => {
     const app = Fastify();
@@ -162,6 +164,12 @@ describe('Hono misuse', () => {
     const reply = await victim.get('/account');
     assert.equal(reply.status, 401);
     assert.equal(reply.body.error, 'otp_required');
+  });
+
+  it('blockidOtpHono() without an options object: a TypeError that shows the call', () => {
+    for (const options of [undefined, null, 'secret']) {
+      assert.throws(() => blockidOtpHono(options as never), /blockidOtpHono: expected an options object, e\.g\. blockidOtpHono\(\{ secret, resolveUser, email \}\)/);
+    }
   });
 
   it('the middleware object carries the programmatic API and nothing of the service', () => {

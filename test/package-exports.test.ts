@@ -30,6 +30,8 @@ let work = '';
 let app = '';
 /** A consumer that has also installed the optional peers of the metrics and postgres subpaths. */
 let peersApp = '';
+/** A consumer of blockid-otp/hono and blockid-otp/fastify: Hono and Fastify installed, no other optional peer. */
+let webApp = '';
 let installed = '';
 let packedFiles: string[] = [];
 
@@ -101,6 +103,8 @@ before(
     installed = await makeConsumer(app, join(work, packed.filename), userPackages);
     peersApp = join(work, 'app-peers');
     await makeConsumer(peersApp, join(work, packed.filename), [...userPackages, ...peerPackages]);
+    webApp = join(work, 'app-web');
+    await makeConsumer(webApp, join(work, packed.filename), [...Object.keys(manifest.dependencies), '@types/node', 'hono', 'fastify']);
   },
   { timeout: 240_000 },
 );
@@ -487,6 +491,124 @@ void [otp, message];
 capture.lastCode(42);
 `,
     });
+    assert.equal(result, 'ok');
+  });
+});
+
+describe('the subpaths blockid-otp/hono and blockid-otp/fastify', () => {
+  /** Signs in through `request(method, path, body?, cookie?)`: send, the captured code, verify, the guarded route. */
+  const signIn = `
+async function signIn(request, capture) {
+  const before = await request('GET', '/account');
+  const sent = await request('POST', '/otp/send', { username: 'ada' });
+  const code = await capture.waitForCode('ada', { timeoutMs: 2000 });
+  const verified = await request('POST', '/otp/verify', { username: 'ada', code }, sent.cookie);
+  const after = await request('GET', '/account', undefined, verified.cookie);
+  return [before.status, sent.status, verified.status, after.status, after.body];
+}
+const options = (capture) => ({ secret: process.env.OTP_SECRET, resolveUser: (u) => (u === 'ada' ? { emailTo: 'ada@example.com' } : null), email: capture.email });
+`;
+
+  it('sign in with import, on Hono and on Fastify (its own cookie session), with nothing but hono and fastify installed', async () => {
+    const report = await runInApp(
+      'web.mjs',
+      `
+import { Hono } from 'hono';
+import Fastify from 'fastify';
+import { blockidOtpHono, requireOtpHono, cookieSession } from 'blockid-otp/hono';
+import { blockidOtpFastify, requireOtpFastify } from 'blockid-otp/fastify';
+import { captureSenders } from 'blockid-otp/testing';
+${signIn}
+const honoCapture = captureSenders();
+const hono = new Hono().use(blockidOtpHono({ ...options(honoCapture), session: cookieSession({ secure: false }) }));
+hono.get('/account', requireOtpHono(), (c) => c.json({ username: c.get('blockidOtp').username }));
+const viaHono = await signIn(async (method, path, body, cookie) => {
+  const response = await hono.request(path, { method, headers: { 'content-type': 'application/json', ...(cookie && { cookie }) }, body: body && JSON.stringify(body) });
+  return { status: response.status, cookie: response.headers.get('set-cookie')?.split(';')[0], body: await response.json() };
+}, honoCapture);
+
+const fastifyCapture = captureSenders();
+const fastify = Fastify();
+await fastify.register(blockidOtpFastify, options(fastifyCapture));
+fastify.get('/account', { preHandler: requireOtpFastify() }, async (request) => ({ username: request.blockidOtp.username }));
+const viaFastify = await signIn(async (method, path, body, cookie) => {
+  const response = await fastify.inject({ method, url: path, headers: { 'content-type': 'application/json', ...(cookie && { cookie }) }, payload: body && JSON.stringify(body) });
+  return { status: response.statusCode, cookie: [response.headers['set-cookie']].flat()[0]?.split(';')[0], body: response.json() };
+}, fastifyCapture);
+console.log(JSON.stringify({ viaHono, viaFastify, api: typeof fastify.otp.generateOtp }));
+`,
+      webApp,
+    );
+    assert.deepEqual(report.viaHono, [401, 202, 200, 200, { username: 'ada' }]);
+    assert.deepEqual(report.viaFastify, [401, 202, 200, 200, { username: 'ada' }]);
+    assert.equal(report.api, 'function');
+  });
+
+  it('sign in with require, on Fastify, whose plugin keeps its decorators visible to the app', async () => {
+    const report = await runInApp(
+      'web.cjs',
+      `
+const Fastify = require('fastify');
+const { blockidOtpFastify, requireOtpFastify, cookieSession } = require('blockid-otp/fastify');
+const { blockidOtpHono } = require('blockid-otp/hono');
+const { captureSenders } = require('blockid-otp/testing');
+${signIn}
+(async () => {
+  const capture = captureSenders();
+  const fastify = Fastify();
+  await fastify.register(blockidOtpFastify, { ...options(capture), session: cookieSession({ secure: false }) });
+  fastify.get('/account', { preHandler: requireOtpFastify() }, async (request) => ({ username: request.blockidOtp.username }));
+  const viaFastify = await signIn(async (method, path, body, cookie) => {
+    const response = await fastify.inject({ method, url: path, headers: { 'content-type': 'application/json', ...(cookie && { cookie }) }, payload: body && JSON.stringify(body) });
+    return { status: response.statusCode, cookie: [response.headers['set-cookie']].flat()[0]?.split(';')[0], body: response.json() };
+  }, capture);
+  console.log(JSON.stringify({ viaFastify, hono: typeof blockidOtpHono }));
+})();
+`,
+      webApp,
+    );
+    assert.deepEqual(report.viaFastify, [401, 202, 200, 200, { username: 'ada' }]);
+    assert.equal(report.hono, 'function');
+  });
+
+  it('type-check under strict and exactOptionalPropertyTypes, without skipLibCheck, with only hono and fastify of the optional peers', async () => {
+    const files = {
+      'web-consumer.mts': `
+import { Hono } from 'hono';
+import Fastify from 'fastify';
+import { blockidOtpHono, requireOtpHono, cookieSession, type BlockidOtpEnv } from 'blockid-otp/hono';
+import { blockidOtpFastify, requireOtpFastify } from 'blockid-otp/fastify';
+const email = { send: async () => {} };
+const otp = blockidOtpHono({ secret: 'x'.repeat(32), email, session: cookieSession({ secure: false }), trustProxy: 1 });
+const app = new Hono().use(otp);
+app.get('/account', requireOtpHono({ maxAgeSeconds: 60 }), (c) => c.json({ username: c.get('blockidOtp')?.username ?? null }));
+const typed = new Hono<BlockidOtpEnv>();
+typed.get('/', (c) => c.text(c.get('blockidOtp')?.method ?? 'none'));
+const same: typeof otp = otp.on('locked', () => {});
+const fastify = Fastify();
+await fastify.register(blockidOtpFastify, { secret: 'x'.repeat(32), email });
+fastify.get('/account', { preHandler: requireOtpFastify({ methods: ['totp'] }) }, async (request) => ({ username: request.blockidOtp?.username ?? null }));
+const sent: Promise<{ channels: ('sms' | 'email')[]; expiresAt: Date }> = fastify.otp.generateOtp('ada', { emailTo: 'ada@example.com' });
+void [same, sent];
+// @ts-expect-error trustProxy is a number of proxies
+blockidOtpHono({ secret: 'x'.repeat(32), email, trustProxy: true });
+`,
+    };
+    await writeFile(
+      join(webApp, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, exactOptionalPropertyTypes: true, skipLibCheck: false, noEmit: true, types: ['node'],
+        },
+        files: Object.keys(files),
+      }),
+    );
+    for (const [name, source] of Object.entries(files)) await writeFile(join(webApp, name), source);
+    const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
+    const result = await run(process.execPath, [tsc, '-p', webApp], { cwd: webApp, timeout: 120_000 }).then(
+      () => 'ok',
+      (error: { stdout?: string }) => error.stdout ?? String(error),
+    );
     assert.equal(result, 'ok');
   });
 });

@@ -45,6 +45,8 @@ const paths = {
   'blockid-otp/testing': ['../../src/testing.ts'],
   'blockid-otp/metrics': ['../../src/metrics.ts'],
   'blockid-otp/postgres': ['../../src/postgres.ts'],
+  'blockid-otp/hono': ['../../src/hono.ts'],
+  'blockid-otp/fastify': ['../../src/fastify.ts'],
 };
 
 function withAmbient(source: string): string {

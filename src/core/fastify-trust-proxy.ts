@@ -1,6 +1,6 @@
 /**
- * Refuses a Fastify `trustProxy` that trusts any number of hops from anywhere (`true`,
- * `'0.0.0.0/0'`, a function that always says yes): with it any client picks its own
+ * Refuses a Fastify `trustProxy` that trusts any number of hops from anywhere (`true`, every
+ * IPv4 range, a function that always says yes): with it any client picks its own
  * `request.ip` through X-Forwarded-For and escapes the per-IP send quota. Fastify keeps the
  * setting to itself, so this asks Fastify's own `ip` getter about a made-up request: a public
  * peer forwarding ten public hops. Checked once per request class (one per Fastify instance).

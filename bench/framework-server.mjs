@@ -1,0 +1,134 @@
+/**
+ * One benchmark server on fetch (served by @hono/node-server), Hono or Fastify, run as its own
+ * child process by bench/frameworks.mjs. Configured by BENCH_SERVER (JSON: { framework, kind,
+ * distDir }); reports { port } over IPC when listening and exits on 'stop'.
+ *
+ * Kinds:
+ * - `otp`       the framework with its blockid-otp adapter (cookie session, memory store):
+ *               the endpoints, and GET /data guarded by the adapter's requireOtp.
+ * - `baseline`  the same framework without blockid-otp: GET /data and POST /write (parses the
+ *               JSON body, answers 202), each framework's own plain routes.
+ *
+ * Bench-only routes under /__bench read what the capture sender saw (as in bench/server.mjs).
+ */
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const config = JSON.parse(process.env.BENCH_SERVER ?? '{}');
+const { framework, kind, distDir } = config;
+const OTP_SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
+const load = (name) => import(pathToFileURL(path.join(distDir, `${name}.js`)).href);
+
+/** Valid US numbers and one address per user, as bench/server.mjs makes them. */
+function destinationsFor(username) {
+  let n = 0;
+  for (let i = 0; i < username.length; i++) n = (n * 31 + username.charCodeAt(i)) % 10_000;
+  return { smsTo: `415555${String(n).padStart(4, '0')}`, smsISDCode: '1', emailTo: `${username}@example.com` };
+}
+
+const codes = new Map();
+const capture = {
+  async send(message) {
+    if (!message.username.startsWith('s-')) codes.set(message.username, message.code);
+  },
+};
+const high = { points: 1_000_000, windowSeconds: 3600 };
+/** The limits of bench/server.mjs: no quota or lock is reached during a run. */
+const otpOptions = (fetchEntry) => ({
+  secret: OTP_SECRET,
+  resolveUser: (username) => destinationsFor(username),
+  sms: capture,
+  email: capture,
+  session: fetchEntry.cookieSession({ secure: false }),
+  ttlSeconds: 600,
+  maxAttempts: 10,
+  limits: {
+    sendsPerUsername: high, sendsPerDestination: high, sendsPerIp: high, smsPerPrefix: high, smsPerHour: 0, smsPerDay: 0,
+    failedVerifications: 91, lockSeconds: 900, maxConsecutiveFailures: 100,
+  },
+});
+
+const benchJson = (pathname, query) => {
+  if (pathname === '/__bench/code') return { code: codes.get(query.get('u') ?? '') ?? null };
+  if (pathname === '/__bench/codes') return { count: codes.size, codes: Object.fromEntries(codes) };
+  return undefined;
+};
+const data = { data: 'account', ok: true };
+const accepted = { status: 'sent', expiresIn: 600, resendIn: 30 };
+
+async function fetchServer() {
+  const { createAdaptorServer } = await import('@hono/node-server');
+  const fetchEntry = await load('fetch');
+  const otp = kind === 'otp' ? fetchEntry.createOtpHandler(otpOptions(fetchEntry)) : undefined;
+  return createAdaptorServer({
+    fetch: async (request, env) => {
+      const url = new URL(request.url);
+      const bench = benchJson(url.pathname, url.searchParams);
+      if (bench !== undefined) return Response.json(bench);
+      if (otp !== undefined) {
+        const answer = await otp.handle(request, { ip: env.incoming.socket.remoteAddress });
+        if (answer !== null) return answer;
+        if (url.pathname === '/data') return (await otp.requireOtp(request)) ?? Response.json(data);
+      } else if (url.pathname === '/data') {
+        return Response.json(data);
+      } else if (url.pathname === '/write' && request.method === 'POST') {
+        await request.json();
+        return Response.json(accepted, { status: 202 });
+      }
+      return Response.json({ error: 'not_found' }, { status: 404 });
+    },
+  });
+}
+
+async function honoServer() {
+  const { createAdaptorServer } = await import('@hono/node-server');
+  const { Hono } = await import('hono');
+  const app = new Hono();
+  app.get('/__bench/*', (c) => c.json(benchJson(c.req.path, new URL(c.req.url).searchParams) ?? {}));
+  if (kind === 'otp') {
+    const { blockidOtpHono, requireOtpHono } = await load('hono');
+    app.use(blockidOtpHono(otpOptions(await load('fetch'))));
+    app.get('/data', requireOtpHono(), (c) => c.json(data));
+  } else {
+    app.get('/data', (c) => c.json(data));
+    app.post('/write', async (c) => {
+      await c.req.json();
+      return c.json(accepted, 202);
+    });
+  }
+  return createAdaptorServer({ fetch: app.fetch });
+}
+
+async function fastifyServer() {
+  const { default: Fastify } = await import('fastify');
+  const app = Fastify();
+  app.get('/__bench/*', async (request) => benchJson(request.url.split('?')[0], new URL(request.url, 'http://x').searchParams) ?? {});
+  if (kind === 'otp') {
+    const { blockidOtpFastify, requireOtpFastify } = await load('fastify');
+    await app.register(blockidOtpFastify, otpOptions(await load('fetch')));
+    app.get('/data', { preHandler: requireOtpFastify() }, async () => data);
+  } else {
+    app.get('/data', async () => data);
+    app.post('/write', async (_request, reply) => reply.code(202).send(accepted));
+  }
+  await app.ready();
+  return app.server;
+}
+
+const makers = { fetch: fetchServer, hono: honoServer, fastify: fastifyServer };
+if (makers[framework] === undefined || (kind !== 'otp' && kind !== 'baseline')) {
+  throw new Error(`bench/framework-server.mjs: unknown framework ${String(framework)} or kind ${String(kind)}`);
+}
+const server = await makers[framework]();
+server.listen(0, '127.0.0.1', () => process.send?.({ type: 'ready', port: server.address().port }));
+
+function stop() {
+  server.closeAllConnections?.();
+  server.close();
+  process.exit(0);
+}
+process.on('message', (message) => {
+  if (message === 'stop') stop();
+});
+process.on('disconnect', stop);
+process.on('SIGTERM', stop);

@@ -1,0 +1,107 @@
+/**
+ * The Web-standard adapters under load: guard, send and verify on fetch (served on Node by
+ * @hono/node-server), Hono and Fastify, each against the same framework's own plain routes
+ * (bench/framework-server.mjs, kind `baseline`): GET /data for the guard, POST /write (parse
+ * the JSON body, answer 202) for send and verify. Prints a Markdown table; writes no file.
+ *
+ * Usage: node bench/frameworks.mjs [--quick] [--frameworks=fetch,hono,fastify]
+ * --quick: 2 s per measurement (trying it out), else 10 s. Builds the committed src/ (HEAD)
+ * with tsup into bench/.tmp first.
+ */
+import { execFileSync, fork } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BENCH_DIR, ROOT, TMP, cannon, machine } from './lib.mjs';
+import { cyclingVerifySpec, getSpec, pendingCodeUsers, uniqueSendSpec, verifiedCookie } from './scenarios.mjs';
+
+const args = process.argv.slice(2);
+const QUICK = args.includes('--quick');
+const DURATION = QUICK ? 2 : 10;
+const FRAMEWORKS = (args.find((arg) => arg.startsWith('--frameworks='))?.split('=')[1] ?? 'fetch,hono,fastify').split(',');
+const ENTRIES = ['fetch', 'hono', 'fastify'];
+
+/** The fetch, hono and fastify entries of HEAD, built as the package's ESM build is. */
+function build() {
+  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const srcRoot = path.join(os.tmpdir(), `blockid-otp-bench-frameworks-${commit}`);
+  rmSync(srcRoot, { recursive: true, force: true });
+  mkdirSync(srcRoot, { recursive: true });
+  execFileSync('sh', ['-c', `git archive HEAD src | tar -x -C "${srcRoot}"`], { cwd: ROOT });
+  const distDir = path.join(TMP, `build-frameworks-${commit}`);
+  rmSync(distDir, { recursive: true, force: true });
+  const entries = ENTRIES.map((name) => path.join(srcRoot, 'src', `${name}.ts`));
+  execFileSync('npx', ['tsup', ...entries, '--no-config', '--format', 'esm', '--target', 'node20', '--out-dir', distDir, '--silent'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  for (const name of ENTRIES) if (!existsSync(path.join(distDir, `${name}.js`))) throw new Error(`build failed: ${name}.js missing`);
+  return { distDir, commit };
+}
+
+/** bench/framework-server.mjs in its own process; resolves with { url, pid, stop() } once it listens. */
+function start(config) {
+  const child = fork(path.join(BENCH_DIR, 'framework-server.mjs'), [], { env: { ...process.env, BENCH_SERVER: JSON.stringify(config) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${config.framework} ${config.kind} server exited early (${code})`)));
+    child.once('message', ({ port }) => {
+      child.removeAllListeners('exit');
+      resolve({
+        url: `http://127.0.0.1:${port}`,
+        pid: child.pid,
+        stop: () =>
+          new Promise((done) => {
+            if (child.exitCode !== null) return done();
+            child.once('exit', () => done());
+            child.send('stop');
+          }),
+      });
+    });
+  });
+}
+
+/** One measurement; refuses a run whose answers are not the expected status (a broken scenario, not a slow one). */
+async function measure(spec, server, status) {
+  const result = await cannon({ ...spec, duration: DURATION }, { serverPid: server.pid });
+  const wrong = Object.entries(result.statuses).filter(([code]) => code !== String(status));
+  if (wrong.length > 0 || result.errors > 0) throw new Error(`expected only ${status}, got ${JSON.stringify(result.statuses)} and ${result.errors} errors`);
+  return result;
+}
+
+async function benchFramework(framework, distDir) {
+  const otp = await start({ framework, kind: 'otp', distDir });
+  const baseline = await start({ framework, kind: 'baseline', distDir });
+  try {
+    const rows = [];
+    const cookie = await verifiedCookie(otp.url, `g-${framework}`);
+    rows.push(['guard (GET /data, verified)', await measure(getSpec(otp.url, '/data', cookie), otp, 200), await measure(getSpec(baseline.url, '/data', ''), baseline, 200)]);
+    rows.push([
+      'send (POST /otp/send, new user and session each)',
+      await measure(uniqueSendSpec(otp.url, '/otp/send', framework), otp, 202),
+      await measure(uniqueSendSpec(baseline.url, '/write', framework), baseline, 202),
+    ]);
+    const users = await pendingCodeUsers(otp.url, { count: QUICK ? 2000 : 6000, tag: framework });
+    const verify = cyclingVerifySpec(otp.url, '/otp/verify', users, { budget: 10 });
+    const verified = await measure(verify, otp, 401);
+    if (verify.exhausted()) console.warn(`[${framework}] the verify run went past the attempt budget of its users: later answers did not compare`);
+    rows.push(['verify (POST /otp/verify, a wrong code)', verified, await measure(cyclingVerifySpec(baseline.url, '/write', users), baseline, 202)]);
+    return rows.map(([scenario, ours, base]) => ({ framework, scenario, ours, base }));
+  } finally {
+    await otp.stop();
+    await baseline.stop();
+  }
+}
+
+const { distDir, commit } = build();
+const results = [];
+for (const framework of FRAMEWORKS) results.push(...(await benchFramework(framework, distDir)));
+
+const m = machine();
+const fmt = (n) => Math.round(n).toLocaleString('en-US');
+console.log(`\n## Adapters against their framework's plain routes (commit ${commit}${QUICK ? ', --quick' : ''})\n`);
+console.log(`${m.cpus} × ${m.model}, Node ${m.node}, ${DURATION} s per measurement, 10 connections.\n`);
+console.log('| framework | scenario | req/s | baseline req/s | ratio | p99 ms | baseline p99 ms |');
+console.log('|---|---|--:|--:|--:|--:|--:|');
+for (const { framework, scenario, ours, base } of results) {
+  console.log(`| ${framework} | ${scenario} | ${fmt(ours.rps)} | ${fmt(base.rps)} | ${(ours.rps / base.rps).toFixed(2)}× | ${ours.p99} | ${base.p99} |`);
+}

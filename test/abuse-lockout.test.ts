@@ -41,7 +41,7 @@ async function start(otp: Partial<OtpOptions> = {}) {
   app.service.on('locked', (event) => locked.push(event.username));
   /** The newest code sent to `username`, once its delivery ran. */
   const codeOf = async (username: string, sendsSoFar: number): Promise<string | undefined> => {
-    for (let i = 0; i < 100 && senders.calls.filter((c) => c.username === username).length < sendsSoFar; i++) await sleep(5);
+    for (let i = 0; i < 300 && senders.calls.filter((c) => c.username === username).length < sendsSoFar; i++) await sleep(5);
     return senders.calls.filter((c) => c.username === username).at(-1)?.code;
   };
   return { app, senders, compared, locked, codeOf };

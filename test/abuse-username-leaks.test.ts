@@ -12,6 +12,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Destinations, OtpOptions } from '../src/index.js';
+import { DELIVERY_PAUSE_MS } from '../src/core/after-reply.js';
 import { frameworks, type AppFactory } from './helpers/apps.js';
 import { Client, type Reply } from './helpers/client.js';
 import { openStores, type StoreMatrix, type StoreName } from './helpers/store-matrix.js';
@@ -92,7 +93,7 @@ async function runFor(makeApp: AppFactory, stores: StoreMatrix, storeName: Store
   const app = await makeApp({ otp: options(kinds[kind] ?? null, stores.make(storeName), smsPerHour) });
   try {
     const answers = await script(app.url);
-    await new Promise((resolve) => setTimeout(resolve, 50)); // deliveries run after the reply
+    await new Promise((resolve) => setTimeout(resolve, DELIVERY_PAUSE_MS.max + 100)); // deliveries start after a random pause
     const delivered = app.capture.outbox.filter((m) => m.username === TARGET).map((m) => m.channel);
     return { answers, delivered };
   } finally {

@@ -325,7 +325,7 @@ describe('example app', () => {
     assert.match((await page.locator('#status').textContent()) ?? '', /by email to the example\.com address/);
 
     const messages = await waitForOutbox(context, url, 1);
-    await new Promise((resolve) => setTimeout(resolve, 200)); // an SMS, if one were (wrongly) sent, would show by now
+    await new Promise((resolve) => setTimeout(resolve, 600)); // an SMS, if one were (wrongly) sent, would show by now
     assert.deepEqual(
       (await readOutboxPage(context, url)).map((m) => [m.channel, m.to]),
       [['email', JOHN.email]],
@@ -739,7 +739,7 @@ describe('example app: channels and senders', () => {
     assert.equal(mail?.to && !Array.isArray(mail.to) ? mail.to.value[0]?.address : undefined, JOHN.email);
     const emailed = codeIn(mail?.text ?? '');
     const [sms] = await waitForOutbox(context, url, 1);
-    await new Promise((resolve) => setTimeout(resolve, 200)); // an email, if one were (wrongly) kept, would show by now
+    await new Promise((resolve) => setTimeout(resolve, 600)); // an email, if one were (wrongly) kept, would show by now
     const outbox = await readOutboxPage(context, url);
     assert.deepEqual(outbox.map((m) => [m.channel, m.to]), [['sms', JOHN.phone]], 'the outbox lists only the SMS');
     assert.ok(!example.outbox?.entries().some((entry) => entry.channel === 'email'));

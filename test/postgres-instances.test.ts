@@ -226,7 +226,7 @@ describe('three Express instances sharing PostgreSQL on 127.0.0.1:5432', () => {
       assert.ok(Number(reply.headers.get('retry-after')) > 0 && reply.body.retryAfter === Number(reply.headers.get('retry-after')), reply.text);
     }
     await capture.waitFor(deliveredBefore + 2);
-    await sleep(200); // let any stray delivery show up
+    await sleep(600); // let any stray delivery show up (past the pause before deliveries start)
     const delivered = capture.messages.slice(deliveredBefore).filter((m) => m.username === 'grace.hopper');
     console.log(`# deliveries for those 31 sends: ${delivered.map((m) => m.channel).sort().join(', ')}`);
     assert.deepEqual(delivered.map((m) => m.channel).sort(), ['email', 'sms'], 'once on each channel the user has');

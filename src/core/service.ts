@@ -6,6 +6,7 @@
 import { generateCode, hashCode, randomToken, hashKey } from './codes.js';
 import { issueLinkToken, linkHash, parseLinkToken } from './link-token.js';
 import { createAdmission, type PlannedTarget } from './admission.js';
+import { afterRandomPause } from './after-reply.js';
 import { createComposer } from './compose.js';
 import { createDispatcher } from './dispatch.js';
 import { OtpError } from './errors.js';
@@ -99,6 +100,8 @@ export interface OtpService {
 }
 
 const MAX_USERNAME_LENGTH = 256;
+/** Where a stand-in's message is composed to (never sent): a fictitious number and address. */
+const STAND_IN_TO: Record<Channel, string> = { sms: '+12015550123', whatsapp: '+12015550123', voice: '+12015550123', email: 'nobody@example.invalid' };
 /** Stored for a decoy: no code's keyed hash (base64url) can equal it. */
 const DECOY_HASH = '!decoy';
 
@@ -296,10 +299,18 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
         const locale = composer.locale(destinations?.locale, context.acceptLanguage);
         const trace = captureContext(span);
         const deliveryContext = { ...(context.ip !== undefined && { ip: context.ip }), metrics, trace, gate: true };
+        // Channels asked for that deliver nothing (stand-ins, a decoy's, a refused target's) are
+        // composed all the same, so every kind of user does the same work when delivery starts.
+        const idle = planned.filter(({ target }) => target === null || !issued.admitted.includes(target));
+        const run = () => {
+          for (const { channel: idleChannel } of idle) composer.compose(issued.code, username, { channel: idleChannel, to: STAND_IN_TO[idleChannel] }, locale);
+          return deliver(issued, username, locale, deliveryContext);
+        };
         return {
           expiresAt: issued.expiresAt,
           targets: issued.test ? 0 : issued.admitted.length,
-          deliver: () => deliver(issued, username, locale, deliveryContext),
+          // Awaited (awaitDelivery): at once. After the reply: after a random pause (see after-reply.ts).
+          deliver: () => (config.awaitDelivery ? run() : afterRandomPause(run)),
         };
       }),
 

@@ -17,9 +17,9 @@ import type { Channel, OtpMetrics, VerifyMethod } from './core/types.js';
 
 export interface PrometheusMetricsOptions {
   /** Where the metrics register. Default: prom-client's default `register`. */
-  registry?: Registry;
+  registry?: Registry | undefined;
   /** Replaces `blockid_otp_` in every name; must itself be a valid name ending in `_`, e.g. `myapp_otp_`. */
-  prefix?: string;
+  prefix?: string | undefined;
 }
 
 /** The `metrics` option for `blockidOtp`, `blockidOtpKoa` and `createOtpService`. */

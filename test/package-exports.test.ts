@@ -6,25 +6,20 @@
  * the subpaths (`prom-client` for `blockid-otp/metrics`, `pg` and `@types/pg` for
  * `blockid-otp/postgres`); the first has none, which shows the main entry never needs them.
  *
- * The build goes to a temporary directory (`tsup --out-dir`), not to the checkout's `dist/`.
+ * The build goes to a temporary directory (`tsup --out-dir`), not to the checkout's `dist/`, and
+ * is shared with the other tests of the published package (test/helpers/packed.ts).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { makeConsumer, manifest, packedPackage, typeCheck as typeCheckWith } from './helpers/packed.js';
 
 const run = promisify(execFile);
-const repo = resolve(import.meta.dirname, '..');
-const manifest = JSON.parse(await readFile(join(repo, 'package.json'), 'utf8')) as {
-  name: string;
-  version: string;
-  dependencies: Record<string, string>;
-  exports: Record<string, string | Record<string, Record<string, string>>>;
-};
 
 let work = '';
 let app = '';
@@ -53,54 +48,18 @@ async function runInApp(file: string, source: string, dir = app): Promise<any> {
   return JSON.parse(stdout.trim().split('\n').at(-1) ?? 'null');
 }
 
-/** A fresh consumer app: the tarball unpacked into its node_modules (a real copy), next to `packages` from the repo. */
-async function makeConsumer(dir: string, tarball: string, packages: string[]): Promise<string> {
-  const modules = join(dir, 'node_modules');
-  await mkdir(modules, { recursive: true });
-  await run('tar', ['-xzf', tarball, '-C', modules]);
-  const target = join(modules, manifest.name);
-  await rename(join(modules, 'package'), target);
-  for (const name of packages) {
-    await mkdir(join(modules, name, '..'), { recursive: true });
-    await symlink(join(repo, 'node_modules', name), join(modules, name), 'dir');
-  }
-  await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
-  return target;
-}
-
-/** Type-checks `files` (written into `dir` first) with the consumer's tsconfig; 'ok' or tsc's output. */
-async function typeCheck(dir: string, files: Record<string, string>): Promise<string> {
-  await writeFile(
-    join(dir, 'tsconfig.json'),
-    JSON.stringify({
-      compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: true, types: ['node'] },
-      files: Object.keys(files),
-    }),
-  );
-  for (const [name, source] of Object.entries(files)) await writeFile(join(dir, name), source);
-  const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
-  return run(process.execPath, [tsc, '-p', dir], { cwd: dir, timeout: 60_000 }).then(
-    () => 'ok',
-    (error: { stdout?: string }) => error.stdout ?? String(error),
-  );
-}
+/** Type-checks `files` as the consumers here always have: strict, with skipLibCheck (package-types.test.ts checks without it). */
+const typeCheck = (dir: string, files: Record<string, string>) => typeCheckWith(dir, files, { skipLibCheck: true });
 
 before(
   async () => {
+    const packed = await packedPackage();
+    packedFiles = packed.files;
     work = await mkdtemp(join(tmpdir(), 'blockid-otp-pack-'));
-    const pkg = join(work, 'pkg');
-    await run('npx', ['tsup', '--out-dir', join(pkg, 'dist')], { cwd: repo, timeout: 150_000 });
-    await cp(join(repo, 'package.json'), join(pkg, 'package.json'));
-    if (existsSync(join(repo, 'README.md'))) await cp(join(repo, 'README.md'), join(pkg, 'README.md'));
-    const { stdout } = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], { cwd: pkg, timeout: 60_000 });
-    const [packed] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
-    assert.ok(packed, 'npm pack reported a tarball');
-    packedFiles = packed.files.map((file) => file.path);
-
     app = join(work, 'app');
-    installed = await makeConsumer(app, join(work, packed.filename), userPackages);
+    installed = await makeConsumer(app, packed.tarball, userPackages);
     peersApp = join(work, 'app-peers');
-    await makeConsumer(peersApp, join(work, packed.filename), [...userPackages, ...peerPackages]);
+    await makeConsumer(peersApp, packed.tarball, [...userPackages, ...peerPackages]);
   },
   { timeout: 240_000 },
 );

@@ -29,7 +29,7 @@ const TYPE_DESCRIPTIONS: Record<PhoneNumberType, string> = {
 
 export interface NormalizePhoneOptions {
   /** Number types to accept although a person's phone is not one (`PHONE_NUMBER_TYPES`). */
-  allowTypes?: ReadonlySet<string> | readonly string[];
+  allowTypes?: ReadonlySet<string> | readonly string[] | undefined;
 }
 
 /**

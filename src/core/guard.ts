@@ -4,11 +4,11 @@ import type { OtpSessionFlag, VerifyMethod } from './types.js';
 
 export interface RequireOtpOptions {
   /** Where to send HTML requests that are not verified (303). API requests get 401. */
-  redirectTo?: string;
+  redirectTo?: string | undefined;
   /** A verification older than this counts as none (step-up freshness). */
-  maxAgeSeconds?: number;
+  maxAgeSeconds?: number | undefined;
   /** Only a verification by one of these methods counts, e.g. `['totp']` before a sensitive action. */
-  methods?: VerifyMethod[];
+  methods?: VerifyMethod[] | undefined;
 }
 
 const METHODS: readonly VerifyMethod[] = ['code', 'totp', 'recovery'];

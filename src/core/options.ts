@@ -8,6 +8,7 @@ import type { Destinations, EmailSender, LineTypeLookup, OtpMetrics, PhoneChanne
 import { resolveAllowedNumberTypes, type PhoneNumberType } from './destinations.js';
 import { resolveTestDestinations, type TestDestinations } from './test-destinations.js';
 import type { MessageTemplates } from './messages.js';
+import { definedOnly } from './defined.js';
 
 /** A pino-compatible logger (pino, console-like objects with these methods). */
 export interface OtpLogger {
@@ -61,9 +62,9 @@ export interface OtpLimits {
 /** What `resolveUser` returns for a known user: where codes go, and the other methods it has. */
 export interface ResolvedUser extends Destinations {
   /** The sealed authenticator key from `otp.totp.enroll()` (stored on the user's row). */
-  totp?: string | null;
+  totp?: string | null | undefined;
   /** The recovery code hashes from `otp.recoveryCodes.generate()` still unused. */
-  recoveryCodes?: readonly string[] | null;
+  recoveryCodes?: readonly string[] | null | undefined;
 }
 
 export type ResolveUser = (
@@ -78,55 +79,55 @@ export interface OtpOptions {
   /** Key for hashing codes and keys at rest: a string of at least 32 characters. */
   secret: string;
   /** The user's destinations, or null/undefined for an unknown user. Required for the HTTP endpoints. */
-  resolveUser?: ResolveUser;
-  sms?: SmsSender;
-  email?: EmailSender;
-  store?: OtpStore;
-  basePath?: string;
-  codeLength?: number;
-  ttlSeconds?: number;
-  maxAttempts?: number;
-  resendCooldownSeconds?: number;
+  resolveUser?: ResolveUser | undefined;
+  sms?: SmsSender | undefined;
+  email?: EmailSender | undefined;
+  store?: OtpStore | undefined;
+  basePath?: string | undefined;
+  codeLength?: number | undefined;
+  ttlSeconds?: number | undefined;
+  maxAttempts?: number | undefined;
+  resendCooldownSeconds?: number | undefined;
   /** Names the app in messages ("123456 is your Acme code"). */
-  appName?: string;
+  appName?: string | undefined;
   /** Overrides or adds message templates per locale (`en`, `fr-CA`, ...). */
-  messages?: Record<string, Partial<MessageTemplates>>;
+  messages?: Record<string, { [Name in keyof MessageTemplates]?: MessageTemplates[Name] | undefined }> | undefined;
   /** Locale when neither `resolveUser` nor `Accept-Language` picks one. */
-  defaultLocale?: string;
+  defaultLocale?: string | undefined;
   /** Adds the WebOTP line `@domain #code` to every SMS. */
-  webOtpDomain?: string;
+  webOtpDomain?: string | undefined;
   /** Wait for delivery before answering /send (default false: answer at once, so timing does not reveal users). */
-  awaitDelivery?: boolean;
+  awaitDelivery?: boolean | undefined;
   /** Time budget for one delivery, retries included. */
-  deliveryTimeoutMs?: number;
+  deliveryTimeoutMs?: number | undefined;
   /** Extra tries after a retryable delivery failure. */
-  deliveryRetries?: number;
+  deliveryRetries?: number | undefined;
   /** Largest accepted request body. */
-  maxBodyBytes?: number;
+  maxBodyBytes?: number | undefined;
   /** Turns a raw username into the key it is known by (default: trim, NFKC, lower case). */
-  normalizeUsername?: (username: string) => string;
-  limits?: Partial<OtpLimits>;
-  logger?: OtpLogger;
+  normalizeUsername?: ((username: string) => string) | undefined;
+  limits?: { [Name in keyof OtpLimits]?: OtpLimits[Name] | undefined } | undefined;
+  logger?: OtpLogger | undefined;
   /** WhatsApp (`twilioWhatsApp(...)`): enables `channel: 'whatsapp'`. */
-  whatsapp?: WhatsAppSender;
+  whatsapp?: WhatsAppSender | undefined;
   /** Voice calls (`twilioVoice(...)`): enables `channel: 'voice'`. */
-  voice?: VoiceSender;
+  voice?: VoiceSender | undefined;
   /** Phone channels to try in order with the same code when a delivery fails, e.g. `['whatsapp', 'sms', 'voice']`. */
-  fallback?: PhoneChannel[];
+  fallback?: PhoneChannel[] | undefined;
   /** A line-type gate before the first send to a number (`twilioLookup(...)`). */
-  lookup?: LineTypeLookup;
+  lookup?: LineTypeLookup | undefined;
   /** Number types to accept besides a person's phone (default none), e.g. `['TOLL_FREE']`. */
-  allowNumberTypes?: PhoneNumberType[];
+  allowNumberTypes?: PhoneNumberType[] | undefined;
   /** `{ [phone or email]: fixedCode }`: sends there deliver nothing and issue the fixed code. */
-  testDestinations?: Record<string, string>;
+  testDestinations?: Record<string, string> | undefined;
   /** When test destinations stop being special (a `Date` or ISO string); required with NODE_ENV=production, at most 30 days ahead. */
-  testDestinationsExpireAt?: Date | string;
+  testDestinationsExpireAt?: Date | string | undefined;
   /** Called when a recovery code verifies, so the app deletes its hash. */
-  onRecoveryCodeUsed?: OnRecoveryCodeUsed;
+  onRecoveryCodeUsed?: OnRecoveryCodeUsed | undefined;
   /** Metrics (`prometheusMetrics(...)` from `blockid-otp/metrics`). */
-  metrics?: OtpMetrics;
+  metrics?: OtpMetrics | undefined;
   /** The issuer an authenticator app shows for `totp.enroll()` (default: `appName`). */
-  totpIssuer?: string;
+  totpIssuer?: string | undefined;
 }
 
 type Optional = 'resolveUser' | 'sms' | 'email' | 'logger' | 'webOtpDomain' | 'limits' | 'whatsapp' | 'voice' | 'fallback' | 'lookup' | 'allowNumberTypes'
@@ -346,11 +347,11 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
   };
 }
 
-function resolveLimits(limits: Partial<OtpLimits> | undefined, fail: (message: string) => never): OtpLimits {
+function resolveLimits(limits: OtpOptions['limits'], fail: (message: string) => never): OtpLimits {
   if (limits === undefined) return defaultLimits;
   if (limits === null || typeof limits !== 'object') return fail('option "limits" must be an object, e.g. { sendsPerIp: { points: 30, windowSeconds: 3600 } }.');
   rejectUnknown(Object.keys(limits), knownLimits, 'limit', fail);
-  const resolved = { ...defaultLimits, ...limits };
+  const resolved = { ...defaultLimits, ...definedOnly(limits) };
   for (const name of ['sendsPerUsername', 'sendsPerDestination', 'sendsPerIp', 'smsPerPrefix'] as const) {
     const quota = resolved[name];
     if (!isCount(quota?.points, 1_000_000) || !isCount(quota?.windowSeconds, 31 * 86_400) || quota.windowSeconds === 0) {

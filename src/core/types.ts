@@ -1,13 +1,13 @@
 /** Where a user's codes go: the seed's `GenerateOTP` shape. */
 export interface Destinations {
   /** A US or Canada number in any common writing: `4155550100`, `(415) 555-0100`, `+1 415 555 0100`. */
-  smsTo?: string;
+  smsTo?: string | undefined;
   /** `"1"` or `"+1"` (the default). */
-  smsISDCode?: string;
+  smsISDCode?: string | undefined;
   /** One plain email address. */
-  emailTo?: string;
+  emailTo?: string | undefined;
   /** Message language, e.g. `en` or `fr-CA`. */
-  locale?: string;
+  locale?: string | undefined;
 }
 
 /** Where one code can go. `whatsapp` and `voice` need their senders (`twilioWhatsApp`, `twilioVoice`). */

@@ -13,15 +13,15 @@ export interface MailTransporterLike {
 
 /** Extra nodemailer SMTP transport options for `smtpUrl`, e.g. the timeouts (milliseconds). */
 export interface SmtpTransportOptions {
-  connectionTimeout?: number;
-  greetingTimeout?: number;
-  socketTimeout?: number;
+  connectionTimeout?: number | undefined;
+  greetingTimeout?: number | undefined;
+  socketTimeout?: number | undefined;
   [option: string]: unknown;
 }
 
 export type NodemailerEmailOptions =
   | { transporter: MailTransporterLike; from: string }
-  | { smtpUrl: string; from: string; transportOptions?: SmtpTransportOptions };
+  | { smtpUrl: string; from: string; transportOptions?: SmtpTransportOptions | undefined };
 
 const knownOptions = ['transporter', 'smtpUrl', 'transportOptions', 'from'];
 const connectionCodes = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'ECONNECTION', 'ESOCKET', 'ECONNRESET', 'EDNS']);

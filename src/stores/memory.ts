@@ -47,13 +47,13 @@ interface SpaceEntry extends SlotState {
 
 export interface MemoryStoreOptions {
   /** How often expired entries are swept, in milliseconds. Default 30 000. */
-  sweepIntervalMs?: number;
+  sweepIntervalMs?: number | undefined;
   /**
    * The most entries (codes, cooldowns, counters, lock states) kept at once. Past it,
    * operations that need a new entry fail closed with `STORE_UNAVAILABLE` (HTTP 503), so a
    * flood of sends from many addresses cannot grow the heap without bound. Default 500 000.
    */
-  maxEntries?: number;
+  maxEntries?: number | undefined;
 }
 
 /**

@@ -51,27 +51,27 @@ export interface PostgresStoreOptions {
   /** A `pg` Pool. The store borrows connections and never ends it; give it an `'error'` listener (see README). */
   pool: PostgresPoolLike;
   /** Schema of the tables and functions. Default `'public'`. Lowercase letters, digits and `_`. */
-  schema?: string;
+  schema?: string | undefined;
   /** Prepended to every table and function name. Default `'blockid_otp_'`. Lowercase letters, digits and `_`. */
-  tablePrefix?: string;
+  tablePrefix?: string | undefined;
   /** Create (or update) the tables and functions on first use. Default `true`; `false` if your migrations run `postgresSchemaSql()`. */
-  createTables?: boolean;
+  createTables?: boolean | undefined;
   /** How often expired rows are deleted, in milliseconds; `0` turns the timer off. Default 60 000. */
-  sweepIntervalMs?: number;
+  sweepIntervalMs?: number | undefined;
   /** Rows deleted per table per sweep statement; a run repeats it at most 100 times per table. Default 1000. */
-  sweepBatchSize?: number;
+  sweepBatchSize?: number | undefined;
   /**
    * Upper bound on every store call, connection wait included; beyond it the call fails with
    * `STORE_UNAVAILABLE`, and the statement is cancelled on the server too. Default 1000.
    */
-  commandTimeoutMs?: number;
+  commandTimeoutMs?: number | undefined;
   /**
    * Wait for each store write to reach the disk before answering (PostgreSQL's
    * `synchronous_commit`, set for the store's own transactions only). Default `true`.
    * `false` answers before the WAL flush: faster where the flush is slow, but a database
    * crash (not a restart) can lose the last ~0.6 s of store writes, as Redis without AOF can.
    */
-  synchronousCommit?: boolean;
+  synchronousCommit?: boolean | undefined;
 }
 
 /** An `OtpStore` on PostgreSQL, with its set-up and sweep exposed. */
@@ -296,7 +296,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
 }
 
 /** The DDL of `postgresStore` (tables, indexes, functions), for teams that run `createTables: false`. */
-export function postgresSchemaSql(options: { schema?: string; tablePrefix?: string } = {}): string {
+export function postgresSchemaSql(options: { schema?: string | undefined; tablePrefix?: string | undefined } = {}): string {
   return schemaSql({ schema: identifier('schema', options.schema ?? defaults.schema, 63), tablePrefix: identifier('tablePrefix', options.tablePrefix ?? defaults.tablePrefix, maxPrefixLength) });
 }
 

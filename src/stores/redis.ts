@@ -26,9 +26,9 @@ export interface RedisStoreOptions {
   /** A node-redis v5 client or cluster, already connected (`await client.connect()`). Not closed by the store. */
   client: RedisStoreClient;
   /** Prepended to every key. Default `'otp:'`. Must not contain `{` or `}` (they would break Cluster hash tags). */
-  prefix?: string;
+  prefix?: string | undefined;
   /** Upper bound on every store call; beyond it the call fails with `STORE_UNAVAILABLE`. Default 1000. */
-  commandTimeoutMs?: number;
+  commandTimeoutMs?: number | undefined;
 }
 
 const defaults = { prefix: 'otp:', commandTimeoutMs: 1000 } as const;

@@ -8,16 +8,16 @@ import { OtpError } from '../../core/errors.js';
 /** Options for the client built from credentials, passed to `twilio(sid, token, opts)`. */
 export interface TwilioClientOptions {
   /** Request timeout in milliseconds (the SDK's default is 30 000). */
-  timeout?: number;
-  region?: string;
-  edge?: string;
+  timeout?: number | undefined;
+  region?: string | undefined;
+  edge?: string | undefined;
   [option: string]: unknown;
 }
 
 /** Either a client from `twilio(...)` or the credentials to build one. */
 export type TwilioCredentials<Client> =
   | { client: Client; accountSid?: never; authToken?: never; clientOptions?: never }
-  | { accountSid: string; authToken: string; clientOptions?: TwilioClientOptions; client?: never };
+  | { accountSid: string; authToken: string; clientOptions?: TwilioClientOptions | undefined; client?: never };
 
 export const credentialOptions = ['client', 'accountSid', 'authToken', 'clientOptions'] as const;
 

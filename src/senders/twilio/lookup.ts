@@ -29,13 +29,13 @@ export interface TwilioLookupClient {
 
 export type TwilioLookupOptions = TwilioCredentials<TwilioLookupClient> & {
   /** The line types that may receive codes. Default `['mobile']`. */
-  allow?: readonly TwilioLineType[];
+  allow?: readonly TwilioLineType[] | undefined;
   /** `'block'` refuses other types (and fails closed on a Lookup error); `'monitor'` only reports. Default `'block'`. */
-  mode?: 'block' | 'monitor';
+  mode?: 'block' | 'monitor' | undefined;
   /** How long the core keeps an answer. Default 2,592,000 (30 days), 60..31,536,000. */
-  cacheSeconds?: number;
+  cacheSeconds?: number | undefined;
   /** How long one lookup may take before it counts as failed. Default 5,000, 100..30,000. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 };
 
 const knownOptions = [...credentialOptions, 'allow', 'mode', 'cacheSeconds', 'timeoutMs'];

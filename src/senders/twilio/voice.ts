@@ -26,9 +26,9 @@ export type TwilioVoiceOptions = TwilioCredentials<TwilioVoiceClient> & {
    * The Twilio `<Say>` voice: one for every call, or one per language. Defaults:
    * `Polly.Joanna` (en-US), `Polly.Chantal` (fr-CA).
    */
-  voice?: string | Partial<Record<VoiceLanguage, string>>;
+  voice?: string | Partial<Record<VoiceLanguage, string>> | undefined;
   /** The call's language when the message locale is neither English nor French. Default `'en-US'`. */
-  language?: VoiceLanguage;
+  language?: VoiceLanguage | undefined;
 };
 
 const knownOptions = [...credentialOptions, 'from', 'voice', 'language'];

@@ -76,8 +76,8 @@ const targets = Object.entries(manifest.exports).flatMap(([subpath, conditions])
 );
 
 describe('the packed package', () => {
-  it('maps ".", "./koa", "./otp-provider", "./testing", "./metrics" and "./postgres" for import and require, each with types', () => {
-    for (const subpath of ['.', './koa', './otp-provider', './testing', './metrics', './postgres']) {
+  it('maps ".", "./koa", "./otp-provider", "./testing", "./metrics", "./postgres" and "./store" for import and require, each with types', () => {
+    for (const subpath of ['.', './koa', './otp-provider', './testing', './metrics', './postgres', './store']) {
       for (const condition of ['import', 'require']) {
         const kinds = targets.filter((t) => t.subpath === subpath && t.condition === condition).map((t) => t.kind);
         assert.deepEqual(kinds, ['types', 'default'], `${subpath} ${condition}`);
@@ -94,6 +94,8 @@ describe('the packed package', () => {
       if (kind === 'types') assert.match(path, condition === 'import' ? /\.d\.ts$/ : /\.d\.cts$/);
     }
     assert.ok(!packedFiles.some((file) => file.startsWith('src/') || file.startsWith('test/')), 'no sources or tests in the tarball');
+    assert.ok(!packedFiles.some((file) => file.endsWith('.map')), 'no source maps: they would point to src/, which is not shipped');
+    for (const file of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md']) assert.ok(packedFiles.includes(file), `${file} is in the tarball`);
   });
 });
 

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readJsonBody } from './core/body.js';
 import { createHttpHandler, type HttpExchange, type SessionPort } from './core/http.js';
 import { createGuard, type RequireOtpOptions } from './core/guard.js';
-import { afterResponse, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type OtpApi } from './core/adapter.js';
+import { afterResponse, isRequest, notCalledError, requireResolveUser, trustAllProxiesError, withOtpApi, type OtpApi } from './core/adapter.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
 
@@ -83,6 +83,7 @@ function writeReply(res: ServerResponse, reply: { status: number; headers: Recor
 export function blockidOtp(options: OtpOptions): BlockidOtpMiddleware {
   if (isRequest(options)) throw notCalledError('blockidOtp', 'blockidOtp({ secret, resolveUser, sms })');
   const service = createOtpService(options, 'blockidOtp');
+  requireResolveUser('blockidOtp', options);
   const handle = createHttpHandler(service);
   const { maxBodyBytes } = service.options;
 

@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readJsonBody } from './core/body.js';
 import { createHttpHandler, sessionMissingMessage, type SessionPort } from './core/http.js';
 import { createGuard, type RequireOtpOptions } from './core/guard.js';
-import { afterResponse, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type OtpApi } from './core/adapter.js';
+import { afterResponse, isRequest, notCalledError, requireResolveUser, trustAllProxiesError, withOtpApi, type OtpApi } from './core/adapter.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
 
@@ -86,6 +86,7 @@ function respond(ctx: KoaContext, reply: { status: number; headers: Record<strin
 export function blockidOtpKoa(options: OtpOptions): BlockidOtpKoaMiddleware {
   if (isRequest(options)) throw notCalledError('blockidOtpKoa', 'blockidOtpKoa({ secret, resolveUser, sms })');
   const service = createOtpService(options, 'blockidOtpKoa');
+  requireResolveUser('blockidOtpKoa', options);
   const handle = createHttpHandler(service);
   const { maxBodyBytes } = service.options;
 

@@ -14,6 +14,7 @@
  */
 import { Counter, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
 import type { Channel, OtpMetrics, VerifyMethod } from './core/types.js';
+import { checkOptions, optionError } from './core/validate.js';
 
 export interface PrometheusMetricsOptions {
   /** Where the metrics register. Default: prom-client's default `register`. */
@@ -78,7 +79,7 @@ function validSeconds(seconds: unknown): seconds is number {
 function resolvePrefix(prefix: unknown): string {
   if (prefix === undefined) return DEFAULT_PREFIX;
   if (typeof prefix !== 'string') {
-    throw new TypeError(`prometheusMetrics: \`prefix\` must be a string such as 'myapp_otp_', got ${typeof prefix}.`);
+    throw optionError('prometheusMetrics', 'prefix', "a string such as 'myapp_otp_'", prefix);
   }
   if (prefix === '') return prefix;
   if (!METRIC_NAME.test(prefix)) {
@@ -138,14 +139,7 @@ function reuse<M extends Counter<string> | Histogram<string>>(
  * same registry reuses the metrics already registered there (one set of series per registry).
  */
 export function prometheusMetrics(options: PrometheusMetricsOptions = {}): PrometheusMetrics {
-  if (typeof options !== 'object' || options === null) {
-    throw new TypeError('prometheusMetrics: expected an options object such as `{ registry }`.');
-  }
-  for (const key of Object.keys(options)) {
-    if (!OPTIONS.includes(key)) {
-      throw new TypeError(`prometheusMetrics: unknown option \`${key}\`; the options are \`registry\` and \`prefix\`.`);
-    }
-  }
+  checkOptions('prometheusMetrics', options, OPTIONS, 'prometheusMetrics({ registry })');
   const prefix = resolvePrefix(options.prefix);
   const registry = resolveRegistry(options.registry);
   const registers = [registry];

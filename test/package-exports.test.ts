@@ -115,7 +115,7 @@ const email = { send: async (m) => void codes.push(m.code) };
 const secret = process.env.OTP_SECRET;
 
 // The programmatic API from the root entry.
-const otp = root.blockidOtp({ secret, email });
+const otp = root.blockidOtp({ secret, email, resolveUser: () => null });
 await otp.generateOtp('ada', { emailTo: 'ada@example.com' });
 const verified = await otp.verifyOtp('ada', codes.at(-1));
 const invalidPhone = await otp.generateOtp('ada', { smsTo: '1234567890' }).catch((e) => ({ code: e.code, isOtpError: e instanceof root.OtpError }));
@@ -185,10 +185,10 @@ const OTP = require('blockid-otp/otp-provider');
 (async () => {
   const codes = [];
   const sms = { send: async (m) => void codes.push(m.code) };
-  const otp = koa.blockidOtpKoa({ secret: process.env.OTP_SECRET, sms });
+  const otp = koa.blockidOtpKoa({ secret: process.env.OTP_SECRET, sms, resolveUser: () => null });
   const sent = await otp.generateOtp('grace', { smsTo: '(613) 555-0100' });
   const verified = await otp.verifyOtp('grace', codes[0]);
-  const express = root.blockidOtp({ secret: process.env.OTP_SECRET, sms });
+  const express = root.blockidOtp({ secret: process.env.OTP_SECRET, sms, resolveUser: () => null });
   const badOption = (() => { try { root.blockidOtp({ secret: 'short', sms }); } catch (e) { return e.constructor.name; } })();
   const providerVerify = await OTP.VerifyOTP('john.smith', '000000');
   await OTP.reset?.();
@@ -254,7 +254,7 @@ import { captureSenders } from 'blockid-otp/testing';
 import { postgresStore, postgresSchemaSql } from 'blockid-otp/postgres';
 
 const capture = captureSenders();
-const otp = blockidOtp({ secret: process.env.OTP_SECRET, sms: capture.sms, email: capture.email });
+const otp = blockidOtp({ secret: process.env.OTP_SECRET, sms: capture.sms, email: capture.email, resolveUser: () => null });
 const sent = await otp.generateOtp('Ada', { smsTo: '4155550100', emailTo: 'ada@example.com' });
 const code = await capture.waitForCode('+1 415 555 0100', { timeoutMs: 1000 });
 const verified = await otp.verifyOtp('ada', code);
@@ -327,7 +327,7 @@ import { postgresStore } from 'blockid-otp/postgres';
 
 const registry = new Registry();
 const capture = captureSenders();
-const otp = blockidOtp({ secret: process.env.OTP_SECRET, email: capture.email, metrics: prometheusMetrics({ registry }) });
+const otp = blockidOtp({ secret: process.env.OTP_SECRET, email: capture.email, resolveUser: () => null, metrics: prometheusMetrics({ registry }) });
 await otp.generateOtp('ada', { emailTo: 'ada@example.com' });
 const verified = await otp.verifyOtp('ada', await capture.waitForCode('ada'));
 const text = await registry.metrics();
@@ -367,7 +367,7 @@ const { postgresStore } = require('blockid-otp/postgres');
 (async () => {
   const registry = new Registry();
   const capture = captureSenders();
-  const otp = root.blockidOtp({ secret: process.env.OTP_SECRET, sms: capture.sms, metrics: prometheusMetrics({ registry, prefix: 'myapp_otp_' }) });
+  const otp = root.blockidOtp({ secret: process.env.OTP_SECRET, sms: capture.sms, resolveUser: () => null, metrics: prometheusMetrics({ registry, prefix: 'myapp_otp_' }) });
   await otp.generateOtp('grace', { smsTo: '(613) 555-0100' });
   const verified = await otp.verifyOtp('grace', await capture.waitForCode('6135550100'));
   const text = await registry.metrics();

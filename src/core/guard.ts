@@ -1,6 +1,7 @@
 /** The rules of the requireOtp() guard, shared by the Express and Koa adapters. */
 import { SESSION_FLAG, sessionMissingMessage, type SessionPort } from './http.js';
 import type { OtpSessionFlag, VerifyMethod } from './types.js';
+import { checkOptions, optionError } from './validate.js';
 
 export interface RequireOtpOptions {
   /** Where to send HTML requests that are not verified (303). API requests get 401. */
@@ -15,22 +16,17 @@ const METHODS: readonly VerifyMethod[] = ['code', 'totp', 'recovery'];
 
 export function resolveGuardOptions(options: RequireOtpOptions | undefined, factory: string): RequireOtpOptions {
   if (options === undefined) return {};
-  if (options === null || typeof options !== 'object') throw new TypeError(`${factory}: expected an options object such as { redirectTo: '/login' }.`);
-  for (const name of Object.keys(options)) {
-    if (name !== 'redirectTo' && name !== 'maxAgeSeconds' && name !== 'methods') {
-      throw new TypeError(`${factory}: unknown option "${name}"; the options are "redirectTo", "maxAgeSeconds" and "methods".`);
-    }
-  }
+  checkOptions(factory, options, ['redirectTo', 'maxAgeSeconds', 'methods'], `${factory}({ redirectTo: '/login' })`);
   if (options.redirectTo !== undefined && !isSameOriginPath(options.redirectTo)) {
     throw new TypeError(`${factory}: option "redirectTo" must be a path on this site starting with a single "/", e.g. "/login" (not "//host" or "/\\host", which browsers read as another site).`);
   }
   const methods = options.methods;
   if (methods !== undefined && (!Array.isArray(methods) || methods.length === 0 || methods.some((m) => !METHODS.includes(m)))) {
-    throw new TypeError(`${factory}: option "methods" must be a non-empty list of "code", "totp" and "recovery", e.g. ["totp"].`);
+    throw optionError(factory, 'methods', 'a non-empty list of "code", "totp" and "recovery", e.g. ["totp"]', methods);
   }
   const maxAge = options.maxAgeSeconds;
   if (maxAge !== undefined && (typeof maxAge !== 'number' || !Number.isFinite(maxAge) || maxAge <= 0)) {
-    throw new TypeError(`${factory}: option "maxAgeSeconds" must be a positive number of seconds.`);
+    throw optionError(factory, 'maxAgeSeconds', 'a positive number of seconds', maxAge);
   }
   return options;
 }

@@ -9,6 +9,7 @@ import { resolveAllowedNumberTypes, type PhoneNumberType } from './destinations.
 import { resolveTestDestinations, type TestDestinations } from './test-destinations.js';
 import type { MessageTemplates } from './messages.js';
 import { definedOnly } from './defined.js';
+import { booleanOption, checkOptions, unknownOptionError, wholeNumber } from './validate.js';
 
 /** A pino-compatible logger (pino, console-like objects with these methods). */
 export interface OtpLogger {
@@ -214,8 +215,7 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
   const fail = (message: string): never => {
     throw new TypeError(`${factory}: ${message}`);
   };
-  if (options === null || typeof options !== 'object') return fail('expected an options object, e.g. { secret, resolveUser, sms }.');
-  rejectUnknown(Object.keys(options), knownOptions, 'option', fail);
+  checkOptions(factory, options, knownOptions, `${factory}({ secret, resolveUser, sms })`);
 
   const { secret } = options;
   if (typeof secret !== 'string' || secret.length < 32) {
@@ -265,13 +265,8 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
     fail('option "store" must be an OtpStore such as memoryStore(), redisStore({ client }) or postgresStore({ pool }).');
   }
 
-  const integer = (name: keyof OtpOptions, min: number, max: number): number => {
-    const value = options[name] ?? defaults[name as keyof typeof defaults];
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      fail(`option "${name}" must be a whole number from ${min} to ${max} (got ${String(value)}).`);
-    }
-    return value as number;
-  };
+  const integer = (name: keyof OtpOptions, min: number, max: number): number =>
+    wholeNumber(factory, name, options[name] ?? defaults[name as keyof typeof defaults], min, max);
   const basePath = options.basePath ?? defaults.basePath;
   if (typeof basePath !== 'string' || !/^\/[A-Za-z0-9._~\-/]*$/.test(basePath)) {
     fail(`option "basePath" must be a path starting with "/", e.g. "/otp" (got ${JSON.stringify(basePath)}).`);
@@ -285,9 +280,7 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
   if (webOtpDomain !== undefined && (typeof webOtpDomain !== 'string' || !/^[a-z0-9.-]+(:\d+)?$/i.test(webOtpDomain))) {
     fail('option "webOtpDomain" must be a host name such as "example.com" (no scheme, no path).');
   }
-  for (const name of ['awaitDelivery'] as const) {
-    if (options[name] !== undefined && typeof options[name] !== 'boolean') fail(`option "${name}" must be true or false.`);
-  }
+  if (options.awaitDelivery !== undefined) booleanOption(factory, 'awaitDelivery', options.awaitDelivery);
   for (const name of ['normalizeUsername'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'function') fail(`option "${name}" must be a function.`);
   }
@@ -301,7 +294,7 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
 
   const maxAttempts = integer('maxAttempts', 1, 10);
   const codeLength = integer('codeLength', 6, 10);
-  const limits = resolveLimits(options.limits, fail);
+  const limits = resolveLimits(options.limits, fail, factory);
   // Guesses already in flight when the cap is reached still get compared (at most the rest of
   // one code's attempt budget), so the cap leaves room for them under NIST's 100.
   if (limits.failedVerifications + maxAttempts - 1 > NIST_MAX_FAILURES) {
@@ -347,10 +340,10 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
   };
 }
 
-function resolveLimits(limits: OtpOptions['limits'], fail: (message: string) => never): OtpLimits {
+function resolveLimits(limits: OtpOptions['limits'], fail: (message: string) => never, factory: string): OtpLimits {
   if (limits === undefined) return defaultLimits;
   if (limits === null || typeof limits !== 'object') return fail('option "limits" must be an object, e.g. { sendsPerIp: { points: 30, windowSeconds: 3600 } }.');
-  rejectUnknown(Object.keys(limits), knownLimits, 'limit', fail);
+  for (const name of Object.keys(limits)) if (!knownLimits.includes(name)) throw unknownOptionError(factory, name, knownLimits, 'limit');
   const resolved = { ...defaultLimits, ...definedOnly(limits) };
   for (const name of ['sendsPerUsername', 'sendsPerDestination', 'sendsPerIp', 'smsPerPrefix'] as const) {
     const quota = resolved[name];
@@ -376,37 +369,4 @@ function resolveLimits(limits: OtpOptions['limits'], fail: (message: string) => 
 
 function isCount(value: unknown, max: number): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= max;
-}
-
-function rejectUnknown(names: string[], known: readonly string[], kind: string, fail: (message: string) => never): void {
-  for (const name of names) {
-    if (known.includes(name)) continue;
-    const suggestion = closest(name, known);
-    fail(`unknown ${kind} "${name}"${suggestion ? `: did you mean "${suggestion}"?` : '.'}`);
-  }
-}
-
-/** The known name within edit distance 3 of `name`, if any ("ttl" → "ttlSeconds" by prefix). */
-function closest(name: string, known: readonly string[]): string | undefined {
-  const lower = name.toLowerCase();
-  const byPrefix = known.find((candidate) => candidate.toLowerCase().startsWith(lower) || lower.startsWith(candidate.toLowerCase()));
-  if (byPrefix) return byPrefix;
-  let best: { candidate: string; distance: number } | undefined;
-  for (const candidate of known) {
-    const distance = editDistance(lower, candidate.toLowerCase());
-    if (distance <= 3 && (best === undefined || distance < best.distance)) best = { candidate, distance };
-  }
-  return best?.candidate;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    previous = current;
-  }
-  return previous[b.length] ?? 0;
 }

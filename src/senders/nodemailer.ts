@@ -3,6 +3,7 @@
  * lazily, and only when this sender has to build its own transporter from `smtpUrl`.
  */
 import { OtpError } from '../core/errors.js';
+import { checkOptions } from '../core/validate.js';
 import type { EmailMessage, EmailSender } from '../core/types.js';
 import { withProvider } from '../core/provider.js';
 
@@ -56,25 +57,23 @@ interface Resolved {
 }
 
 function validate(options: NodemailerEmailOptions): Resolved {
-  if (typeof options !== 'object' || options === null) throw new TypeError('nodemailerEmail: pass an options object');
-  const unknown = Object.keys(options).find((key) => !knownOptions.includes(key));
-  if (unknown) throw new TypeError(`nodemailerEmail: unknown option "${unknown}"; expected ${knownOptions.join(', ')}`);
+  checkOptions('nodemailerEmail', options, knownOptions, "nodemailerEmail({ transporter, from })");
   const { transporter, smtpUrl, transportOptions, from } = options as Resolved;
 
   if ((transporter === undefined) === (smtpUrl === undefined)) {
     throw new TypeError('nodemailerEmail: pass either "transporter" or "smtpUrl"');
   }
   if (transporter !== undefined && typeof transporter?.sendMail !== 'function') {
-    throw new TypeError('nodemailerEmail: "transporter" must be a nodemailer transporter (createTransport(...))');
+    throw new TypeError('nodemailerEmail: option "transporter" must be a nodemailer transporter (createTransport(...))');
   }
   if (smtpUrl !== undefined && !isSmtpUrl(smtpUrl)) {
-    throw new TypeError('nodemailerEmail: "smtpUrl" must be a URL like smtp://user:pass@host:587 or smtps://host:465');
+    throw new TypeError('nodemailerEmail: option "smtpUrl" must be a URL like smtp://user:pass@host:587 or smtps://host:465');
   }
   if (transportOptions !== undefined && (transporter !== undefined || typeof transportOptions !== 'object' || transportOptions === null)) {
-    throw new TypeError('nodemailerEmail: "transportOptions" must be an object, and goes with "smtpUrl"');
+    throw new TypeError('nodemailerEmail: option "transportOptions" must be an object, and goes with "smtpUrl"');
   }
   if (typeof from !== 'string' || from.trim() === '') {
-    throw new TypeError('nodemailerEmail: "from" must be a sender address, e.g. "Acme <no-reply@acme.test>"');
+    throw new TypeError('nodemailerEmail: option "from" must be a sender address, e.g. "Acme <no-reply@acme.test>"');
   }
   return { from, transporter, smtpUrl, transportOptions };
 }

@@ -1,4 +1,5 @@
 import { safeEqual } from '../core/codes.js';
+import { checkOptions, wholeNumber } from '../core/validate.js';
 import { OtpError } from '../core/errors.js';
 import { checkTag } from './tag.js';
 import type {
@@ -73,10 +74,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
   const values = new Map<string, ValueEntry>();
   /** Entries held (codes, cooldowns, counts, failure states, uses, counters, values), for `maxEntries`. */
   let entries = 0;
-  const sweepIntervalMs = options.sweepIntervalMs ?? 30_000;
-  const maxEntries = options.maxEntries ?? 500_000;
-  if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new TypeError('memoryStore: option "maxEntries" must be a whole number >= 1.');
-  if (!Number.isInteger(sweepIntervalMs) || sweepIntervalMs < 10) throw new TypeError('memoryStore: option "sweepIntervalMs" must be a whole number >= 10.');
+  checkOptions('memoryStore', options, ['sweepIntervalMs', 'maxEntries'], 'memoryStore({ maxEntries: 500000 })');
+  const sweepIntervalMs = wholeNumber('memoryStore', 'sweepIntervalMs', options.sweepIntervalMs ?? 30_000, 10, 2_147_483_647);
+  const maxEntries = wholeNumber('memoryStore', 'maxEntries', options.maxEntries ?? 500_000, 1, Number.MAX_SAFE_INTEGER);
 
   const sweepMap = (map: Map<string, { expiresAtMs: number }>, now: number): void => {
     for (const [key, entry] of map) {

@@ -1,6 +1,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { OtpError } from '../core/errors.js';
 import { checkTag } from './tag.js';
+import { booleanOption, checkOptions, optionError, wholeNumber } from '../core/validate.js';
 import {
   cacheGetSql,
   cacheSetSql,
@@ -346,20 +347,15 @@ function describe(error: unknown): string {
 }
 
 function resolveOptions(options: PostgresStoreOptions): Resolved {
-  if (typeof options !== 'object' || options === null) throw new TypeError('postgresStore(options) needs an options object: postgresStore({ pool })');
-  for (const name of Object.keys(options)) {
-    if (knownOptions.includes(name)) continue;
-    const suggestion = closest(name, knownOptions);
-    throw new TypeError(`postgresStore: unknown option "${name}"${suggestion ? `: did you mean "${suggestion}"?` : `; the options are ${knownOptions.join(', ')}`}`);
-  }
+  checkOptions('postgresStore', options, knownOptions, 'postgresStore({ pool })');
   const pool = options.pool as unknown as { connect?: unknown; query?: unknown } | null | undefined;
   if (typeof pool !== 'object' || pool === null || typeof pool.connect !== 'function' || typeof pool.query !== 'function') {
-    throw new TypeError('postgresStore: option "pool" must be a pg Pool (new Pool({ connectionString }) from the `pg` package)');
+    throw optionError('postgresStore', 'pool', 'a pg Pool (new Pool({ connectionString }) from the `pg` package)', pool);
   }
   const createTables = options.createTables ?? defaults.createTables;
-  if (typeof createTables !== 'boolean') throw new TypeError('postgresStore: option "createTables" must be true or false');
+  booleanOption('postgresStore', 'createTables', createTables);
   const synchronousCommit = options.synchronousCommit ?? defaults.synchronousCommit;
-  if (typeof synchronousCommit !== 'boolean') throw new TypeError('postgresStore: option "synchronousCommit" must be true or false');
+  booleanOption('postgresStore', 'synchronousCommit', synchronousCommit);
   return {
     pool: options.pool,
     schema: identifier('schema', options.schema ?? defaults.schema, 63),
@@ -374,35 +370,13 @@ function resolveOptions(options: PostgresStoreOptions): Resolved {
 
 function identifier(option: string, value: unknown, maxLength: number): string {
   if (typeof value !== 'string' || !identifierPattern.test(value) || value.length > maxLength) {
-    throw new TypeError(
-      `postgresStore: option "${option}" must be a lowercase SQL identifier (a-z, 0-9, _; not starting with a digit; at most ${maxLength} characters), got ${JSON.stringify(value)}`,
-    );
+    throw optionError('postgresStore', option, `a lowercase SQL identifier (a-z, 0-9, _; not starting with a digit; at most ${maxLength} characters)`, value);
   }
   return value;
 }
 
 function whole(option: string, value: unknown, min: number, max: number, note?: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new TypeError(`postgresStore: option "${option}" must be a whole number from ${min} to ${max}${note ? ` (${note})` : ''}, got ${String(value)}`);
-  }
-  return value;
-}
-
-/** The known name a typo most likely meant: same prefix, or within 3 edits. */
-function closest(name: string, known: string[]): string | undefined {
-  const lower = name.toLowerCase();
-  const byPrefix = known.find((candidate) => candidate.toLowerCase().startsWith(lower) || lower.startsWith(candidate.toLowerCase()));
-  if (byPrefix) return byPrefix;
-  const distance = (a: string, b: string): number => {
-    let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-    for (let i = 1; i <= a.length; i += 1) {
-      const next = [i];
-      for (let j = 1; j <= b.length; j += 1) next.push(Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
-      row = next;
-    }
-    return row[b.length]!;
-  };
-  return known.map((candidate) => ({ candidate, d: distance(lower, candidate.toLowerCase()) })).filter((c) => c.d <= 3).sort((a, b) => a.d - b.d)[0]?.candidate;
+  return wholeNumber('postgresStore', option, value, min, max, note);
 }
 
 // Requests come from the core; these checks keep a programming error from reaching SQL as a confusing failure.

@@ -2,6 +2,7 @@ import type { RedisClientType, RedisClusterType } from 'redis';
 import { randomToken } from '../core/codes.js';
 import { OtpError } from '../core/errors.js';
 import { checkTag } from './tag.js';
+import { checkOptions, optionError, wholeNumber } from '../core/validate.js';
 import {
   attemptScript, counterScript, releaseCounterScript, releaseUserScript, reserveUserScript, sendPlanScript, settleScript, storeCodeScript, verifyScript, type RedisScript,
 } from './redis-scripts.js';
@@ -268,10 +269,7 @@ function unavailable(what: string, reason: string, cause?: unknown): OtpError {
 }
 
 function resolveOptions(options: RedisStoreOptions): Required<RedisStoreOptions> {
-  if (typeof options !== 'object' || options === null) throw new TypeError('redisStore(options) needs an options object: redisStore({ client })');
-  for (const name of Object.keys(options)) {
-    if (!knownOptions.includes(name)) throw new TypeError(`redisStore: unknown option \`${name}\`; the options are ${knownOptions.join(', ')}`);
-  }
+  checkOptions('redisStore', options, knownOptions, 'redisStore({ client })');
   const client = options.client as unknown as Record<string, unknown> | null | undefined;
   if (
     typeof client !== 'object' ||
@@ -280,13 +278,12 @@ function resolveOptions(options: RedisStoreOptions): Required<RedisStoreOptions>
     typeof client.withCommandOptions !== 'function' ||
     typeof client.isOpen !== 'boolean'
   ) {
-    throw new TypeError('redisStore: `client` must be a node-redis v5 client or cluster (createClient() / createCluster() from the `redis` package)');
+    throw optionError('redisStore', 'client', 'a node-redis v5 client or cluster (createClient() / createCluster() from the `redis` package)', client);
   }
-  if (client.isOpen !== true) throw new TypeError('redisStore: `client` is not connected; call `await client.connect()` before redisStore({ client })');
+  if (client.isOpen !== true) throw new TypeError('redisStore: option "client" is not connected; call `await client.connect()` before redisStore({ client }).');
   const prefix = options.prefix ?? defaults.prefix;
-  if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw new TypeError('redisStore: `prefix` must be a string without `{` or `}` (they would break Redis Cluster hash tags)');
-  const commandTimeoutMs = options.commandTimeoutMs ?? defaults.commandTimeoutMs;
-  if (!Number.isInteger(commandTimeoutMs) || commandTimeoutMs < 1) throw new TypeError(`redisStore: \`commandTimeoutMs\` must be a positive whole number of milliseconds, got ${String(commandTimeoutMs)}`);
+  if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw optionError('redisStore', 'prefix', 'a string without "{" or "}" (they would break Redis Cluster hash tags)', prefix);
+  const commandTimeoutMs = wholeNumber('redisStore', 'commandTimeoutMs', options.commandTimeoutMs ?? defaults.commandTimeoutMs, 1, 600_000);
   return { client: options.client, prefix, commandTimeoutMs };
 }
 

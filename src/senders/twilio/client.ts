@@ -4,6 +4,7 @@
  * on first use. The SDK is an optional peer dependency, imported only then.
  */
 import { OtpError } from '../../core/errors.js';
+import { checkOptions } from '../../core/validate.js';
 
 /** Options for the client built from credentials, passed to `twilio(sid, token, opts)`. */
 export interface TwilioClientOptions {
@@ -21,12 +22,9 @@ export type TwilioCredentials<Client> =
 
 export const credentialOptions = ['client', 'accountSid', 'authToken', 'clientOptions'] as const;
 
-/** A TypeError for anything but an options object whose every key is in `known`. */
+/** A TypeError for anything but an options object whose every key is in `known` (with a "did you mean"). */
 export function checkOptionNames(factory: string, options: unknown, known: readonly string[]): Record<string, unknown> {
-  if (typeof options !== 'object' || options === null) throw new TypeError(`${factory}: pass an options object`);
-  const unknown = Object.keys(options).find((key) => !known.includes(key));
-  if (unknown) throw new TypeError(`${factory}: unknown option "${unknown}"; expected ${known.join(', ')}`);
-  return options as Record<string, unknown>;
+  return checkOptions(factory, options, known, `${factory}({ client, ... })`);
 }
 
 /**
@@ -41,16 +39,16 @@ export function twilioClient<Client>(factory: string, options: Record<string, un
       throw new TypeError(`${factory}: pass either "client" or "accountSid" and "authToken", not both`);
     }
     if (typeof client !== 'object' || client === null || !fits(client)) {
-      throw new TypeError(`${factory}: "client" must be a twilio client (twilio(accountSid, authToken))`);
+      throw new TypeError(`${factory}: option "client" must be a twilio client (twilio(accountSid, authToken))`);
     }
   } else {
     if (typeof accountSid !== 'string' || !accountSid.startsWith('AC')) {
-      throw new TypeError(`${factory}: "accountSid" must be your Account SID (starts with "AC"), or pass "client"`);
+      throw new TypeError(`${factory}: option "accountSid" must be your Account SID (starts with "AC"), or pass "client"`);
     }
-    if (typeof authToken !== 'string' || authToken === '') throw new TypeError(`${factory}: "authToken" must be a non-empty string`);
+    if (typeof authToken !== 'string' || authToken === '') throw new TypeError(`${factory}: option "authToken" must be a non-empty string`);
   }
   if (clientOptions !== undefined && (client !== undefined || typeof clientOptions !== 'object' || clientOptions === null)) {
-    throw new TypeError(`${factory}: "clientOptions" must be an object, and goes with "accountSid" and "authToken"`);
+    throw new TypeError(`${factory}: option "clientOptions" must be an object, and goes with "accountSid" and "authToken"`);
   }
 
   let ready: Promise<Client> | undefined = client === undefined ? undefined : Promise.resolve(client as Client);

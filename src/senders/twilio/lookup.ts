@@ -4,6 +4,8 @@
  * The core asks it before the first send to a number, caches the answer for `cacheSeconds`
  * and refuses (`block`) or only reports (`monitor`) a type that is not in `allow`.
  */
+import { optionError } from '../../core/validate.js';
+import { wholeNumber } from '../../core/validate.js';
 import { OtpError } from '../../core/errors.js';
 import type { LineTypeLookup } from '../../core/types.js';
 import { checkOptionNames, credentialOptions, twilioClient, type TwilioCredentials } from './client.js';
@@ -83,7 +85,7 @@ export function twilioLookup(options: TwilioLookupOptions): LineTypeLookup {
 function resolveAllow(allow: unknown): readonly TwilioLineType[] {
   if (allow === undefined) return defaults.allow;
   if (!Array.isArray(allow) || allow.length === 0) {
-    throw new TypeError(`twilioLookup: "allow" must be a non-empty array of line types (${TWILIO_LINE_TYPES.join(', ')})`);
+    throw new TypeError(`twilioLookup: option "allow" must be a non-empty array of line types (${TWILIO_LINE_TYPES.join(', ')})`);
   }
   for (const type of allow) {
     if (!TWILIO_LINE_TYPES.includes(type)) {
@@ -97,15 +99,12 @@ function resolveAllow(allow: unknown): readonly TwilioLineType[] {
 
 function resolveMode(mode: unknown): 'block' | 'monitor' {
   if (mode === undefined) return defaults.mode;
-  if (mode !== 'block' && mode !== 'monitor') throw new TypeError('twilioLookup: "mode" must be "block" or "monitor"');
+  if (mode !== 'block' && mode !== 'monitor') throw optionError('twilioLookup', 'mode', '"block" or "monitor"', mode);
   return mode;
 }
 
 function integerIn(option: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new TypeError(`twilioLookup: "${option}" must be an integer from ${min.toLocaleString('en-US')} to ${max.toLocaleString('en-US')}`);
-  }
-  return value;
+  return wholeNumber('twilioLookup', option, value, min, max);
 }
 
 /** `tollFree`, `toll_free` and `TOLL-FREE` alike. */

@@ -1,4 +1,5 @@
 /** SMS through the official `twilio` SDK: `client.messages.create({ to, body, from | messagingServiceSid })`. */
+import { optionError } from '../../core/validate.js';
 import type { SmsMessage, SmsSender } from '../../core/types.js';
 import { checkOptionNames, credentialOptions, twilioClient, type TwilioCredentials } from './client.js';
 import { messageFailure, twilioFailure } from './errors.js';
@@ -42,12 +43,12 @@ function resolveSender({ from, messagingServiceSid }: Record<string, unknown>): 
   }
   if (from !== undefined) {
     if (typeof from !== 'string' || from.trim() === '') {
-      throw new TypeError('twilioSms: "from" must be a phone number in E.164 form or a sender ID');
+      throw optionError('twilioSms', 'from', 'a phone number in E.164 form or a sender ID', from);
     }
     return { from };
   }
   if (typeof messagingServiceSid !== 'string' || !messagingServiceSid.startsWith('MG')) {
-    throw new TypeError('twilioSms: "messagingServiceSid" must be a Messaging Service SID (starts with "MG")');
+    throw optionError('twilioSms', 'messagingServiceSid', 'a Messaging Service SID (starts with "MG")', messagingServiceSid);
   }
   return { messagingServiceSid };
 }

@@ -3,6 +3,7 @@
  * TwiML that says each digit on its own, twice, in the message's language. The TwiML holds
  * the code, so it is never logged and never part of an error.
  */
+import { optionError } from '../../core/validate.js';
 import { OtpError } from '../../core/errors.js';
 import type { VoiceMessage, VoiceSender } from '../../core/types.js';
 import { checkOptionNames, credentialOptions, twilioClient, type TwilioCredentials } from './client.js';
@@ -56,7 +57,7 @@ export function twilioVoice(options: TwilioVoiceOptions): VoiceSender {
   const opts = checkOptionNames('twilioVoice', options, knownOptions);
   const client = twilioClient<TwilioVoiceClient>('twilioVoice', opts, (c) => typeof c.calls?.create === 'function');
   if (typeof opts.from !== 'string' || !E164.test(opts.from)) {
-    throw new TypeError('twilioVoice: "from" must be your calling number in E.164 form, e.g. "+14155550111"');
+    throw optionError('twilioVoice', 'from', 'your calling number in E.164 form, e.g. "+14155550111"', opts.from);
   }
   const from = opts.from;
   const fallbackLanguage = resolveLanguage(opts.language);
@@ -103,7 +104,7 @@ function languageOf(locale: string, fallback: VoiceLanguage): VoiceLanguage {
 function resolveLanguage(language: unknown): VoiceLanguage {
   if (language === undefined) return 'en-US';
   if (typeof language !== 'string' || !languages.includes(language as VoiceLanguage)) {
-    throw new TypeError(`twilioVoice: "language" must be one of ${languages.map((l) => `"${l}"`).join(', ')}`);
+    throw optionError('twilioVoice', 'language', `one of ${languages.map((l) => `"${l}"`).join(', ')}`, language);
   }
   return language as VoiceLanguage;
 }
@@ -111,7 +112,7 @@ function resolveLanguage(language: unknown): VoiceLanguage {
 function resolveVoices(voice: unknown): Record<VoiceLanguage, string> {
   const checked = (name: unknown, option: string): string => {
     if (typeof name !== 'string' || !VOICE_NAME.test(name)) {
-      throw new TypeError(`twilioVoice: "${option}" must be a Twilio <Say> voice name such as "Polly.Joanna"`);
+      throw new TypeError(`twilioVoice: option "${option}" must be a Twilio <Say> voice name such as "Polly.Joanna"`);
     }
     return name;
   };
@@ -120,7 +121,7 @@ function resolveVoices(voice: unknown): Record<VoiceLanguage, string> {
     return { 'en-US': one ?? wording['en-US'].defaultVoice, 'fr-CA': one ?? wording['fr-CA'].defaultVoice };
   }
   if (typeof voice !== 'object' || voice === null) {
-    throw new TypeError('twilioVoice: "voice" must be a voice name, or an object of voice names by language ({ "en-US": ..., "fr-CA": ... })');
+    throw new TypeError('twilioVoice: option "voice" must be a voice name, or an object of voice names by language ({ "en-US": ..., "fr-CA": ... })');
   }
   const unknown = Object.keys(voice).find((key) => !languages.includes(key as VoiceLanguage));
   if (unknown) throw new TypeError(`twilioVoice: "voice" has no language "${unknown}"; expected ${languages.join(', ')}`);

@@ -1,5 +1,5 @@
 /**
- * The seed's destination rules: US and Canada numbers only, one plain email address.
+ * The BlockID SDK's destination rules: US and Canada numbers only, one plain email address.
  * Both functions return the canonical form used for sending and for quota keys.
  */
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';

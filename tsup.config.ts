@@ -23,9 +23,12 @@ export default defineConfig({
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,
-  sourcemap: true,
+  // No source maps: they would point to src/, which the package does not ship.
+  sourcemap: false,
   target: 'node20',
   splitting: true,
   // import.meta.url in the CommonJS build (src/core/peer.ts resolves optional peers from where the package is).
   shims: true,
+  // The CommonJS build rewrites classes with fields as `(_class = class ...)`: without this, OtpError would print as `_class [OtpError]`.
+  keepNames: true,
 });

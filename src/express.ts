@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readJsonBody, readTextBody } from './core/body.js';
 import { createHttpHandler, type HttpExchange, type SessionPort } from './core/http.js';
 import { createGuard, type RequireOtpOptions } from './core/guard.js';
-import { afterResponse, insecureCookieMessage, isRequest, notCalledError, trustAllProxiesError, withOtpApi, type OtpApi } from './core/adapter.js';
+import { afterResponse, insecureCookieMessage, isRequest, notCalledError, requireResolveUser, trustAllProxiesError, withOtpApi, type OtpApi } from './core/adapter.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
 import { cookieSessionsOf, createCookieSessions, takeCookieSession, type CookieSession, type CookieSessionState } from './core/cookie-session.js';
@@ -105,6 +105,7 @@ export function blockidOtp(options: BlockidOtpOptions): BlockidOtpMiddleware {
   if (isRequest(options)) throw notCalledError('blockidOtp', 'blockidOtp({ secret, resolveUser, sms })');
   const { session: cookie, rest } = takeCookieSession(options, 'blockidOtp');
   const service = createOtpService(rest, 'blockidOtp');
+  requireResolveUser('blockidOtp', rest);
   const handle = createHttpHandler(service);
   const { maxBodyBytes, logger } = service.options;
   const cookies = cookie === undefined ? undefined : createCookieSessions(cookie, service.options.secret);

@@ -7,7 +7,7 @@ import { readJsonBody, readTextBody } from './core/body.js';
 import { createHttpHandler, sessionMissingMessage, type SessionPort } from './core/http.js';
 import { createGuard, type RequireOtpOptions } from './core/guard.js';
 import {
-  afterResponse, insecureCookieMessage, isRequest, notCalledError, sessionOrderError, trustAllProxiesError, withOtpApi, type OtpApi,
+  afterResponse, insecureCookieMessage, isRequest, notCalledError, requireResolveUser, sessionOrderError, trustAllProxiesError, withOtpApi, type OtpApi,
 } from './core/adapter.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
@@ -127,6 +127,7 @@ export function blockidOtpKoa(options: BlockidOtpKoaOptions): BlockidOtpKoaMiddl
   if (isRequest(options)) throw notCalledError('blockidOtpKoa', 'blockidOtpKoa({ secret, resolveUser, sms })');
   const { session: cookie, rest } = takeCookieSession(options, 'blockidOtpKoa');
   const service = createOtpService(rest, 'blockidOtpKoa');
+  requireResolveUser('blockidOtpKoa', rest);
   const handle = createHttpHandler(service);
   const { maxBodyBytes } = service.options;
   const cookies = cookie === undefined ? undefined : createCookieSessions(cookie, service.options.secret);

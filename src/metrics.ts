@@ -15,12 +15,13 @@
 import { configError } from './core/errors.js';
 import { Counter, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
 import type { Channel, OtpMetrics, VerifyMethod } from './core/types.js';
+import { checkOptions, optionError } from './core/validate.js';
 
 export interface PrometheusMetricsOptions {
   /** Where the metrics register. Default: prom-client's default `register`. */
-  registry?: Registry;
+  registry?: Registry | undefined;
   /** Replaces `blockid_otp_` in every name; must itself be a valid name ending in `_`, e.g. `myapp_otp_`. */
-  prefix?: string;
+  prefix?: string | undefined;
 }
 
 /** The `metrics` option for `blockidOtp`, `blockidOtpKoa` and `createOtpService`. */
@@ -79,7 +80,7 @@ function validSeconds(seconds: unknown): seconds is number {
 function resolvePrefix(prefix: unknown): string {
   if (prefix === undefined) return DEFAULT_PREFIX;
   if (typeof prefix !== 'string') {
-    throw configError(`prometheusMetrics: \`prefix\` must be a string such as 'myapp_otp_', got ${typeof prefix}.`, 'invalid-metrics-options');
+    throw optionError('prometheusMetrics', 'prefix', "a string such as 'myapp_otp_'", prefix);
   }
   if (prefix === '') return prefix;
   if (!METRIC_NAME.test(prefix)) {
@@ -142,14 +143,7 @@ function reuse<M extends Counter<string> | Histogram<string>>(
  * same registry reuses the metrics already registered there (one set of series per registry).
  */
 export function prometheusMetrics(options: PrometheusMetricsOptions = {}): PrometheusMetrics {
-  if (typeof options !== 'object' || options === null) {
-    throw configError('prometheusMetrics: expected an options object such as `{ registry }`.', 'invalid-metrics-options');
-  }
-  for (const key of Object.keys(options)) {
-    if (!OPTIONS.includes(key)) {
-      throw configError(`prometheusMetrics: unknown option \`${key}\`; the options are \`registry\` and \`prefix\`.`, 'invalid-metrics-options');
-    }
-  }
+  checkOptions('prometheusMetrics', options, OPTIONS, 'prometheusMetrics({ registry })');
   const prefix = resolvePrefix(options.prefix);
   const registry = resolveRegistry(options.registry);
   const registers = [registry];

@@ -24,7 +24,7 @@ export type CapturedMessage =
 
 export interface WaitOptions {
   /** How long to wait before rejecting, in milliseconds. Default 5000. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 export interface CapturedSenders {

@@ -197,9 +197,9 @@ describe('prometheusMetrics: registries and prefixes', () => {
     ['a prefix with a dash', { prefix: 'my-app_' }, /`prefix` "my-app_" is not a valid Prometheus name/],
     ['a prefix with a space', { prefix: 'my app_' }, /not a valid Prometheus name/],
     ['a prefix without a trailing underscore', { prefix: 'myapp' }, /did you mean "myapp_"\?/],
-    ['a prefix that is not a string', { prefix: 42 }, /`prefix` must be a string/],
+    ['a prefix that is not a string', { prefix: 42 }, /option "prefix" must be a string such as 'myapp_otp_' \(got the number 42\)/],
     ['a registry that is not a Registry', { registry: {} }, /`registry` must be a prom-client Registry/],
-    ['an unknown option', { register: new Registry() }, /unknown option `register`; the options are `registry` and `prefix`/],
+    ['an unknown option', { register: new Registry() }, /unknown option "register": did you mean "registry"\?/],
     ['no options object', null, /expected an options object/],
   ];
   for (const [what, options, message] of refused) {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import { describe, it } from 'node:test';
-import { blockidOtp, memoryStore } from '../src/index.js';
+import { blockidOtp, createOtpService, memoryStore } from '../src/index.js';
 import { blockidOtpKoa } from '../src/koa.js';
 import { createOtpHandler } from '../src/fetch.js';
 import { serviceOf } from '../src/core/adapter.js';
@@ -74,11 +74,12 @@ const options = () => {
   return { secret: SECRET, store: memoryStore(), sms: capture.sms, email: capture.email, resolveUser: () => null };
 };
 
-describe('the middleware object', () => {
+describe('the middleware object (and the programmatic service)', () => {
   for (const [name, make] of [
     ['blockidOtp', () => blockidOtp(options())],
     ['blockidOtpKoa', () => blockidOtpKoa(options())],
     ['createOtpHandler', () => createOtpHandler(options())],
+    ['createOtpService', () => createOtpService(options())],
   ] as const) {
     it(`${name}(): carries the programmatic API and neither the service, the options nor the secret`, () => {
       const middleware = make();

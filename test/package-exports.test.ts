@@ -6,25 +6,20 @@
  * the subpaths (`prom-client` for `blockid-otp/metrics`, `pg` and `@types/pg` for
  * `blockid-otp/postgres`); the first has none, which shows the main entry never needs them.
  *
- * The build goes to a temporary directory (`tsup --out-dir`), not to the checkout's `dist/`.
+ * The build goes to a temporary directory (`tsup --out-dir`), not to the checkout's `dist/`, and
+ * is shared with the other tests of the published package (test/helpers/packed.ts).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { makeConsumer, manifest, packedPackage, repo, typeCheck as typeCheckWith } from './helpers/packed.js';
 
 const run = promisify(execFile);
-const repo = resolve(import.meta.dirname, '..');
-const manifest = JSON.parse(await readFile(join(repo, 'package.json'), 'utf8')) as {
-  name: string;
-  version: string;
-  dependencies: Record<string, string>;
-  exports: Record<string, string | Record<string, Record<string, string>>>;
-};
 
 let work = '';
 let app = '';
@@ -55,56 +50,20 @@ async function runInApp(file: string, source: string, dir = app): Promise<any> {
   return JSON.parse(stdout.trim().split('\n').at(-1) ?? 'null');
 }
 
-/** A fresh consumer app: the tarball unpacked into its node_modules (a real copy), next to `packages` from the repo. */
-async function makeConsumer(dir: string, tarball: string, packages: string[]): Promise<string> {
-  const modules = join(dir, 'node_modules');
-  await mkdir(modules, { recursive: true });
-  await run('tar', ['-xzf', tarball, '-C', modules]);
-  const target = join(modules, manifest.name);
-  await rename(join(modules, 'package'), target);
-  for (const name of packages) {
-    await mkdir(join(modules, name, '..'), { recursive: true });
-    await symlink(join(repo, 'node_modules', name), join(modules, name), 'dir');
-  }
-  await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
-  return target;
-}
-
-/** Type-checks `files` (written into `dir` first) with the consumer's tsconfig; 'ok' or tsc's output. */
-async function typeCheck(dir: string, files: Record<string, string>): Promise<string> {
-  await writeFile(
-    join(dir, 'tsconfig.json'),
-    JSON.stringify({
-      compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: true, types: ['node'] },
-      files: Object.keys(files),
-    }),
-  );
-  for (const [name, source] of Object.entries(files)) await writeFile(join(dir, name), source);
-  const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
-  return run(process.execPath, [tsc, '-p', dir], { cwd: dir, timeout: 60_000 }).then(
-    () => 'ok',
-    (error: { stdout?: string }) => error.stdout ?? String(error),
-  );
-}
+/** Type-checks `files` as the consumers here always have: strict, with skipLibCheck (package-types.test.ts checks without it). */
+const typeCheck = (dir: string, files: Record<string, string>) => typeCheckWith(dir, files, { skipLibCheck: true });
 
 before(
   async () => {
+    const packed = await packedPackage();
+    packedFiles = packed.files;
     work = await mkdtemp(join(tmpdir(), 'blockid-otp-pack-'));
-    const pkg = join(work, 'pkg');
-    await run('npx', ['tsup', '--out-dir', join(pkg, 'dist')], { cwd: repo, timeout: 150_000 });
-    await cp(join(repo, 'package.json'), join(pkg, 'package.json'));
-    if (existsSync(join(repo, 'README.md'))) await cp(join(repo, 'README.md'), join(pkg, 'README.md'));
-    const { stdout } = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], { cwd: pkg, timeout: 60_000 });
-    const [packed] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
-    assert.ok(packed, 'npm pack reported a tarball');
-    packedFiles = packed.files.map((file) => file.path);
-
     app = join(work, 'app');
-    installed = await makeConsumer(app, join(work, packed.filename), userPackages);
+    installed = await makeConsumer(app, packed.tarball, userPackages);
     peersApp = join(work, 'app-peers');
-    await makeConsumer(peersApp, join(work, packed.filename), [...userPackages, ...peerPackages]);
+    await makeConsumer(peersApp, packed.tarball, [...userPackages, ...peerPackages]);
     webApp = join(work, 'app-web');
-    await makeConsumer(webApp, join(work, packed.filename), [...Object.keys(manifest.dependencies), '@types/node', 'hono', 'fastify']);
+    await makeConsumer(webApp, packed.tarball, [...Object.keys(manifest.dependencies), '@types/node', 'hono', 'fastify']);
   },
   { timeout: 240_000 },
 );
@@ -121,8 +80,8 @@ const targets = Object.entries(manifest.exports).flatMap(([subpath, conditions])
 );
 
 describe('the packed package', () => {
-  it('maps ".", "./koa", "./otp-provider", "./testing", "./metrics", "./postgres", "./fetch", "./hono" and "./fastify" for import and require, each with types', () => {
-    for (const subpath of ['.', './koa', './otp-provider', './testing', './metrics', './postgres', './fetch', './hono', './fastify']) {
+  it('maps ".", "./koa", "./otp-provider", "./testing", "./metrics", "./postgres", "./fetch", "./hono", "./fastify" and "./store" for import and require, each with types', () => {
+    for (const subpath of ['.', './koa', './otp-provider', './testing', './metrics', './postgres', './fetch', './hono', './fastify', './store']) {
       for (const condition of ['import', 'require']) {
         const kinds = targets.filter((t) => t.subpath === subpath && t.condition === condition).map((t) => t.kind);
         assert.deepEqual(kinds, ['types', 'default'], `${subpath} ${condition}`);
@@ -139,6 +98,8 @@ describe('the packed package', () => {
       if (kind === 'types') assert.match(path, condition === 'import' ? /\.d\.ts$/ : /\.d\.cts$/);
     }
     assert.ok(!packedFiles.some((file) => file.startsWith('src/') || file.startsWith('test/')), 'no sources or tests in the tarball');
+    assert.ok(!packedFiles.some((file) => file.endsWith('.map')), 'no source maps: they would point to src/, which is not shipped');
+    for (const file of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md']) assert.ok(packedFiles.includes(file), `${file} is in the tarball`);
   });
 });
 
@@ -158,7 +119,7 @@ const email = { send: async (m) => void codes.push(m.code) };
 const secret = process.env.OTP_SECRET;
 
 // The programmatic API from the root entry.
-const otp = root.blockidOtp({ secret, email });
+const otp = root.blockidOtp({ secret, email, resolveUser: () => null });
 await otp.generateOtp('ada', { emailTo: 'ada@example.com' });
 const verified = await otp.verifyOtp('ada', codes.at(-1));
 const invalidPhone = await otp.generateOtp('ada', { smsTo: '1234567890' }).catch((e) => ({ code: e.code, isOtpError: e instanceof root.OtpError }));
@@ -228,10 +189,10 @@ const OTP = require('blockid-otp/otp-provider');
 (async () => {
   const codes = [];
   const sms = { send: async (m) => void codes.push(m.code) };
-  const otp = koa.blockidOtpKoa({ secret: process.env.OTP_SECRET, sms });
+  const otp = koa.blockidOtpKoa({ secret: process.env.OTP_SECRET, sms, resolveUser: () => null });
   const sent = await otp.generateOtp('grace', { smsTo: '(613) 555-0100' });
   const verified = await otp.verifyOtp('grace', codes[0]);
-  const express = root.blockidOtp({ secret: process.env.OTP_SECRET, sms });
+  const express = root.blockidOtp({ secret: process.env.OTP_SECRET, sms, resolveUser: () => null });
   const badOption = (() => { try { root.blockidOtp({ secret: 'short', sms }); } catch (e) { return e.constructor.name; } })();
   const providerVerify = await OTP.VerifyOTP('john.smith', '000000');
   await OTP.reset?.();
@@ -297,7 +258,7 @@ import { captureSenders } from 'blockid-otp/testing';
 import { postgresStore, postgresSchemaSql } from 'blockid-otp/postgres';
 
 const capture = captureSenders();
-const otp = blockidOtp({ secret: process.env.OTP_SECRET, sms: capture.sms, email: capture.email });
+const otp = blockidOtp({ secret: process.env.OTP_SECRET, sms: capture.sms, email: capture.email, resolveUser: () => null });
 const sent = await otp.generateOtp('Ada', { smsTo: '4155550100', emailTo: 'ada@example.com' });
 const code = await capture.waitForCode('+1 415 555 0100', { timeoutMs: 1000 });
 const verified = await otp.verifyOtp('ada', code);
@@ -370,7 +331,7 @@ import { postgresStore } from 'blockid-otp/postgres';
 
 const registry = new Registry();
 const capture = captureSenders();
-const otp = blockidOtp({ secret: process.env.OTP_SECRET, email: capture.email, metrics: prometheusMetrics({ registry }) });
+const otp = blockidOtp({ secret: process.env.OTP_SECRET, email: capture.email, resolveUser: () => null, metrics: prometheusMetrics({ registry }) });
 await otp.generateOtp('ada', { emailTo: 'ada@example.com' });
 const verified = await otp.verifyOtp('ada', await capture.waitForCode('ada'));
 const text = await registry.metrics();
@@ -410,7 +371,7 @@ const { postgresStore } = require('blockid-otp/postgres');
 (async () => {
   const registry = new Registry();
   const capture = captureSenders();
-  const otp = root.blockidOtp({ secret: process.env.OTP_SECRET, sms: capture.sms, metrics: prometheusMetrics({ registry, prefix: 'myapp_otp_' }) });
+  const otp = root.blockidOtp({ secret: process.env.OTP_SECRET, sms: capture.sms, resolveUser: () => null, metrics: prometheusMetrics({ registry, prefix: 'myapp_otp_' }) });
   await otp.generateOtp('grace', { smsTo: '(613) 555-0100' });
   const verified = await otp.verifyOtp('grace', await capture.waitForCode('6135550100'));
   const text = await registry.metrics();

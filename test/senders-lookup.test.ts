@@ -163,7 +163,7 @@ describe('twilioLookup options', () => {
   });
 
   const refused: [string, unknown, RegExp][] = [
-    ['no options', undefined, /pass an options object/],
+    ['no options', undefined, /expected an options object/],
     ['no client and no credentials', {}, /"accountSid"/],
     ['something that is not a client', { client: { lookups: {} } }, /"client" must be a twilio client/],
     ['an allow that is not an array', { client, allow: 'mobile' }, /"allow" must be a non-empty array of line types/],
@@ -172,11 +172,11 @@ describe('twilioLookup options', () => {
     ['libphonenumber\'s spelling', { client, allow: ['mobile', 'TOLL_FREE'] }, /did you mean "tollFree"\?/],
     ['an unknown line type', { client, allow: ['voip'] }, /unknown line type "voip"; expected mobile, landline, fixedVoip, nonFixedVoip/],
     ['an unknown mode', { client, mode: 'warn' }, /"mode" must be "block" or "monitor"/],
-    ['cacheSeconds of 0', { client, cacheSeconds: 0 }, /"cacheSeconds" must be an integer from 60 to 31,536,000/],
+    ['cacheSeconds of 0', { client, cacheSeconds: 0 }, /option "cacheSeconds" must be a whole number from 60 to 31536000 \(got the number 0\)/],
     ['fractional cacheSeconds', { client, cacheSeconds: 90.5 }, /"cacheSeconds"/],
     ['cacheSeconds over a year', { client, cacheSeconds: 40_000_000 }, /"cacheSeconds"/],
     ['cacheSeconds as a string', { client, cacheSeconds: '3600' }, /"cacheSeconds"/],
-    ['a timeoutMs too short', { client, timeoutMs: 50 }, /"timeoutMs" must be an integer from 100 to 30,000/],
+    ['a timeoutMs too short', { client, timeoutMs: 50 }, /option "timeoutMs" must be a whole number from 100 to 30000 \(got the number 50\)/],
     ['an unknown option', { client, allowTypes: ['mobile'] }, /unknown option "allowTypes"/],
   ];
   for (const [what, options, expected] of refused) {

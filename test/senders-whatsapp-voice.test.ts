@@ -255,7 +255,7 @@ describe('twilioWhatsApp and twilioVoice failures', () => {
 describe('twilioWhatsApp and twilioVoice options', () => {
   const { client } = twilioClientAnswering(201, {});
   const refusedWhatsApp: [string, unknown, RegExp][] = [
-    ['no options', undefined, /pass an options object/],
+    ['no options', undefined, /expected an options object/],
     ['no from', { client, contentSid }, /"from" must be your WhatsApp sender number/],
     ['a from that is not E.164', { client, from: '4155550111', contentSid }, /"from"/],
     ['a prefixed from that is not E.164', { client, from: 'whatsapp:4155550111', contentSid }, /"from"/],

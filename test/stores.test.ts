@@ -168,12 +168,12 @@ describe('redis on 127.0.0.1:6379', () => {
 
     it('rejects bad options with a TypeError that names the option', async () => {
       const bad = (options: unknown) => () => redisStore(options as Parameters<typeof redisStore>[0]);
-      assert.throws(bad({}), { name: 'TypeError', message: /`client` must be a node-redis v5 client/ });
-      assert.throws(bad({ client: { get: () => {} } }), { name: 'TypeError', message: /`client` must be a node-redis v5 client/ });
-      assert.throws(bad({ client: createClient() }), { name: 'TypeError', message: /`client` is not connected.*client\.connect\(\)/ });
-      assert.throws(bad({ client, prefix: 'app:{otp}:' }), { name: 'TypeError', message: /`prefix`/ });
-      assert.throws(bad({ client, commandTimeoutMs: 0 }), { name: 'TypeError', message: /`commandTimeoutMs`/ });
-      assert.throws(bad({ client, timeoutMs: 500 }), { name: 'TypeError', message: /unknown option `timeoutMs`/ });
+      assert.throws(bad({}), { name: 'TypeError', message: /option "client" must be a node-redis v5 client/ });
+      assert.throws(bad({ client: { get: () => {} } }), { name: 'TypeError', message: /option "client" must be a node-redis v5 client/ });
+      assert.throws(bad({ client: createClient() }), { name: 'TypeError', message: /option "client" is not connected.*client\.connect\(\)/ });
+      assert.throws(bad({ client, prefix: 'app:{otp}:' }), { name: 'TypeError', message: /option "prefix" must be a string without.*\(got the string "app:\{otp\}:"\)/ });
+      assert.throws(bad({ client, commandTimeoutMs: 0 }), { name: 'TypeError', message: /option "commandTimeoutMs" must be a whole number from 1 to 600000 \(got the number 0\)/ });
+      assert.throws(bad({ client, timeoutMs: 500 }), { name: 'TypeError', message: /unknown option "timeoutMs": did you mean "commandTimeoutMs"\?/ });
     });
   });
 });

@@ -99,6 +99,20 @@ export function afterResponse(res: { once(event: 'close', listener: () => void):
   res.once('close', () => setImmediate(work));
 }
 
+/**
+ * The HTTP endpoints look every username up: without `resolveUser` each send would fail on
+ * the first request, so the middleware refuses to be created instead. The programmatic API
+ * alone (`createOtpService`) needs no `resolveUser`.
+ */
+export function requireResolveUser(factory: string, options: { resolveUser?: unknown }): void {
+  if (options.resolveUser === undefined) {
+    throw new TypeError(
+      `${factory}: option "resolveUser" is required for the HTTP endpoints, e.g. resolveUser: async (username, req) => users.find(username) ` +
+        '(the user\'s { smsTo, smsISDCode, emailTo }, or null for an unknown user). For the programmatic API alone, use createOtpService(options).',
+    );
+  }
+}
+
 /** True for an HTTP request or a Koa context: what a factory receives when it is mounted without being called. */
 export function isRequest(value: unknown): boolean {
   return value !== null && typeof value === 'object' && 'method' in value && 'headers' in value && 'url' in value;

@@ -1,5 +1,5 @@
 /**
- * The seed's destination rules: US and Canada numbers only, one plain email address.
+ * The BlockID SDK's destination rules: US and Canada numbers only, one plain email address.
  * Both functions return the canonical form used for sending and for quota keys.
  */
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
@@ -29,7 +29,7 @@ const TYPE_DESCRIPTIONS: Record<PhoneNumberType, string> = {
 
 export interface NormalizePhoneOptions {
   /** Number types to accept although a person's phone is not one (`PHONE_NUMBER_TYPES`). */
-  allowTypes?: ReadonlySet<string> | readonly string[];
+  allowTypes?: ReadonlySet<string> | readonly string[] | undefined;
 }
 
 /**

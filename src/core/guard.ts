@@ -2,36 +2,32 @@
 import { configError, withDocsLink } from './errors.js';
 import { SESSION_FLAG, sessionMissingMessage, type SessionPort } from './http.js';
 import type { OtpSessionFlag, VerifyMethod } from './types.js';
+import { checkOptions, optionError } from './validate.js';
 
 export interface RequireOtpOptions {
   /** Where to send HTML requests that are not verified (303). API requests get 401. */
-  redirectTo?: string;
+  redirectTo?: string | undefined;
   /** A verification older than this counts as none (step-up freshness). */
-  maxAgeSeconds?: number;
+  maxAgeSeconds?: number | undefined;
   /** Only a verification by one of these methods counts, e.g. `['totp']` before a sensitive action. */
-  methods?: VerifyMethod[];
+  methods?: VerifyMethod[] | undefined;
 }
 
 const METHODS: readonly VerifyMethod[] = ['code', 'totp', 'recovery', 'link'];
 
 export function resolveGuardOptions(options: RequireOtpOptions | undefined, factory: string): RequireOtpOptions {
   if (options === undefined) return {};
-  if (options === null || typeof options !== 'object') throw configError(`${factory}: expected an options object such as { redirectTo: '/login' }.`, 'invalid-guard-options');
-  for (const name of Object.keys(options)) {
-    if (name !== 'redirectTo' && name !== 'maxAgeSeconds' && name !== 'methods') {
-      throw configError(`${factory}: unknown option "${name}"; the options are "redirectTo", "maxAgeSeconds" and "methods".`, 'invalid-guard-options');
-    }
-  }
+  checkOptions(factory, options, ['redirectTo', 'maxAgeSeconds', 'methods'], `${factory}({ redirectTo: '/login' })`);
   if (options.redirectTo !== undefined && !isSameOriginPath(options.redirectTo)) {
     throw configError(`${factory}: option "redirectTo" must be a path on this site starting with a single "/", e.g. "/login" (not "//host" or "/\\host", which browsers read as another site).`, 'invalid-guard-options');
   }
   const methods = options.methods;
   if (methods !== undefined && (!Array.isArray(methods) || methods.length === 0 || methods.some((m) => !METHODS.includes(m)))) {
-    throw configError(`${factory}: option "methods" must be a non-empty list of "code", "totp", "recovery" and "link", e.g. ["totp"].`, 'invalid-guard-options');
+    throw optionError(factory, 'methods', 'a non-empty list of "code", "totp" and "recovery", e.g. ["totp"]', methods);
   }
   const maxAge = options.maxAgeSeconds;
   if (maxAge !== undefined && (typeof maxAge !== 'number' || !Number.isFinite(maxAge) || maxAge <= 0)) {
-    throw configError(`${factory}: option "maxAgeSeconds" must be a positive number of seconds.`, 'invalid-guard-options');
+    throw optionError(factory, 'maxAgeSeconds', 'a positive number of seconds', maxAge);
   }
   return options;
 }

@@ -1,4 +1,5 @@
 /** Message templates (English and French for Canada built in) and locale choice. */
+import { definedOnly } from './defined.js';
 
 export interface MessageContext {
   code: string;
@@ -87,11 +88,11 @@ export function describeDuration(seconds: number, locale: string): string {
 }
 
 /** Merges the caller's templates over the built-ins, once at setup. */
-export function buildCatalog(overrides: Record<string, Partial<MessageTemplates>>, defaultLocale: string): Map<string, MessageTemplates> {
+export function buildCatalog(overrides: Record<string, { [Name in keyof MessageTemplates]?: MessageTemplates[Name] | undefined }>, defaultLocale: string): Map<string, MessageTemplates> {
   const catalog = new Map<string, MessageTemplates>();
   const fallback = builtInMessages[defaultLocale] ?? english;
   for (const locale of new Set([...Object.keys(builtInMessages), ...Object.keys(overrides)])) {
-    catalog.set(locale.toLowerCase(), { ...(builtInMessages[locale] ?? fallback), ...overrides[locale] });
+    catalog.set(locale.toLowerCase(), { ...(builtInMessages[locale] ?? fallback), ...definedOnly(overrides[locale] ?? {}) });
   }
   return catalog;
 }

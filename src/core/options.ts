@@ -9,6 +9,8 @@ import type { Destinations, EmailSender, LineTypeLookup, OtpMetrics, PhoneChanne
 import { resolveAllowedNumberTypes, type PhoneNumberType } from './destinations.js';
 import { resolveTestDestinations, type TestDestinations } from './test-destinations.js';
 import type { MessageTemplates } from './messages.js';
+import { definedOnly } from './defined.js';
+import { booleanOption, checkOptions, unknownOptionError, wholeNumber } from './validate.js';
 
 /** A pino-compatible logger (pino, console-like objects with these methods). */
 export interface OtpLogger {
@@ -62,9 +64,9 @@ export interface OtpLimits {
 /** What `resolveUser` returns for a known user: where codes go, and the other methods it has. */
 export interface ResolvedUser extends Destinations {
   /** The sealed authenticator key from `otp.totp.enroll()` (stored on the user's row). */
-  totp?: string | null;
+  totp?: string | null | undefined;
   /** The recovery code hashes from `otp.recoveryCodes.generate()` still unused. */
-  recoveryCodes?: readonly string[] | null;
+  recoveryCodes?: readonly string[] | null | undefined;
 }
 
 export type ResolveUser = (
@@ -79,68 +81,68 @@ export interface OtpOptions {
   /** Key for hashing codes and keys at rest: a string of at least 32 characters. */
   secret: string;
   /** The user's destinations, or null/undefined for an unknown user. Required for the HTTP endpoints. */
-  resolveUser?: ResolveUser;
-  sms?: SmsSender;
-  email?: EmailSender;
-  store?: OtpStore;
-  basePath?: string;
-  codeLength?: number;
-  ttlSeconds?: number;
-  maxAttempts?: number;
-  resendCooldownSeconds?: number;
+  resolveUser?: ResolveUser | undefined;
+  sms?: SmsSender | undefined;
+  email?: EmailSender | undefined;
+  store?: OtpStore | undefined;
+  basePath?: string | undefined;
+  codeLength?: number | undefined;
+  ttlSeconds?: number | undefined;
+  maxAttempts?: number | undefined;
+  resendCooldownSeconds?: number | undefined;
   /** Names the app in messages ("123456 is your Acme code"). */
-  appName?: string;
+  appName?: string | undefined;
   /** Overrides or adds message templates per locale (`en`, `fr-CA`, ...). */
-  messages?: Record<string, Partial<MessageTemplates>>;
+  messages?: Record<string, { [Name in keyof MessageTemplates]?: MessageTemplates[Name] | undefined }> | undefined;
   /** Locale when neither `resolveUser` nor `Accept-Language` picks one. */
-  defaultLocale?: string;
+  defaultLocale?: string | undefined;
   /** Adds the WebOTP line `@domain #code` to every SMS. */
-  webOtpDomain?: string;
+  webOtpDomain?: string | undefined;
   /** Wait for delivery before answering /send (default false: answer at once, so timing does not reveal users). */
-  awaitDelivery?: boolean;
+  awaitDelivery?: boolean | undefined;
   /** Time budget for one delivery, retries included. */
-  deliveryTimeoutMs?: number;
+  deliveryTimeoutMs?: number | undefined;
   /** Extra tries after a retryable delivery failure. */
-  deliveryRetries?: number;
+  deliveryRetries?: number | undefined;
   /** Largest accepted request body. */
-  maxBodyBytes?: number;
+  maxBodyBytes?: number | undefined;
   /** Turns a raw username into the key it is known by (default: trim, NFKC, lower case). */
-  normalizeUsername?: (username: string) => string;
-  limits?: Partial<OtpLimits>;
-  logger?: OtpLogger;
+  normalizeUsername?: ((username: string) => string) | undefined;
+  limits?: { [Name in keyof OtpLimits]?: OtpLimits[Name] | undefined } | undefined;
+  logger?: OtpLogger | undefined;
   /** WhatsApp (`twilioWhatsApp(...)`): enables `channel: 'whatsapp'`. */
-  whatsapp?: WhatsAppSender;
+  whatsapp?: WhatsAppSender | undefined;
   /** Voice calls (`twilioVoice(...)`): enables `channel: 'voice'`. */
-  voice?: VoiceSender;
+  voice?: VoiceSender | undefined;
   /** Phone channels to try in order with the same code when a delivery fails, e.g. `['whatsapp', 'sms', 'voice']`. */
-  fallback?: PhoneChannel[];
+  fallback?: PhoneChannel[] | undefined;
   /** A line-type gate before the first send to a number (`twilioLookup(...)`). */
-  lookup?: LineTypeLookup;
+  lookup?: LineTypeLookup | undefined;
   /** Number types to accept besides a person's phone (default none), e.g. `['TOLL_FREE']`. */
-  allowNumberTypes?: PhoneNumberType[];
+  allowNumberTypes?: PhoneNumberType[] | undefined;
   /** `{ [phone or email]: fixedCode }`: sends there deliver nothing and issue the fixed code. */
-  testDestinations?: Record<string, string>;
+  testDestinations?: Record<string, string> | undefined;
   /** When test destinations stop being special (a `Date` or ISO string); required unless NODE_ENV is development or test, at most 30 days ahead. */
-  testDestinationsExpireAt?: Date | string;
+  testDestinationsExpireAt?: Date | string | undefined;
   /** Called when a recovery code verifies, so the app deletes its hash. */
-  onRecoveryCodeUsed?: OnRecoveryCodeUsed;
+  onRecoveryCodeUsed?: OnRecoveryCodeUsed | undefined;
   /** Metrics (`prometheusMetrics(...)` from `blockid-otp/metrics`). */
-  metrics?: OtpMetrics;
+  metrics?: OtpMetrics | undefined;
   /** The issuer an authenticator app shows for `totp.enroll()` (default: `appName`). */
-  totpIssuer?: string;
+  totpIssuer?: string | undefined;
   /**
    * A sign-in link in each email beside the code, safe from mail scanners (docs/sign-in-link.md):
    * `url` is where the app serves `{basePath}/link`, absolute; `redirectTo` (default `/`) is
    * where a confirmed link lands.
    */
-  link?: LinkOptions;
+  link?: LinkOptions | undefined;
 }
 
 export interface LinkOptions {
   /** Absolute `http(s)` URL of `{basePath}/link`, without query or fragment, e.g. `https://app.example/otp/link`. */
   url: string;
   /** A path on this site to send the browser to once signed in (default `/`). */
-  redirectTo?: string;
+  redirectTo?: string | undefined;
 }
 
 type Optional = 'resolveUser' | 'sms' | 'email' | 'logger' | 'webOtpDomain' | 'limits' | 'whatsapp' | 'voice' | 'fallback' | 'lookup' | 'allowNumberTypes'
@@ -228,8 +230,7 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
   const fail = (message: string): never => {
     throw configError(`${factory}: ${message}`, 'invalid-options');
   };
-  if (options === null || typeof options !== 'object') return fail('expected an options object, e.g. { secret, resolveUser, sms }.');
-  rejectUnknown(Object.keys(options), knownOptions, 'option', fail);
+  checkOptions(factory, options, knownOptions, `${factory}({ secret, resolveUser, sms })`);
 
   const { secret } = options;
   if (typeof secret !== 'string' || secret.length < 32) {
@@ -279,13 +280,8 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
     fail('option "store" must be an OtpStore such as memoryStore(), redisStore({ client }) or postgresStore({ pool }).');
   }
 
-  const integer = (name: keyof OtpOptions, min: number, max: number): number => {
-    const value = options[name] ?? defaults[name as keyof typeof defaults];
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      fail(`option "${name}" must be a whole number from ${min} to ${max} (got ${String(value)}).`);
-    }
-    return value as number;
-  };
+  const integer = (name: keyof OtpOptions, min: number, max: number): number =>
+    wholeNumber(factory, name, options[name] ?? defaults[name as keyof typeof defaults], min, max);
   const basePath = options.basePath ?? defaults.basePath;
   if (typeof basePath !== 'string' || !/^\/[A-Za-z0-9._~\-/]*$/.test(basePath)) {
     fail(`option "basePath" must be a path starting with "/", e.g. "/otp" (got ${JSON.stringify(basePath)}).`);
@@ -299,9 +295,7 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
   if (webOtpDomain !== undefined && (typeof webOtpDomain !== 'string' || !/^[a-z0-9.-]+(:\d+)?$/i.test(webOtpDomain))) {
     fail('option "webOtpDomain" must be a host name such as "example.com" (no scheme, no path).');
   }
-  for (const name of ['awaitDelivery'] as const) {
-    if (options[name] !== undefined && typeof options[name] !== 'boolean') fail(`option "${name}" must be true or false.`);
-  }
+  if (options.awaitDelivery !== undefined) booleanOption(factory, 'awaitDelivery', options.awaitDelivery);
   for (const name of ['normalizeUsername'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'function') fail(`option "${name}" must be a function.`);
   }
@@ -315,7 +309,7 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
 
   const maxAttempts = integer('maxAttempts', 1, 10);
   const codeLength = integer('codeLength', 6, 10);
-  const limits = resolveLimits(options.limits, fail);
+  const limits = resolveLimits(options.limits, fail, factory);
   // Guesses already in flight when the cap is reached still get compared (at most the rest of
   // one code's attempt budget), so the cap leaves room for them under NIST's 100.
   if (limits.failedVerifications + maxAttempts - 1 > NIST_MAX_FAILURES) {
@@ -358,16 +352,18 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
     onRecoveryCodeUsed: options.onRecoveryCodeUsed,
     metrics,
     totpIssuer: options.totpIssuer ?? ((options.appName ?? 'blockid-otp').replace(/:/g, '').trim() || 'blockid-otp'),
-    link: resolveLink(options.link, fail),
+    link: resolveLink(options.link, fail, factory),
   };
 }
 
 /** `link`: an absolute http(s) URL without query or fragment, and a same-origin `redirectTo` path. */
-function resolveLink(link: LinkOptions | undefined, fail: (message: string) => never): ResolvedOptions['link'] {
+function resolveLink(link: LinkOptions | undefined, fail: (message: string) => never, factory: string): ResolvedOptions['link'] {
   if (link === undefined) return undefined;
   const example = 'e.g. { url: "https://app.example/otp/link", redirectTo: "/" }';
   if (link === null || typeof link !== 'object') return fail(`option "link" must be an object, ${example}.`);
-  rejectUnknown(Object.keys(link), ['url', 'redirectTo'], 'link option', fail);
+  for (const name of Object.keys(link)) {
+    if (name !== 'url' && name !== 'redirectTo') throw unknownOptionError(factory, name, ['url', 'redirectTo'], 'link option');
+  }
   let url: URL | undefined;
   try {
     url = typeof link.url === 'string' ? new URL(link.url) : undefined;
@@ -384,11 +380,11 @@ function resolveLink(link: LinkOptions | undefined, fail: (message: string) => n
   return { url: url.href, redirectTo };
 }
 
-function resolveLimits(limits: Partial<OtpLimits> | undefined, fail: (message: string) => never): OtpLimits {
+function resolveLimits(limits: OtpOptions['limits'], fail: (message: string) => never, factory: string): OtpLimits {
   if (limits === undefined) return defaultLimits;
   if (limits === null || typeof limits !== 'object') return fail('option "limits" must be an object, e.g. { sendsPerIp: { points: 30, windowSeconds: 3600 } }.');
-  rejectUnknown(Object.keys(limits), knownLimits, 'limit', fail);
-  const resolved = { ...defaultLimits, ...limits };
+  for (const name of Object.keys(limits)) if (!knownLimits.includes(name)) throw unknownOptionError(factory, name, knownLimits, 'limit');
+  const resolved = { ...defaultLimits, ...definedOnly(limits) };
   for (const name of ['sendsPerUsername', 'sendsPerDestination', 'sendsPerIp', 'smsPerPrefix'] as const) {
     const quota = resolved[name];
     if (!isCount(quota?.points, 1_000_000) || !isCount(quota?.windowSeconds, 31 * 86_400) || quota.windowSeconds === 0) {
@@ -413,37 +409,4 @@ function resolveLimits(limits: Partial<OtpLimits> | undefined, fail: (message: s
 
 function isCount(value: unknown, max: number): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= max;
-}
-
-function rejectUnknown(names: string[], known: readonly string[], kind: string, fail: (message: string) => never): void {
-  for (const name of names) {
-    if (known.includes(name)) continue;
-    const suggestion = closest(name, known);
-    fail(`unknown ${kind} "${name}"${suggestion ? `: did you mean "${suggestion}"?` : '.'}`);
-  }
-}
-
-/** The known name within edit distance 3 of `name`, if any ("ttl" → "ttlSeconds" by prefix). */
-function closest(name: string, known: readonly string[]): string | undefined {
-  const lower = name.toLowerCase();
-  const byPrefix = known.find((candidate) => candidate.toLowerCase().startsWith(lower) || lower.startsWith(candidate.toLowerCase()));
-  if (byPrefix) return byPrefix;
-  let best: { candidate: string; distance: number } | undefined;
-  for (const candidate of known) {
-    const distance = editDistance(lower, candidate.toLowerCase());
-    if (distance <= 3 && (best === undefined || distance < best.distance)) best = { candidate, distance };
-  }
-  return best?.candidate;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    previous = current;
-  }
-  return previous[b.length] ?? 0;
 }

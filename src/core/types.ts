@@ -1,20 +1,20 @@
-/** Where a user's codes go: the seed's `GenerateOTP` shape. */
+/** Where a user's codes go: the shape of the BlockID SDK's `OTP.GenerateOTP`. */
 export interface Destinations {
   /** A US or Canada number in any common writing: `4155550100`, `(415) 555-0100`, `+1 415 555 0100`. */
-  smsTo?: string;
+  smsTo?: string | undefined;
   /** `"1"` or `"+1"` (the default). */
-  smsISDCode?: string;
+  smsISDCode?: string | undefined;
   /** One plain email address. */
-  emailTo?: string;
+  emailTo?: string | undefined;
   /** Message language, e.g. `en` or `fr-CA`. */
-  locale?: string;
+  locale?: string | undefined;
 }
 
 /** Where one code can go. `whatsapp` and `voice` need their senders (`twilioWhatsApp`, `twilioVoice`). */
 export type Channel = 'sms' | 'email' | 'whatsapp' | 'voice';
 /** The channels that reach a phone number, each covered by the number quotas and spend breakers. */
 export type PhoneChannel = 'sms' | 'whatsapp' | 'voice';
-/** `both` is the seed's "Via Email and SMS": every one of those two that the user has. */
+/** `both` is the BlockID SDK's "Via Email and SMS": every one of those two that the user has. */
 export type ChannelChoice = Channel | 'both';
 /** How a session was verified: the SMS/email/WhatsApp/voice code, an authenticator app, a recovery code, or the email's sign-in link. */
 export type VerifyMethod = 'code' | 'totp' | 'recovery' | 'link';

@@ -46,7 +46,7 @@ function callText(code: string, appName: string, locale: string): string {
  * `limit`) for a `/dev/outbox` page. Refuses to start when `NODE_ENV=production`: codes in
  * memory and on a page are for a developer's machine only.
  */
-export function devOutbox(options: { limit?: number; env?: NodeJS.ProcessEnv } = {}): DevOutbox {
+export function devOutbox(options: { limit?: number | undefined; env?: NodeJS.ProcessEnv | undefined } = {}): DevOutbox {
   const env = options.env ?? process.env;
   if (env.NODE_ENV === 'production') {
     throw configError(

@@ -3,6 +3,7 @@
  * lazily, and only when this sender has to build its own transporter from `smtpUrl`.
  */
 import { OtpError, configError } from '../core/errors.js';
+import { checkOptions } from '../core/validate.js';
 import type { EmailMessage, EmailSender } from '../core/types.js';
 import { withProvider } from '../core/provider.js';
 import { assertPeerInstalled } from '../core/peer.js';
@@ -14,15 +15,15 @@ export interface MailTransporterLike {
 
 /** Extra nodemailer SMTP transport options for `smtpUrl`, e.g. the timeouts (milliseconds). */
 export interface SmtpTransportOptions {
-  connectionTimeout?: number;
-  greetingTimeout?: number;
-  socketTimeout?: number;
+  connectionTimeout?: number | undefined;
+  greetingTimeout?: number | undefined;
+  socketTimeout?: number | undefined;
   [option: string]: unknown;
 }
 
 export type NodemailerEmailOptions =
   | { transporter: MailTransporterLike; from: string }
-  | { smtpUrl: string; from: string; transportOptions?: SmtpTransportOptions };
+  | { smtpUrl: string; from: string; transportOptions?: SmtpTransportOptions | undefined };
 
 const knownOptions = ['transporter', 'smtpUrl', 'transportOptions', 'from'];
 const connectionCodes = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'ECONNECTION', 'ESOCKET', 'ECONNRESET', 'EDNS']);
@@ -58,25 +59,23 @@ interface Resolved {
 }
 
 function validate(options: NodemailerEmailOptions): Resolved {
-  if (typeof options !== 'object' || options === null) throw configError('nodemailerEmail: pass an options object', 'invalid-sender-options');
-  const unknown = Object.keys(options).find((key) => !knownOptions.includes(key));
-  if (unknown) throw configError(`nodemailerEmail: unknown option "${unknown}"; expected ${knownOptions.join(', ')}`, 'invalid-sender-options');
+  checkOptions('nodemailerEmail', options, knownOptions, "nodemailerEmail({ transporter, from })");
   const { transporter, smtpUrl, transportOptions, from } = options as Resolved;
 
   if ((transporter === undefined) === (smtpUrl === undefined)) {
     throw configError('nodemailerEmail: pass either "transporter" or "smtpUrl"', 'invalid-sender-options');
   }
   if (transporter !== undefined && typeof transporter?.sendMail !== 'function') {
-    throw configError('nodemailerEmail: "transporter" must be a nodemailer transporter (createTransport(...))', 'invalid-sender-options');
+    throw configError('nodemailerEmail: option "transporter" must be a nodemailer transporter (createTransport(...))', 'invalid-sender-options');
   }
   if (smtpUrl !== undefined && !isSmtpUrl(smtpUrl)) {
-    throw configError('nodemailerEmail: "smtpUrl" must be a URL like smtp://user:pass@host:587 or smtps://host:465', 'invalid-sender-options');
+    throw configError('nodemailerEmail: option "smtpUrl" must be a URL like smtp://user:pass@host:587 or smtps://host:465', 'invalid-sender-options');
   }
   if (transportOptions !== undefined && (transporter !== undefined || typeof transportOptions !== 'object' || transportOptions === null)) {
-    throw configError('nodemailerEmail: "transportOptions" must be an object, and goes with "smtpUrl"', 'invalid-sender-options');
+    throw configError('nodemailerEmail: option "transportOptions" must be an object, and goes with "smtpUrl"', 'invalid-sender-options');
   }
   if (typeof from !== 'string' || from.trim() === '') {
-    throw configError('nodemailerEmail: "from" must be a sender address, e.g. "Acme <no-reply@acme.test>"', 'invalid-sender-options');
+    throw configError('nodemailerEmail: option "from" must be a sender address, e.g. "Acme <no-reply@acme.test>"', 'invalid-sender-options');
   }
   return { from, transporter, smtpUrl, transportOptions };
 }

@@ -1,5 +1,6 @@
 import { safeEqual } from '../core/codes.js';
-import { OtpError, configError } from '../core/errors.js';
+import { checkOptions, wholeNumber } from '../core/validate.js';
+import { OtpError } from '../core/errors.js';
 import { checkTag } from './tag.js';
 import type {
   AttemptRequest, AttemptStart, Counter, LockPolicy, LockStarted, OtpStore, Refusal, SendDecision, SendPlan, SettleRequest, Space, VerifyOutcome,
@@ -49,13 +50,13 @@ interface SpaceEntry extends SlotState {
 
 export interface MemoryStoreOptions {
   /** How often expired entries are swept, in milliseconds. Default 30 000. */
-  sweepIntervalMs?: number;
+  sweepIntervalMs?: number | undefined;
   /**
    * The most entries (codes, cooldowns, counters, lock states) kept at once. Past it,
    * operations that need a new entry fail closed with `STORE_UNAVAILABLE` (HTTP 503), so a
    * flood of sends from many addresses cannot grow the heap without bound. Default 500 000.
    */
-  maxEntries?: number;
+  maxEntries?: number | undefined;
 }
 
 /**
@@ -75,10 +76,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
   const values = new Map<string, ValueEntry>();
   /** Entries held (codes, cooldowns, counts, failure states, uses, counters, values), for `maxEntries`. */
   let entries = 0;
-  const sweepIntervalMs = options.sweepIntervalMs ?? 30_000;
-  const maxEntries = options.maxEntries ?? 500_000;
-  if (!Number.isInteger(maxEntries) || maxEntries < 1) throw configError('memoryStore: option "maxEntries" must be a whole number >= 1.', 'invalid-store-options');
-  if (!Number.isInteger(sweepIntervalMs) || sweepIntervalMs < 10) throw configError('memoryStore: option "sweepIntervalMs" must be a whole number >= 10.', 'invalid-store-options');
+  checkOptions('memoryStore', options, ['sweepIntervalMs', 'maxEntries'], 'memoryStore({ maxEntries: 500000 })');
+  const sweepIntervalMs = wholeNumber('memoryStore', 'sweepIntervalMs', options.sweepIntervalMs ?? 30_000, 10, 2_147_483_647);
+  const maxEntries = wholeNumber('memoryStore', 'maxEntries', options.maxEntries ?? 500_000, 1, Number.MAX_SAFE_INTEGER);
 
   const sweepMap = (map: Map<string, { expiresAtMs: number }>, now: number): void => {
     for (const [key, entry] of map) {

@@ -2,6 +2,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { safeEqual } from '../core/codes.js';
 import { OtpError, configError } from '../core/errors.js';
 import { checkTag } from './tag.js';
+import { booleanOption, checkOptions, optionError, wholeNumber } from '../core/validate.js';
 import {
   cacheGetSql,
   cacheSetSql,
@@ -53,27 +54,27 @@ export interface PostgresStoreOptions {
   /** A `pg` Pool. The store borrows connections and never ends it; give it an `'error'` listener (see README). */
   pool: PostgresPoolLike;
   /** Schema of the tables and functions. Default `'public'`. Lowercase letters, digits and `_`. */
-  schema?: string;
+  schema?: string | undefined;
   /** Prepended to every table and function name. Default `'blockid_otp_'`. Lowercase letters, digits and `_`. */
-  tablePrefix?: string;
+  tablePrefix?: string | undefined;
   /** Create (or update) the tables and functions on first use. Default `true`; `false` if your migrations run `postgresSchemaSql()`. */
-  createTables?: boolean;
+  createTables?: boolean | undefined;
   /** How often expired rows are deleted, in milliseconds; `0` turns the timer off. Default 60 000. */
-  sweepIntervalMs?: number;
+  sweepIntervalMs?: number | undefined;
   /** Rows deleted per table per sweep statement; a run repeats it at most 100 times per table. Default 1000. */
-  sweepBatchSize?: number;
+  sweepBatchSize?: number | undefined;
   /**
    * Upper bound on every store call, connection wait included; beyond it the call fails with
    * `STORE_UNAVAILABLE`, and the statement is cancelled on the server too. Default 1000.
    */
-  commandTimeoutMs?: number;
+  commandTimeoutMs?: number | undefined;
   /**
    * Wait for each store write to reach the disk before answering (PostgreSQL's
    * `synchronous_commit`, set for the store's own transactions only). Default `true`.
    * `false` answers before the WAL flush: faster where the flush is slow, but a database
    * crash (not a restart) can lose the last ~0.6 s of store writes, as Redis without AOF can.
    */
-  synchronousCommit?: boolean;
+  synchronousCommit?: boolean | undefined;
 }
 
 /** An `OtpStore` on PostgreSQL, with its set-up and sweep exposed. */
@@ -306,7 +307,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
 }
 
 /** The DDL of `postgresStore` (tables, indexes, functions), for teams that run `createTables: false`. */
-export function postgresSchemaSql(options: { schema?: string; tablePrefix?: string } = {}): string {
+export function postgresSchemaSql(options: { schema?: string | undefined; tablePrefix?: string | undefined } = {}): string {
   return schemaSql({ schema: identifier('schema', options.schema ?? defaults.schema, 63), tablePrefix: identifier('tablePrefix', options.tablePrefix ?? defaults.tablePrefix, maxPrefixLength) });
 }
 
@@ -356,20 +357,15 @@ function describe(error: unknown): string {
 }
 
 function resolveOptions(options: PostgresStoreOptions): Resolved {
-  if (typeof options !== 'object' || options === null) throw configError('postgresStore(options) needs an options object: postgresStore({ pool })', 'invalid-store-options');
-  for (const name of Object.keys(options)) {
-    if (knownOptions.includes(name)) continue;
-    const suggestion = closest(name, knownOptions);
-    throw configError(`postgresStore: unknown option "${name}"${suggestion ? `: did you mean "${suggestion}"?` : `; the options are ${knownOptions.join(', ')}`}`, 'invalid-store-options');
-  }
+  checkOptions('postgresStore', options, knownOptions, 'postgresStore({ pool })');
   const pool = options.pool as unknown as { connect?: unknown; query?: unknown } | null | undefined;
   if (typeof pool !== 'object' || pool === null || typeof pool.connect !== 'function' || typeof pool.query !== 'function') {
-    throw configError('postgresStore: option "pool" must be a pg Pool (new Pool({ connectionString }) from the `pg` package)', 'invalid-store-options');
+    throw optionError('postgresStore', 'pool', 'a pg Pool (new Pool({ connectionString }) from the `pg` package)', pool);
   }
   const createTables = options.createTables ?? defaults.createTables;
-  if (typeof createTables !== 'boolean') throw configError('postgresStore: option "createTables" must be true or false', 'invalid-store-options');
+  booleanOption('postgresStore', 'createTables', createTables);
   const synchronousCommit = options.synchronousCommit ?? defaults.synchronousCommit;
-  if (typeof synchronousCommit !== 'boolean') throw configError('postgresStore: option "synchronousCommit" must be true or false', 'invalid-store-options');
+  booleanOption('postgresStore', 'synchronousCommit', synchronousCommit);
   return {
     pool: options.pool,
     schema: identifier('schema', options.schema ?? defaults.schema, 63),
@@ -384,36 +380,13 @@ function resolveOptions(options: PostgresStoreOptions): Resolved {
 
 function identifier(option: string, value: unknown, maxLength: number): string {
   if (typeof value !== 'string' || !identifierPattern.test(value) || value.length > maxLength) {
-    throw configError(
-      `postgresStore: option "${option}" must be a lowercase SQL identifier (a-z, 0-9, _; not starting with a digit; at most ${maxLength} characters), got ${JSON.stringify(value)}`,
-      'invalid-store-options',
-    );
+    throw optionError('postgresStore', option, `a lowercase SQL identifier (a-z, 0-9, _; not starting with a digit; at most ${maxLength} characters)`, value);
   }
   return value;
 }
 
 function whole(option: string, value: unknown, min: number, max: number, note?: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw configError(`postgresStore: option "${option}" must be a whole number from ${min} to ${max}${note ? ` (${note})` : ''}, got ${String(value)}`, 'invalid-store-options');
-  }
-  return value;
-}
-
-/** The known name a typo most likely meant: same prefix, or within 3 edits. */
-function closest(name: string, known: string[]): string | undefined {
-  const lower = name.toLowerCase();
-  const byPrefix = known.find((candidate) => candidate.toLowerCase().startsWith(lower) || lower.startsWith(candidate.toLowerCase()));
-  if (byPrefix) return byPrefix;
-  const distance = (a: string, b: string): number => {
-    let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-    for (let i = 1; i <= a.length; i += 1) {
-      const next = [i];
-      for (let j = 1; j <= b.length; j += 1) next.push(Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
-      row = next;
-    }
-    return row[b.length]!;
-  };
-  return known.map((candidate) => ({ candidate, d: distance(lower, candidate.toLowerCase()) })).filter((c) => c.d <= 3).sort((a, b) => a.d - b.d)[0]?.candidate;
+  return wholeNumber('postgresStore', option, value, min, max, note);
 }
 
 // Requests come from the core; these checks keep a programming error from reaching SQL as a confusing failure.

@@ -2,6 +2,7 @@ import type { RedisClientType, RedisClusterType } from 'redis';
 import { randomToken, safeEqual } from '../core/codes.js';
 import { OtpError, configError } from '../core/errors.js';
 import { checkTag } from './tag.js';
+import { checkOptions, optionError, wholeNumber } from '../core/validate.js';
 import {
   attemptScript, counterScript, releaseCounterScript, releaseUserScript, reserveUserScript, sendPlanScript, settleScript, storeCodeScript, verifyScript, type RedisScript,
 } from './redis-scripts.js';
@@ -26,9 +27,9 @@ export interface RedisStoreOptions {
   /** A node-redis v5 client or cluster, already connected (`await client.connect()`). Not closed by the store. */
   client: RedisStoreClient;
   /** Prepended to every key. Default `'otp:'`. Must not contain `{` or `}` (they would break Cluster hash tags). */
-  prefix?: string;
+  prefix?: string | undefined;
   /** Upper bound on every store call; beyond it the call fails with `STORE_UNAVAILABLE`. Default 1000. */
-  commandTimeoutMs?: number;
+  commandTimeoutMs?: number | undefined;
 }
 
 const defaults = { prefix: 'otp:', commandTimeoutMs: 1000 } as const;
@@ -278,10 +279,7 @@ function unavailable(what: string, reason: string, cause?: unknown): OtpError {
 }
 
 function resolveOptions(options: RedisStoreOptions): Required<RedisStoreOptions> {
-  if (typeof options !== 'object' || options === null) throw configError('redisStore(options) needs an options object: redisStore({ client })', 'invalid-store-options');
-  for (const name of Object.keys(options)) {
-    if (!knownOptions.includes(name)) throw configError(`redisStore: unknown option \`${name}\`; the options are ${knownOptions.join(', ')}`, 'invalid-store-options');
-  }
+  checkOptions('redisStore', options, knownOptions, 'redisStore({ client })');
   const client = options.client as unknown as Record<string, unknown> | null | undefined;
   if (
     typeof client !== 'object' ||
@@ -290,13 +288,12 @@ function resolveOptions(options: RedisStoreOptions): Required<RedisStoreOptions>
     typeof client.withCommandOptions !== 'function' ||
     typeof client.isOpen !== 'boolean'
   ) {
-    throw configError('redisStore: `client` must be a node-redis v5 client or cluster (createClient() / createCluster() from the `redis` package)', 'invalid-store-options');
+    throw optionError('redisStore', 'client', 'a node-redis v5 client or cluster (createClient() / createCluster() from the `redis` package)', client);
   }
-  if (client.isOpen !== true) throw configError('redisStore: `client` is not connected; call `await client.connect()` before redisStore({ client })', 'invalid-store-options');
+  if (client.isOpen !== true) throw configError('redisStore: option "client" is not connected; call `await client.connect()` before redisStore({ client }).', 'invalid-store-options');
   const prefix = options.prefix ?? defaults.prefix;
-  if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw configError('redisStore: `prefix` must be a string without `{` or `}` (they would break Redis Cluster hash tags)', 'invalid-store-options');
-  const commandTimeoutMs = options.commandTimeoutMs ?? defaults.commandTimeoutMs;
-  if (!Number.isInteger(commandTimeoutMs) || commandTimeoutMs < 1) throw configError(`redisStore: \`commandTimeoutMs\` must be a positive whole number of milliseconds, got ${String(commandTimeoutMs)}`, 'invalid-store-options');
+  if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw optionError('redisStore', 'prefix', 'a string without "{" or "}" (they would break Redis Cluster hash tags)', prefix);
+  const commandTimeoutMs = wholeNumber('redisStore', 'commandTimeoutMs', options.commandTimeoutMs ?? defaults.commandTimeoutMs, 1, 600_000);
   return { client: options.client, prefix, commandTimeoutMs };
 }
 

@@ -30,9 +30,9 @@ const SIX_DIGITS = /^[0-9]{6}$/;
 
 export interface TotpEnrollOptions {
   /** Shown by the authenticator app above the code; no `:`. Default `'blockid-otp'`. */
-  issuer?: string;
+  issuer?: string | undefined;
   /** The account label in the app (e.g. an email address); no `:`. Default: the username. */
-  accountName?: string;
+  accountName?: string | undefined;
 }
 
 export interface TotpEnrollment {

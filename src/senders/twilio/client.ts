@@ -5,29 +5,27 @@
  */
 import { OtpError, configError } from '../../core/errors.js';
 import { assertPeerInstalled } from '../../core/peer.js';
+import { checkOptions } from '../../core/validate.js';
 
 /** Options for the client built from credentials, passed to `twilio(sid, token, opts)`. */
 export interface TwilioClientOptions {
   /** Request timeout in milliseconds (the SDK's default is 30 000). */
-  timeout?: number;
-  region?: string;
-  edge?: string;
+  timeout?: number | undefined;
+  region?: string | undefined;
+  edge?: string | undefined;
   [option: string]: unknown;
 }
 
 /** Either a client from `twilio(...)` or the credentials to build one. */
 export type TwilioCredentials<Client> =
   | { client: Client; accountSid?: never; authToken?: never; clientOptions?: never }
-  | { accountSid: string; authToken: string; clientOptions?: TwilioClientOptions; client?: never };
+  | { accountSid: string; authToken: string; clientOptions?: TwilioClientOptions | undefined; client?: never };
 
 export const credentialOptions = ['client', 'accountSid', 'authToken', 'clientOptions'] as const;
 
-/** A TypeError for anything but an options object whose every key is in `known`. */
+/** A TypeError for anything but an options object whose every key is in `known` (with a "did you mean"). */
 export function checkOptionNames(factory: string, options: unknown, known: readonly string[]): Record<string, unknown> {
-  if (typeof options !== 'object' || options === null) throw configError(`${factory}: pass an options object`, 'invalid-sender-options');
-  const unknown = Object.keys(options).find((key) => !known.includes(key));
-  if (unknown) throw configError(`${factory}: unknown option "${unknown}"; expected ${known.join(', ')}`, 'invalid-sender-options');
-  return options as Record<string, unknown>;
+  return checkOptions(factory, options, known, `${factory}({ client, ... })`);
 }
 
 /**
@@ -42,17 +40,17 @@ export function twilioClient<Client>(factory: string, options: Record<string, un
       throw configError(`${factory}: pass either "client" or "accountSid" and "authToken", not both`, 'invalid-sender-options');
     }
     if (typeof client !== 'object' || client === null || !fits(client)) {
-      throw configError(`${factory}: "client" must be a twilio client (twilio(accountSid, authToken))`, 'invalid-sender-options');
+      throw configError(`${factory}: option "client" must be a twilio client (twilio(accountSid, authToken))`, 'invalid-sender-options');
     }
   } else {
     if (typeof accountSid !== 'string' || !accountSid.startsWith('AC')) {
-      throw configError(`${factory}: "accountSid" must be your Account SID (starts with "AC"), or pass "client"`, 'invalid-sender-options');
+      throw configError(`${factory}: option "accountSid" must be your Account SID (starts with "AC"), or pass "client"`, 'invalid-sender-options');
     }
-    if (typeof authToken !== 'string' || authToken === '') throw configError(`${factory}: "authToken" must be a non-empty string`, 'invalid-sender-options');
+    if (typeof authToken !== 'string' || authToken === '') throw configError(`${factory}: option "authToken" must be a non-empty string`, 'invalid-sender-options');
     assertPeerInstalled('twilio', factory, '"accountSid" and "authToken"');
   }
   if (clientOptions !== undefined && (client !== undefined || typeof clientOptions !== 'object' || clientOptions === null)) {
-    throw configError(`${factory}: "clientOptions" must be an object, and goes with "accountSid" and "authToken"`, 'invalid-sender-options');
+    throw configError(`${factory}: option "clientOptions" must be an object, and goes with "accountSid" and "authToken"`, 'invalid-sender-options');
   }
 
   let ready: Promise<Client> | undefined = client === undefined ? undefined : Promise.resolve(client as Client);

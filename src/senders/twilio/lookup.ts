@@ -4,6 +4,8 @@
  * The core asks it before the first send to a number, caches the answer for `cacheSeconds`
  * and refuses (`block`) or only reports (`monitor`) a type that is not in `allow`.
  */
+import { optionError } from '../../core/validate.js';
+import { wholeNumber } from '../../core/validate.js';
 import { OtpError, configError } from '../../core/errors.js';
 import type { LineTypeLookup } from '../../core/types.js';
 import { checkOptionNames, credentialOptions, twilioClient, type TwilioCredentials } from './client.js';
@@ -29,13 +31,13 @@ export interface TwilioLookupClient {
 
 export type TwilioLookupOptions = TwilioCredentials<TwilioLookupClient> & {
   /** The line types that may receive codes. Default `['mobile']`. */
-  allow?: readonly TwilioLineType[];
+  allow?: readonly TwilioLineType[] | undefined;
   /** `'block'` refuses other types (and fails closed on a Lookup error); `'monitor'` only reports. Default `'block'`. */
-  mode?: 'block' | 'monitor';
+  mode?: 'block' | 'monitor' | undefined;
   /** How long the core keeps an answer. Default 2,592,000 (30 days), 60..31,536,000. */
-  cacheSeconds?: number;
+  cacheSeconds?: number | undefined;
   /** How long one lookup may take before it counts as failed. Default 5,000, 100..30,000. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 };
 
 const knownOptions = [...credentialOptions, 'allow', 'mode', 'cacheSeconds', 'timeoutMs'];
@@ -83,7 +85,7 @@ export function twilioLookup(options: TwilioLookupOptions): LineTypeLookup {
 function resolveAllow(allow: unknown): readonly TwilioLineType[] {
   if (allow === undefined) return defaults.allow;
   if (!Array.isArray(allow) || allow.length === 0) {
-    throw configError(`twilioLookup: "allow" must be a non-empty array of line types (${TWILIO_LINE_TYPES.join(', ')})`, 'invalid-sender-options');
+    throw configError(`twilioLookup: option "allow" must be a non-empty array of line types (${TWILIO_LINE_TYPES.join(', ')})`, 'invalid-sender-options');
   }
   for (const type of allow) {
     if (!TWILIO_LINE_TYPES.includes(type)) {
@@ -97,15 +99,12 @@ function resolveAllow(allow: unknown): readonly TwilioLineType[] {
 
 function resolveMode(mode: unknown): 'block' | 'monitor' {
   if (mode === undefined) return defaults.mode;
-  if (mode !== 'block' && mode !== 'monitor') throw configError('twilioLookup: "mode" must be "block" or "monitor"', 'invalid-sender-options');
+  if (mode !== 'block' && mode !== 'monitor') throw optionError('twilioLookup', 'mode', '"block" or "monitor"', mode);
   return mode;
 }
 
 function integerIn(option: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw configError(`twilioLookup: "${option}" must be an integer from ${min.toLocaleString('en-US')} to ${max.toLocaleString('en-US')}`, 'invalid-sender-options');
-  }
-  return value;
+  return wholeNumber('twilioLookup', option, value, min, max);
 }
 
 /** `tollFree`, `toll_free` and `TOLL-FREE` alike. */

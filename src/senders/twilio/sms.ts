@@ -1,4 +1,5 @@
 /** SMS through the official `twilio` SDK: `client.messages.create({ to, body, from | messagingServiceSid })`. */
+import { optionError } from '../../core/validate.js';
 import { configError } from '../../core/errors.js';
 import type { SmsMessage, SmsSender } from '../../core/types.js';
 import { checkOptionNames, credentialOptions, twilioClient, type TwilioCredentials } from './client.js';
@@ -43,12 +44,12 @@ function resolveSender({ from, messagingServiceSid }: Record<string, unknown>): 
   }
   if (from !== undefined) {
     if (typeof from !== 'string' || from.trim() === '') {
-      throw configError('twilioSms: "from" must be a phone number in E.164 form or a sender ID', 'invalid-sender-options');
+      throw optionError('twilioSms', 'from', 'a phone number in E.164 form or a sender ID', from);
     }
     return { from };
   }
   if (typeof messagingServiceSid !== 'string' || !messagingServiceSid.startsWith('MG')) {
-    throw configError('twilioSms: "messagingServiceSid" must be a Messaging Service SID (starts with "MG")', 'invalid-sender-options');
+    throw optionError('twilioSms', 'messagingServiceSid', 'a Messaging Service SID (starts with "MG")', messagingServiceSid);
   }
   return { messagingServiceSid };
 }

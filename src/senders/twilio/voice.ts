@@ -3,6 +3,7 @@
  * TwiML that says each digit on its own, twice, in the message's language. The TwiML holds
  * the code, so it is never logged and never part of an error.
  */
+import { optionError } from '../../core/validate.js';
 import { OtpError, configError } from '../../core/errors.js';
 import type { VoiceMessage, VoiceSender } from '../../core/types.js';
 import { checkOptionNames, credentialOptions, twilioClient, type TwilioCredentials } from './client.js';
@@ -26,9 +27,9 @@ export type TwilioVoiceOptions = TwilioCredentials<TwilioVoiceClient> & {
    * The Twilio `<Say>` voice: one for every call, or one per language. Defaults:
    * `Polly.Joanna` (en-US), `Polly.Chantal` (fr-CA).
    */
-  voice?: string | Partial<Record<VoiceLanguage, string>>;
+  voice?: string | Partial<Record<VoiceLanguage, string>> | undefined;
   /** The call's language when the message locale is neither English nor French. Default `'en-US'`. */
-  language?: VoiceLanguage;
+  language?: VoiceLanguage | undefined;
 };
 
 const knownOptions = [...credentialOptions, 'from', 'voice', 'language'];
@@ -56,7 +57,7 @@ export function twilioVoice(options: TwilioVoiceOptions): VoiceSender {
   const opts = checkOptionNames('twilioVoice', options, knownOptions);
   const client = twilioClient<TwilioVoiceClient>('twilioVoice', opts, (c) => typeof c.calls?.create === 'function');
   if (typeof opts.from !== 'string' || !E164.test(opts.from)) {
-    throw configError('twilioVoice: "from" must be your calling number in E.164 form, e.g. "+14155550111"', 'invalid-sender-options');
+    throw optionError('twilioVoice', 'from', 'your calling number in E.164 form, e.g. "+14155550111"', opts.from);
   }
   const from = opts.from;
   const fallbackLanguage = resolveLanguage(opts.language);
@@ -103,7 +104,7 @@ function languageOf(locale: string, fallback: VoiceLanguage): VoiceLanguage {
 function resolveLanguage(language: unknown): VoiceLanguage {
   if (language === undefined) return 'en-US';
   if (typeof language !== 'string' || !languages.includes(language as VoiceLanguage)) {
-    throw configError(`twilioVoice: "language" must be one of ${languages.map((l) => `"${l}"`).join(', ')}`, 'invalid-sender-options');
+    throw optionError('twilioVoice', 'language', `one of ${languages.map((l) => `"${l}"`).join(', ')}`, language);
   }
   return language as VoiceLanguage;
 }
@@ -111,7 +112,7 @@ function resolveLanguage(language: unknown): VoiceLanguage {
 function resolveVoices(voice: unknown): Record<VoiceLanguage, string> {
   const checked = (name: unknown, option: string): string => {
     if (typeof name !== 'string' || !VOICE_NAME.test(name)) {
-      throw configError(`twilioVoice: "${option}" must be a Twilio <Say> voice name such as "Polly.Joanna"`, 'invalid-sender-options');
+      throw configError(`twilioVoice: option "${option}" must be a Twilio <Say> voice name such as "Polly.Joanna"`, 'invalid-sender-options');
     }
     return name;
   };
@@ -120,7 +121,7 @@ function resolveVoices(voice: unknown): Record<VoiceLanguage, string> {
     return { 'en-US': one ?? wording['en-US'].defaultVoice, 'fr-CA': one ?? wording['fr-CA'].defaultVoice };
   }
   if (typeof voice !== 'object' || voice === null) {
-    throw configError('twilioVoice: "voice" must be a voice name, or an object of voice names by language ({ "en-US": ..., "fr-CA": ... })', 'invalid-sender-options');
+    throw configError('twilioVoice: option "voice" must be a voice name, or an object of voice names by language ({ "en-US": ..., "fr-CA": ... })', 'invalid-sender-options');
   }
   const unknown = Object.keys(voice).find((key) => !languages.includes(key as VoiceLanguage));
   if (unknown) throw configError(`twilioVoice: "voice" has no language "${unknown}"; expected ${languages.join(', ')}`, 'invalid-sender-options');

@@ -3,7 +3,7 @@
  * templates, so the code goes out as the one variable of an *authentication* template:
  * `client.messages.create({ to: 'whatsapp:+1…', from: 'whatsapp:+1…', contentSid, contentVariables })`.
  */
-import { configError } from '../../core/errors.js';
+import { optionError } from '../../core/validate.js';
 import type { WhatsAppMessage, WhatsAppSender } from '../../core/types.js';
 import { checkOptionNames, credentialOptions, twilioClient, type TwilioCredentials } from './client.js';
 import { messageFailure, twilioFailure } from './errors.js';
@@ -35,7 +35,7 @@ export function twilioWhatsApp(options: TwilioWhatsAppOptions): WhatsAppSender {
   const from = resolveFrom(opts.from);
   const contentSid = opts.contentSid;
   if (typeof contentSid !== 'string' || !CONTENT_SID.test(contentSid)) {
-    throw configError('twilioWhatsApp: "contentSid" must be the Content SID of an approved authentication template ("HX" and 32 hex digits)', 'invalid-sender-options');
+    throw optionError('twilioWhatsApp', 'contentSid', 'the Content SID of an approved authentication template ("HX" and 32 hex digits)', contentSid);
   }
 
   return withProvider({
@@ -58,7 +58,7 @@ export function twilioWhatsApp(options: TwilioWhatsAppOptions): WhatsAppSender {
 function resolveFrom(from: unknown): string {
   const number = typeof from === 'string' && from.startsWith(WHATSAPP_PREFIX) ? from.slice(WHATSAPP_PREFIX.length) : from;
   if (typeof number !== 'string' || !E164.test(number)) {
-    throw configError('twilioWhatsApp: "from" must be your WhatsApp sender number in E.164 form, e.g. "+14155550111" or "whatsapp:+14155550111"', 'invalid-sender-options');
+    throw optionError('twilioWhatsApp', 'from', 'your WhatsApp sender number in E.164 form, e.g. "+14155550111" or "whatsapp:+14155550111"', from);
   }
   return `${WHATSAPP_PREFIX}${number}`;
 }

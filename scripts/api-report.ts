@@ -63,7 +63,9 @@ function topLevelDeclarations(sourceFile: ts.SourceFile): ts.Statement[] {
   return sourceFile.statements.filter(
     (s) =>
       ts.isInterfaceDeclaration(s) || ts.isTypeAliasDeclaration(s) || ts.isClassDeclaration(s) || ts.isFunctionDeclaration(s) ||
-      ts.isEnumDeclaration(s) || ts.isVariableStatement(s) || ts.isModuleDeclaration(s),
+      ts.isEnumDeclaration(s) || ts.isVariableStatement(s) ||
+      // A namespace, not an augmentation of another package's module (`declare module 'fastify'`).
+      (ts.isModuleDeclaration(s) && !ts.isStringLiteral(s.name)),
   );
 }
 

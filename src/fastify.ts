@@ -6,13 +6,12 @@
  * fastify-plugin), so `app.otp`, `request.blockidOtp` and its hook reach the whole app.
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
-import { afterResponse, isRequest } from './core/adapter.js';
+import { afterResponse, isRequest, requireResolveUser, withOtpApi, type OtpApi } from './core/adapter.js';
 import { readJsonBody, readTextBody } from './core/body.js';
 import { cookieSession, createCookieSessions, isCookieSession, type CookieSession, type CookieSessionState } from './core/cookie-session.js';
 import { flagSession, normalizeFlag } from './core/flag-session.js';
 import { createGuard, type RequireOtpOptions } from './core/guard.js';
 import { createHttpHandler, SESSION_FLAG, type HttpReply, type SessionPort } from './core/http.js';
-import { attachOtpApi, type OtpApi } from './core/otp-api.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
 import type { OtpSessionFlag } from './core/types.js';
@@ -32,7 +31,7 @@ export interface BlockidOtpFastifyOptions extends OtpOptions {
 }
 
 /** `app.otp`: the programmatic API. */
-export interface BlockidOtpFastifyApi extends OtpApi<BlockidOtpFastifyApi> {
+export interface BlockidOtpFastifyApi extends OtpApi {
   /** A `Set-Cookie` value that ends blockid-otp's cookie session (sign-out); with @fastify/session, call `request.session.destroy()`. */
   clearSession(): string;
 }
@@ -113,6 +112,7 @@ function takeOptions(options: BlockidOtpFastifyOptions): { session: CookieSessio
 const plugin: FastifyPluginAsync<BlockidOtpFastifyOptions> = async (fastify: FastifyInstance, options: BlockidOtpFastifyOptions) => {
   const { session, rest } = takeOptions(options);
   const service = createOtpService(rest, 'blockidOtpFastify');
+  requireResolveUser('blockidOtpFastify', rest);
   const handle = createHttpHandler(service);
   const { maxBodyBytes, basePath } = service.options;
   const useFastifySession = session === undefined && fastify.hasRequestDecorator('session');
@@ -120,7 +120,7 @@ const plugin: FastifyPluginAsync<BlockidOtpFastifyOptions> = async (fastify: Fas
 
   fastify.decorate(
     'otp',
-    attachOtpApi(
+    withOtpApi(
       {
         clearSession: () => {
           if (cookies === undefined) throw new TypeError('blockid-otp: the session is @fastify/session\'s: end it with await request.session.destroy().');

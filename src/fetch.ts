@@ -3,19 +3,16 @@
  * endpoints as a `Request` → `Response` function, for `Bun.serve`, `Deno.serve`, Next.js route
  * handlers and any runtime with Web `Request`/`Response`; the session is one sealed cookie.
  */
-import { isRequest, notCalledError, registerService } from './core/adapter.js';
+import { isRequest, notCalledError, withOtpApi, type OtpApi } from './core/adapter.js';
 import type { RequireOtpOptions } from './core/guard.js';
-import type { OtpService } from './core/service.js';
-import type { OtpEventName, OtpListener } from './core/events.js';
 import { createWebCore, toResponse, type OtpHandlerOptions, type OtpSession, type PlatformContext } from './core/web.js';
 
 export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/cookie-session.js';
 export type { FetchContext, OtpHandlerOptions, OtpSession, PlatformContext } from './core/web.js';
 export type { RequireOtpOptions } from './core/guard.js';
+export type { OtpApi } from './core/adapter.js';
 
-export interface OtpHandler extends Pick<OtpService, 'generateOtp' | 'verifyOtp' | 'unlock' | 'totp' | 'recoveryCodes'> {
-  on<E extends OtpEventName>(event: E, listener: OtpListener<E>): OtpHandler;
-  off<E extends OtpEventName>(event: E, listener: OtpListener<E>): OtpHandler;
+export interface OtpHandler extends OtpApi {
   /**
    * The endpoints under `basePath`; 404 `{ "error": "not_found" }` for any other path. `context`
    * is a `FetchContext`, or what a platform passes: Next.js's `{ params }` (ignored), Bun's server
@@ -38,31 +35,17 @@ const notFound = { error: 'not_found', message: 'No blockid-otp endpoint at this
 export function createOtpHandler(options: OtpHandlerOptions): OtpHandler {
   if (isRequest(options) || options instanceof Request) throw notCalledError('createOtpHandler', 'createOtpHandler({ secret, resolveUser, email })');
   const core = createWebCore(options, 'createOtpHandler');
-  const { service } = core;
   const guard = core.guard(undefined, 'requireOtp');
-  const handler: OtpHandler = {
-    // Arrow functions: `export const POST = otp.fetch` and `Bun.serve({ fetch: otp.fetch })` call them unbound.
-    fetch: async (request, context) =>
-      (await core.handle(request, context)) ?? toResponse({ status: 404, headers: { 'Cache-Control': 'no-store' }, body: notFound }),
-    handle: (request, context) => core.handle(request, context),
-    requireOtp: (request, guardOptions) => (guardOptions === undefined ? guard(request) : core.guard(guardOptions, 'requireOtp')(request)),
-    readSession: (request) => core.readSession(request),
-    clearSession: () => core.sessions.clear(),
-    generateOtp: service.generateOtp,
-    verifyOtp: service.verifyOtp,
-    unlock: service.unlock,
-    // Copies: the service's own objects stay out of reach of a caller that changes these.
-    totp: { enroll: service.totp.enroll, confirm: service.totp.confirm },
-    recoveryCodes: { generate: service.recoveryCodes.generate },
-    on: (event, listener) => {
-      service.on(event, listener);
-      return handler;
-    },
-    off: (event, listener) => {
-      service.off(event, listener);
-      return handler;
-    },
-  };
-  registerService(handler, service);
-  return handler;
+  return withOtpApi(
+    {
+      // Arrow functions: `export const POST = otp.fetch` and `Bun.serve({ fetch: otp.fetch })` call them unbound.
+      fetch: async (request, context) =>
+        (await core.handle(request, context)) ?? toResponse({ status: 404, headers: { 'Cache-Control': 'no-store' }, body: notFound }),
+      handle: (request, context) => core.handle(request, context),
+      requireOtp: (request, guardOptions) => (guardOptions === undefined ? guard(request) : core.guard(guardOptions, 'requireOtp')(request)),
+      readSession: (request) => core.readSession(request),
+      clearSession: () => core.sessions.clear(),
+    } satisfies Omit<OtpHandler, keyof OtpApi>,
+    core.service,
+  );
 }

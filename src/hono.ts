@@ -6,10 +6,9 @@
  * Hono as `c.env`.
  */
 import type { Context, MiddlewareHandler } from 'hono';
-import { isRequest, notCalledError } from './core/adapter.js';
+import { isRequest, notCalledError, withOtpApi, type OtpApi } from './core/adapter.js';
 import { flagSession } from './core/flag-session.js';
 import { createGuard, type RequireOtpOptions } from './core/guard.js';
-import { attachOtpApi, type OtpApi } from './core/otp-api.js';
 import { createWebCore, toResponse, type FetchContext, type OtpHandlerOptions, type OtpSession } from './core/web.js';
 
 export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/cookie-session.js';
@@ -35,7 +34,7 @@ export interface BlockidOtpHonoOptions extends OtpHandlerOptions {
   getIp?: ((c: Context) => string | undefined) | undefined;
 }
 
-export interface BlockidOtpHonoMiddleware extends MiddlewareHandler<BlockidOtpEnv>, OtpApi<BlockidOtpHonoMiddleware> {
+export interface BlockidOtpHonoMiddleware extends MiddlewareHandler<BlockidOtpEnv>, OtpApi {
   /** A `Set-Cookie` header value that ends the session (sign-out): `c.header('Set-Cookie', otp.clearSession())`. */
   clearSession(): string;
 }
@@ -112,8 +111,7 @@ export function blockidOtpHono(options: BlockidOtpHonoOptions): BlockidOtpHonoMi
     await next();
   };
 
-  // The cast: `on`/`off` return this same object, which attachOtpApi has just completed.
-  return attachOtpApi(Object.assign(middleware, { clearSession: () => core.sessions.clear() }), core.service) as BlockidOtpHonoMiddleware;
+  return withOtpApi(Object.assign(middleware, { clearSession: () => core.sessions.clear() }), core.service) as BlockidOtpHonoMiddleware;
 }
 
 const missingPlugin = {

@@ -16,7 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { makeConsumer, manifest, packedPackage, repo, run, typeCheck, type PackedPackage } from './helpers/packed.js';
 
 /** The optional peers an entry's types need; the app that imports the entry has installed them. */
-const peersOf: Record<string, string[]> = { 'blockid-otp/metrics': ['prom-client'] };
+const peersOf: Record<string, string[]> = { 'blockid-otp/metrics': ['prom-client'], 'blockid-otp/hono': ['hono'], 'blockid-otp/fastify': ['fastify'] };
 /** What every user's app has: the package's own dependencies and Node's types. */
 const basePackages = [...Object.keys(manifest.dependencies), '@types/node'];
 /** Strict, with undefined never standing in for a missing property, and every library file checked. */

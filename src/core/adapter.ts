@@ -55,11 +55,6 @@ export function serviceOf(middleware: object): OtpService {
   return lookupService(middleware);
 }
 
-/** Remembers the service behind an adapter's object that `withOtpApi` did not build (the fetch handler). */
-export function registerService(api: object, service: OtpService): void {
-  services.set(api, service);
-}
-
 function lookupService(middleware: object): OtpService {
   const service = services.get(middleware);
   if (service === undefined) throw new TypeError('serviceOf: this is not a blockid-otp middleware.');
@@ -106,7 +101,7 @@ export function afterResponse(res: { once(event: 'close', listener: () => void):
  */
 export function requireResolveUser(factory: string, options: { resolveUser?: unknown }): void {
   if (options.resolveUser === undefined) {
-    throw new TypeError(
+    throw configError(
       `${factory}: option "resolveUser" is required for the HTTP endpoints, e.g. resolveUser: async (username, req) => users.find(username) ` +
         '(the user\'s { smsTo, smsISDCode, emailTo }, or null for an unknown user). For the programmatic API alone, use createOtpService(options).',
     );

@@ -2,6 +2,7 @@
  * The Web-standard front door: a `Request` in, a `Response` out, with the cookie session.
  * `blockid-otp/fetch` is this and the programmatic API; the Hono adapter calls it as is.
  */
+import { requireResolveUser } from './adapter.js';
 import { BodyError } from './body.js';
 import { createCookieSessions, cookieSession, isCookieSession, type CookieSession, type CookieSessions } from './cookie-session.js';
 import { createGuard, isVerified, type RequireOtpOptions } from './guard.js';
@@ -147,6 +148,7 @@ export function afterResponse(context: FetchContext | undefined, work: () => unk
 export function createWebCore(options: OtpHandlerOptions, factory: string): WebCore {
   const { otp, session, trustProxy } = splitWebOptions(options, factory);
   const service = createOtpService(otp, factory);
+  requireResolveUser(factory, otp);
   const http = createHttpHandler(service);
   const sessions = createCookieSessions(session, service.options.secret);
   const { maxBodyBytes } = service.options;

@@ -10,7 +10,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readFile, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -39,11 +39,17 @@ export interface PackedPackage {
 
 /** Every file whose content can change the built package, relative to the repo. */
 async function buildInputs(): Promise<string[]> {
-  const sources = (await readdir(join(repo, 'src'), { recursive: true, withFileTypes: true }))
-    .filter((entry) => entry.isFile())
-    .map((entry) => relative(repo, join(entry.parentPath, entry.name)));
-  const topLevel = ['package.json', 'tsup.config.ts', 'tsconfig.json', ...manifest.files.filter((file) => file !== 'dist')];
-  return [...sources, ...topLevel.filter((file) => existsSync(join(repo, file)))].sort();
+  const filesUnder = async (folder: string) =>
+    (await readdir(join(repo, folder), { recursive: true, withFileTypes: true }))
+      .filter((entry) => entry.isFile())
+      .map((entry) => relative(repo, join(entry.parentPath, entry.name)));
+  const inputs: string[] = await filesUnder('src');
+  for (const path of ['package.json', 'tsup.config.ts', 'tsconfig.json', ...manifest.files.filter((file) => file !== 'dist')]) {
+    if (!existsSync(join(repo, path))) continue;
+    if ((await stat(join(repo, path))).isDirectory()) inputs.push(...(await filesUnder(path)));
+    else inputs.push(path);
+  }
+  return inputs.sort();
 }
 
 async function inputsHash(): Promise<string> {

@@ -4,7 +4,9 @@
  * (test/fixtures/busy-sender-app.ts), so the busy work cannot slow this process's client;
  * requests to one app are spaced 60 ms apart, so the work that follows one reply is over
  * before the next request. A control app with `awaitDelivery: true` shows the same sender
- * in the answer time (so the measurement can see 20 ms). Express and Koa.
+ * in the answer time (so the measurement can see 20 ms). Express and Koa. (Deliveries now
+ * start after a random pause, see src/core/after-reply.ts: the busy work lands at random
+ * moments, and the answer time still does not show it.)
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';

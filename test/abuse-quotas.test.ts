@@ -7,6 +7,7 @@ import { randomInt } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { Destinations, OtpEventMap, OtpOptions } from '../src/index.js';
 import { ipQuotaKey } from '../src/core/client-ip.js';
+import { DELIVERY_PAUSE_MS } from '../src/core/after-reply.js';
 import {
   abuseSuite, countingSenders, directory, numberInBlock, Session, startApp, tally, type AbuseApp, type Answer,
 } from './helpers/abuse-app.js';
@@ -16,8 +17,8 @@ const { backends, apps } = await abuseSuite();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const randomIPv4 = () => `${randomInt(1, 224)}.${randomInt(0, 256)}.${randomInt(0, 256)}.${randomInt(1, 255)}`;
 
-/** Resolves once `calls` has not grown for `quietMs` (deliveries run after the response). */
-async function settled(calls: unknown[], quietMs = 150): Promise<void> {
+/** Resolves once `calls` has not grown for `quietMs` (deliveries start after a random pause following the response). */
+async function settled(calls: unknown[], quietMs = DELIVERY_PAUSE_MS.max + 100): Promise<void> {
   let seen = -1;
   while (seen !== calls.length) {
     seen = calls.length;

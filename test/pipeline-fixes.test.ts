@@ -13,6 +13,7 @@ import type { Context } from 'koa';
 import express from 'express';
 import { OtpError, requireOtp, type BlockidOtpMiddleware } from '../src/index.js';
 import { requireOtpKoa } from '../src/koa.js';
+import { DELIVERY_PAUSE_MS } from '../src/core/after-reply.js';
 import { Browser, FRAMEWORKS, generousLimits, pipelineBackends, startPipelineApp, tally, type Answer } from './helpers/pipeline.js';
 import { memoryStore } from '../src/index.js';
 
@@ -145,7 +146,7 @@ describe('Gmail addresses share one sendsPerDestination quota; other domains kee
       });
       const statuses: Record<string, number> = {};
       for (const username of Object.keys(addresses)) statuses[addresses[username]!] = (await new Browser(app.port).send(username, 'email')).status;
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, DELIVERY_PAUSE_MS.max + 50)); // deliveries start after a random pause
       console.log(`# ${framework}: sendsPerDestination 1: ${JSON.stringify(statuses)}; delivered to ${JSON.stringify(app.calls.map((c) => c.to))}`);
       assert.deepEqual(statuses, {
         'a.d.a@gmail.com': 202,

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { DELIVERY_PAUSE_MS } from '../../src/core/after-reply.js';
 import { assertNoCodeLeaked, Client } from './client.js';
 import type { AppFactory, AppOptions, TestApp } from './apps.js';
 
@@ -78,7 +79,7 @@ export function describeHttpContract(framework: string, makeApp: AppFactory, { c
         const { app, client } = await start();
         assert.equal((await client.post('/otp/send', { username: 'john.smith', channel: 'email' })).status, 202);
         await app.capture.waitFor(1);
-        await sleep(50);
+        await sleep(50); // both channels' deliveries start at the same moment
         assert.deepEqual(app.capture.messages.map((m) => m.channel), ['email']);
       });
 
@@ -153,7 +154,8 @@ export function describeHttpContract(framework: string, makeApp: AppFactory, { c
         assert.equal(again.body.error, 'rate_limited');
         assert.ok(again.body.retryAfter >= 1 && again.body.retryAfter <= 30, `retryAfter ${again.body.retryAfter}`);
         assert.equal(again.headers.get('retry-after'), String(again.body.retryAfter));
-        await sleep(50);
+        await app.capture.waitFor(2);
+        await sleep(DELIVERY_PAUSE_MS.max + 50); // a second delivery, if one were (wrongly) started, would show by now
         assert.equal(app.capture.messages.length, 2, 'only the first send was delivered');
       });
 

@@ -77,7 +77,7 @@ function checkTrustProxy(req: ExpressRequest): void {
 }
 
 /** The one writer of every reply: JSON (`body`), HTML (`html`, typed by its headers) or empty. */
-function writeReply(res: ServerResponse, reply: { status: number; headers: Record<string, string>; body?: object; html?: string; afterReply?: () => void }, setCookie?: string): void {
+function writeReply(res: ServerResponse, reply: { status: number; headers: Record<string, string>; body?: object; html?: string; afterReply?: () => Promise<void> }, setCookie?: string): void {
   if (reply.afterReply !== undefined) afterResponse(res, reply.afterReply);
   if (setCookie !== undefined) res.appendHeader('Set-Cookie', setCookie);
   res.statusCode = reply.status;

@@ -86,7 +86,7 @@ function fastifySessionPort(request: FastifyRequest): SessionPort | undefined {
 
 /** Every reply of the plugin and its guard goes out here. */
 /** The one writer of every reply: JSON (`body`), HTML (`html`, typed by its headers) or empty. */
-function write(reply: FastifyReply, answer: { status: number; headers: Record<string, string>; body?: object; html?: string; afterReply?: () => void }, setCookie?: string): FastifyReply {
+function write(reply: FastifyReply, answer: { status: number; headers: Record<string, string>; body?: object; html?: string; afterReply?: () => Promise<void> }, setCookie?: string): FastifyReply {
   if (answer.afterReply !== undefined) afterResponse(reply.raw, answer.afterReply);
   reply.code(answer.status).headers(answer.headers);
   if (setCookie !== undefined) reply.header('set-cookie', setCookie);

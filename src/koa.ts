@@ -114,7 +114,7 @@ function checkCookieCanBeSet(ctx: KoaContext): void {
 }
 
 /** The one writer of every reply: JSON (`body`), HTML (`html`, typed by its headers) or empty. */
-function respond(ctx: KoaContext, reply: { status: number; headers: Record<string, string>; body?: object; html?: string; afterReply?: () => void }, setCookie?: string): void {
+function respond(ctx: KoaContext, reply: { status: number; headers: Record<string, string>; body?: object; html?: string; afterReply?: () => Promise<void> }, setCookie?: string): void {
   // Koa writes the reply after the middleware returns: deliveries start once it is written.
   if (reply.afterReply !== undefined) afterResponse(ctx.res, reply.afterReply);
   ctx.status = reply.status;

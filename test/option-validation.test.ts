@@ -11,6 +11,7 @@ import {
 import { blockidOtpKoa, requireOtpKoa } from '../src/koa.js';
 import { prometheusMetrics } from '../src/metrics.js';
 import { describeValue } from '../src/core/validate.js';
+import { withoutDocsLink } from '../src/core/errors.js';
 import { captureSenders } from './helpers/capture.js';
 import { SECRET } from './helpers/apps.js';
 
@@ -44,13 +45,14 @@ describe('one way to report a bad option, for every factory', () => {
     it(`${name}: a misspelt option gets a "did you mean", a mistyped one names its type`, () => {
       assert.throws(misspelt, (error: unknown) => {
         assert.ok(error instanceof TypeError);
-        assert.match(error.message, new RegExp(`^${name}: unknown option "\\w+": did you mean "${suggestion}"\\?$`));
+        assert.match(error.message, new RegExp(`^${name}: unknown option "\\w+": did you mean "${suggestion}"\\? \\(see docs/errors\\.md#invalid-[a-z-]+\\)$`));
         return true;
       });
       assert.throws(mistyped, (error: unknown) => {
         assert.ok(error instanceof TypeError);
         assert.ok(error.message.startsWith(`${name}: option "${option}" must be `), error.message);
-        if (got !== '') assert.ok(error.message.endsWith(`(got ${got}).`), error.message);
+        if (got !== '') assert.ok(withoutDocsLink(error.message).endsWith(`(got ${got}).`), error.message);
+        assert.match(error.message, /\(see docs\/errors\.md#invalid-[a-z-]+\)$/);
         return true;
       });
     });
@@ -58,7 +60,7 @@ describe('one way to report a bad option, for every factory', () => {
 
   it('says the wanted range and the type got, in the words of the contract', () => {
     assert.throws(() => blockidOtp({ ...otp, ttlSeconds: '300' } as never), {
-      message: 'blockidOtp: option "ttlSeconds" must be a whole number from 1 to 600 (got the string "300").',
+      message: 'blockidOtp: option "ttlSeconds" must be a whole number from 1 to 600 (got the string "300"). (see docs/errors.md#invalid-options)',
     });
   });
 

@@ -90,8 +90,8 @@ export function withOtpApi<Middleware extends object>(middleware: Middleware, se
  * the answer is written, and never inside the request's own tick, so a sender's synchronous
  * work does not delay the reply. One listener: this runs on every send.
  */
-export function afterResponse(res: { once(event: 'close', listener: () => void): unknown }, work: () => void): void {
-  res.once('close', () => setImmediate(work));
+export function afterResponse(res: { once(event: 'close', listener: () => void): unknown }, work: () => unknown): void {
+  res.once('close', () => setImmediate(() => void work()));
 }
 
 /**

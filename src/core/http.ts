@@ -62,9 +62,11 @@ export interface HttpReply {
   /**
    * Work to start once the reply is written (the adapter calls it on the response's
    * `finish`): the deliveries of an accepted send, so a sender's own time, synchronous work
-   * included, never shows in the answer.
+   * included, never shows in the answer. Settles once the deliveries are done (a platform's
+   * `waitUntil` keeps the process alive until then); it never rejects: a failed delivery is
+   * reported through events, the logger or the console warning.
    */
-  afterReply?: () => void;
+  afterReply?: () => Promise<void>;
 }
 
 type Route = (exchange: HttpExchange, session: SessionPort) => Promise<HttpReply>;
@@ -206,7 +208,7 @@ export function createHttpHandler(service: OtpService): HttpHandler {
       if (accepted.targets > 0 && delivered.length === 0) throw new OtpError('DELIVERY_FAILED', 'no channel delivered');
       return answer;
     }
-    return { ...answer, afterReply: () => void accepted.deliver() };
+    return { ...answer, afterReply: () => accepted.deliver().then(() => undefined, () => undefined) };
   };
 
   const verify: Route = async (exchange, session) => {

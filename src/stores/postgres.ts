@@ -1,6 +1,6 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { safeEqual } from '../core/codes.js';
-import { OtpError, configError } from '../core/errors.js';
+import { OtpError } from '../core/errors.js';
 import { checkTag } from './tag.js';
 import { booleanOption, checkOptions, optionError, wholeNumber } from '../core/validate.js';
 import {

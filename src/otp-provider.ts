@@ -1,5 +1,5 @@
 /**
- * `blockid-otp/otp-provider`: the seed's SDK, as its doc page writes it.
+ * `blockid-otp/otp-provider`: the BlockID SDK's `OTP.GenerateOTP` / `OTP.VerifyOTP`, as its doc page writes them.
  *
  *   const OTP = require('blockid-otp/otp-provider');
  *   await OTP.GenerateOTP('john.smith', { smsTo: '4155550100', smsISDCode: '1' });

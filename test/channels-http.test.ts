@@ -1,6 +1,6 @@
 /**
  * WhatsApp, voice, fallback, the number-type rules and the line-type lookup over real HTTP
- * (issue 13), on every framework. WhatsApp, voice, SMS and Lookup go through the real
+ * on every framework. WhatsApp, voice, SMS and Lookup go through the real
  * `twilio` SDK against Prism mocking Twilio's own OpenAPI descriptions (kept in
  * ../shared/twilio-oai, never copied here); the quota tests use the capture senders.
  */

@@ -1,4 +1,4 @@
-/** The seed's destination rules, case by case. */
+/** The BlockID SDK's destination rules (US and Canada numbers, one plain address), case by case. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { normalizeEmail, normalizePhone, OtpError } from '../src/index.js';

@@ -1,5 +1,5 @@
 /**
- * Issue 10, "delivery after the reply": a sender that spins the CPU for 20 ms per send does
+ * "Delivery after the reply": a sender that spins the CPU for 20 ms per send does
  * not change how long a send takes to answer. The app runs in a child process of its own
  * (test/fixtures/busy-sender-app.ts), so the busy work cannot slow this process's client;
  * requests to one app are spaced 60 ms apart, so the work that follows one reply is over

@@ -1,5 +1,5 @@
 /**
- * Issue 10, decoys "behave exactly like a real user from the outside": one script of sends,
+ * Decoys "behave exactly like a real user from the outside": one script of sends,
  * resends inside the cooldown, wrong guesses up to the burned code and the timed lock, the
  * per-username quota and a session without a code, played step by step for a known and an
  * unknown username (interleaved, so both see the same clock), over real HTTP on Express and

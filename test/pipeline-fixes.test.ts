@@ -1,5 +1,5 @@
 /**
- * Issue 10, the smaller fixes, over real HTTP on Express and Koa:
+ * The smaller fixes, over real HTTP on Express and Koa:
  * - `generateOtp(username, destinations, { ip })` from an app's own send route counts the
  *   per-IP quota (memory and Redis: the counter is the one HTTP sends use);
  * - `trust proxy` hop counts of 10 and more (Koa: `maxIpsCount`) are refused, 1 and 2 work;

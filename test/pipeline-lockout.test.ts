@@ -1,5 +1,5 @@
 /**
- * Issue 10, "a consecutive-failure cap that holds": an attacker who waits out every timed
+ * "A consecutive-failure cap that holds": an attacker who waits out every timed
  * lock, from several sessions and IPs, never gets more than `maxConsecutiveFailures` wrong
  * guesses compared; then even the right code is refused until `unlock()`. Over real HTTP,
  * on Express and Koa, on memory, Redis and Redis Cluster. The cases run concurrently (each

@@ -1,5 +1,5 @@
 /**
- * Issue 10, codes per session, decoys apart, and admit-before-issue, each tried as an
+ * Codes per session, decoys apart, and admit-before-issue, each tried as an
  * attack from another session and IP over real HTTP, on Express and Koa, on memory, Redis
  * and Redis Cluster:
  * - session B's sends and wrong guesses, and a session C that holds no code, leave session

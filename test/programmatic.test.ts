@@ -1,4 +1,4 @@
-/** The programmatic API (the seed's GenerateOTP / VerifyOTP) and the otp-provider facade. */
+/** The programmatic API (the BlockID SDK's OTP.GenerateOTP / OTP.VerifyOTP) and the otp-provider facade. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it, mock } from 'node:test';
 import { createOtpService, OtpError, twilioSms, type OtpService } from '../src/index.js';
@@ -154,7 +154,7 @@ describe('createOtpService: generateOtp / verifyOtp', () => {
   });
 });
 
-describe('blockid-otp/otp-provider: the seed SDK, configured from the environment', () => {
+describe('blockid-otp/otp-provider: the BlockID SDK facade, configured from the environment', () => {
   let smtp: SmtpSink;
   const saved = { ...process.env };
   before(async () => {
@@ -325,7 +325,7 @@ describe('twilioSms through the Prism mock, via the programmatic API', () => {
     await prism?.stop();
   });
 
-  it('sends the seed example to +14155550100 with the code in the body', async (t) => {
+  it('sends the BlockID SDK doc example to +14155550100 with the code in the body', async (t) => {
     if (prism === null) return t.skip('Twilio OpenAPI spec not found beside the repository (../shared/twilio-oai)');
     const recording = twilioClientFor(prism.baseUrl);
     const service = createOtpService({ secret: SECRET, sms: twilioSms({ client: recording.client, from: '+15005550006' }), appName: 'BlockID' });

@@ -1,5 +1,5 @@
 /**
- * Authenticator apps (TOTP) and recovery codes over real HTTP (issue 12), on every framework
+ * Authenticator apps (TOTP) and recovery codes over real HTTP, on every framework
  * and on the memory and Redis stores. TOTP codes are computed with otplib from the enrolled
  * `otpauth://` URI, as an authenticator app would: an implementation independent of the one
  * blockid-otp runs (@oslojs/otp).

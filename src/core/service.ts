@@ -1,7 +1,7 @@
 /**
  * The framework-free OTP service. A send reads top to bottom as admit → issue → reply →
  * deliver, one way for real users and decoys alike; a verify is one atomic store step per
- * method (see verification.ts). Adapters (Express, Koa, the seed facade) call into this.
+ * method (see verification.ts). Adapters (Express, Koa, fetch, Hono, Fastify, the BlockID SDK facade) call into this.
  */
 import { generateCode, hashCode, randomToken, hashKey } from './codes.js';
 import { issueLinkToken, linkHash, parseLinkToken } from './link-token.js';
@@ -67,9 +67,9 @@ export interface AcceptedSend {
 
 export interface OtpService {
   readonly options: ResolvedOptions;
-  /** The seed's `GenerateOTP`: one code to every destination given; waits for delivery. */
+  /** The BlockID SDK's `OTP.GenerateOTP`: one code to every destination given; waits for delivery. */
   generateOtp(username: string, destinations: Destinations, context?: { ip?: string }): Promise<GenerateResult>;
-  /** The seed's `VerifyOTP`. */
+  /** The BlockID SDK's `OTP.VerifyOTP`. */
   verifyOtp(username: string, code: string): Promise<VerifyResult>;
   /** Lifts every lock of `username` and resets its failure count. */
   unlock(username: string): Promise<void>;

@@ -32,7 +32,7 @@ export function strictTargets(destinations: Destinations, senders: Senders, phon
 /** The senders an app configured, by channel. */
 export type Senders = Partial<Record<Channel, unknown>>;
 
-/** The channels a choice asks for, among those with a sender: `both` is SMS and email (the seed's). */
+/** The channels a choice asks for, among those with a sender: `both` is SMS and email (the BlockID SDK's "Via Email and SMS"). */
 export function wantedChannels(choice: ChannelChoice, senders: Senders): Channel[] {
   const asked: Channel[] = choice === 'both' ? ['sms', 'email'] : [choice];
   return asked.filter((channel) => senders[channel] !== undefined);

@@ -99,12 +99,17 @@ for (const [framework, makeApp] of frameworks as Array<[string, AppFactory]>) {
     });
 
     /** An app on this framework with `otp`; its events land in `events` (reset per app). */
+    let latest: TestApp | undefined;
     const start = async (otp: Partial<OtpOptions>) => {
       const app = await makeApp({ otp: { resolveUser, limits: { sendsPerIp: { points: 10_000, windowSeconds: 600 } }, ...otp } });
       apps.push(app);
       for (const name of Object.keys(events) as Array<keyof OtpEventMap>) delete events[name];
+      // Only the latest app's events: an earlier app's deliveries may still run (they start after a pause).
+      latest = app;
       for (const name of ['sent', 'delivery_failed', 'line_type', 'rate_limited'] as const) {
-        app.service.on(name, (event) => void ((events[name] ??= []) as unknown[]).push(event));
+        app.service.on(name, (event) => {
+          if (latest === app) ((events[name] ??= []) as unknown[]).push(event);
+        });
       }
       return app;
     };

@@ -1,5 +1,5 @@
 /**
- * One benchmark server on fetch (served by @hono/node-server), Hono or Fastify, run as its own
+ * One benchmark server on fetch (served by @hono/node-server), Hono, Fastify or Express, run as its own
  * child process by bench/frameworks.mjs. Configured by BENCH_SERVER (JSON: { framework, kind,
  * distDir }); reports { port } over IPC when listening and exits on 'stop'.
  *
@@ -7,7 +7,8 @@
  * - `otp`       the framework with its blockid-otp adapter (cookie session, memory store):
  *               the endpoints, and GET /data guarded by the adapter's requireOtp.
  * - `baseline`  the same framework without blockid-otp: GET /data and POST /write (parses the
- *               JSON body, answers 202), each framework's own plain routes.
+ *               JSON body, answers 202), each framework's own plain routes; each answers JSON
+ *               and writes one cookie, as a route of an app with a session does.
  *
  * Bench-only routes under /__bench read what the capture sender saw (as in bench/server.mjs).
  */
@@ -54,6 +55,10 @@ const benchJson = (pathname, query) => {
   return undefined;
 };
 const data = { data: 'account', ok: true };
+/** The one cookie a baseline route writes: a value as long as a sealed session's, and its attributes. */
+const COOKIE_NAME = 'app-session';
+const COOKIE_VALUE = `v1.${'x'.repeat(180)}`;
+const SET_COOKIE = `${COOKIE_NAME}=${COOKIE_VALUE}; Max-Age=86400; Path=/; HttpOnly; SameSite=Lax`;
 const accepted = { status: 'sent', expiresIn: 600, resendIn: 30 };
 
 async function fetchServer() {
@@ -70,10 +75,10 @@ async function fetchServer() {
         if (answer !== null) return answer;
         if (url.pathname === '/data') return (await otp.requireOtp(request)) ?? Response.json(data);
       } else if (url.pathname === '/data') {
-        return Response.json(data);
+        return Response.json(data, { headers: { 'set-cookie': SET_COOKIE } });
       } else if (url.pathname === '/write' && request.method === 'POST') {
         await request.json();
-        return Response.json(accepted, { status: 202 });
+        return Response.json(accepted, { status: 202, headers: { 'set-cookie': SET_COOKIE } });
       }
       return Response.json({ error: 'not_found' }, { status: 404 });
     },
@@ -90,9 +95,15 @@ async function honoServer() {
     app.use(blockidOtpHono(otpOptions(await load('fetch'))));
     app.get('/data', requireOtpHono(), (c) => c.json(data));
   } else {
-    app.get('/data', (c) => c.json(data));
+    const { setCookie } = await import('hono/cookie');
+    const written = { maxAge: 86400, path: '/', httpOnly: true, sameSite: 'Lax' };
+    app.get('/data', (c) => {
+      setCookie(c, COOKIE_NAME, COOKIE_VALUE, written);
+      return c.json(data);
+    });
     app.post('/write', async (c) => {
       await c.req.json();
+      setCookie(c, COOKIE_NAME, COOKIE_VALUE, written);
       return c.json(accepted, 202);
     });
   }
@@ -108,14 +119,31 @@ async function fastifyServer() {
     await app.register(blockidOtpFastify, otpOptions(await load('fetch')));
     app.get('/data', { preHandler: requireOtpFastify() }, async () => data);
   } else {
-    app.get('/data', async () => data);
-    app.post('/write', async (_request, reply) => reply.code(202).send(accepted));
+    app.get('/data', async (_request, reply) => reply.header('set-cookie', SET_COOKIE).send(data));
+    app.post('/write', async (_request, reply) => reply.code(202).header('set-cookie', SET_COOKIE).send(accepted));
   }
   await app.ready();
   return app.server;
 }
 
-const makers = { fetch: fetchServer, hono: honoServer, fastify: fastifyServer };
+/** Express with the same cookie session, so its OTP work is the yardstick for the other adapters'. */
+async function expressServer() {
+  const { default: express } = await import('express');
+  const { createServer } = await import('node:http');
+  const app = express();
+  app.use((req, res, next) => (req.path.startsWith('/__bench/') ? res.json(benchJson(req.path, new URL(req.url, 'http://x').searchParams) ?? {}) : next()));
+  if (kind === 'otp') {
+    const { blockidOtp, requireOtp } = await load('index');
+    app.use(blockidOtp(otpOptions(await load('fetch'))));
+    app.get('/data', requireOtp(), (_req, res) => res.json(data));
+  } else {
+    app.get('/data', (_req, res) => res.setHeader('set-cookie', SET_COOKIE).json(data));
+    app.post('/write', express.json(), (_req, res) => res.status(202).setHeader('set-cookie', SET_COOKIE).json(accepted));
+  }
+  return createServer(app);
+}
+
+const makers = { fetch: fetchServer, hono: honoServer, fastify: fastifyServer, express: expressServer };
 if (makers[framework] === undefined || (kind !== 'otp' && kind !== 'baseline')) {
   throw new Error(`bench/framework-server.mjs: unknown framework ${String(framework)} or kind ${String(kind)}`);
 }

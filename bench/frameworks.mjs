@@ -1,10 +1,13 @@
 /**
- * The Web-standard adapters under load: guard, send and verify on fetch (served on Node by
- * @hono/node-server), Hono and Fastify, each against the same framework's own plain routes
- * (bench/framework-server.mjs, kind `baseline`): GET /data for the guard, POST /write (parse
- * the JSON body, answer 202) for send and verify. Prints a Markdown table; writes no file.
+ * The adapters under load: guard, send and verify on fetch (served on Node by
+ * @hono/node-server), Hono, Fastify and Express, all with `cookieSession()`, each against the
+ * same framework's own plain routes (bench/framework-server.mjs, kind `baseline`: JSON and one
+ * cookie written): GET /data for the guard, POST /write (parse the JSON body, answer 202) for
+ * send and verify. The OTP work of a send or verify is the server's CPU per request above its
+ * framework's baseline; Express's is the yardstick for the others'. Also measures the cookie
+ * session's seal + unseal per request. Prints Markdown tables; writes no file.
  *
- * Usage: node bench/frameworks.mjs [--quick] [--frameworks=fetch,hono,fastify]
+ * Usage: node bench/frameworks.mjs [--quick] [--frameworks=fetch,hono,fastify,express]
  * --quick: 2 s per measurement (trying it out), else 10 s. Builds the committed src/ (HEAD)
  * with tsup into bench/.tmp first.
  */
@@ -18,8 +21,8 @@ import { cyclingVerifySpec, getSpec, pendingCodeUsers, uniqueSendSpec, verifiedC
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
 const DURATION = QUICK ? 2 : 10;
-const FRAMEWORKS = (args.find((arg) => arg.startsWith('--frameworks='))?.split('=')[1] ?? 'fetch,hono,fastify').split(',');
-const ENTRIES = ['fetch', 'hono', 'fastify'];
+const FRAMEWORKS = (args.find((arg) => arg.startsWith('--frameworks='))?.split('=')[1] ?? 'fetch,hono,fastify,express').split(',');
+const ENTRIES = ['index', 'fetch', 'hono', 'fastify'];
 
 /** The fetch, hono and fastify entries of HEAD, built as the package's ESM build is. */
 function build() {
@@ -30,12 +33,12 @@ function build() {
   execFileSync('sh', ['-c', `git archive HEAD src | tar -x -C "${srcRoot}"`], { cwd: ROOT });
   const distDir = path.join(TMP, `build-frameworks-${commit}`);
   rmSync(distDir, { recursive: true, force: true });
-  const entries = ENTRIES.map((name) => path.join(srcRoot, 'src', `${name}.ts`));
+  const entries = [...ENTRIES.map((name) => path.join(srcRoot, 'src', `${name}.ts`)), path.join(srcRoot, 'src', 'core', 'cookie-session.ts')];
   execFileSync('npx', ['tsup', ...entries, '--no-config', '--format', 'esm', '--target', 'node20', '--out-dir', distDir, '--silent'], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  for (const name of ENTRIES) if (!existsSync(path.join(distDir, `${name}.js`))) throw new Error(`build failed: ${name}.js missing`);
+  for (const name of [...ENTRIES, 'cookie-session']) if (!existsSync(path.join(distDir, `${name}.js`))) throw new Error(`build failed: ${name}.js missing`);
   return { distDir, commit };
 }
 
@@ -92,16 +95,53 @@ async function benchFramework(framework, distDir) {
   }
 }
 
+/** µs per seal and per unseal of a session cookie holding a verified flag (the build's own createCookieSessions). */
+async function sealCost(distDir) {
+  const { cookieSession } = await import(path.join(distDir, 'fetch.js'));
+  const { createCookieSessions } = await import(path.join(distDir, 'cookie-session.js'));
+  const sessions = createCookieSessions(cookieSession({ secure: false }), 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz');
+  const flag = { verified: true, username: 'bench.user.0001', verifiedAt: Date.now(), method: 'code' };
+  const sealOnce = async () => {
+    const state = await sessions.load(undefined);
+    state.port.write('blockidOtp', flag);
+    return state.setCookie();
+  };
+  const header = await sealOnce();
+  const cookie = header.slice(0, header.indexOf(';'));
+  if ((await sessions.load(cookie)).port.read('blockidOtp')?.verified !== true) throw new Error('the sealed cookie did not open');
+  const time = async (work, count) => {
+    for (let i = 0; i < 2000; i++) await work(); // warm-up
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < count; i++) await work();
+    return Number(process.hrtime.bigint() - started) / 1000 / count;
+  };
+  const count = QUICK ? 20_000 : 100_000;
+  const empty = await time(() => sessions.load(undefined), count); // a request without a cookie: no crypto
+  const unseal = (await time(() => sessions.load(cookie), count)) - empty;
+  const seal = (await time(sealOnce, count)) - empty;
+  return { seal, unseal, cookieBytes: cookie.length };
+}
+
 const { distDir, commit } = build();
 const results = [];
 for (const framework of FRAMEWORKS) results.push(...(await benchFramework(framework, distDir)));
+const cost = await sealCost(distDir);
 
 const m = machine();
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
+const us = (n) => (n === undefined ? '–' : n.toFixed(0));
 console.log(`\n## Adapters against their framework's plain routes (commit ${commit}${QUICK ? ', --quick' : ''})\n`);
-console.log(`${m.cpus} × ${m.model}, Node ${m.node}, ${DURATION} s per measurement, 10 connections.\n`);
-console.log('| framework | scenario | req/s | baseline req/s | ratio | p99 ms | baseline p99 ms |');
-console.log('|---|---|--:|--:|--:|--:|--:|');
-for (const { framework, scenario, ours, base } of results) {
-  console.log(`| ${framework} | ${scenario} | ${fmt(ours.rps)} | ${fmt(base.rps)} | ${(ours.rps / base.rps).toFixed(2)}× | ${ours.p99} | ${base.p99} |`);
+console.log(`${m.cpus} × ${m.model}, Node ${m.node}, ${DURATION} s per measurement, 10 connections; every adapter on cookieSession() and memoryStore(); baselines answer JSON and write one cookie.\n`);
+console.log('| framework | scenario | req/s | baseline req/s | ratio | server µs/req | baseline µs/req | OTP work µs | ÷ Express OTP work | p99 ms | baseline p99 ms |');
+console.log('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
+const work = (row) => row.ours.serverCpuUsPerRequest - row.base.serverCpuUsPerRequest;
+for (const row of results) {
+  const { framework, scenario, ours, base } = row;
+  const express = results.find((other) => other.framework === 'express' && other.scenario === scenario);
+  const versus = express === undefined || scenario.startsWith('guard') ? '–' : `${(work(row) / work(express)).toFixed(2)}×`;
+  console.log(
+    `| ${framework} | ${scenario} | ${fmt(ours.rps)} | ${fmt(base.rps)} | ${(ours.rps / base.rps).toFixed(2)}× | ${us(ours.serverCpuUsPerRequest)} | ${us(base.serverCpuUsPerRequest)} | ${us(work(row))} | ${versus} | ${ours.p99} | ${base.p99} |`,
+  );
 }
+console.log(`\nTargets: guard ≥ 0.95× of the plain route; OTP work per send and per verify within 1.2× of Express's.\n`);
+console.log(`cookieSession(): seal ${cost.seal.toFixed(1)} µs, unseal ${cost.unseal.toFixed(1)} µs per request (a ${cost.cookieBytes}-byte cookie holding the verified flag; node:crypto AES-256-GCM).`);

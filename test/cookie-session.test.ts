@@ -12,7 +12,7 @@ import { createAdaptorServer } from '@hono/node-server';
 import express from 'express';
 import { blockidOtp, requireOtp } from '../src/index.js';
 import { cookieSession, createOtpHandler, type CookieSessionOptions } from '../src/fetch.js';
-import { createCookieSessions } from '../src/core/cookie-session.js';
+import { COOKIE_INFO, COOKIE_SALT, createCookieSessions } from '../src/core/cookie-session.js';
 import { SESSION_BINDING, SESSION_FLAG } from '../src/core/http.js';
 import { baseOptions, closeServer, expressApp, fetchApp, guardedRoutes, listen, SECRET, type AppFactory, type TestApp } from './helpers/apps.js';
 import { captureSenders } from './helpers/capture.js';
@@ -307,5 +307,46 @@ describe('cookieSession option errors', () => {
     const capture = captureSenders();
     assert.throws(() => createOtpHandler({ ...baseOptions(capture), session: { secure: false } as never }), /option "session" must be cookieSession\(\.\.\.\)/);
     assert.throws(() => blockidOtp({ ...baseOptions(capture), session: 'cookie' as never }), /option "session" must be cookieSession\(\.\.\.\)/);
+  });
+});
+
+describe('cookieSession sealing is WebCrypto’s AES-256-GCM under an HKDF-SHA-256 key', () => {
+  /** The key WebCrypto derives from the secret with the salt and info the seal uses. */
+  const webKey = async (secret: string) => {
+    const material = await crypto.subtle.importKey('raw', new TextEncoder().encode(secret), 'HKDF', false, ['deriveKey']);
+    return crypto.subtle.deriveKey(
+      { name: 'HKDF', hash: 'SHA-256', salt: new TextEncoder().encode(COOKIE_SALT), info: new TextEncoder().encode(COOKIE_INFO) },
+      material,
+      { name: 'AES-GCM', length: 256 },
+      false,
+      ['encrypt', 'decrypt'],
+    );
+  };
+  const additionalData = new TextEncoder().encode(NAME);
+
+  it('a sealed cookie opens with WebCrypto, and holds the session as JSON', async () => {
+    const value = await seal(flag());
+    const bytes = Buffer.from(value.slice(3), 'base64url');
+    const plain = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: bytes.subarray(0, 12), additionalData }, await webKey(SECRET), bytes.subarray(12));
+    const payload = JSON.parse(new TextDecoder().decode(plain));
+    assert.equal(payload.d[SESSION_FLAG].verified, true);
+    assert.equal(typeof payload.i, 'string');
+    await assert.rejects(crypto.subtle.decrypt({ name: 'AES-GCM', iv: bytes.subarray(0, 12), additionalData }, await webKey(`${SECRET}-other`), bytes.subarray(12)));
+  });
+
+  it('a cookie WebCrypto sealed opens, and one sealed under another name does not', async () => {
+    const payload = { i: 'webcrypto-session', e: Math.floor(Date.now() / 1000) + 60, d: { marker: 'from WebCrypto' } };
+    const sealWith = async (cookieName: string) => {
+      const iv = crypto.getRandomValues(new Uint8Array(12));
+      const sealed = await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: new TextEncoder().encode(cookieName) }, await webKey(SECRET), new TextEncoder().encode(JSON.stringify(payload)));
+      return `v1.${Buffer.concat([iv, new Uint8Array(sealed)]).toString('base64url')}`;
+    };
+    const sessions = createCookieSessions(cookieSession({ secure: false }), SECRET);
+    const opened = await sessions.load(`${NAME}=${await sealWith(NAME)}`);
+    assert.equal(opened.port.read('marker'), 'from WebCrypto');
+    assert.equal(opened.port.id(), 'cs:webcrypto-session');
+    const foreign = await sessions.load(`${NAME}=${await sealWith('other-name')}`);
+    assert.equal(foreign.port.read('marker'), undefined);
+    assert.notEqual(foreign.port.id(), 'cs:webcrypto-session');
   });
 });

@@ -1,14 +1,19 @@
 /**
  * A session that needs no session middleware: the whole session lives in one cookie, sealed
- * (AES-256-GCM through WebCrypto, so it runs the same on Node, Bun and Deno) with a key that
- * HKDF derives from the OTP `secret` once per handler. One job: seal, unseal, rotate.
+ * with AES-256-GCM under a key that HKDF-SHA-256 derives from the OTP `secret` once per
+ * handler. One job: seal, unseal, rotate.
+ *
+ * The cipher is `node:crypto`'s (OpenSSL on Node; Bun and Deno implement the same module):
+ * its calls are synchronous, where WebCrypto's `subtle.decrypt` queues a job per call and cost
+ * about ten times as much per request on Node. The bytes are WebCrypto's AES-GCM and HKDF
+ * exactly (test/cookie-session.test.ts opens each with the other).
  *
  * Sealed value: `v1.` + base64url(12-byte IV ‖ ciphertext ‖ tag); the cookie name is the
  * additional data, so a value moved to another cookie name does not open. The plaintext is
  * `{ i: session id, e: expiry (s since epoch), d: data }`; the expiry inside the seal is what
  * counts (a replayed cookie past it is no session, whatever its Max-Age said).
  */
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import type { SessionPort } from './http.js';
 
 export interface CookieSessionOptions {
@@ -98,24 +103,17 @@ interface Payload {
   d: Record<string, unknown>;
 }
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+/** HKDF's salt and info: a key for this use only, whatever else the secret keys. */
+export const COOKIE_SALT = 'blockid-otp cookie session';
+export const COOKIE_INFO = 'v1';
 
 /** Seals and opens the cookie of one `cookieSession()` under one secret; the key is derived once. */
 export function createCookieSessions(settings: CookieSession, secret: string) {
   const { cookieName, maxAgeSeconds } = settings;
-  const additionalData = encoder.encode(cookieName);
-  const keyPromise = (async () => {
-    const material = await crypto.subtle.importKey('raw', encoder.encode(secret), 'HKDF', false, ['deriveKey']);
-    return crypto.subtle.deriveKey(
-      { name: 'HKDF', hash: 'SHA-256', salt: encoder.encode('blockid-otp cookie session'), info: encoder.encode('v1') },
-      material,
-      { name: 'AES-GCM', length: 256 },
-      false,
-      ['encrypt', 'decrypt'],
-    );
-  })();
-  keyPromise.catch(() => {}); // reported by the first seal or open that awaits it
+  const additionalData = Buffer.from(cookieName, 'utf8');
+  const key = Buffer.from(hkdfSync('sha256', secret, COOKIE_SALT, COOKIE_INFO, 32));
 
   const attributes = [
     `Path=${settings.path}`,
@@ -125,27 +123,29 @@ export function createCookieSessions(settings: CookieSession, secret: string) {
     ...(settings.secure ? ['Secure'] : []),
   ].join('; ');
 
-  async function seal(payload: Payload): Promise<string> {
-    const iv = randomBytes(12);
-    const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData }, await keyPromise, encoder.encode(JSON.stringify(payload))));
-    const bytes = new Uint8Array(iv.length + sealed.length);
-    bytes.set(iv, 0);
-    bytes.set(sealed, iv.length);
-    return `v1.${Buffer.from(bytes).toString('base64url')}`;
+  function seal(payload: Payload): string {
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', key, iv);
+    cipher.setAAD(additionalData);
+    const sealed = Buffer.concat([iv, cipher.update(JSON.stringify(payload), 'utf8'), cipher.final(), cipher.getAuthTag()]);
+    return `v1.${sealed.toString('base64url')}`;
   }
 
-  async function open(value: string, nowSeconds: number): Promise<Payload | null> {
+  function open(value: string, nowSeconds: number): Payload | null {
     if (!value.startsWith('v1.') || value.length > MAX_COOKIE_CHARS) return null;
     const bytes = Buffer.from(value.slice(3), 'base64url');
-    if (bytes.length < 12 + 16 + 2) return null;
-    let plain: ArrayBuffer;
+    if (bytes.length < IV_BYTES + TAG_BYTES + 2) return null;
+    let plain: string;
     try {
-      plain = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: bytes.subarray(0, 12), additionalData }, await keyPromise, bytes.subarray(12));
+      const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(0, IV_BYTES));
+      decipher.setAAD(additionalData);
+      decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
+      plain = decipher.update(bytes.subarray(IV_BYTES, bytes.length - TAG_BYTES), undefined, 'utf8') + decipher.final('utf8');
     } catch {
       return null; // tampered, truncated, or sealed under another secret or cookie name
     }
     try {
-      const payload = JSON.parse(decoder.decode(plain)) as Partial<Payload>;
+      const payload = JSON.parse(plain) as Partial<Payload>;
       if (typeof payload.i !== 'string' || typeof payload.e !== 'number' || payload.d === null || typeof payload.d !== 'object') return null;
       return payload.e > nowSeconds ? (payload as Payload) : null;
     } catch {
@@ -165,7 +165,7 @@ export function createCookieSessions(settings: CookieSession, secret: string) {
       // neither is trusted, so nobody can slip their own signed-in session under a victim's.
       const opened: Payload[] = [];
       for (const value of cookieValues(cookieHeader, cookieName)) {
-        const candidate = await open(value, nowSeconds);
+        const candidate = open(value, nowSeconds);
         if (candidate !== null) opened.push(candidate);
       }
       const payload = opened.length === 1 ? opened[0]! : null;
@@ -187,7 +187,7 @@ export function createCookieSessions(settings: CookieSession, secret: string) {
         port,
         // One clock per request (the time it arrived): a new or regenerated session's Max-Age is
         // exactly maxAgeSeconds, however long the request took.
-        setCookie: async () => (changed ? `${cookieName}=${await seal(current)}; Max-Age=${Math.max(0, current.e - nowSeconds)}; ${attributes}` : undefined),
+        setCookie: async () => (changed ? `${cookieName}=${seal(current)}; Max-Age=${Math.max(0, current.e - nowSeconds)}; ${attributes}` : undefined),
       };
     },
 

@@ -172,20 +172,19 @@ describe('TOTP enrollment: secret and uri', () => {
 
   it('uri: otpauth://totp/Issuer:account with secret, issuer, SHA1, 6 digits, 30 s', () => {
     const { enrollment } = enrolled('alice', { issuer: 'ACME Co', accountName: 'alice@example.com' });
-    assert.equal(
-      enrollment.uri,
-      `otpauth://totp/ACME%20Co:alice%40example.com?secret=${enrollment.secret}&issuer=ACME%20Co&algorithm=SHA1&digits=6&period=30`,
-    );
+    assert.ok(enrollment.uri.startsWith('otpauth://totp/ACME%20Co:alice%40example.com?'), enrollment.uri);
     const url = new URL(enrollment.uri);
     assert.equal(url.protocol, 'otpauth:');
     assert.equal(url.host, 'totp');
     assert.equal(decodeURIComponent(url.pathname), '/ACME Co:alice@example.com');
-    assert.equal(url.searchParams.get('issuer'), 'ACME Co');
+    assert.deepEqual(Object.fromEntries(url.searchParams), { secret: enrollment.secret, issuer: 'ACME Co', algorithm: 'SHA1', digits: '6', period: '30' });
   });
 
   it('defaults: issuer blockid-otp, account name the username', () => {
     const { enrollment } = enrolled('bob');
-    assert.match(enrollment.uri, /^otpauth:\/\/totp\/blockid-otp:bob\?secret=[A-Z2-7]{32}&issuer=blockid-otp&algorithm=SHA1&digits=6&period=30$/);
+    assert.ok(enrollment.uri.startsWith('otpauth://totp/blockid-otp:bob?'), enrollment.uri);
+    assert.equal(new URL(enrollment.uri).searchParams.get('issuer'), 'blockid-otp');
+    assert.match(new URL(enrollment.uri).searchParams.get('secret') ?? '', /^[A-Z2-7]{32}$/);
   });
 
   it('refuses labels an authenticator cannot show (":" separates issuer and account)', () => {

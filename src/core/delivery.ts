@@ -5,6 +5,7 @@ import { scrubMessage } from './scrub.js';
 import type { OtpEvents } from './events.js';
 import { inDeliverySpan, type CapturedContext, type OtpProvider } from './tracing.js';
 import type { Channel, OtpMetrics } from './types.js';
+import { withTimeout } from './timeout.js';
 
 /** One message ready to go: `send` hands it to its channel's sender. */
 export interface Outgoing {
@@ -159,12 +160,7 @@ function sendOnce(outgoing: Outgoing): Promise<void> {
 class DeliveryTimeout extends Error {}
 
 function withDeadline<T>(work: Promise<T>, deadline: number): Promise<T> {
-  work.catch(() => undefined); // a late failure after the deadline must not become an unhandled rejection
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DeliveryTimeout('delivery timed out')), Math.max(deadline - Date.now(), 0));
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+  return withTimeout(work, deadline - Date.now(), () => new DeliveryTimeout('delivery timed out'));
 }
 
 function isRetryable(error: unknown): boolean {

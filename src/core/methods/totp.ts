@@ -8,7 +8,8 @@
  */
 import { configError } from '../errors.js';
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import { generateHOTP } from '@oslojs/otp';
+import { encodeBase32NoPadding } from '@oslojs/encoding';
+import { createTOTPKeyURI, generateHOTP } from '@oslojs/otp';
 import { safeEqual } from '../codes.js';
 
 export const TOTP_PERIOD_SECONDS = 30;
@@ -38,7 +39,7 @@ export interface TotpEnrollOptions {
 export interface TotpEnrollment {
   /** The key in base32 (no padding), to show once as text beside the QR code. */
   secret: string;
-  /** `otpauth://totp/Issuer:account?secret=…&issuer=…&algorithm=SHA1&digits=6&period=30`. */
+  /** `otpauth://totp/Issuer:account?issuer=…&algorithm=SHA1&secret=…&period=30&digits=6`. */
   uri: string;
   /** The key sealed for this username (AES-256-GCM): what the app stores on the user's row. */
   sealed: string;
@@ -102,12 +103,8 @@ export function createTotp(secret: string): Totp {
     const issuer = label('issuer', options.issuer ?? DEFAULT_ISSUER);
     const accountName = label('accountName', options.accountName ?? username);
     const key = randomBytes(KEY_BYTES);
-    const secretBase32 = encodeBase32(key);
-    const uri =
-      `otpauth://totp/${encodeURIComponent(issuer)}:${encodeURIComponent(accountName)}` +
-      `?secret=${secretBase32}&issuer=${encodeURIComponent(issuer)}` +
-      `&algorithm=SHA1&digits=${TOTP_DIGITS}&period=${TOTP_PERIOD_SECONDS}`;
-    return { secret: secretBase32, uri, sealed: seal(username, key) };
+    const uri = createTOTPKeyURI(issuer, accountName, key, TOTP_PERIOD_SECONDS, TOTP_DIGITS);
+    return { secret: encodeBase32NoPadding(key), uri, sealed: seal(username, key) };
   };
 
   const stepAt = (nowMs: number): number => {
@@ -142,24 +139,4 @@ function label(name: 'issuer' | 'accountName', value: unknown): string {
     );
   }
   return value;
-}
-
-const BASE32_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-
-/** RFC 4648 base32 without padding (what otpauth URIs carry). */
-function encodeBase32(bytes: Uint8Array): string {
-  let out = '';
-  let buffer = 0;
-  let bits = 0;
-  for (const byte of bytes) {
-    buffer = (buffer << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += BASE32_ALPHABET[(buffer >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-    buffer &= (1 << bits) - 1;
-  }
-  if (bits > 0) out += BASE32_ALPHABET[(buffer << (5 - bits)) & 31];
-  return out;
 }

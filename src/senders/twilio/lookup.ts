@@ -10,6 +10,7 @@ import { OtpError, configError } from '../../core/errors.js';
 import type { LineTypeLookup } from '../../core/types.js';
 import { checkOptionNames, credentialOptions, twilioClient, type TwilioCredentials } from './client.js';
 import { lookupFailure, twilioFailure } from './errors.js';
+import { withTimeout } from '../../core/timeout.js';
 
 /** The line types Twilio's Line Type Intelligence reports. */
 export const TWILIO_LINE_TYPES = [
@@ -60,23 +61,14 @@ export function twilioLookup(options: TwilioLookupOptions): LineTypeLookup {
     async lookup(e164: string): Promise<{ lineType: string | null }> {
       if (typeof e164 !== 'string' || !E164.test(e164)) throw configError('twilioLookup: lookup() takes a number in E.164 form', 'invalid-argument');
       const ready = await client();
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new OtpError('DELIVERY_FAILED', `Twilio Lookup did not answer within ${timeoutMs} ms`, { retryable: true, cause: { provider: 'twilio' } })),
-          timeoutMs,
-        );
-      });
       const request = ready.lookups.v2.phoneNumbers(e164).fetch({ fields: 'line_type_intelligence' });
-      request.catch(() => {}); // a late failure after the timeout is already answered
+      const timedOut = () => new OtpError('DELIVERY_FAILED', `Twilio Lookup did not answer within ${timeoutMs} ms`, { retryable: true, cause: { provider: 'twilio' } });
       try {
-        const answer = await Promise.race([request, timedOut]);
+        const answer = await withTimeout(request, timeoutMs, timedOut);
         const type = answer?.lineTypeIntelligence?.type;
         return { lineType: typeof type === 'string' && type !== '' ? type : null };
       } catch (error) {
         throw error instanceof OtpError ? error : twilioFailure(error, lookupFailure);
-      } finally {
-        clearTimeout(timer);
       }
     },
   };

@@ -1,0 +1,13 @@
+/**
+ * `work`, or a rejection with `onTimeout()` once `ms` have passed, whichever comes first. The
+ * timer never outlives the race, and a failure of `work` after the timeout is not an unhandled
+ * rejection. (The one time limit of the package: its providers' SDKs take no `AbortSignal`.)
+ */
+export function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  work.catch(() => undefined);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), Math.max(ms, 0));
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}

@@ -3,7 +3,7 @@
 // store, dev outbox, fixed dev secrets); in production those defaults are refused.
 
 /** Twilio credentials and the channels that have a sender configured (at least one). */
-export interface TwilioConfig {
+interface TwilioConfig {
   accountSid: string;
   authToken: string;
   /** SMS from a number or through a Messaging Service. */
@@ -16,9 +16,9 @@ export interface TwilioConfig {
 
 /** The channels the dev outbox can stand in for. */
 export type OutboxChannel = 'sms' | 'email' | 'whatsapp' | 'voice';
-export const OUTBOX_CHANNELS: readonly OutboxChannel[] = ['sms', 'email', 'whatsapp', 'voice'];
+const OUTBOX_CHANNELS: readonly OutboxChannel[] = ['sms', 'email', 'whatsapp', 'voice'];
 
-export interface SmtpConfig {
+interface SmtpConfig {
   smtpUrl: string;
   from: string;
 }
@@ -60,7 +60,7 @@ export class ConfigError extends Error {
 
 // Only ever used outside production; refused there.
 export const DEV_OTP_SECRET = 'dev-only-otp-secret-change-me-0123456789abcdef';
-export const DEV_SESSION_SECRET = 'dev-only-session-secret-change-me-0123456789abcdef';
+const DEV_SESSION_SECRET = 'dev-only-session-secret-change-me-0123456789abcdef';
 
 const GENERATE_HINT = "generate one with `node -e \"console.log(require('node:crypto').randomBytes(48).toString('base64url'))\"`";
 

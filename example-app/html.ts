@@ -16,7 +16,7 @@ const replacements: Record<string, string> = {
   "'": '&#39;',
 };
 
-export function escapeHtml(value: string): string {
+function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (ch) => replacements[ch] ?? ch);
 }
 

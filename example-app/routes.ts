@@ -41,7 +41,7 @@ declare module 'express-session' {
 /** How long a started authenticator set-up waits for its first code. */
 const TOTP_SETUP_MS = 10 * 60 * 1000;
 
-export const SESSION_COOKIE = 'blockid.sid';
+const SESSION_COOKIE = 'blockid.sid';
 
 export interface OtpSettings {
   basePath: string;

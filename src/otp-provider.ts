@@ -149,7 +149,10 @@ export async function close(): Promise<void> {
   if (previous) await (await previous.catch(() => undefined))?.close();
 }
 
-/** Forgets the configuration (and closes its Redis client) so the next call reads the environment again; the same as `close()`. */
+/**
+ * Forgets the configuration (and closes its Redis client) so the next call reads the environment again; the same as `close()`.
+ * @alias
+ */
 export const reset = close;
 
 export default { GenerateOTP, VerifyOTP, close, reset };

@@ -41,7 +41,7 @@ export interface PlannedTarget {
   target: Target | null;
 }
 
-export type Admission = ReturnType<typeof createAdmission>;
+type Admission = ReturnType<typeof createAdmission>;
 
 export function createAdmission({ secret, limits, cooldownSeconds }: { secret: string; limits: OtpLimits; cooldownSeconds: number }) {
   /** `${label}:${hashKey(kind, value)}`: a destination's, a number block's, an IP's, or a decoy's stand-in's key. */
@@ -125,7 +125,7 @@ const GMAIL_DOMAINS = new Set(['gmail.com', 'googlemail.com']);
  * and for Gmail without dots in the local part and with googlemail.com as gmail.com, since
  * those all reach one inbox. Used for quotas only: mail still goes to the address as given.
  */
-export function destinationQuotaKey(target: Target): string {
+function destinationQuotaKey(target: Target): string {
   if (target.channel !== 'email') return target.to;
   const at = target.to.lastIndexOf('@');
   const domain = target.to.slice(at + 1).toLowerCase();

@@ -44,7 +44,7 @@ const backoffMs = (retry: number): number => 250 * retry;
  * delivered, false when it failed (a `delivery_failed` event says why); never rejects. Each
  * attempt is counted in `metrics` and traced as a `blockid_otp.deliver` span.
  */
-export async function deliver(
+async function deliver(
   outgoing: Outgoing,
   policy: DeliveryPolicy,
   events: OtpEvents,
@@ -108,7 +108,7 @@ const SAFE_TOKEN = /^[A-Za-z][A-Za-z0-9_.-]{0,39}$/;
  * What kind of failure `error` is, from its class and codes alone: `OtpError DELIVERY_FAILED
  * smtp ECONNREFUSED`, `OtpError DELIVERY_FAILED twilio HTTP 503 20503`, `TypeError`, `timed out`.
  */
-export function failureCause(error: unknown, code: string): string {
+function failureCause(error: unknown, code: string): string {
   if (error instanceof DeliveryTimeout) return 'timed out';
   const parts: string[] = [];
   const token = (value: unknown, prefix = ''): void => {

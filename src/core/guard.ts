@@ -15,7 +15,7 @@ export interface RequireOtpOptions {
 
 const METHODS: readonly VerifyMethod[] = ['code', 'totp', 'recovery', 'link'];
 
-export function resolveGuardOptions(options: RequireOtpOptions | undefined, factory: string): RequireOtpOptions {
+function resolveGuardOptions(options: RequireOtpOptions | undefined, factory: string): RequireOtpOptions {
   if (options === undefined) return {};
   checkOptions(factory, options, ['redirectTo', 'maxAgeSeconds', 'methods'], `${factory}({ redirectTo: '/login' })`);
   if (options.redirectTo !== undefined && !isSameOriginPath(options.redirectTo)) {
@@ -47,11 +47,11 @@ export function isVerified(flag: unknown, maxAgeSeconds: number | undefined, now
 }
 
 /** True when the client asked for an HTML page (a browser navigation), not an API answer. */
-export function wantsHtml(accept: string | undefined): boolean {
+function wantsHtml(accept: string | undefined): boolean {
   return typeof accept === 'string' && /\btext\/html\b/i.test(accept);
 }
 
-export const otpRequiredBody = {
+const otpRequiredBody = {
   error: 'otp_required',
   message: withDocsLink('This page needs a verified one-time passcode: request a code and verify it first.', 'otp-required'),
 };

@@ -92,7 +92,7 @@ function failure(status: number, error: string, message: string, extra: Record<s
 }
 
 /** `90` → `2 minutes`: a wait a person can read. */
-export function readableWait(seconds: number): string {
+function readableWait(seconds: number): string {
   const units: [number, string][] = [[86_400, 'day'], [3600, 'hour'], [60, 'minute']];
   for (const [size, unit] of units) {
     if (seconds >= size) {

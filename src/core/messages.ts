@@ -77,7 +77,7 @@ const frenchCanada: MessageTemplates = {
     ),
 };
 
-export const builtInMessages: Record<string, MessageTemplates> = { en: english, 'fr-CA': frenchCanada };
+const builtInMessages: Record<string, MessageTemplates> = { en: english, 'fr-CA': frenchCanada };
 
 /** "5 minutes" / "5 minutes" (fr) / "30 seconds" / "30 secondes". */
 export function describeDuration(seconds: number, locale: string): string {

@@ -170,7 +170,7 @@ export interface ResolvedOptions extends Required<Omit<OtpOptions, Optional>> {
 /** NIST SP 800-63B 5.2.2: at most 100 consecutive failed attempts on one account. */
 const NIST_MAX_FAILURES = 100;
 
-export const defaultLimits: OtpLimits = {
+const defaultLimits: OtpLimits = {
   sendsPerUsername: { points: 10, windowSeconds: 3600 },
   sendsPerDestination: { points: 10, windowSeconds: 3600 },
   sendsPerIp: { points: 30, windowSeconds: 3600 },

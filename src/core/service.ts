@@ -51,14 +51,14 @@ export interface RequestContext {
  * spent), a link that cannot be used (unknown, used or expired: one answer), or too many
  * wrong guesses of the session's code.
  */
-export type LinkResult =
+type LinkResult =
   | { result: 'verified'; username: string }
   | { result: 'other_device' }
   | { result: 'unusable' }
   | { result: 'too_many_attempts'; retryAfterSeconds?: number };
 
 /** An admitted HTTP send: `deliver()` is called once the reply is written. */
-export interface AcceptedSend {
+interface AcceptedSend {
   expiresAt: Date;
   /** How many messages `deliver()` will hand to senders (0 for a decoy or a test destination). */
   targets: number;

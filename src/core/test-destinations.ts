@@ -14,13 +14,13 @@ import type { Channel } from './types.js';
 import { maskDestination, normalizeEmail, normalizePhone } from './destinations.js';
 
 /** The longest `testDestinationsExpireAt` may lie ahead outside development and test. */
-export const MAX_PRODUCTION_TEST_WINDOW_MS = 30 * 24 * 60 * 60 * 1000;
+const MAX_PRODUCTION_TEST_WINDOW_MS = 30 * 24 * 60 * 60 * 1000;
 
 /** The `NODE_ENV` values (trimmed, any case) under which test destinations may have no expiry. */
 const RELAXED_ENVIRONMENTS = new Set(['development', 'test']);
 
 /** Whether `env` (a `NODE_ENV` value) is development or test: anything else, unset included, is treated as production. */
-export function isRelaxedEnvironment(env: string | undefined): boolean {
+function isRelaxedEnvironment(env: string | undefined): boolean {
   return typeof env === 'string' && RELAXED_ENVIRONMENTS.has(env.trim().toLowerCase());
 }
 

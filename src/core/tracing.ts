@@ -71,7 +71,7 @@ const FAILED: Record<OtpSpanName, string> = {
 /** A code as providers write them (Twilio `21211`, SMTP `550`, Node `ECONNRESET`, nodemailer `EAUTH`), never a number or an address. */
 const ERROR_CODE = /^(?:\d{1,6}|[A-Za-z_][A-Za-z0-9_.]{0,63})$/;
 /** The semantic conventions' value for an error of no known type. */
-export const OTHER_ERROR_TYPE = '_OTHER';
+const OTHER_ERROR_TYPE = '_OTHER';
 
 /**
  * The `error.type` for a thrown value: its `code` (Twilio's `RestException.code`, Node's

@@ -7,7 +7,7 @@
 import { configError, type DocsAnchor } from './errors.js';
 
 /** The section of docs/errors.md for a factory's configuration errors. */
-export function anchorFor(factory: string): DocsAnchor {
+function anchorFor(factory: string): DocsAnchor {
   if (/^requireOtp/.test(factory)) return 'invalid-guard-options';
   if (/Store$/.test(factory)) return 'invalid-store-options';
   if (/^(twilio|nodemailer)/.test(factory)) return 'invalid-sender-options';
@@ -79,7 +79,7 @@ export function booleanOption(factory: string, name: string, value: unknown): bo
 }
 
 /** The known name a typo most likely meant: the same prefix, or within 3 edits. */
-export function closest(name: string, known: readonly string[]): string | undefined {
+function closest(name: string, known: readonly string[]): string | undefined {
   const lower = name.toLowerCase();
   const byPrefix = known.find((candidate) => candidate.toLowerCase().startsWith(lower) || lower.startsWith(candidate.toLowerCase()));
   if (byPrefix) return byPrefix;

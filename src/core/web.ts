@@ -39,7 +39,7 @@ export type PlatformContext = FetchContext | object;
  * else Bun's `server.requestIP(request)` or Deno's `info.remoteAddr.hostname`, so that
  * `Bun.serve({ fetch: otp.fetch })` and `Deno.serve(otp.fetch)` count the client's IP too.
  */
-export function platformContext(request: Request, context: PlatformContext | undefined): FetchContext {
+function platformContext(request: Request, context: PlatformContext | undefined): FetchContext {
   if (context === null || typeof context !== 'object') return {};
   const given = context as { ip?: unknown; waitUntil?: unknown; requestIP?: unknown; remoteAddr?: { hostname?: unknown } };
   const waitUntil = typeof given.waitUntil === 'function' ? (given.waitUntil as FetchContext['waitUntil']) : undefined;
@@ -73,7 +73,7 @@ export interface WebCore {
 }
 
 /** Splits the Web-only options from the service's and checks them. */
-export function splitWebOptions(options: OtpHandlerOptions, factory: string): { otp: OtpOptions; session: CookieSession; trustProxy: number } {
+function splitWebOptions(options: OtpHandlerOptions, factory: string): { otp: OtpOptions; session: CookieSession; trustProxy: number } {
   if (options === null || typeof options !== 'object') throw new TypeError(`${factory}: expected an options object, e.g. { secret, resolveUser, email }.`);
   const { session = cookieSession(), trustProxy = 0, ...otp } = options;
   if (!isCookieSession(session)) {
@@ -101,7 +101,7 @@ export function toResponse(reply: { status: number; headers: Record<string, stri
 }
 
 /** The JSON body of `request`, at most `limitBytes`; throws `BodyError` (413 or 400). */
-export async function readRequestJson(request: Request, limitBytes: number): Promise<unknown> {
+async function readRequestJson(request: Request, limitBytes: number): Promise<unknown> {
   const text = await readRequestText(request, limitBytes);
   try {
     return JSON.parse(text);
@@ -111,7 +111,7 @@ export async function readRequestJson(request: Request, limitBytes: number): Pro
 }
 
 /** The body of `request` as UTF-8 text, at most `limitBytes`; throws `BodyError` (413 or 400). */
-export async function readRequestText(request: Request, limitBytes: number): Promise<string> {
+async function readRequestText(request: Request, limitBytes: number): Promise<string> {
   const declared = Number(request.headers.get('content-length'));
   if (Number.isFinite(declared) && declared > limitBytes) throw new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`);
   if (request.bodyUsed) throw new BodyError('malformed', 'The request body was already read before blockid-otp saw it.');
@@ -137,7 +137,7 @@ export async function readRequestText(request: Request, limitBytes: number): Pro
  * Starts `work` once the response is on its way: through the platform's `waitUntil` where it
  * has one, else on a timer, so it runs after the handler has returned the `Response`.
  */
-export function afterResponse(context: FetchContext | undefined, work: () => unknown): void {
+function afterResponse(context: FetchContext | undefined, work: () => unknown): void {
   if (typeof context?.waitUntil === 'function') {
     context.waitUntil(new Promise<void>((resolve) => setTimeout(() => void Promise.resolve(work()).finally(resolve), 0)));
     return;

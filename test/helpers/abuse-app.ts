@@ -12,7 +12,7 @@ import { createClient } from 'redis';
 import { blockidOtp, memoryStore, redisStore, type Destinations, type EmailSender, type OtpLogger, type OtpOptions, type OtpService, type SmsSender } from '../../src/index.js';
 import { serviceOf } from '../../src/core/adapter.js';
 
-export const SECRET = 'abuse-suite-secret-0123456789-abcdefghijkl';
+const SECRET = 'abuse-suite-secret-0123456789-abcdefghijkl';
 
 export interface SenderCalls {
   channel: 'sms' | 'email';
@@ -186,7 +186,7 @@ export function numberInBlock(block: number, line = 100): string {
 }
 
 /** A store per backend: the memory store, and a Redis store under a prefix of its own (keys deleted at the end). */
-export async function storeBackends(): Promise<Array<{ name: string; make: () => OtpOptions['store']; close: () => Promise<void> }>> {
+async function storeBackends(): Promise<Array<{ name: string; make: () => OtpOptions['store']; close: () => Promise<void> }>> {
   const backends: Array<{ name: string; make: () => OtpOptions['store']; close: () => Promise<void> }> = [
     { name: 'memory', make: () => memoryStore(), close: async () => {} },
   ];

@@ -43,7 +43,7 @@ export interface TestApp {
 }
 
 /** The parts app instances behind one load balancer share: the OTP store, the sessions, the senders. */
-export interface SharedParts {
+interface SharedParts {
   store: OtpStore;
   /** express-session's store, or koa-session's external store (undefined: Koa cookie sessions, shared through `app.keys`). */
   sessions: unknown;

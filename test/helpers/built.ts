@@ -51,6 +51,6 @@ export function builtPackage(): Promise<string> {
 }
 
 /** The file URL of one built entry, e.g. `builtEntry('fetch')` for `dist/fetch.js`. */
-export function builtEntry(name: string): string {
+function builtEntry(name: string): string {
   return new URL(`file://${join(dist, `${name}.js`)}`).href;
 }

@@ -8,7 +8,7 @@ export interface Reply {
 }
 
 /** Every reply any client saw, so a test can check that no code ever appeared in one. */
-export const seenReplies: Reply[] = [];
+const seenReplies: Reply[] = [];
 
 export class Client {
   /** name -> value, in the order the server first set them. */

@@ -18,7 +18,7 @@ export function tokenIn(text: string): string {
 }
 
 /** Throws when `token` appears in a reply anywhere but the confirmation form's hidden field. */
-export function assertTokenOnlyInForm(reply: Reply, token: string): void {
+function assertTokenOnlyInForm(reply: Reply, token: string): void {
   const headers = [...reply.headers].map(([name, value]) => `${name}: ${value}`).join('\n');
   assert.ok(!headers.includes(token), 'no token in a response header');
   assert.ok(!reply.text.split(`name="t" value="${token}"`).join('').includes(token), 'no token in the page but in its form field');

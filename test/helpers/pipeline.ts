@@ -21,7 +21,7 @@ import type { OtpStore } from '../../src/store.js';
 import { blockidOtpKoa } from '../../src/koa.js';
 import { startCluster, type TestCluster } from './redis-cluster.js';
 
-export const SECRET = 'pipeline-suite-secret-0123456789-abcdefgh';
+const SECRET = 'pipeline-suite-secret-0123456789-abcdefgh';
 export type Framework = 'express' | 'koa';
 export const FRAMEWORKS: Framework[] = ['express', 'koa'];
 
@@ -97,14 +97,14 @@ export async function pipelineBackends({ cluster: withCluster = true } = {}): Pr
 
 // ---- the app --------------------------------------------------------------------------------
 
-export interface SenderCall {
+interface SenderCall {
   channel: 'sms' | 'email';
   to: string;
   code: string;
   username: string;
 }
 
-export function countingSenders(sync?: () => void) {
+function countingSenders(sync?: () => void) {
   const calls: SenderCall[] = [];
   const record = async (call: SenderCall) => {
     sync?.();

@@ -485,4 +485,3 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
   });
 }
 
-export type { Space };

@@ -13,9 +13,9 @@ import { createTOTPKeyURI, generateHOTP } from '@oslojs/otp';
 import { safeEqual } from '../codes.js';
 
 export const TOTP_PERIOD_SECONDS = 30;
-export const TOTP_DIGITS = 6;
+const TOTP_DIGITS = 6;
 /** Steps accepted either side of the current one (clock drift, a code typed at the edge). */
-export const TOTP_WINDOW_STEPS = 1;
+const TOTP_WINDOW_STEPS = 1;
 /** 20 random bytes = 160 bits, RFC 4226's recommended key length. */
 const KEY_BYTES = 20;
 const DEFAULT_ISSUER = 'blockid-otp';

@@ -524,7 +524,7 @@ function renderSweep(sweep, push) {
     '## PostgreSQL: expired rows removed by the bounded sweep while sends answer',
     '',
     `One server (\`postgresStore({ pool, sweepIntervalMs: ${sweep.intervalMs} })\`, default \`sweepBatchSize\` 1000: each sweep statement deletes at most 1,000 expired rows of one table, a run repeats it at most 100 times per table and lets requests in between; the interval is lowered from the default 60 s so the bench need not wait a minute). ` +
-      `\`POST /otp/send\` runs throughout (as in the send scenario, 10 connections). After a quiet stretch the bench writes ${sweep.total.toLocaleString('en-US')} expired rows straight into the store\'s tables in one transaction ` +
+      `\`POST /otp/send\` runs throughout (as in the send scenario, 10 connections). After a quiet stretch the bench writes ${sweep.total.toLocaleString('en-US')} expired rows straight into the store's tables in one transaction ` +
       `(${Object.entries(sweep.rows).map(([t, n]) => `${n.toLocaleString('en-US')} in \`${t}\``).join(', ')}; expired 1 to 60 minutes ago), then counts the expired rows left every 250 ms.`,
     '',
     sweep.removedMs === undefined

@@ -168,7 +168,7 @@ export function createKoaExample(env: Env = process.env): KoaExample {
     },
     'GET /account': (ctx) =>
       guard(ctx, async () => {
-        const flag = ctx.session?.blockidOtp;
+        const flag = ctx.session.blockidOtp;
         const user = findUser(flag.username);
         const { totp, recoveryCodes } = factors.get(flag.username);
         ctx.body = {
@@ -184,14 +184,14 @@ export function createKoaExample(env: Env = process.env): KoaExample {
     // (a signed cookie by default) keeps it sealed until the first code confirms it.
     'POST /account/totp': (ctx) =>
       guard(ctx, async () => {
-        const { username } = ctx.session?.blockidOtp;
+        const { username } = ctx.session.blockidOtp;
         const { secret, uri, sealed } = await otp.totp.enroll(username, { issuer: config.appName });
         ctx.session!.totpSetup = { sealed, startedAt: Date.now() };
         ctx.body = { secret, uri, next: 'POST /account/totp/confirm { code }' };
       }),
     'POST /account/totp/confirm': (ctx) =>
       guard(ctx, async () => {
-        const { username } = ctx.session?.blockidOtp;
+        const { username } = ctx.session.blockidOtp;
         const setup = ctx.session?.totpSetup as { sealed: string; startedAt: number } | undefined;
         const { code } = await jsonBody(ctx);
         if (!setup || Date.now() - setup.startedAt > TOTP_SETUP_MS) {
@@ -211,7 +211,7 @@ export function createKoaExample(env: Env = process.env): KoaExample {
     // Recovery codes: shown in this answer once; only their hashes are kept.
     'POST /account/recovery-codes': (ctx) =>
       guard(ctx, async () => {
-        const { username } = ctx.session?.blockidOtp;
+        const { username } = ctx.session.blockidOtp;
         const { codes, hashes } = await otp.recoveryCodes.generate();
         factors.setRecoveryCodes(username, hashes);
         ctx.set('Cache-Control', 'no-store');

@@ -38,6 +38,7 @@ export interface BlockidOtpOptions extends OtpOptions {
 }
 
 /** `blockidOtp(options)`: Express middleware serving the OTP endpoints, plus the programmatic API. */
+// biome-ignore lint/suspicious/noExplicitAny: any Express (4 or 5) request and response, without making @types/express a dependency
 export type BlockidOtpMiddleware = ((req: any, res: any, next: (error?: unknown) => void) => void) & OtpApi;
 
 function sessionPort(req: ExpressRequest): SessionPort | undefined {
@@ -128,11 +129,15 @@ export function blockidOtp(options: BlockidOtpOptions): BlockidOtpMiddleware {
     try {
       checkTrustProxy(req);
     } catch (error) {
-      return next(error);
+      next(error);
+      return;
     }
     if (cookies !== undefined) cookieSessionsOf.set(req, cookies);
     const path = req.path ?? new URL(req.url ?? '/', 'http://x').pathname;
-    if (!handle.mayServe(path)) return next();
+    if (!handle.mayServe(path)) {
+      next();
+      return;
+    }
     void serve(req, res, next, path);
   };
 
@@ -173,6 +178,7 @@ export function blockidOtp(options: BlockidOtpOptions): BlockidOtpMiddleware {
 }
 
 /** `requireOtp(options?)`: lets verified sessions through; 401 `otp_required`, or 303 for pages when `redirectTo` is set. */
+// biome-ignore lint/suspicious/noExplicitAny: any Express (4 or 5) request and response, without making @types/express a dependency
 export function requireOtp(options?: RequireOtpOptions): (req: any, res: any, next: (error?: unknown) => void) => void {
   if (isRequest(options)) throw notCalledError('requireOtp', 'requireOtp()');
   const guard = createGuard(options, 'requireOtp');
@@ -187,7 +193,7 @@ export function requireOtp(options?: RequireOtpOptions): (req: any, res: any, ne
       }, next);
       return;
     }
-    let refusal;
+    let refusal: ReturnType<typeof guard>;
     try {
       refusal = guard(sessionPort(req), req.headers.accept);
     } catch (error) {

@@ -52,6 +52,7 @@ function isHonoCall(value: unknown, next: unknown): boolean {
  * `hono/bun` and `hono/deno` read), without importing a module that only one runtime has.
  */
 function runtimeIp(c: Context): string | undefined {
+  // biome-ignore lint/suspicious/noExplicitAny: each runtime's env has its own shape, probed field by field below
   const env = c.env as Record<string, any> | undefined;
   if (env === null || typeof env !== 'object') return undefined;
   // @hono/node-server: { incoming, outgoing }, or under `server` (e.g. @hono/vite-dev-server).
@@ -79,6 +80,7 @@ function waitUntilOf(c: Context): FetchContext['waitUntil'] {
 
 /** `blockidOtpHono(options)`: the OTP endpoints and the session flag, plus the programmatic API. */
 export function blockidOtpHono(options: BlockidOtpHonoOptions): BlockidOtpHonoMiddleware {
+  // biome-ignore lint/complexity/noArguments: a second argument is Hono's `next` when the factory itself was mounted; the public signature takes one
   if (isHonoCall(options, arguments[1]) || isRequest(options)) {
     throw notCalledError('blockidOtpHono', 'blockidOtpHono({ secret, resolveUser, email })');
   }
@@ -121,6 +123,7 @@ const missingPlugin = {
 
 /** `requireOtpHono(options?)`: lets verified sessions through; 401 `otp_required`, or 303 for pages when `redirectTo` is set. */
 export function requireOtpHono(options?: RequireOtpOptions): MiddlewareHandler<BlockidOtpEnv> {
+  // biome-ignore lint/complexity/noArguments: a second argument is Hono's `next` when the factory itself was mounted; the public signature takes one
   if (isHonoCall(options, arguments[1]) || isRequest(options)) throw notCalledError('requireOtpHono', 'requireOtpHono()');
   const decide = createGuard(options, 'requireOtpHono');
   return async (c, next) => {

@@ -56,6 +56,7 @@ export interface BlockidOtpKoaOptions extends OtpOptions {
 }
 
 /** `blockidOtpKoa(options)`: Koa middleware serving the OTP endpoints, plus the programmatic API. */
+// biome-ignore lint/suspicious/noExplicitAny: any Koa context, without making @types/koa a dependency
 export type BlockidOtpKoaMiddleware = ((ctx: any, next: () => Promise<unknown>) => Promise<void>) & OtpApi;
 
 function sessionPort(ctx: KoaContext): SessionPort | undefined {
@@ -170,6 +171,7 @@ export function blockidOtpKoa(options: BlockidOtpKoaOptions): BlockidOtpKoaMiddl
 }
 
 /** `requireOtpKoa(options?)`: lets verified sessions through; 401 `otp_required`, or 303 for pages when `redirectTo` is set. */
+// biome-ignore lint/suspicious/noExplicitAny: any Koa context, without making @types/koa a dependency
 export function requireOtpKoa(options?: RequireOtpOptions): (ctx: any, next: () => Promise<unknown>) => Promise<void> {
   if (isRequest(options)) throw notCalledError('requireOtpKoa', 'requireOtpKoa()');
   const guard = createGuard(options, 'requireOtpKoa');

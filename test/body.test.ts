@@ -98,7 +98,7 @@ describe('readJsonBody', () => {
       const big = `{"a":"${'x'.repeat(LIMIT)}"}`;
       const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
       const { outcome, received } = await exchange(
-        [head('', 'Transfer-Encoding: chunked') + chunk(big.slice(0, 20)), chunk(big.slice(20)) + '0\r\n\r\n'],
+        [head('', 'Transfer-Encoding: chunked') + chunk(big.slice(0, 20)), `${chunk(big.slice(20))}0\r\n\r\n`],
         { gapMs },
       );
       assert.equal(outcome.complete, complete);

@@ -2,7 +2,7 @@
 // secret and message (store keys and hashes must not change between releases).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { hashCode, hashKey, hmac, randomToken } from '../src/core/codes.js';
 
 const reference = (secret: string, message: string) => createHmac('sha256', secret).update(message).digest('base64url');

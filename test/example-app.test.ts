@@ -112,19 +112,6 @@ async function signOut(page: Page, url: string): Promise<void> {
   await page.waitForURL(`${url}/login?signed-out`);
 }
 
-/** On the account page: sets up an authenticator app and returns its key, read from the page. */
-async function setUpAuthenticator(tab: Tab, url: string): Promise<string> {
-  const { page } = tab;
-  await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
-  await page.waitForURL(`${url}/account/totp`);
-  const key = ((await page.locator('#totp-key').textContent()) ?? '').replace(/\s/g, '');
-  assert.match(key, /^[A-Z2-7]{32}$/, 'a 160-bit base32 key, as text');
-  await page.getByLabel('Code from the app').fill(await appCode(key));
-  await page.getByRole('button', { name: 'Turn on the authenticator app' }).click();
-  await page.waitForURL(`${url}/account`);
-  return key;
-}
-
 async function verifiedMethod(page: Page): Promise<string | null> {
   return page.locator('#verified-method').getAttribute('data-method');
 }

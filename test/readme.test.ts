@@ -144,7 +144,7 @@ describe('README and docs/', () => {
     }
   });
 
-  it('links only to files the package ships, and to anchors that exist', (t) => {
+  it('links only to files the package ships, and to anchors that exist', () => {
     const broken: string[] = [];
     let checked = 0;
     for (const [page, text] of markdown) {

@@ -48,7 +48,6 @@ export const typeCheckOnly = async () => {
 
 /** One sender shared by every instance, as one Twilio account and one SMTP relay would be. */
 const capture = captureSenders();
-const codesOf = (username: string): string[] => [...new Set(capture.messages.filter((m) => m.username === username).map((m) => m.code))];
 
 type Events = { [E in keyof OtpEventMap]?: Array<OtpEventMap[E] & { instance: number }> };
 

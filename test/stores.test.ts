@@ -17,7 +17,6 @@ import { OtpError } from '../src/core/errors.js';
 import { memoryStore } from '../src/stores/memory.js';
 import { redisStore } from '../src/stores/redis.js';
 import { sendPlanScript, verifyScript } from '../src/stores/redis-scripts.js';
-import type { OtpStore } from '../src/stores/types.js';
 import { freePort, keysUnder, kill, reconnectStrategy, startRedis, waitForRedis } from './helpers/redis-server.js';
 import { counter, describeStoreContract, plan, policy, randomKey } from './helpers/store-contract.js';
 import { startCluster, type TestCluster } from './helpers/redis-cluster.js';

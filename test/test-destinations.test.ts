@@ -55,7 +55,7 @@ describe('resolveTestDestinations', () => {
   it('refuses a key that breaks the phone or email rules, naming the option and the key', () => {
     for (const key of ['876-555-0100', '+1 809 555 0100', '900-555-0100', '1234567890', '+44 20 7946 0958', 'not a number', '"qa"@example.com', 'Q A <qa@example.com>', 'qa@localhost']) {
       // The key is named in full (it is the thing to fix); its code is not.
-      assertRefused(() => resolve({ [key]: '987650' }), new RegExp(`option "testDestinations": key ${escape(JSON.stringify(key))} is not an accepted destination`), 'blockidOtp', ['987650']);
+      assertRefused(() => resolve({ [key]: '987650' }), new RegExp(`option "testDestinations": key ${escapeRegExp(JSON.stringify(key))} is not an accepted destination`), 'blockidOtp', ['987650']);
     }
     assertRefused(() => resolve({ '876-555-0100': '123456' }), /another \+1 country/);
   });
@@ -191,6 +191,6 @@ describe('parseTestDestinationsEnv', () => {
   });
 });
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

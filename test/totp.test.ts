@@ -252,7 +252,7 @@ describe('TOTP sealed key', () => {
     const otherAlphabet = standard === body ? [] : [`v1.${standard}`];
     for (const bad of [
       ...otherAlphabet,
-      undefined, null, 42, {}, [], '', 'v1.', 'v1', 'v2.' + body, body, `v1.${body}=`, `v1.${body}!`,
+      undefined, null, 42, {}, [], '', 'v1.', 'v1', `v2.${body}`, body, `v1.${body}=`, `v1.${body}!`,
       `v1.${'A'.repeat(10_000)}`,
       `v1.${'A'.repeat(20)}`, `V1.${body}`, ` ${enrollment.sealed}`,
     ]) {

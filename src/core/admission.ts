@@ -41,8 +41,6 @@ export interface PlannedTarget {
   target: Target | null;
 }
 
-type Admission = ReturnType<typeof createAdmission>;
-
 export function createAdmission({ secret, limits, cooldownSeconds }: { secret: string; limits: OtpLimits; cooldownSeconds: number }) {
   /** `${label}:${hashKey(kind, value)}`: a destination's, a number block's, an IP's, or a decoy's stand-in's key. */
   const recurringKeys =
@@ -129,7 +127,7 @@ function destinationQuotaKey(target: Target): string {
   if (target.channel !== 'email') return target.to;
   const at = target.to.lastIndexOf('@');
   const domain = target.to.slice(at + 1).toLowerCase();
-  let local = (target.to.slice(0, at).split('+')[0] || target.to.slice(0, at)).toLowerCase();
+  const local = (target.to.slice(0, at).split('+')[0] || target.to.slice(0, at)).toLowerCase();
   if (GMAIL_DOMAINS.has(domain)) return `${local.replace(/\./g, '')}@gmail.com`;
   return `${local}@${domain}`;
 }

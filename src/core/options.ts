@@ -71,10 +71,12 @@ export interface ResolvedUser extends Destinations {
 
 export type ResolveUser = (
   username: string,
+  // biome-ignore lint/suspicious/noExplicitAny: the framework's request (Express, Koa, Fastify, a fetch Request), whichever adapter calls
   req: any,
 ) => ResolvedUser | null | undefined | Promise<ResolvedUser | null | undefined>;
 
 /** Called when a recovery code verifies: delete `hash` from the user's row (the store refuses it again meanwhile). */
+// biome-ignore lint/suspicious/noExplicitAny: the framework's request, as in ResolveUser
 export type OnRecoveryCodeUsed = (username: string, hash: string, req: any) => void | Promise<void>;
 
 export interface OtpOptions {
@@ -300,7 +302,7 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
     if (options[name] !== undefined && typeof options[name] !== 'function') fail(`option "${name}" must be a function.`);
   }
   const logger = options.logger;
-  if (logger !== undefined && !['info', 'warn', 'error'].every((level) => typeof (logger as any)?.[level] === 'function')) {
+  if (logger !== undefined && !['info', 'warn', 'error'].every((level) => typeof (logger as unknown as Record<string, unknown> | null)?.[level] === 'function')) {
     fail('option "logger" must have info, warn and error methods (pino and console both do).');
   }
   if (options.messages !== undefined && (options.messages === null || typeof options.messages !== 'object')) {

@@ -283,7 +283,7 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
         phoneRules);
         // Every channel asked for is in the plan: a channel the user lacks is a stand-in that delivers nothing.
         const planned = wantedChannels(channel, senders).map((wanted) => ({ channel: wanted, target: targets.find((t) => t.channel === wanted) ?? null }));
-        let issued;
+        let issued: Awaited<ReturnType<typeof admitAndIssue>>;
         try {
           issued = await admitAndIssue(username, space, planned, {
             slot: context.binding ?? '',

@@ -49,8 +49,3 @@ export function builtPackage(): Promise<string> {
   })();
   return building;
 }
-
-/** The file URL of one built entry, e.g. `builtEntry('fetch')` for `dist/fetch.js`. */
-function builtEntry(name: string): string {
-  return new URL(`file://${join(dist, `${name}.js`)}`).href;
-}

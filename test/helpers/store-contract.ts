@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import type { Counter, LockPolicy, OtpStore, SendPlan, Space } from '../../src/stores/types.js';
+import type { Counter, LockPolicy, OtpStore, SendPlan } from '../../src/stores/types.js';
 
 export type MakeStore = () => Promise<{ store: OtpStore; cleanup(): Promise<void> }>;
 

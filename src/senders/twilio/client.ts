@@ -33,6 +33,7 @@ export function checkOptionNames(factory: string, options: unknown, known: reado
  * returns the getter of the client. A failed build (no `twilio` package) is retried on the
  * next call.
  */
+// biome-ignore lint/suspicious/noExplicitAny: `fits` probes a client the caller handed in, whose shape is what it checks
 export function twilioClient<Client>(factory: string, options: Record<string, unknown>, fits: (client: any) => boolean): () => Promise<Client> {
   const { client, accountSid, authToken, clientOptions } = options;
   if (client !== undefined) {

@@ -9,17 +9,21 @@
  * on a second keep-alive connection; the probe's latency is what an attacker reads. The
  * classifier is fixed in advance, not fitted to the data: slower than the overall median means
  * known. With N trials and no leak its accuracy is 0.5 with σ = sqrt(0.25 / N); at N = 800 the
- * 0.55 bound is 2.8 σ away (a false failure about once in 400 runs). Noise from a busy machine
- * only makes the classes look more alike, so the control (the same probe against a route that
- * spins 1 ms after its reply for known users, as the delivery once did) shows the probe can
- * see a leak of that size on the same machine at the same moment.
+ * 0.55 bound is 2.8 σ away (a false failure about once in 400 measurements).
+ *
+ * Noise from a busy machine only makes the classes look more alike, so a control runs in the
+ * same random order as the real sends (the same conditions): the same probe after a route
+ * that spins 1 ms after its reply for known users, as the delivery once did. When the control
+ * is told apart less than 70 % of the time, that measurement could not have seen such a leak;
+ * it is made once more (both must stay under 55 %), and the test fails as inconclusive if the
+ * second control is no better.
  */
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { once } from 'node:events';
 import { Agent, createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { AddressObject } from 'mailparser';
 import { testAccountSid } from './helpers/prism.js';
@@ -35,8 +39,10 @@ const CONTROL_TRIALS_PER_CLASS = 300;
 const WARM_UP_PER_CLASS = 20;
 const MAX_ACCURACY = 0.55;
 const MIN_CONTROL_ACCURACY = 0.7;
-/** A slow, shared machine may need far longer than the ~30 s a run usually takes. */
-const TEST_TIMEOUT_MS = 300_000;
+/** A slow, shared machine may need far longer than the ~40 s a run usually takes. */
+const TEST_TIMEOUT_MS = 600_000;
+/** Measurements per framework at most: a second one when the first's control shows too much noise. */
+const MAX_ATTEMPTS = 2;
 
 interface TwilioFake {
   url: string;
@@ -136,56 +142,67 @@ const median = (values: number[]): number => {
   return sorted.length % 2 === 1 ? sorted[Math.floor(middle)]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 };
 
+type Kind = 'known' | 'unknown';
+
+/** Where the sends of one arm go: the plugin's `/otp/send`, or the fixture's control route. */
+interface Arm {
+  name: string;
+  perClass: number;
+  send(username: string): { path: string; body: string };
+}
+
 interface Measurement {
   known: number[];
   unknown: number[];
-  knownUsernames: string[];
+  /** Classified right by "slower than the overall median ⇒ known". */
   accuracy: number;
-  seconds: number;
+}
+
+function shuffle<T>(items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i -= 1) {
+    const j = randomInt(i + 1);
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
 }
 
 /**
- * `perClass` counted trials of each class after a warm-up, each pair of trials one known and
- * one unknown in random order, with a random 5-25 ms gap between trials. `path(username)` is
- * the send's path and body.
+ * Runs every arm's trials in one random order (so that they share the machine's conditions),
+ * after a warm-up of `WARM_UP_PER_CLASS` trials per class and arm that does not count, with a
+ * random 5-25 ms gap between trials. Returns each arm's measurement and the known usernames sent.
  */
-async function measure(
-  connections: Connections,
-  perClass: number,
-  send: (username: string) => { path: string; body: string },
-  tag: string,
-): Promise<Measurement> {
-  const startedAt = performance.now();
-  const samples = { known: [] as number[], unknown: [] as number[] };
+async function measure(connections: Connections, arms: Arm[], attempt: number): Promise<{ byArm: Map<string, Measurement>; knownUsernames: string[] }> {
+  const schedule = (counted: boolean) =>
+    shuffle(arms.flatMap((arm) => {
+      const count = counted ? arm.perClass : WARM_UP_PER_CLASS;
+      return (['known', 'unknown'] as const).flatMap((kind) => Array.from({ length: count }, () => ({ arm, kind, counted })));
+    }));
+  const samples = new Map(arms.map((arm) => [arm.name, { known: [] as number[], unknown: [] as number[] }]));
   const knownUsernames: string[] = [];
-  for (let pair = 0; pair < WARM_UP_PER_CLASS + perClass; pair += 1) {
-    const order = randomInt(2) === 0 ? (['known', 'unknown'] as const) : (['unknown', 'known'] as const);
-    for (const kind of order) {
-      const username = `${kind}-${tag}-${pair}`;
-      if (kind === 'known') knownUsernames.push(username);
-      const { path, body } = send(username);
-      const { status, probeMs } = await trial(connections, path, body);
-      assert.equal(status, 202, `${username}: the send answered ${status}`);
-      if (pair >= WARM_UP_PER_CLASS) samples[kind].push(probeMs);
-      await sleep(5 + randomInt(21));
-    }
+  let serial = 0;
+  for (const { arm, kind, counted } of [...schedule(false), ...schedule(true)]) {
+    const username = `${kind}-${arm.name}-${attempt}-${(serial += 1)}`;
+    if (kind === 'known') knownUsernames.push(username);
+    const { path, body } = arm.send(username);
+    const { status, probeMs } = await trial(connections, path, body);
+    assert.equal(status, 202, `${username}: the send answered ${status}`);
+    if (counted) samples.get(arm.name)![kind as Kind].push(probeMs);
+    await sleep(5 + randomInt(21));
   }
-  const threshold = median([...samples.known, ...samples.unknown]);
-  const right = samples.known.filter((ms) => ms > threshold).length + samples.unknown.filter((ms) => ms <= threshold).length;
-  return {
-    ...samples,
-    knownUsernames,
-    accuracy: right / (samples.known.length + samples.unknown.length),
-    seconds: (performance.now() - startedAt) / 1000,
-  };
+  const byArm = new Map<string, Measurement>();
+  for (const [name, { known, unknown }] of samples) {
+    const threshold = median([...known, ...unknown]);
+    const right = known.filter((ms) => ms > threshold).length + unknown.filter((ms) => ms <= threshold).length;
+    byArm.set(name, { known, unknown, accuracy: right / (known.length + unknown.length) });
+  }
+  return { byArm, knownUsernames };
 }
 
-function report(t: TestContext, label: string, m: Measurement): void {
+function describeMeasurement(label: string, m: Measurement): string {
   const ms = (value: number) => value.toFixed(3);
-  t.diagnostic(
+  return (
     `${label}: accuracy ${(m.accuracy * 100).toFixed(1)} % over N = ${m.known.length + m.unknown.length} ` +
-      `(${m.known.length} known, ${m.unknown.length} unknown); probe median known ${ms(median(m.known))} ms, ` +
-      `unknown ${ms(median(m.unknown))} ms; ${m.seconds.toFixed(1)} s`,
+    `(${m.known.length} known, ${m.unknown.length} unknown); probe median known ${ms(median(m.known))} ms, unknown ${ms(median(m.unknown))} ms`
   );
 }
 
@@ -203,6 +220,11 @@ async function settle(count: () => number, expected: number, what: string, timeo
   await sleep(1_000);
 }
 
+const arms: Arm[] = [
+  { name: 'otp', perClass: TRIALS_PER_CLASS, send: (username) => ({ path: '/otp/send', body: JSON.stringify({ username }) }) },
+  { name: 'control', perClass: CONTROL_TRIALS_PER_CLASS, send: (username) => ({ path: `/control/send?username=${username}`, body: '{}' }) },
+];
+
 for (const framework of ['express', 'koa']) {
   describe(`a probe right after the 202 does not tell known users (${framework}, app in its own process)`, () => {
     let twilio: TwilioFake;
@@ -213,7 +235,7 @@ for (const framework of ['express', 'koa']) {
     before(async () => {
       twilio = await startTwilioFake();
       smtp = await startSmtpSink();
-      app = await startRuntimeApp('node', fixture, { TIMING_TWILIO_URL: twilio.url, TIMING_SMTP_URL: smtp.url }, /\{"listening":(\d+)\}/);
+      app = await startRuntimeApp('node', fixture, { TIMING_TWILIO_URL: twilio.url, TIMING_SMTP_URL: smtp.url });
       connections = new Connections(app.url);
     });
 
@@ -224,25 +246,40 @@ for (const framework of ['express', 'koa']) {
       await twilio?.stop();
     });
 
-    it(`known from unknown no better than ${Math.round(MAX_ACCURACY * 100)} % from one probe, with real deliveries`, { timeout: TEST_TIMEOUT_MS }, async (t) => {
-      const m = await measure(connections, TRIALS_PER_CLASS, (username) => ({ path: '/otp/send', body: JSON.stringify({ username }) }), 'otp');
-      report(t, `${framework} /otp/send`, m);
+    it(
+      `known from unknown no better than ${Math.round(MAX_ACCURACY * 100)} % from one probe, with real deliveries; ` +
+        `the same probe tells a 1 ms leak at least ${Math.round(MIN_CONTROL_ACCURACY * 100)} %`,
+      { timeout: TEST_TIMEOUT_MS },
+      async (t) => {
+        const knownUsernames: string[] = [];
+        let control = 0;
+        // An attempt whose control stays under the bound could not have seen a leak of that
+        // size (a busy machine): it is measured again, and every attempt must stay under 55 %.
+        for (let attempt = 1; attempt <= MAX_ATTEMPTS && control < MIN_CONTROL_ACCURACY; attempt += 1) {
+          const startedAt = performance.now();
+          const run = await measure(connections, arms, attempt);
+          knownUsernames.push(...run.knownUsernames);
+          const otp = run.byArm.get('otp')!;
+          control = run.byArm.get('control')!.accuracy;
+          const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
+          t.diagnostic(`${framework} attempt ${attempt} (${seconds} s): ${describeMeasurement('/otp/send', otp)}`);
+          t.diagnostic(`${framework} attempt ${attempt}: ${describeMeasurement('control, 1 ms after the reply', run.byArm.get('control')!)}`);
+          assert.ok(otp.accuracy <= MAX_ACCURACY, `a probe told known from unknown users ${(otp.accuracy * 100).toFixed(1)} % of the time`);
+        }
+        assert.ok(
+          control >= MIN_CONTROL_ACCURACY,
+          `inconclusive: the probe told the control's known users only ${(control * 100).toFixed(1)} % of the time, so this machine was too busy for the measurement to see a 1 ms leak`,
+        );
 
-      const expected = m.knownUsernames.length;
-      await settle(() => Math.min(twilio.messages.length, smtp.messages.length), expected, 'deliveries');
-      assert.equal(twilio.messages.length, expected, 'one SMS per known user, none for unknown ones');
-      assert.ok(twilio.messages.every((to) => to === '+14155550100'), 'every SMS went to the known users\' number');
-      assert.deepEqual(emailRecipients(smtp).sort(), m.knownUsernames.map((username) => `${username}@example.com`).sort(), 'one email per known user, none for unknown ones');
-      t.diagnostic(`${framework}: delivered ${twilio.messages.length} SMS and ${smtp.messages.length} emails for ${expected} known users`);
-      assert.equal(app.stderr(), '', 'the app wrote nothing to stderr');
-
-      assert.ok(m.accuracy <= MAX_ACCURACY, `a probe told known from unknown users ${(m.accuracy * 100).toFixed(1)} % of the time`);
-    });
-
-    it(`control: the same probe sees 1 ms of work after the reply (at least ${Math.round(MIN_CONTROL_ACCURACY * 100)} %)`, { timeout: TEST_TIMEOUT_MS }, async (t) => {
-      const m = await measure(connections, CONTROL_TRIALS_PER_CLASS, (username) => ({ path: `/control/send?username=${username}`, body: '{}' }), 'control');
-      report(t, `${framework} control`, m);
-      assert.ok(m.accuracy >= MIN_CONTROL_ACCURACY, `the probe told the control's known users ${(m.accuracy * 100).toFixed(1)} % of the time`);
-    });
+        const expected = knownUsernames.filter((username) => username.includes('-otp-')).length;
+        await settle(() => Math.min(twilio.messages.length, smtp.messages.length), expected, 'deliveries');
+        assert.equal(twilio.messages.length, expected, 'one SMS per known user, none for unknown ones');
+        assert.ok(twilio.messages.every((to) => to === '+14155550100'), "every SMS went to the known users' number");
+        const expectedEmails = knownUsernames.filter((username) => username.includes('-otp-')).map((username) => `${username}@example.com`);
+        assert.deepEqual(emailRecipients(smtp).sort(), expectedEmails.sort(), 'one email per known user, none for unknown ones');
+        t.diagnostic(`${framework}: delivered ${twilio.messages.length} SMS and ${smtp.messages.length} emails for ${expected} known users`);
+        assert.equal(app.stderr(), '', 'the app wrote nothing to stderr');
+      },
+    );
   });
 }

@@ -14,7 +14,7 @@
  * Noise from a busy machine only makes the classes look more alike, so a control runs in the
  * same random order as the real sends (the same conditions): the same probe after a route
  * that spins 1 ms after its reply for known users, as the delivery once did. When the control
- * is told apart less than 70 % of the time, that measurement could not have seen such a leak;
+ * is told apart less than 60 % of the time, that measurement could not have seen such a leak;
  * it is made once more (both must stay under 55 %), and the test fails as inconclusive if the
  * second control is no better.
  */
@@ -38,7 +38,12 @@ const TRIALS_PER_CLASS = 400;
 const CONTROL_TRIALS_PER_CLASS = 300;
 const WARM_UP_PER_CLASS = 20;
 const MAX_ACCURACY = 0.55;
-const MIN_CONTROL_ACCURACY = 0.7;
+/**
+ * The control's bound: 5 σ above chance at its N = 600. A 1 ms leak is told apart about 80 % of
+ * the time on a quiet machine (the probe's own round trip eats part of the spin) and 62-77 %
+ * with the machine's two cores shared by several times as many busy processes.
+ */
+const MIN_CONTROL_ACCURACY = 0.6;
 /** A slow, shared machine may need far longer than the ~40 s a run usually takes. */
 const TEST_TIMEOUT_MS = 600_000;
 /** Measurements per framework at most: a second one when the first's control shows too much noise. */

@@ -33,12 +33,12 @@ function build() {
   execFileSync('sh', ['-c', `git archive HEAD src | tar -x -C "${srcRoot}"`], { cwd: ROOT });
   const distDir = path.join(TMP, `build-frameworks-${commit}`);
   rmSync(distDir, { recursive: true, force: true });
-  const entries = [...ENTRIES.map((name) => path.join(srcRoot, 'src', `${name}.ts`)), path.join(srcRoot, 'src', 'core', 'cookie-session.ts')];
+  const entries = [...ENTRIES.map((name) => path.join(srcRoot, 'src', `${name}.ts`)), path.join(srcRoot, 'src', 'core', 'http', 'cookie-session.ts')];
   execFileSync('npx', ['tsup', ...entries, '--no-config', '--format', 'esm', '--target', 'node20', '--out-dir', distDir, '--silent'], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  for (const name of [...ENTRIES, 'core/cookie-session']) if (!existsSync(path.join(distDir, `${name}.js`))) throw new Error(`build failed: ${name}.js missing`);
+  for (const name of [...ENTRIES, 'core/http/cookie-session']) if (!existsSync(path.join(distDir, `${name}.js`))) throw new Error(`build failed: ${name}.js missing`);
   return { distDir, commit };
 }
 
@@ -98,7 +98,7 @@ async function benchFramework(framework, distDir) {
 /** µs per seal and per unseal of a session cookie holding a verified flag (the build's own createCookieSessions). */
 async function sealCost(distDir) {
   const { cookieSession } = await import(path.join(distDir, 'fetch.js'));
-  const { createCookieSessions } = await import(path.join(distDir, 'core', 'cookie-session.js'));
+  const { createCookieSessions } = await import(path.join(distDir, 'core', 'http', 'cookie-session.js'));
   const sessions = createCookieSessions(cookieSession({ secure: false }), 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz');
   const flag = { verified: true, username: 'bench.user.0001', verifiedAt: Date.now(), method: 'code' };
   const sealOnce = async () => {

@@ -1,12 +1,12 @@
 /** The Express adapter: a thin translation between Express and the framework-free core. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readJsonBody, readTextBody } from './core/body.js';
-import { createHttpHandler, type HttpExchange, type SessionPort } from './core/http.js';
-import { createGuard, type RequireOtpOptions } from './core/guard.js';
-import { afterResponse, insecureCookieMessage, isRequest, notCalledError, requireResolveUser, trustAllProxiesError, withOtpApi, type OtpApi } from './core/adapter.js';
+import { readJsonBody, readTextBody } from './core/http/body.js';
+import { createHttpHandler, type HttpExchange, type SessionPort } from './core/http/handler.js';
+import { createGuard, type RequireOtpOptions } from './core/http/guard.js';
+import { afterResponse, insecureCookieMessage, isRequest, notCalledError, requireResolveUser, trustAllProxiesError, withOtpApi, type OtpApi } from './core/http/adapter.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
-import { cookieSessionsOf, createCookieSessions, takeCookieSession, type CookieSession, type CookieSessionState } from './core/cookie-session.js';
+import { cookieSessionsOf, createCookieSessions, takeCookieSession, type CookieSession, type CookieSessionState } from './core/http/cookie-session.js';
 
 type Next = (error?: unknown) => void;
 

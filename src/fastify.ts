@@ -6,19 +6,19 @@
  * fastify-plugin), so `app.otp`, `request.blockidOtp` and its hook reach the whole app.
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
-import { afterResponse, isRequest, requireResolveUser, withOtpApi, type OtpApi } from './core/adapter.js';
-import { readJsonBody, readTextBody } from './core/body.js';
-import { cookieSession, createCookieSessions, isCookieSession, type CookieSession, type CookieSessionState } from './core/cookie-session.js';
-import { flagSession, normalizeFlag } from './core/flag-session.js';
-import { createGuard, type RequireOtpOptions } from './core/guard.js';
-import { createHttpHandler, SESSION_FLAG, type HttpReply, type SessionPort } from './core/http.js';
+import { afterResponse, isRequest, requireResolveUser, withOtpApi, type OtpApi } from './core/http/adapter.js';
+import { readJsonBody, readTextBody } from './core/http/body.js';
+import { cookieSession, createCookieSessions, isCookieSession, type CookieSession, type CookieSessionState } from './core/http/cookie-session.js';
+import { flagSession, normalizeFlag } from './core/http/flag-session.js';
+import { createGuard, type RequireOtpOptions } from './core/http/guard.js';
+import { createHttpHandler, SESSION_FLAG, type HttpReply, type SessionPort } from './core/http/handler.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
 import type { OtpSessionFlag } from './core/types.js';
-import { checkFastifyTrustProxy } from './core/fastify-trust-proxy.js';
+import { checkFastifyTrustProxy } from './core/http/fastify-trust-proxy.js';
 
-export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/cookie-session.js';
-export type { RequireOtpOptions } from './core/guard.js';
+export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/http/cookie-session.js';
+export type { RequireOtpOptions } from './core/http/guard.js';
 export type { OtpOptions } from './core/options.js';
 
 /** `blockidOtpFastify` options: every core option, and `session` to choose blockid-otp's own cookie. */

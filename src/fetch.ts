@@ -3,14 +3,14 @@
  * endpoints as a `Request` → `Response` function, for `Bun.serve`, `Deno.serve`, Next.js route
  * handlers and any runtime with Web `Request`/`Response`; the session is one sealed cookie.
  */
-import { isRequest, notCalledError, withOtpApi, type OtpApi } from './core/adapter.js';
-import type { RequireOtpOptions } from './core/guard.js';
-import { createWebCore, toResponse, type OtpHandlerOptions, type OtpSession, type PlatformContext } from './core/web.js';
+import { isRequest, notCalledError, withOtpApi, type OtpApi } from './core/http/adapter.js';
+import type { RequireOtpOptions } from './core/http/guard.js';
+import { createWebCore, toResponse, type OtpHandlerOptions, type OtpSession, type PlatformContext } from './core/http/web.js';
 
-export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/cookie-session.js';
-export type { FetchContext, OtpHandlerOptions, OtpSession, PlatformContext } from './core/web.js';
-export type { RequireOtpOptions } from './core/guard.js';
-export type { OtpApi } from './core/adapter.js';
+export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/http/cookie-session.js';
+export type { FetchContext, OtpHandlerOptions, OtpSession, PlatformContext } from './core/http/web.js';
+export type { RequireOtpOptions } from './core/http/guard.js';
+export type { OtpApi } from './core/http/adapter.js';
 
 export interface OtpHandler extends OtpApi {
   /**

@@ -6,14 +6,14 @@
  * Hono as `c.env`.
  */
 import type { Context, MiddlewareHandler } from 'hono';
-import { isRequest, notCalledError, withOtpApi, type OtpApi } from './core/adapter.js';
-import { flagSession } from './core/flag-session.js';
-import { createGuard, type RequireOtpOptions } from './core/guard.js';
-import { createWebCore, toResponse, type FetchContext, type OtpHandlerOptions, type OtpSession } from './core/web.js';
+import { isRequest, notCalledError, withOtpApi, type OtpApi } from './core/http/adapter.js';
+import { flagSession } from './core/http/flag-session.js';
+import { createGuard, type RequireOtpOptions } from './core/http/guard.js';
+import { createWebCore, toResponse, type FetchContext, type OtpHandlerOptions, type OtpSession } from './core/http/web.js';
 
-export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/cookie-session.js';
-export type { OtpHandlerOptions, OtpSession } from './core/web.js';
-export type { RequireOtpOptions } from './core/guard.js';
+export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/http/cookie-session.js';
+export type { OtpHandlerOptions, OtpSession } from './core/http/web.js';
+export type { RequireOtpOptions } from './core/http/guard.js';
 
 /** What the middleware puts on the context: `c.get('blockidOtp')` is the verified flag or `null`. */
 export interface BlockidOtpVariables {

@@ -1,22 +1,22 @@
 export { blockidOtp, requireOtp, type BlockidOtpMiddleware, type BlockidOtpOptions } from './express.js';
-export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/cookie-session.js';
+export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/http/cookie-session.js';
 export { createOtpService, type OtpService } from './core/programmatic.js';
-export type { OtpApi } from './core/adapter.js';
+export type { OtpApi } from './core/http/adapter.js';
 export type { GenerateResult, VerifyResult } from './core/service.js';
 export { OtpError, type OtpErrorCode } from './core/errors.js';
 export type { OtpOptions, OtpLimits, OtpLogger, WindowQuota, ResolveUser, ResolvedUser, OnRecoveryCodeUsed, LinkOptions } from './core/options.js';
-export type { TotpEnrollment, TotpEnrollOptions } from './core/methods/totp.js';
-export type { RecoveryCodeSet } from './core/methods/recovery.js';
-export type { RequireOtpOptions } from './core/guard.js';
+export type { TotpEnrollment, TotpEnrollOptions } from './core/verify/totp.js';
+export type { RecoveryCodeSet } from './core/verify/recovery.js';
+export type { RequireOtpOptions } from './core/http/guard.js';
 export type { OtpEventMap, OtpEventName, OtpListener } from './core/events.js';
-export type { MessageTemplates, MessageContext } from './core/messages.js';
+export type { MessageTemplates, MessageContext } from './core/send/messages.js';
 export type {
   Channel, ChannelChoice, PhoneChannel, VerifyMethod, OtpMetrics, Destinations, EmailMessage, EmailSender, OtpSessionFlag, SmsMessage, SmsSender,
   WhatsAppMessage, WhatsAppSender, VoiceMessage, VoiceSender, LineTypeLookup,
 } from './core/types.js';
 export {
   normalizePhone, normalizeEmail, resolveAllowedNumberTypes, PHONE_NUMBER_TYPES, type PhoneNumberType, type NormalizePhoneOptions,
-} from './core/destinations.js';
+} from './core/send/destinations.js';
 export { memoryStore, type MemoryStoreOptions } from './stores/memory.js';
 export { redisStore, type RedisStoreOptions, type RedisStoreClient } from './stores/redis.js';
 export {

@@ -3,20 +3,20 @@
  * and the framework-free core. Every rule lives in `src/core/`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readJsonBody, readTextBody } from './core/body.js';
-import { createHttpHandler, sessionMissingMessage, type SessionPort } from './core/http.js';
-import { createGuard, type RequireOtpOptions } from './core/guard.js';
+import { readJsonBody, readTextBody } from './core/http/body.js';
+import { createHttpHandler, sessionMissingMessage, type SessionPort } from './core/http/handler.js';
+import { createGuard, type RequireOtpOptions } from './core/http/guard.js';
 import {
   afterResponse, insecureCookieMessage, isRequest, notCalledError, requireResolveUser, sessionOrderError, trustAllProxiesError, withOtpApi, type OtpApi,
-} from './core/adapter.js';
+} from './core/http/adapter.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
-import { cookieSessionsOf, createCookieSessions, takeCookieSession, type CookieSession } from './core/cookie-session.js';
+import { cookieSessionsOf, createCookieSessions, takeCookieSession, type CookieSession } from './core/http/cookie-session.js';
 
-export type { RequireOtpOptions } from './core/guard.js';
+export type { RequireOtpOptions } from './core/http/guard.js';
 export type { OtpOptions } from './core/options.js';
-export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/cookie-session.js';
-export type { OtpApi } from './core/adapter.js';
+export { cookieSession, type CookieSession, type CookieSessionOptions } from './core/http/cookie-session.js';
+export type { OtpApi } from './core/http/adapter.js';
 
 type KoaNext = () => Promise<unknown>;
 

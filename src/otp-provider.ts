@@ -21,7 +21,7 @@ import type { Destinations, EmailSender, SmsSender } from './core/types.js';
 import { twilioSms } from './senders/twilio/index.js';
 import { nodemailerEmail } from './senders/nodemailer.js';
 import { redisStore } from './stores/redis.js';
-import { parseTestDestinationsEnv } from './core/test-destinations.js';
+import { parseTestDestinationsEnv } from './core/send/test-destinations.js';
 
 export type { Destinations, GenerateResult, VerifyResult };
 export { OtpError } from './core/errors.js';

@@ -79,7 +79,7 @@ for (const backend of backends) {
       );
       assert.ok(Math.abs(difference) < 5, `median difference ${difference} ms`);
 
-      // Deliveries start after a random pause (after-reply.ts), then take the provider's time.
+      // Deliveries start after a random pause (src/core/send/after-reply.ts), then take the provider's time.
       for (let i = 0; i < 100 && senders.calls.length < 550 * 2; i++) await new Promise((resolve) => setTimeout(resolve, 50));
       await new Promise((resolve) => setTimeout(resolve, PROVIDER_MS * 3));
       assert.equal(senders.calls.length, 550 * 2, 'every known user got an SMS and an email; no unknown user got anything');

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { Destinations, OtpEventMap, OtpOptions } from '../src/index.js';
-import { ipQuotaKey } from '../src/core/client-ip.js';
-import { DELIVERY_PAUSE_MS } from '../src/core/after-reply.js';
+import { ipQuotaKey } from '../src/core/http/client-ip.js';
+import { DELIVERY_PAUSE_MS } from '../src/core/send/after-reply.js';
 import {
   abuseSuite, countingSenders, directory, numberInBlock, Session, startApp, tally, type AbuseApp, type Answer,
 } from './helpers/abuse-app.js';

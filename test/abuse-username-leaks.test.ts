@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Destinations, OtpOptions } from '../src/index.js';
-import { DELIVERY_PAUSE_MS } from '../src/core/after-reply.js';
+import { DELIVERY_PAUSE_MS } from '../src/core/send/after-reply.js';
 import { frameworks, type AppFactory } from './helpers/apps.js';
 import { Client, type Reply } from './helpers/client.js';
 import { openStores, type StoreMatrix, type StoreName } from './helpers/store-matrix.js';

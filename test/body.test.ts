@@ -1,5 +1,5 @@
 /**
- * The JSON body reader (core/body.ts) on a real HTTP server fed through raw sockets: a body
+ * The JSON body reader (core/http/body.ts) on a real HTTP server fed through raw sockets: a body
  * that has fully arrived is taken in one synchronous read, one still arriving is streamed;
  * both give the same results, limits and errors, and the connection stays usable.
  */
@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { BodyError, readJsonBody } from '../src/core/body.js';
+import { BodyError, readJsonBody } from '../src/core/http/body.js';
 
 const LIMIT = 64;
 type Outcome = { complete: boolean; value?: unknown; error?: { kind?: string; code?: string; message: string } };

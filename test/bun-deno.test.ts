@@ -12,8 +12,8 @@ import { runtimeBinary, startRuntimeApp, type RuntimeApp, type RuntimeName } fro
 import pg from 'pg';
 import { createClient } from 'redis';
 import { cookieSession } from '../src/fetch.js';
-import { createCookieSessions } from '../src/core/cookie-session.js';
-import { SESSION_FLAG } from '../src/core/http.js';
+import { createCookieSessions } from '../src/core/http/cookie-session.js';
+import { SESSION_FLAG } from '../src/core/http/handler.js';
 import { startSmtpSink, type SmtpSink } from './helpers/smtp.js';
 
 /** The `secret` of test/fixtures/runtime-app.ts. */

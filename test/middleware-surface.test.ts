@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { blockidOtp, createOtpService, memoryStore } from '../src/index.js';
 import { blockidOtpKoa } from '../src/koa.js';
 import { createOtpHandler } from '../src/fetch.js';
-import { serviceOf } from '../src/core/adapter.js';
+import { serviceOf } from '../src/core/http/adapter.js';
 import { captureSenders } from './helpers/capture.js';
 
 const SECRET = 'surface-secret-that-must-stay-hidden-0123456789';

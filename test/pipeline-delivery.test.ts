@@ -5,7 +5,7 @@
  * requests to one app are spaced 60 ms apart, so the work that follows one reply is over
  * before the next request. A control app with `awaitDelivery: true` shows the same sender
  * in the answer time (so the measurement can see 20 ms). Express and Koa. (Deliveries now
- * start after a random pause, see src/core/after-reply.ts: the busy work lands at random
+ * start after a random pause, see src/core/send/after-reply.ts: the busy work lands at random
  * moments, and the answer time still does not show it.)
  */
 import assert from 'node:assert/strict';
@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
-import { DELIVERY_PAUSE_MS } from '../src/core/after-reply.js';
+import { DELIVERY_PAUSE_MS } from '../src/core/send/after-reply.js';
 import { Browser, FRAMEWORKS, median, round, sleep, type Framework } from './helpers/pipeline.js';
 
 const BUSY_MS = 20;

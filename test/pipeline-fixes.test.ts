@@ -13,7 +13,7 @@ import type { Context } from 'koa';
 import express from 'express';
 import { OtpError, requireOtp, type BlockidOtpMiddleware } from '../src/index.js';
 import { requireOtpKoa } from '../src/koa.js';
-import { DELIVERY_PAUSE_MS } from '../src/core/after-reply.js';
+import { DELIVERY_PAUSE_MS } from '../src/core/send/after-reply.js';
 import { Browser, FRAMEWORKS, generousLimits, pipelineBackends, startPipelineApp, tally, type Answer } from './helpers/pipeline.js';
 import { memoryStore } from '../src/index.js';
 

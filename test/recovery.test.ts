@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRecoveryCodes, RECOVERY_CODE_ALPHABET } from '../src/core/methods/recovery.js';
+import { createRecoveryCodes, RECOVERY_CODE_ALPHABET } from '../src/core/verify/recovery.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!';
 const OTHER_SECRET = 'another-test-secret-of-32-characters-or-more';

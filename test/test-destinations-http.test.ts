@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { createClient, type RedisClientType } from 'redis';
 import { memoryStore, redisStore, type Destinations, type OtpOptions } from '../src/index.js';
 import type { OtpStore } from '../src/stores/types.js';
-import { DELIVERY_PAUSE_MS } from '../src/core/after-reply.js';
+import { DELIVERY_PAUSE_MS } from '../src/core/send/after-reply.js';
 import { Client } from './helpers/client.js';
 import { frameworks, type TestApp } from './helpers/apps.js';
 import { keysUnder, reconnectStrategy } from './helpers/redis-server.js';

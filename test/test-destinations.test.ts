@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseTestDestinationsEnv, resolveTestDestinations, type ResolveTestDestinationsContext } from '../src/core/test-destinations.js';
+import { parseTestDestinationsEnv, resolveTestDestinations, type ResolveTestDestinationsContext } from '../src/core/send/test-destinations.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const NOW = Date.now();

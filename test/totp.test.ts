@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateHOTP, generateTOTP } from '@oslojs/otp';
 import { generateSync, verifySync, ScureBase32Plugin } from 'otplib';
-import { createTotp, TOTP_PERIOD_SECONDS } from '../src/core/methods/totp.js';
+import { createTotp, TOTP_PERIOD_SECONDS } from '../src/core/verify/totp.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-characters!';
 const OTHER_SECRET = 'another-test-secret-of-32-characters-or-more';

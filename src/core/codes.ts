@@ -37,6 +37,11 @@ export function randomToken(bytes = 18): string {
   return randomBytes(bytes).toString('base64url');
 }
 
+/** The store's key for a username: every per-username record of both spaces lives under it. */
+export function userKey(secret: string, username: string): string {
+  return hashKey(secret, 'user', username);
+}
+
 /** The one constant-time comparison of two secrets (hashes or tokens). */
 export function safeEqual(a: string, b: string): boolean {
   const left = Buffer.from(a);

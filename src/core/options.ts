@@ -6,9 +6,9 @@ import type { OtpStore } from '../stores/types.js';
 import { configError } from './errors.js';
 import { memoryStore } from '../stores/memory.js';
 import type { Destinations, EmailSender, LineTypeLookup, OtpMetrics, PhoneChannel, SmsSender, VoiceSender, WhatsAppSender } from './types.js';
-import { resolveAllowedNumberTypes, type PhoneNumberType } from './destinations.js';
-import { resolveTestDestinations, type TestDestinations } from './test-destinations.js';
-import type { MessageTemplates } from './messages.js';
+import { resolveAllowedNumberTypes, type PhoneNumberType } from './send/destinations.js';
+import { resolveTestDestinations, type TestDestinations } from './send/test-destinations.js';
+import type { MessageTemplates } from './send/messages.js';
 import { definedOnly } from './defined.js';
 import { booleanOption, checkOptions, unknownOptionError, wholeNumber } from './validate.js';
 

@@ -3,7 +3,7 @@
  * endpoints (a job, a CLI, their own routes). It hands out the same surface a middleware
  * carries, so the secret and the resolved options stay out of reach here too.
  */
-import { withOtpApi, type OtpApi } from './adapter.js';
+import { withOtpApi, type OtpApi } from './http/adapter.js';
 import type { OtpOptions } from './options.js';
 import { createOtpService as createService } from './service.js';
 

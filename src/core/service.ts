@@ -1,27 +1,28 @@
 /**
  * The framework-free OTP service. A send reads top to bottom as admit → issue → reply →
  * deliver, one way for real users and decoys alike; a verify is one atomic store step per
- * method (see verification.ts). Adapters (Express, Koa, fetch, Hono, Fastify, the BlockID SDK facade) call into this.
+ * method (see verify/verifier.ts). Adapters (Express, Koa, fetch, Hono, Fastify, the BlockID SDK facade) call into this.
  */
-import { generateCode, hashCode, randomToken, hashKey } from './codes.js';
-import { issueLinkToken, linkHash, parseLinkToken } from './link-token.js';
-import { createAdmission, type PlannedTarget } from './admission.js';
-import { afterRandomPause } from './after-reply.js';
-import { createComposer } from './compose.js';
-import { createDispatcher } from './dispatch.js';
+import { hashKey, randomToken, userKey } from './codes.js';
+import { linkHash, parseLinkToken } from './link/token.js';
+import { createAdmission } from './send/admission.js';
+import { createIssuer } from './send/issue.js';
+import { afterRandomPause } from './send/after-reply.js';
+import { createComposer } from './send/compose.js';
+import { createDispatcher } from './send/dispatch.js';
 import { OtpError } from './errors.js';
 import { createEvents, type OtpEventName, type OtpListener } from './events.js';
-import { createLineTypeGate } from './line-type.js';
+import { createLineTypeGate } from './send/line-type.js';
 import { resolveOptions, type OtpOptions, type ResolveContext, type ResolvedOptions } from './options.js';
-import { lenientTargets, strictTargets, wantedChannels, type Target } from './targets.js';
+import { lenientTargets, strictTargets, wantedChannels } from './send/targets.js';
 import { captureContext, inSpan } from './tracing.js';
-import { createVerifier, type VerifyResult } from './verification.js';
-import type { TotpEnrollment, TotpEnrollOptions } from './methods/totp.js';
-import type { RecoveryCodeSet } from './methods/recovery.js';
+import { createVerifier, type VerifyResult } from './verify/verifier.js';
+import type { TotpEnrollment, TotpEnrollOptions } from './verify/totp.js';
+import type { RecoveryCodeSet } from './verify/recovery.js';
 import type { Channel, ChannelChoice, Destinations, VerifyMethod } from './types.js';
-import type { Refusal, SendDecision, Space } from '../stores/types.js';
+import type { Space } from '../stores/types.js';
 
-export type { VerifyResult } from './verification.js';
+export type { VerifyResult } from './verify/verifier.js';
 
 export interface GenerateResult {
   /** The channels the code was delivered on (a phone channel that fell back is reported as asked). */
@@ -102,12 +103,6 @@ export interface OtpService {
 const MAX_USERNAME_LENGTH = 256;
 /** Where a stand-in's message is composed to (never sent): a fictitious number and address. */
 const STAND_IN_TO: Record<Channel, string> = { sms: '+12015550123', whatsapp: '+12015550123', voice: '+12015550123', email: 'nobody@example.invalid' };
-/** Stored for a decoy: no code's keyed hash (base64url) can equal it. */
-const DECOY_HASH = '!decoy';
-
-/** The area code of a +1 number, for metrics (a few hundred values; never the number). */
-const npaOf = (target: { channel: Channel; to: string }) => (target.channel === 'email' ? '' : target.to.slice(2, 5));
-
 export function createOtpService(options: OtpOptions, factory = 'createOtpService', resolution?: ResolveContext): OtpService {
   const config = resolveOptions(options, factory, resolution);
   const { secret, store, limits, metrics, testDestinations } = config;
@@ -118,6 +113,7 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
   const verifier = createVerifier(config, events);
   const phoneRules = { allowTypes: config.allowNumberTypes };
   const lineTypeGate = config.lookup === undefined ? undefined : createLineTypeGate({ lookup: config.lookup, store, secret, limits, events });
+  const { issue } = createIssuer({ config, admission, events });
   const { deliver } = createDispatcher({ config, composer, events, lineTypeGate });
   if (testDestinations !== undefined) {
     const warning = `blockid-otp: test destinations are on (${testDestinations.describe()}): sends to them deliver nothing and issue their fixed code.`;
@@ -133,88 +129,6 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     const normalized = config.normalizeUsername(trimmed);
     if (typeof normalized !== 'string' || normalized === '') throw new OtpError('INVALID_REQUEST', 'username is empty once normalized.');
     return normalized;
-  };
-
-  const retryAfterSeconds = (refusal: Refusal) => Math.max(1, Math.ceil(refusal.retryAfterMs / 1000));
-  const refusalError = (refusal: Refusal) => {
-    const seconds = retryAfterSeconds(refusal);
-    const what = refusal.limit === 'resendCooldownSeconds' ? 'A code was sent moments ago' : `Too many codes requested (${refusal.limit})`;
-    return new OtpError('RATE_LIMITED', `${what}; ask again in ${seconds} s.`, { retryAfterSeconds: seconds });
-  };
-
-  /**
-   * Events and metrics for a decision. A send refused as a whole is one refusal, reported
-   * once, for the limit its answer names (even when some of its targets were also over their
-   * own quotas); a target refused while others were sent is reported for its own limit. A
-   * decoy's refusals carry `decoy: true`.
-   */
-  const report = (decision: SendDecision, username: string, space: Space, planned: PlannedTarget[], test: boolean, ip: string | undefined) => {
-    const about = { ...(ip !== undefined && { ip }), ...(space === 'decoy' && { decoy: true as const }) };
-    const channels = planned.map((p) => p.channel);
-    const refused = (refusal: Refusal, channel: Channel | undefined) => {
-      events.emit('rate_limited', { username, limit: refusal.limit, retryAfterSeconds: retryAfterSeconds(refusal), ...about, ...(channel && { channel }) });
-      metrics?.rateLimited(refusal.limit);
-    };
-    if (!decision.ok) {
-      const at = decision.targets.findIndex((t) => t?.limit === decision.refusal.limit);
-      refused(decision.refusal, at === -1 ? undefined : channels[at]);
-    } else {
-      decision.targets.forEach((refusal, index) => {
-        if (refusal !== null) refused(refusal, channels[index]);
-      });
-    }
-    if (metrics === undefined) return;
-    if (space === 'decoy') return metrics.unknownUserSend();
-    planned.forEach(({ target }, index) => {
-      if (target === null) return; // a channel the user lacks: nothing was sent
-      const refused = !decision.ok || decision.targets[index] !== null;
-      metrics.send(target.channel, refused ? 'rate_limited' : test ? 'test' : 'sent', npaOf(target));
-    });
-  };
-
-  /**
-   * The one send path: admit (the store decides the whole plan at once), then issue (the
-   * store keeps the code only when admitted), and hand back what to deliver, which the
-   * caller starts once it has answered. Stand-ins (`target: null`) are admitted like targets
-   * and deliver nothing; a send with no real target keeps a code that never verifies.
-   */
-  const admitAndIssue = async (
-    username: string,
-    space: Space,
-    planned: PlannedTarget[],
-    context: { slot: string; countIp: boolean; ip: string | undefined; withLink?: boolean },
-  ): Promise<{ expiresAt: Date; admitted: Target[]; code: string; test: boolean; link: string | undefined }> => {
-    const user = admission.userKey(username);
-    // A session's send (never an unbound generateOtp() code, which no browser could confirm); decoys too, for the same work.
-    const link = context.withLink === true && config.link !== undefined ? issueLinkToken(secret, user, context.slot) : undefined;
-    const real = planned.flatMap(({ target }) => (target === null ? [] : [target]));
-    const fixed = real.length === 0 ? undefined : testDestinations?.codeForTargets(real);
-    const code = fixed ?? generateCode(config.codeLength);
-    const hash = hashCode(secret, user, code);
-    const plan = admission.plan({
-      username,
-      user,
-      space,
-      slot: context.slot,
-      countIp: context.countIp,
-      ip: context.ip,
-      targets: planned,
-      test: fixed !== undefined,
-      code: {
-        hash: real.length === 0 ? DECOY_HASH : hash,
-        // A fixed code dies with test mode, also one sent just before testDestinationsExpireAt.
-        ttlMs: fixed === undefined || testDestinations === undefined ? config.ttlSeconds * 1000 : testDestinations.lifetimeMs(config.ttlSeconds * 1000),
-        // Where the code went (channels and area codes, nothing personal), for the conversion-rate metric.
-        ...(real.length > 0 && fixed === undefined && metrics !== undefined && { tag: real.map((t) => `${t.channel}:${npaOf(t)}`).join(',') }),
-        ...(link !== undefined && { linkHash: link.hash }),
-      },
-    });
-    const decision = await store.send(plan);
-    report(decision, username, space, planned, fixed !== undefined, context.ip);
-    if (!decision.ok) throw refusalError(decision.refusal);
-    const expiresAt = new Date(plan.code.issuedAtMs + config.ttlSeconds * 1000);
-    const admitted = planned.flatMap(({ target }, index) => (target !== null && decision.targets[index] === null ? [target] : []));
-    return { expiresAt, admitted, code, test: fixed !== undefined, link: link === undefined ? undefined : `${config.link!.url}?t=${link.token}` };
   };
 
   const service: OtpService = {
@@ -235,7 +149,7 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
           }
         }
         const planned = targets.map((target) => ({ channel: target.channel, target }));
-        const issued = await admitAndIssue(normalized, 'user', planned, { slot: '', countIp: ip !== undefined, ip });
+        const issued = await issue(normalized, 'user', planned, { slot: '', countIp: ip !== undefined, ip });
         span.setAttribute('blockid_otp.outcome', 'sent');
         const locale = composer.locale(destinations.locale, undefined);
         const channels = await deliver(issued, normalized, locale, { ...(ip !== undefined && { ip }), metrics, trace: captureContext(span), gate: false });
@@ -250,7 +164,7 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     },
 
     async unlock(username) {
-      await store.unlock(admission.userKey(normalizeUsername(username)));
+      await store.unlock(userKey(secret, normalizeUsername(username)));
     },
 
     totp: {
@@ -258,15 +172,7 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
         const normalized = normalizeUsername(username);
         return verifier.totp.enroll(normalized, { issuer: enrollOptions.issuer ?? config.totpIssuer, accountName: enrollOptions.accountName ?? normalized });
       },
-      async confirm(username, sealed, code) {
-        const normalized = normalizeUsername(username);
-        const key = verifier.totp.unseal(normalized, sealed);
-        const user = admission.userKey(normalized);
-        const start = await store.attempt({ user, space: 'user', policy: verifier.policy });
-        if (!start.ok) return false;
-        const step = key === null ? null : verifier.totp.matchStep(key, String(code).replace(/\s/g, ''), Date.now());
-        return step !== null && (await store.settle({ user, use: { kind: 'totp', step, ttlMs: 5 * 60_000 } }));
-      },
+      confirm: async (username, sealed, code) => verifier.confirmTotp(normalizeUsername(username), sealed, String(code)),
     },
 
     recoveryCodes: {
@@ -283,9 +189,9 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
         phoneRules);
         // Every channel asked for is in the plan: a channel the user lacks is a stand-in that delivers nothing.
         const planned = wantedChannels(channel, senders).map((wanted) => ({ channel: wanted, target: targets.find((t) => t.channel === wanted) ?? null }));
-        let issued: Awaited<ReturnType<typeof admitAndIssue>>;
+        let issued: Awaited<ReturnType<typeof issue>>;
         try {
-          issued = await admitAndIssue(username, space, planned, {
+          issued = await issue(username, space, planned, {
             slot: context.binding ?? '',
             countIp: context.countIp !== false,
             ip: context.ip,
@@ -309,7 +215,7 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
         return {
           expiresAt: issued.expiresAt,
           targets: issued.test ? 0 : issued.admitted.length,
-          // Awaited (awaitDelivery): at once. After the reply: after a random pause (see after-reply.ts).
+          // Awaited (awaitDelivery): at once. After the reply: after a random pause (see send/after-reply.ts).
           deliver: () => (config.awaitDelivery ? run() : afterRandomPause(run)),
         };
       }),
@@ -327,7 +233,7 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     async confirmLink(token, username, context) {
       const parsed = parseLinkToken(token);
       const binding = context.binding;
-      const own = parsed !== null && username !== undefined && binding !== null && parsed.slot === binding && parsed.user === admission.userKey(username);
+      const own = parsed !== null && username !== undefined && binding !== null && parsed.slot === binding && parsed.user === userKey(secret, username);
       // Another session's live link: say so without spending or consuming anything of it.
       if (!own && parsed !== null && store.peekLink !== undefined) {
         const live = await store.peekLink({ user: parsed.user, slot: parsed.slot, hash: linkHash(secret, parsed), maxAttempts: config.maxAttempts });

@@ -10,7 +10,7 @@ import express from 'express';
 import session from 'express-session';
 import { createClient } from 'redis';
 import { blockidOtp, memoryStore, redisStore, type Destinations, type EmailSender, type OtpLogger, type OtpOptions, type OtpService, type SmsSender } from '../../src/index.js';
-import { serviceOf } from '../../src/core/adapter.js';
+import { serviceOf } from '../../src/core/http/adapter.js';
 
 const SECRET = 'abuse-suite-secret-0123456789-abcdefghijkl';
 

@@ -14,7 +14,7 @@ import type { OtpStore } from '../../src/store.js';
 import { blockidOtpKoa, requireOtpKoa } from '../../src/koa.js';
 import { createAdaptorServer } from '@hono/node-server';
 import { cookieSession, createOtpHandler, type OtpHandler } from '../../src/fetch.js';
-import { serviceOf } from '../../src/core/adapter.js';
+import { serviceOf } from '../../src/core/http/adapter.js';
 import { Hono } from 'hono';
 import { blockidOtpHono, requireOtpHono } from '../../src/hono.js';
 import Fastify from 'fastify';

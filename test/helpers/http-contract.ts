@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { DELIVERY_PAUSE_MS } from '../../src/core/after-reply.js';
+import { DELIVERY_PAUSE_MS } from '../../src/core/send/after-reply.js';
 import { assertNoCodeLeaked, Client } from './client.js';
 import type { AppFactory, AppOptions, TestApp } from './apps.js';
 

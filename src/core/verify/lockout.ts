@@ -5,8 +5,8 @@
  * timed locks and new codes until `unlock()` or `failureMemorySeconds` without a failure.
  * The store checks both atomically with each compare, so in-flight guesses cannot overshoot.
  */
-import type { ResolvedOptions } from './options.js';
-import type { LockPolicy } from '../stores/types.js';
+import type { ResolvedOptions } from '../options.js';
+import type { LockPolicy } from '../../stores/types.js';
 
 export function lockPolicy({ maxAttempts, limits }: Pick<ResolvedOptions, 'maxAttempts' | 'limits'>): LockPolicy {
   return {

@@ -14,7 +14,7 @@
  * counts (a replayed cookie past it is no session, whatever its Max-Age said).
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import type { SessionPort } from './http.js';
+import type { SessionPort } from './handler.js';
 
 export interface CookieSessionOptions {
   /** Default `__Host-blockid-otp` when `secure`, `blockid-otp` otherwise. */

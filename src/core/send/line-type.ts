@@ -5,13 +5,13 @@
  * line type not in `allow`. An unknown type counts as not allowed. A lookup that fails, or a
  * spent lookup budget, fails closed in block mode (not cached) and never blocks in monitor mode.
  */
-import { hashKey } from './codes.js';
+import { hashKey } from '../codes.js';
 import { maskDestination } from './destinations.js';
-import type { OtpEvents } from './events.js';
-import type { OtpLimits } from './options.js';
-import { inSpan } from './tracing.js';
-import type { LineTypeLookup } from './types.js';
-import type { OtpStore } from '../stores/types.js';
+import type { OtpEvents } from '../events.js';
+import type { OtpLimits } from '../options.js';
+import { inSpan } from '../tracing.js';
+import type { LineTypeLookup } from '../types.js';
+import type { OtpStore } from '../../stores/types.js';
 
 const DAY_MS = 86_400_000;
 /** Stored for "the lookup found no type", which a missing cache entry cannot say. */

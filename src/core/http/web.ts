@@ -6,10 +6,10 @@ import { requireResolveUser } from './adapter.js';
 import { BodyError } from './body.js';
 import { createCookieSessions, cookieSession, isCookieSession, type CookieSession, type CookieSessions } from './cookie-session.js';
 import { createGuard, isVerified, type RequireOtpOptions } from './guard.js';
-import { createHttpHandler, SESSION_FLAG, type HttpReply } from './http.js';
-import { createOtpService, type OtpService } from './service.js';
-import type { OtpOptions } from './options.js';
-import type { OtpSessionFlag } from './types.js';
+import { createHttpHandler, SESSION_FLAG, type HttpReply } from './handler.js';
+import { createOtpService, type OtpService } from '../service.js';
+import type { OtpOptions } from '../options.js';
+import type { OtpSessionFlag } from '../types.js';
 
 /** Every `blockidOtp` option, plus where the session lives and how many proxies to trust. */
 export interface OtpHandlerOptions extends OtpOptions {

@@ -1,5 +1,5 @@
 /** Message templates (English and French for Canada built in) and locale choice. */
-import { definedOnly } from './defined.js';
+import { definedOnly } from '../defined.js';
 
 export interface MessageContext {
   code: string;

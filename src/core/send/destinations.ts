@@ -3,7 +3,7 @@
  * Both functions return the canonical form used for sending and for quota keys.
  */
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
-import { OtpError, configError } from './errors.js';
+import { OtpError, configError } from '../errors.js';
 
 /**
  * The number types refused by default, none of them a person's phone (libphonenumber's

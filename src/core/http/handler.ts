@@ -11,10 +11,10 @@
  *   (neither: a 303 carries its `Location` in `headers`). One writer per adapter handles all three.
  */
 import { BodyError, isJsonContentType } from './body.js';
-import { createLinkRoutes, isFormContentType, SESSION_LINK_USER } from './link-route.js';
-import { anchorOf, configError, OtpError, withDocsLink } from './errors.js';
-import type { OtpService, RequestContext } from './service.js';
-import type { ChannelChoice, OtpSessionFlag, VerifyMethod } from './types.js';
+import { createLinkRoutes, isFormContentType, SESSION_LINK_USER } from '../link/route.js';
+import { anchorOf, configError, OtpError, withDocsLink } from '../errors.js';
+import type { OtpService, RequestContext } from '../service.js';
+import type { ChannelChoice, OtpSessionFlag, VerifyMethod } from '../types.js';
 
 /** The two session values blockid-otp keeps; adapters map them onto their session object. */
 export const SESSION_FLAG = 'blockidOtp';

@@ -2,13 +2,13 @@
  * What every framework adapter shares: the programmatic API it carries, and the misuse it
  * catches the same way, with messages that say what to write instead.
  */
-import type { OtpEventName, OtpListener } from './events.js';
-import type { RecoveryCodeSet } from './methods/recovery.js';
-import type { TotpEnrollment, TotpEnrollOptions } from './methods/totp.js';
-import type { GenerateResult, OtpService } from './service.js';
-import type { Destinations } from './types.js';
-import type { VerifyResult } from './verification.js';
-import { configError, withDocsLink } from './errors.js';
+import type { OtpEventName, OtpListener } from '../events.js';
+import type { RecoveryCodeSet } from '../verify/recovery.js';
+import type { TotpEnrollment, TotpEnrollOptions } from '../verify/totp.js';
+import type { GenerateResult, OtpService } from '../service.js';
+import type { Destinations } from '../types.js';
+import type { VerifyResult } from '../verify/verifier.js';
+import { configError, withDocsLink } from '../errors.js';
 
 /**
  * The programmatic API a middleware carries (the BlockID SDK's `OTP.GenerateOTP`, and more),

@@ -8,7 +8,7 @@
  * The store keeps `linkHash(...)` (HMAC with its own domain label, never the code's), never the
  * token.
  */
-import { hmac, randomToken, safeEqual } from './codes.js';
+import { hmac, randomToken, safeEqual } from '../codes.js';
 
 const RANDOM_CHARS = 22; // 16 bytes in base64url
 const KEY_CHARS = 27; // a hashKey()

@@ -1,7 +1,7 @@
 /** Where a code goes: the destinations of a send, checked and normalized. */
 import { normalizeEmail, normalizePhone, type NormalizePhoneOptions } from './destinations.js';
-import { OtpError } from './errors.js';
-import type { Channel, ChannelChoice, Destinations } from './types.js';
+import { OtpError } from '../errors.js';
+import type { Channel, ChannelChoice, Destinations } from '../types.js';
 
 export interface Target {
   channel: Channel;

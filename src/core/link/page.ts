@@ -4,7 +4,7 @@
  * only the one inline style below (by its hash), no referrer, no caching, no framing.
  */
 import { createHash } from 'node:crypto';
-import { escapeHtml, pickLocale } from './messages.js';
+import { escapeHtml, pickLocale } from '../send/messages.js';
 
 export type LinkPageKind = 'confirm' | 'other_device' | 'unusable' | 'forbidden' | 'too_many_attempts';
 

@@ -1,11 +1,11 @@
 /** Turns an issued code and a target into the message its channel's sender gets. */
-import { OtpError } from './errors.js';
+import { OtpError } from '../errors.js';
 import { buildCatalog, describeDuration, escapeHtml, pickLocale } from './messages.js';
-import type { ResolvedOptions } from './options.js';
+import type { ResolvedOptions } from '../options.js';
 import type { Target } from './targets.js';
-import type { Channel } from './types.js';
+import type { Channel } from '../types.js';
 import type { Outgoing } from './delivery.js';
-import { providerOf } from './provider.js';
+import { providerOf } from '../provider.js';
 
 export type Composer = ReturnType<typeof createComposer>;
 

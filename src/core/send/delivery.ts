@@ -1,11 +1,11 @@
 /** Delivery with a time budget and bounded retries; failures become events, never crashes. */
-import { OtpError, withDocsLink, withoutDocsLink } from './errors.js';
+import { OtpError, withDocsLink, withoutDocsLink } from '../errors.js';
 import { maskDestination } from './destinations.js';
 import { scrubMessage } from './scrub.js';
-import type { OtpEvents } from './events.js';
-import { inDeliverySpan, type CapturedContext, type OtpProvider } from './tracing.js';
-import type { Channel, OtpMetrics } from './types.js';
-import { withTimeout } from './timeout.js';
+import type { OtpEvents } from '../events.js';
+import { inDeliverySpan, type CapturedContext, type OtpProvider } from '../tracing.js';
+import type { Channel, OtpMetrics } from '../types.js';
+import { withTimeout } from '../timeout.js';
 
 /** One message ready to go: `send` hands it to its channel's sender. */
 export interface Outgoing {
@@ -44,7 +44,7 @@ const backoffMs = (retry: number): number => 250 * retry;
  * delivered, false when it failed (a `delivery_failed` event says why); never rejects. Each
  * attempt is counted in `metrics` and traced as a `blockid_otp.deliver` span.
  */
-async function deliver(
+async function deliverMessage(
   outgoing: Outgoing,
   policy: DeliveryPolicy,
   events: OtpEvents,
@@ -143,7 +143,7 @@ export async function deliverChain(
   const deadline = Date.now() + policy.timeoutMs;
   let current: Outgoing | null = first;
   while (current !== null) {
-    if (await deliver(current, policy, events, context, deadline)) return current.channel;
+    if (await deliverMessage(current, policy, events, context, deadline)) return current.channel;
     if (next === undefined || Date.now() >= deadline) return null;
     current = await next().catch(() => null);
   }

@@ -7,16 +7,16 @@
  * the decoy space's, as its SMS/email codes do. So from outside a user without the method,
  * a user with it and an unknown user answer alike, before and after a lock.
  */
-import { hashCode, hashKey, hmac, isWellFormedCode } from './codes.js';
-import { linkHash, parseLinkToken } from './link-token.js';
-import type { OtpEvents } from './events.js';
-import type { ResolvedOptions } from './options.js';
-import { createRecoveryCodes } from './methods/recovery.js';
-import { createTotp } from './methods/totp.js';
+import { hashCode, hashKey, hmac, isWellFormedCode, userKey as keyOfUser } from '../codes.js';
+import { linkHash, parseLinkToken } from '../link/token.js';
+import type { OtpEvents } from '../events.js';
+import type { ResolvedOptions } from '../options.js';
+import { createRecoveryCodes } from './recovery.js';
+import { createTotp } from './totp.js';
 import { lockPolicy } from './lockout.js';
-import { inSpan } from './tracing.js';
-import type { VerifyMethod } from './types.js';
-import type { LockStarted, Space, VerifyOutcome } from '../stores/types.js';
+import { inSpan } from '../tracing.js';
+import type { VerifyMethod } from '../types.js';
+import type { LockStarted, Space, VerifyOutcome } from '../../stores/types.js';
 
 export type VerifyResult = { ok: true } | { ok: false; reason: 'invalid_code' | 'too_many_attempts'; retryAfterSeconds?: number };
 
@@ -45,7 +45,7 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
   const policy = lockPolicy(config);
   const totp = createTotp(secret);
   const recovery = createRecoveryCodes(secret);
-  const userKey = (username: string) => hashKey(secret, 'user', username);
+  const userKey = (username: string) => keyOfUser(secret, username);
   // Stand-ins for a method a user does not have (or an unknown user): opened, computed and
   // compared as the real ones are, so a wrong guess costs the same whatever the user has.
   const standIn = createStandIns(totp, recovery);
@@ -129,7 +129,7 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
   };
 
   /** The answer, events and metrics for an outcome: one way for every method. */
-  const report = (method: VerifyMethod, request: VerifyRequest, outcome: Outcome): VerifyResult => {
+  const reportOutcome = (method: VerifyMethod, request: VerifyRequest, outcome: Outcome): VerifyResult => {
     const { username } = request;
     // A decoy's failures and locks are marked, so listeners never take them for a real account's.
     const about = { ...(request.ip !== undefined && { ip: request.ip }), ...(outcome.result !== 'ok' && outcome.space === 'decoy' && { decoy: true as const }) };
@@ -177,8 +177,21 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
       inSpan('blockid_otp.verify', { 'blockid_otp.method': method }, async (span) => {
         const outcome = await methods[method](request);
         span.setAttribute('blockid_otp.result', RESULTS[outcome.result]);
-        return report(method, request, outcome);
+        return reportOutcome(method, request, outcome);
       }),
+    /**
+     * An authenticator app's first code, before its key is stored: the same attempt and settle
+     * step as a TOTP verify (the failure counted first, the step remembered once matched).
+     */
+    async confirmTotp(username: string, sealed: string, code: string): Promise<boolean> {
+      const key = totp.unseal(username, sealed);
+      const candidate = code.replace(/\s/g, '');
+      const outcome = await attempt(userKey(username), 'user', () => {
+        const step = key === null ? null : totp.matchStep(key, candidate, Date.now());
+        return step === null ? null : { kind: 'totp', step, ttlMs: TOTP_STEP_MEMORY_MS };
+      });
+      return outcome.result === 'ok';
+    },
   };
 }
 

@@ -8,12 +8,12 @@ import { phoneBreakers } from './admission.js';
 import type { Composer } from './compose.js';
 import { deliverChain, type DeliveryContext, type Outgoing } from './delivery.js';
 import { maskDestination } from './destinations.js';
-import type { OtpEvents } from './events.js';
+import type { OtpEvents } from '../events.js';
 import type { LineTypeGate } from './line-type.js';
-import type { ResolvedOptions } from './options.js';
+import type { ResolvedOptions } from '../options.js';
 import type { Target } from './targets.js';
-import type { Channel, PhoneChannel } from './types.js';
-import type { Refusal } from '../stores/types.js';
+import type { Channel, PhoneChannel } from '../types.js';
+import type { Refusal } from '../../stores/types.js';
 
 export interface IssuedCode {
   admitted: Target[];

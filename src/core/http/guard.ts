@@ -1,8 +1,8 @@
 /** The rules of the requireOtp() guard, shared by the Express and Koa adapters. */
-import { configError, withDocsLink } from './errors.js';
-import { SESSION_FLAG, sessionMissingMessage, type SessionPort } from './http.js';
-import type { OtpSessionFlag, VerifyMethod } from './types.js';
-import { checkOptions, optionError } from './validate.js';
+import { configError, withDocsLink } from '../errors.js';
+import { SESSION_FLAG, sessionMissingMessage, type SessionPort } from './handler.js';
+import type { OtpSessionFlag, VerifyMethod } from '../types.js';
+import { checkOptions, optionError } from '../validate.js';
 
 export interface RequireOtpOptions {
   /** Where to send HTML requests that are not verified (303). API requests get 401. */

@@ -9,8 +9,8 @@
  * destination is an ordinary one, and a fixed code issued before it dies with it (see
  * `lifetimeMs`). No error or description produced here ever contains a fixed code.
  */
-import { configError } from './errors.js';
-import type { Channel } from './types.js';
+import { configError } from '../errors.js';
+import type { Channel } from '../types.js';
 import { maskDestination, normalizeEmail, normalizePhone } from './destinations.js';
 
 /** The longest `testDestinationsExpireAt` may lie ahead outside development and test. */

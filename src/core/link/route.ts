@@ -7,11 +7,11 @@
  * else the page's field), then confirms the link through the service: only the session that
  * asked signs in.
  */
-import { checkPageToken, LINK_TOKEN_LENGTH, pageToken, parseLinkToken } from './link-token.js';
-import { LINK_PAGE_HEADERS, linkPage, linkPageLocale, type LinkPageKind } from './link-page.js';
-import type { HttpExchange, HttpReply, SessionPort } from './http.js';
-import type { OtpService } from './service.js';
-import type { OtpSessionFlag } from './types.js';
+import { checkPageToken, LINK_TOKEN_LENGTH, pageToken, parseLinkToken } from './token.js';
+import { LINK_PAGE_HEADERS, linkPage, linkPageLocale, type LinkPageKind } from './page.js';
+import type { HttpExchange, HttpReply, SessionPort } from '../http/handler.js';
+import type { OtpService } from '../service.js';
+import type { OtpSessionFlag } from '../types.js';
 
 /** The username the session last asked a code for, kept at send time for its link's POST. */
 export const SESSION_LINK_USER = 'blockidOtpLinkUser';

@@ -6,12 +6,12 @@
  * counters on keys of its own that only reads the shared breakers, so every plan has the same
  * shape for every kind of user. The store decides the whole plan in one call.
  */
-import { hashKey } from './codes.js';
-import { ipQuotaKey } from './client-ip.js';
-import type { OtpLimits, WindowQuota } from './options.js';
+import { hashKey } from '../codes.js';
+import { ipQuotaKey } from '../http/client-ip.js';
+import type { OtpLimits, WindowQuota } from '../options.js';
 import type { Target } from './targets.js';
-import type { Channel } from './types.js';
-import type { Counter, SendPlan, Space } from '../stores/types.js';
+import type { Channel } from '../types.js';
+import type { Counter, SendPlan, Space } from '../../stores/types.js';
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
@@ -40,6 +40,8 @@ export interface PlannedTarget {
   channel: Channel;
   target: Target | null;
 }
+
+export type Admission = ReturnType<typeof createAdmission>;
 
 export function createAdmission({ secret, limits, cooldownSeconds }: { secret: string; limits: OtpLimits; cooldownSeconds: number }) {
   /** `${label}:${hashKey(kind, value)}`: a destination's, a number block's, an IP's, or a decoy's stand-in's key. */
@@ -85,7 +87,6 @@ export function createAdmission({ secret, limits, cooldownSeconds }: { secret: s
 
   return {
     /** The username's store key, shared by both spaces. */
-    userKey: (username: string) => hashKey(secret, 'user', username),
 
     plan(request: PlanRequest): SendPlan {
       const { space } = request;

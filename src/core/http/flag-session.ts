@@ -3,8 +3,8 @@
  * the flag once per request, before the app's routes; their guards decide on that flag with
  * the shared `createGuard` rules instead of opening the session a second time.
  */
-import { SESSION_FLAG, type SessionPort } from './http.js';
-import type { OtpSessionFlag } from './types.js';
+import { SESSION_FLAG, type SessionPort } from './handler.js';
+import type { OtpSessionFlag } from '../types.js';
 
 export function flagSession(flag: OtpSessionFlag | null): SessionPort {
   const readOnly = (): never => {

@@ -4,7 +4,7 @@
 // review as a change to those files; `npm test` fails while they differ from the build.
 //
 // Usage: `npm run api-report` builds the package (or reuses the build the package tests
-// made for the same sources) and rewrites etc/api/; test/api-report.test.ts compares.
+// made for the same sources) and rewrites etc/api/; test/integration/api-report.test.ts compares.
 //
 // The entries come from package.json `exports`: adding an entry there is all it takes.
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';

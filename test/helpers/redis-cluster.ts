@@ -1,5 +1,5 @@
 /**
- * A private three-master Redis Cluster for one test file (as test/stores.test.ts starts
+ * A private three-master Redis Cluster for one test file (as test/contract/stores.test.ts starts
  * one), and a node-redis cluster client on it, optionally through other addresses (for
  * example a delay proxy per node, mapped with node-redis's `nodeAddressMap`).
  */

@@ -6,7 +6,7 @@
  * The cipher is `node:crypto`'s (OpenSSL on Node; Bun and Deno implement the same module):
  * its calls are synchronous, where WebCrypto's `subtle.decrypt` queues a job per call and cost
  * about ten times as much per request on Node. The bytes are WebCrypto's AES-GCM and HKDF
- * exactly (test/cookie-session.test.ts opens each with the other).
+ * exactly (test/integration/cookie-session.test.ts opens each with the other).
  *
  * Sealed value: `v1.` + base64url(12-byte IV ‖ ciphertext ‖ tag); the cookie name is the
  * additional data, so a value moved to another cookie name does not open. The plaintext is

@@ -1,0 +1,67 @@
+/**
+ * The sign-in link's HTTP contract on the shared stores: Express and fetch on postgresStore
+ * (a schema of this run's own) and on redisStore (a prefix of this run's own), each app with a
+ * secret of its own.
+ */
+import { randomBytes } from 'node:crypto';
+import { after, before, describe } from 'node:test';
+import pg from 'pg';
+import { createClient, type RedisClientType } from 'redis';
+import { redisStore } from '../../src/index.js';
+import type { OtpStore } from '../../src/store.js';
+import { postgresStore, type PostgresStore } from '../../src/postgres.js';
+import { expressApp, fetchApp, type AppFactory } from '../helpers/apps.js';
+import { describeLinkContract } from '../helpers/link-contract.js';
+import { assertPostgresReachable, testDatabaseUrl } from '../helpers/postgres-server.js';
+import { keysUnder } from '../helpers/redis-server.js';
+
+const runId = `${process.pid}_${randomBytes(3).toString('hex')}`;
+
+const on =
+  (makeApp: AppFactory, store: () => OtpStore): AppFactory =>
+  (options = {}) =>
+    makeApp({ ...options, otp: { store: store(), secret: randomBytes(24).toString('base64url'), ...options.otp } });
+
+describe('on PostgreSQL', () => {
+  const schema = `otp_link_${runId}`;
+  let pool: pg.Pool;
+  let store: PostgresStore;
+
+  before(async () => {
+    await assertPostgresReachable();
+    pool = new pg.Pool({ connectionString: testDatabaseUrl, max: 5, idleTimeoutMillis: 1000 });
+    pool.on('error', () => {});
+    store = postgresStore({ pool, schema, sweepIntervalMs: 0 });
+    await store.ready();
+  });
+
+  after(async () => {
+    await store?.close();
+    await pool?.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
+    await pool?.end();
+  });
+
+  describeLinkContract('express with postgresStore', on(expressApp, () => store));
+  describeLinkContract('fetch with postgresStore', on(fetchApp, () => store));
+});
+
+describe('on Redis', () => {
+  const prefix = `otp-link:${runId}:`;
+  let client: RedisClientType;
+
+  before(async () => {
+    client = createClient({ url: 'redis://127.0.0.1:6379', socket: { connectTimeout: 2000, reconnectStrategy: (retries) => (retries >= 10 ? new Error('Redis is not reachable') : 200) } }) as RedisClientType;
+    client.on('error', () => {});
+    await client.connect();
+  });
+
+  after(async () => {
+    if (!client?.isOpen) return;
+    const left = await keysUnder(client, prefix);
+    if (left.length > 0) await client.del(left);
+    await client.close();
+  });
+
+  describeLinkContract('express with redisStore', on(expressApp, () => redisStore({ client, prefix })));
+  describeLinkContract('fetch with redisStore', on(fetchApp, () => redisStore({ client, prefix })));
+});

@@ -33,7 +33,9 @@ let admin: pg.Pool;
 async function withInstances(count: number, body: (instances: PostgresStore[]) => Promise<void>, config: pg.PoolConfig = {}): Promise<void> {
   const own = Array.from({ length: count }, () => new pg.Pool({ connectionString, max: 5, ...config }));
   for (const p of own) p.on('error', () => {});
-  const instances = own.map((p) => postgresStore({ pool: p, schema, sweepIntervalMs: 0 }));
+  // These tests are about correctness under contention, not latency: a generous call timeout, so a
+  // busy machine's slow lock queue does not fail a call closed (the timeout has tests of its own).
+  const instances = own.map((p) => postgresStore({ pool: p, schema, sweepIntervalMs: 0, commandTimeoutMs: 15_000 }));
   try {
     await body(instances);
   } finally {

@@ -56,7 +56,7 @@ async function startInstance(index: number, events: Events): Promise<Instance> {
   // Small pools: the server is shared (max_connections 100).
   const pool = new pg.Pool({ connectionString: testDatabaseUrl, max: 5, idleTimeoutMillis: 1000 });
   pool.on('error', () => {}); // see README: a Pool without an 'error' listener crashes on a database restart
-  const otpStore = postgresStore({ pool, schema, commandTimeoutMs: 15_000 }) // contention, not latency, is under test here;
+  const otpStore = postgresStore({ pool, schema, commandTimeoutMs: 15_000 }); // contention, not latency, is under test here
   await otpStore.ready(); // creates the schema and the OTP tables (under an advisory lock)
   const sessionStore = new PgSession({ pool, schemaName: schema, tableName: sessionTable, createTableIfMissing: true });
   // connect-pg-simple creates its table on first use without a lock: let each instance find it in turn.

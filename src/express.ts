@@ -185,7 +185,7 @@ export function requireOtp(options?: RequireOtpOptions): (req: any, res: any, ne
   return (req: ExpressRequest, res: ExpressResponse, next: Next) => {
     const cookies = cookieSessionsOf.get(req);
     if (cookies !== undefined) {
-      // The plugin's cookie session: opening it is asynchronous (WebCrypto).
+      // The plugin's cookie session (opened through the same promise API as on every adapter).
       cookies.load(req.headers.cookie).then((state) => {
         const refusal = guard(state.port, req.headers.accept);
         if (refusal === undefined) return next();

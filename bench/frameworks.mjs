@@ -15,12 +15,13 @@ import { execFileSync, fork } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BENCH_DIR, ROOT, TMP, cannon, machine } from './lib.mjs';
+import { BENCH_DIR, ROOT, TMP, cannon, machine, median } from './lib.mjs';
 import { cyclingVerifySpec, getSpec, pendingCodeUsers, uniqueSendSpec, verifiedCookie } from './scenarios.mjs';
 
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
-const DURATION = QUICK ? 2 : 10;
+const DURATION = QUICK ? 1.5 : 3;
+const ROUNDS = QUICK ? 2 : 6;
 const FRAMEWORKS = (args.find((arg) => arg.startsWith('--frameworks='))?.split('=')[1] ?? 'fetch,hono,fastify,express').split(',');
 const ENTRIES = ['index', 'fetch', 'hono', 'fastify'];
 
@@ -71,24 +72,55 @@ async function measure(spec, server, status) {
   return result;
 }
 
+/**
+ * A scenario and its baseline in `ROUNDS` alternating pairs (which goes first rotates), so a
+ * change in the machine's load falls on both; the figures are medians of the pairs.
+ */
+async function pairs(ours, base) {
+  const rounds = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const first = round % 2 === 0 ? ours : base;
+    const second = first === ours ? base : ours;
+    const a = await measure(first.spec, first.server, first.status);
+    const b = await measure(second.spec, second.server, second.status);
+    rounds.push(first === ours ? { ours: a, base: b } : { ours: b, base: a });
+  }
+  const med = (pick) => median(rounds.map(pick));
+  return {
+    ratio: med((r) => r.ours.rps / r.base.rps),
+    ours: { rps: med((r) => r.ours.rps), cpuUs: med((r) => r.ours.serverCpuUsPerRequest), p99: med((r) => r.ours.p99) },
+    base: { rps: med((r) => r.base.rps), cpuUs: med((r) => r.base.serverCpuUsPerRequest), p99: med((r) => r.base.p99) },
+    /** The server CPU per request above the baseline's, per pair. */
+    workUs: med((r) => r.ours.serverCpuUsPerRequest - r.base.serverCpuUsPerRequest),
+    otherCores: Math.max(...rounds.flatMap((r) => [r.ours.otherCores, r.base.otherCores])),
+  };
+}
+
 async function benchFramework(framework, distDir) {
   const otp = await start({ framework, kind: 'otp', distDir });
   const baseline = await start({ framework, kind: 'baseline', distDir });
   try {
     const rows = [];
     const cookie = await verifiedCookie(otp.url, `g-${framework}`);
-    rows.push(['guard (GET /data, verified)', await measure(getSpec(otp.url, '/data', cookie), otp, 200), await measure(getSpec(baseline.url, '/data', ''), baseline, 200)]);
+    rows.push([
+      'guard (GET /data, verified)',
+      await pairs({ spec: getSpec(otp.url, '/data', cookie), server: otp, status: 200 }, { spec: getSpec(baseline.url, '/data', ''), server: baseline, status: 200 }),
+    ]);
     rows.push([
       'send (POST /otp/send, new user and session each)',
-      await measure(uniqueSendSpec(otp.url, '/otp/send', framework), otp, 202),
-      await measure(uniqueSendSpec(baseline.url, '/write', framework), baseline, 202),
+      await pairs(
+        { spec: uniqueSendSpec(otp.url, '/otp/send', framework), server: otp, status: 202 },
+        { spec: uniqueSendSpec(baseline.url, '/write', framework), server: baseline, status: 202 },
+      ),
     ]);
-    const users = await pendingCodeUsers(otp.url, { count: QUICK ? 2000 : 6000, tag: framework });
+    const users = await pendingCodeUsers(otp.url, { count: QUICK ? 3000 : 10_000, tag: framework });
     const verify = cyclingVerifySpec(otp.url, '/otp/verify', users, { budget: 10 });
-    const verified = await measure(verify, otp, 401);
+    rows.push([
+      'verify (POST /otp/verify, a wrong code)',
+      await pairs({ spec: verify, server: otp, status: 401 }, { spec: cyclingVerifySpec(baseline.url, '/write', users), server: baseline, status: 202 }),
+    ]);
     if (verify.exhausted()) console.warn(`[${framework}] the verify run went past the attempt budget of its users: later answers did not compare`);
-    rows.push(['verify (POST /otp/verify, a wrong code)', verified, await measure(cyclingVerifySpec(baseline.url, '/write', users), baseline, 202)]);
-    return rows.map(([scenario, ours, base]) => ({ framework, scenario, ours, base }));
+    return rows.map(([scenario, figures]) => ({ framework, scenario, ...figures }));
   } finally {
     await otp.stop();
     await baseline.stop();
@@ -131,17 +163,20 @@ const m = machine();
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
 const us = (n) => (n === undefined ? '–' : n.toFixed(0));
 console.log(`\n## Adapters against their framework's plain routes (commit ${commit}${QUICK ? ', --quick' : ''})\n`);
-console.log(`${m.cpus} × ${m.model}, Node ${m.node}, ${DURATION} s per measurement, 10 connections; every adapter on cookieSession() and memoryStore(); baselines answer JSON and write one cookie.\n`);
+console.log(
+  `${m.cpus} × ${m.model}, Node ${m.node}; ${ROUNDS} alternating pairs of ${DURATION} s per scenario, 10 connections, medians; every adapter on cookieSession() and memoryStore(); baselines answer JSON and write one cookie.\n`,
+);
 console.log('| framework | scenario | req/s | baseline req/s | ratio | server µs/req | baseline µs/req | OTP work µs | ÷ Express OTP work | p99 ms | baseline p99 ms |');
 console.log('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
-const work = (row) => row.ours.serverCpuUsPerRequest - row.base.serverCpuUsPerRequest;
 for (const row of results) {
   const { framework, scenario, ours, base } = row;
   const express = results.find((other) => other.framework === 'express' && other.scenario === scenario);
-  const versus = express === undefined || scenario.startsWith('guard') ? '–' : `${(work(row) / work(express)).toFixed(2)}×`;
+  const versus = express === undefined || scenario.startsWith('guard') ? '–' : `${(row.workUs / express.workUs).toFixed(2)}×`;
   console.log(
-    `| ${framework} | ${scenario} | ${fmt(ours.rps)} | ${fmt(base.rps)} | ${(ours.rps / base.rps).toFixed(2)}× | ${us(ours.serverCpuUsPerRequest)} | ${us(base.serverCpuUsPerRequest)} | ${us(work(row))} | ${versus} | ${ours.p99} | ${base.p99} |`,
+    `| ${framework} | ${scenario} | ${fmt(ours.rps)} | ${fmt(base.rps)} | ${row.ratio.toFixed(2)}× | ${us(ours.cpuUs)} | ${us(base.cpuUs)} | ${us(row.workUs)} | ${versus} | ${ours.p99} | ${base.p99} |`,
   );
 }
-console.log(`\nTargets: guard ≥ 0.95× of the plain route; OTP work per send and per verify within 1.2× of Express's.\n`);
+const busiest = Math.max(...results.map((row) => row.otherCores));
+console.log(`\nOther processes used up to ${busiest.toFixed(2)} of a core during a measurement.`);
+console.log('Targets: guard ≥ 0.95× of the plain route; OTP work per send and per verify within 1.2× of Express\'s.\n');
 console.log(`cookieSession(): seal ${cost.seal.toFixed(1)} µs, unseal ${cost.unseal.toFixed(1)} µs per request (a ${cost.cookieBytes}-byte cookie holding the verified flag; node:crypto AES-256-GCM).`);

@@ -100,6 +100,8 @@ export function toResponse(reply: { status: number; headers: Record<string, stri
   return new Response(JSON.stringify(reply.body), { status: reply.status, headers });
 }
 
+const utf8 = new TextDecoder();
+
 /** The JSON body of `request`, at most `limitBytes`; throws `BodyError` (413 or 400). */
 async function readRequestJson(request: Request, limitBytes: number): Promise<unknown> {
   const text = await readRequestText(request, limitBytes);
@@ -110,11 +112,22 @@ async function readRequestJson(request: Request, limitBytes: number): Promise<un
   }
 }
 
-/** The body of `request` as UTF-8 text, at most `limitBytes`; throws `BodyError` (413 or 400). */
-async function readRequestText(request: Request, limitBytes: number): Promise<string> {
-  const declared = Number(request.headers.get('content-length'));
+/**
+ * The body of `request` as UTF-8 text, at most `limitBytes`; throws `BodyError` (413 or 400).
+ * A body with a declared length within the limit is read whole by the runtime's own reader
+ * (the HTTP framing stops it at that length; @hono/node-server then reads the socket directly,
+ * without building a stream); a body without one is read chunk by chunk and cut off past the limit.
+ */
+export async function readRequestText(request: Request, limitBytes: number): Promise<string> {
+  const declaredHeader = request.headers.get('content-length');
+  const declared = declaredHeader === null ? Number.NaN : Number(declaredHeader);
   if (Number.isFinite(declared) && declared > limitBytes) throw new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`);
   if (request.bodyUsed) throw new BodyError('malformed', 'The request body was already read before blockid-otp saw it.');
+  if (Number.isInteger(declared) && declared >= 0) {
+    const whole = new Uint8Array(await request.arrayBuffer());
+    if (whole.byteLength > limitBytes) throw new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`);
+    return utf8.decode(whole);
+  }
   const chunks: Uint8Array[] = [];
   let size = 0;
   if (request.body !== null) {
@@ -130,7 +143,7 @@ async function readRequestText(request: Request, limitBytes: number): Promise<st
       chunks.push(value);
     }
   }
-  return new TextDecoder().decode(Buffer.concat(chunks));
+  return utf8.decode(Buffer.concat(chunks));
 }
 
 /**

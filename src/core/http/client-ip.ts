@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import ipaddr from 'ipaddr.js';
 
 /**
@@ -5,13 +6,13 @@ import ipaddr from 'ipaddr.js';
  * commonly holds a whole /56 or /48). IPv4-mapped IPv6 in any writing (`::ffff:192.0.2.1`,
  * `::ffff:c000:201`, `0:0:0:0:0:ffff:192.0.2.1`) counts as the IPv4 address, zone ids are
  * dropped, and a port some proxies append (`192.0.2.1:5678`, `[2001:db8::1]:443`) is ignored.
- * Parsing is ipaddr.js's; anything that is not a dotted-quad IPv4 or an IPv6 address shares the
+ * IPv6 parsing is ipaddr.js's; anything that is not a dotted-quad IPv4 or an IPv6 address shares the
  * key `unknown` (fail closed: one bucket, not one per writing).
  */
 export function ipQuotaKey(ip: string | undefined): string {
   if (typeof ip !== 'string') return 'unknown';
   const address = stripPort(ip.trim());
-  if (ipaddr.IPv4.isValidFourPartDecimal(address)) return ipaddr.IPv4.parse(address).toString();
+  if (isIPv4(address)) return address; // the common case, without parsing
   const bare = address.split('%')[0] ?? address;
   if (!ipaddr.IPv6.isValid(bare)) return 'unknown';
   const parsed = ipaddr.IPv6.parse(bare);

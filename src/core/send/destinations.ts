@@ -4,6 +4,7 @@
  */
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import { OtpError, configError } from '../errors.js';
+import { RecentValues } from './recent.js';
 
 /**
  * The number types refused by default, none of them a person's phone (libphonenumber's
@@ -56,9 +57,11 @@ function squash(name: string): string {
   return name.toLowerCase().replace(/[^a-z]/g, '');
 }
 
-/** Each allow list, checked on its first use (like any option, it is not meant to change afterwards). */
-const allowLists = new WeakMap<object, ReadonlySet<PhoneNumberType>>();
-const allowNone: ReadonlySet<PhoneNumberType> = new Set();
+/** Successful results, by allowed types and input: `resolveUser` hands back the same stored number on every send (bounded). */
+const normalizedPhones = new RecentValues<string>(10_000);
+/** Each allow list, checked on its first use (like any option, it is not meant to change afterwards), with its cache-key part. */
+const allowLists = new WeakMap<object, { types: ReadonlySet<PhoneNumberType>; key: string }>();
+const allowNone = { types: new Set<PhoneNumberType>() as ReadonlySet<PhoneNumberType>, key: '' };
 const PHONE_CHARACTERS = /^\+?[0-9\s().-]+$/;
 
 /**
@@ -69,14 +72,21 @@ const PHONE_CHARACTERS = /^\+?[0-9\s().-]+$/;
  * `options.allowTypes` names their type.
  */
 export function normalizePhone(smsTo: unknown, smsISDCode: unknown = '1', options: NormalizePhoneOptions = {}): string {
-  return parsePhone(smsTo, smsISDCode, allowListOf(options.allowTypes));
+  const allowed = allowListOf(options.allowTypes);
+  const cacheKey = typeof smsTo === 'string' && typeof smsISDCode === 'string' ? `${allowed.key}\u0001${smsISDCode}\u0000${smsTo}` : undefined;
+  const cached = cacheKey === undefined ? undefined : normalizedPhones.get(cacheKey);
+  if (cached !== undefined) return cached;
+  const normalized = parsePhone(smsTo, smsISDCode, allowed.types);
+  if (cacheKey !== undefined) normalizedPhones.set(cacheKey, normalized);
+  return normalized;
 }
 
-function allowListOf(allowTypes: NormalizePhoneOptions['allowTypes']): ReadonlySet<PhoneNumberType> {
+function allowListOf(allowTypes: NormalizePhoneOptions['allowTypes']): { types: ReadonlySet<PhoneNumberType>; key: string } {
   if (allowTypes === undefined) return allowNone;
   let checked = typeof allowTypes === 'object' && allowTypes !== null ? allowLists.get(allowTypes) : undefined;
   if (checked === undefined) {
-    checked = resolveAllowedNumberTypes(allowTypes, 'allowTypes');
+    const types = resolveAllowedNumberTypes(allowTypes, 'allowTypes');
+    checked = { types, key: [...types].sort().join(',') };
     allowLists.set(allowTypes, checked);
   }
   return checked;

@@ -1,7 +1,7 @@
 /**
  * One benchmark server, run as its own child process by bench/run.mjs (child_process.fork).
  * Configured by the BENCH_SERVER environment variable (JSON); reports { port } over IPC
- * when listening and exits on the 'stop' message (so --cpu-prof can write its profile).
+ * when listening and exits on the 'stop' message (so a `--cpu-prof` run can write its profile).
  *
  * Stores (`store`): `memory` (express-session's MemoryStore for sessions), `redis` (sessions in
  * Redis with connect-redis), `postgres` (postgresStore from blockid-otp/postgres, sessions in
@@ -331,8 +331,6 @@ async function stop() {
 }
 process.on('message', (message) => {
   if (message === 'stop') void stop();
-  // The monotonic clock of --cpu-prof's sample timestamps (µs), so bench/profile.mjs can cut out set-up.
-  if (message === 'mark') process.send?.({ type: 'mark', us: Number(process.hrtime.bigint() / 1000n) });
 });
 process.on('disconnect', () => void stop());
 process.on('SIGTERM', () => void stop());

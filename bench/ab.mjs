@@ -32,20 +32,20 @@ import { buildDist, cannon, cleanRedis, median, pgPool, startServer } from './li
 import { oldAgainstNew } from './old-vs-new.mjs';
 import { baselineSessions, cyclingVerifySpec, getSpec, pendingCodeUsers, uniqueSendSpec, verifiedCookie } from './scenarios.mjs';
 
-/** @type {(name: string, fallback?: string) => string | undefined} */
-const option = (name, fallback) => process.argv.slice(2).find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+/** @type {(name: string) => string | undefined} */
+const option = (name) => process.argv.slice(2).find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
 const oldRef = option('old');
 if (oldRef !== undefined) {
   await oldAgainstNew(oldRef, { option, flag: (name) => process.argv.includes(`--${name}`) });
   process.exit(0);
 }
-const store = option('store', 'memory');
-const scenario = option('scenario', 'send');
-const rounds = Number(option('rounds', '16'));
-const duration = Number(option('duration', '1.5'));
-const warmup = Number(option('warmup', '0.5'));
-const users = Number(option('users', '4000'));
-const extra = JSON.parse(option('otp', '{}'));
+const store = (option('store') ?? 'memory');
+const scenario = (option('scenario') ?? 'send');
+const rounds = Number((option('rounds') ?? '16'));
+const duration = Number((option('duration') ?? '1.5'));
+const warmup = Number((option('warmup') ?? '0.5'));
+const users = Number((option('users') ?? '4000'));
+const extra = JSON.parse((option('otp') ?? '{}'));
 const src = option('src');
 if (!['memory', 'redis', 'postgres'].includes(store) || !['send', 'verify', 'guard'].includes(scenario)) {
   console.error('usage: node bench/ab.mjs --store=memory|redis|postgres --scenario=send|verify|guard [--rounds=N] [--duration=S] [--otp=JSON] [--src=DIR]');

@@ -107,8 +107,10 @@ export function startServer(config, { execArgv = [], script = path.join(BENCH_DI
     execArgv,
     stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
   });
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (text) => {
+  // stdio 'pipe': the child has a stderr stream.
+  const stderr = /** @type {import('node:stream').Readable} */ (child.stderr);
+  stderr.setEncoding('utf8');
+  stderr.on('data', (text) => {
     const lines = text.split('\n').filter((line) => line.trim() !== '' && !QUIET.test(line));
     if (lines.length > 0) process.stderr.write(`[${config.name ?? config.kind}] ${lines.join('\n')}\n`);
   });
@@ -117,7 +119,7 @@ export function startServer(config, { execArgv = [], script = path.join(BENCH_DI
     child.once('exit', onExit);
     child.once('message', (message) => {
       child.off('exit', onExit);
-      const url = `http://127.0.0.1:${message.port}`;
+      const url = `http://127.0.0.1:${/** @type {{ port: number }} */ (message).port}`;
       resolve({
         url,
         child,
@@ -138,7 +140,13 @@ export function startServer(config, { execArgv = [], script = path.join(BENCH_DI
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
 
-/** A small keep-alive HTTP client: { status, body (parsed JSON or text), cookie }. */
+/**
+ * A small keep-alive HTTP client: { status, body (parsed JSON or text), cookie }.
+ *
+ * @param {string} url
+ * @param {{ method?: string, headers?: Record<string, string>, json?: unknown }} [options]
+ * @returns {Promise<{ status: number | undefined, body: any, cookie: string | undefined }>}
+ */
 export function request(url, { method = 'GET', headers = {}, json } = {}) {
   return new Promise((resolve, reject) => {
     const body = json === undefined ? undefined : JSON.stringify(json);
@@ -200,10 +208,11 @@ export function processCpuUs(pid) {
 
 /** Busy CPU time of the whole machine so far, in µs. */
 function machineBusyUs() {
-  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
   return (user + nice + system + irq + softirq + steal) * TICK_US;
 }
 
+/** @type {number | null | undefined} */
 let redisPid;
 /** The local redis-server's pid, found once through /proc. */
 export function redisServerPid() {
@@ -228,16 +237,20 @@ export function redisServerPid() {
  * CPU time per request and how much CPU everything else on the machine used meanwhile
  * (`otherCores`: other engineers' jobs make figures noisy; redis counts as ours when `withRedis`,
  * and so do `extraPids`, e.g. the PostgreSQL backends serving the bench's own connections).
+ *
+ * @param {Record<string, any>} options autocannon's options (connections 10 unless given)
+ * @param {{ serverPid?: number, withRedis?: boolean, extraPids?: number[] }} [context]
  */
 export async function cannon(options, { serverPid, withRedis = false, extraPids = [] } = {}) {
-  const storePids = [...(withRedis && redisServerPid() ? [redisServerPid()] : []), ...extraPids];
+  const redis = withRedis ? redisServerPid() : null;
+  const storePids = [...(redis ? [redis] : []), ...extraPids];
   const ours = [process.pid, ...(serverPid ? [serverPid] : []), ...storePids];
   const startedAt = process.hrtime.bigint();
   const storeCpuUs = () => storePids.reduce((sum, pid) => sum + processCpuUs(pid), 0);
   const before = { busy: machineBusyUs(), ours: ours.map(processCpuUs), server: serverPid ? processCpuUs(serverPid) : 0, store: storeCpuUs() };
   const result = await autocannon({ connections: 10, ...options });
   const wallUs = Number(process.hrtime.bigint() - startedAt) / 1000;
-  const oursUs = ours.map(processCpuUs).reduce((sum, us, i) => sum + us - before.ours[i], 0);
+  const oursUs = ours.map(processCpuUs).reduce((sum, us, i) => sum + us - (before.ours[i] ?? 0), 0);
   const serverUs = serverPid ? processCpuUs(serverPid) - before.server : undefined;
   const storeUs = storePids.length > 0 ? storeCpuUs() - before.store : undefined;
   const otherCores = Math.max(0, machineBusyUs() - before.busy - oursUs) / wallUs;
@@ -258,10 +271,15 @@ export async function cannon(options, { serverPid, withRedis = false, extraPids 
   };
 }
 
+/**
+ * @param {number[]} values
+ * @returns {number} NaN for none
+ */
 export function median(values) {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+  const at = (/** @type {number} */ i) => sorted[i] ?? Number.NaN;
+  return sorted.length % 2 === 1 ? at(middle) : (at(middle - 1) + at(middle)) / 2;
 }
 
 /** Deletes every Redis key under `prefix` (SCAN + UNLINK); returns how many. */

@@ -34,15 +34,15 @@ const loadAverage = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' '
 
 /**
  * @param {string} ref the old build's commit (any git ref)
- * @param {{ option: (name: string, fallback?: string) => string | undefined, flag: (name: string) => boolean }} args
+ * @param {{ option: (name: string) => string | undefined, flag: (name: string) => boolean }} args
  */
 export async function oldAgainstNew(ref, { option, flag }) {
-  const stores = (option('stores', 'memory,redis') ?? '').split(',');
-  const scenarios = (option('scenarios', SCENARIOS.join(',')) ?? '').split(',');
-  const rounds = Number(option('rounds', '6'));
-  const duration = Number(option('duration', '1.5'));
-  const warmup = Number(option('warmup', '0.5'));
-  const users = Number(option('users', '8000'));
+  const stores = (option('stores') ?? 'memory,redis').split(',');
+  const scenarios = (option('scenarios') ?? SCENARIOS.join(',')).split(',');
+  const rounds = Number((option('rounds') ?? '6'));
+  const duration = Number((option('duration') ?? '1.5'));
+  const warmup = Number((option('warmup') ?? '0.5'));
+  const users = Number((option('users') ?? '8000'));
   const bad = [...stores.filter((s) => s !== 'memory' && s !== 'redis'), ...scenarios.filter((s) => !SCENARIOS.includes(s))];
   if (bad.length > 0) throw new Error(`--old: unknown store or scenario ${bad.join(', ')} (stores: memory, redis; scenarios: ${SCENARIOS.join(', ')})`);
 
@@ -94,7 +94,7 @@ export async function oldAgainstNew(ref, { option, flag }) {
       for (let round = 0; round < rounds; round++) {
         for (const scenario of scenarios) {
           const result = /** @type {Record<'old' | 'new', Measured>} */ ({});
-          for (const side of /** @type {const} */ (round % 2 === 0 ? ['old', 'new'] : ['new', 'old'])) {
+          for (const side of /** @type {Array<'old' | 'new'>} */ (round % 2 === 0 ? ['old', 'new'] : ['new', 'old'])) {
             const spec = specs[scenario]?.[side](round);
             if (spec === undefined) throw new Error(`no spec for ${scenario}`);
             const options = { url: spec.url, ...(spec.requests && { requests: spec.requests }), ...(spec.headers && { headers: spec.headers }) };

@@ -56,7 +56,14 @@ const started = Date.now();
 
 const log = (...parts) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s]`, ...parts);
 
-/** Warm-up, then the measured run; `spec` is an autocannon options object (plus bench-only helpers). */
+/**
+ * Warm-up, then the measured run; `spec` is an autocannon options object (plus bench-only helpers).
+ *
+ * @param {import('./lib.mjs').BenchServer} server
+ * @param {Record<string, any>} spec
+ * @param {number} round
+ * @param {{ withRedis?: boolean, ourPids?: () => Promise<number[]> }} [context]
+ */
 async function measure(server, spec, round, { withRedis = false, ourPids } = {}) {
   const { url, requests, headers } = spec;
   const options = { url, connections: CONNECTIONS, ...(requests && { requests }), ...(headers && { headers }) };
@@ -97,9 +104,11 @@ const fmt = (value, digits = 0) => (value === undefined || value === null || Num
  */
 async function measureSet(store, name, round, variants, ourPids) {
   const keys = Object.keys(variants);
-  const order = keys.map((_, i) => keys[(i + round) % keys.length]);
-  let out;
+  const order = keys.map((_, i) => /** @type {string} */ (keys[(i + round) % keys.length]));
+  /** @type {Record<string, any>} */
+  let out = {};
   for (let attempt = 0; ; attempt++) {
+    /** @type {Record<string, any>} */
     const tried = {};
     for (const which of order) {
       const { server, spec, expected } = variants[which];
@@ -107,7 +116,7 @@ async function measureSet(store, name, round, variants, ourPids) {
       checkStatuses(`${store} ${name} ${which}`, tried[which], expected);
     }
     tried.noise = Math.max(...keys.map((key) => tried[key].otherCores));
-    if (out === undefined || tried.noise < out.noise) out = { ...tried, attempts: attempt + 1 };
+    if (attempt === 0 || tried.noise < out.noise) out = { ...tried, attempts: attempt + 1 };
     const cost = keys.length * (DURATION + WARMUP) + 1;
     if (out.noise <= RETRY_ABOVE || attempt >= MAX_RETRIES || retryBudgetSeconds < cost) break;
     retryBudgetSeconds -= cost;
@@ -180,19 +189,19 @@ async function benchStore(dist, store, withPeer) {
         hmac: await startServer({ name: 'passwordless/hmac', kind: 'passwordless', tokenStore: 'hmac', store: 'memory' }),
       }
     : undefined;
-  const servers = [guarded, open, flows, baseline, metered, ceiling, minimal, ...Object.values(peers ?? {})].filter(Boolean);
+  const servers = [guarded, open, flows, baseline, metered, ceiling, minimal, ...Object.values(peers ?? {})].filter((s) => s !== undefined);
 
   try {
     log(`${store}: ${withGuard ? 'verified sessions, ' : ''}${verifyUsers} users with a pending code${withMetrics ? ' (twice: with and without metrics)' : ''}, ${verifyUsers} baseline sessions`);
-    const guardedCookie = withGuard ? await verifiedCookie(guarded.url, 'bench.user') : undefined;
-    const openCookie = withGuard ? await verifiedCookie(open.url, 'bench.user') : undefined;
+    const guardedCookie = guarded ? await verifiedCookie(guarded.url, 'bench.user') : undefined;
+    const openCookie = open ? await verifiedCookie(open.url, 'bench.user') : undefined;
     // As many requests in flight as the load has (more would only queue for PostgreSQL's per-IP counter row).
     const concurrency = postgres ? CONNECTIONS : 32;
     const verifySpec = cyclingVerifySpec(flows.url, '/otp/verify', await pendingCodeUsers(flows.url, { count: verifyUsers, tag: store, concurrency }), { budget: MAX_ATTEMPTS });
-    const meteredVerifySpec = withMetrics
+    const meteredVerifySpec = metered
       ? cyclingVerifySpec(metered.url, '/otp/verify', await pendingCodeUsers(metered.url, { count: verifyUsers, tag: store, concurrency }), { budget: MAX_ATTEMPTS })
       : undefined;
-    const ceilingVerifySpec = withCeiling
+    const ceilingVerifySpec = ceiling
       ? cyclingVerifySpec(ceiling.url, '/otp/verify', await pendingCodeUsers(ceiling.url, { count: verifyUsers, tag: store, concurrency }), { budget: MAX_ATTEMPTS })
       : undefined;
     const baselineVerifySpec = cyclingVerifySpec(baseline.url, '/write', await baselineSessions(baseline.url, { count: verifyUsers, tag: store, concurrency }));
@@ -204,12 +213,16 @@ async function benchStore(dist, store, withPeer) {
         peerVerify[name] = cyclingVerifySpec(peerServer.url, '/pl/verify', users);
       }
     }
-    const verifiers = [[flows, verifySpec], ...(withMetrics ? [[metered, meteredVerifySpec]] : []), ...(withCeiling ? [[ceiling, ceilingVerifySpec]] : [])];
+    /** @type {Array<[import('./lib.mjs').BenchServer, ReturnType<typeof cyclingVerifySpec>]>} */
+    const verifiers = [[flows, verifySpec]];
+    if (metered && meteredVerifySpec) verifiers.push([metered, meteredVerifySpec]);
+    if (ceiling && ceilingVerifySpec) verifiers.push([ceiling, ceilingVerifySpec]);
 
     const rounds = [];
     for (let round = 0; round < ROUNDS; round++) {
+      /** @type {Record<string, any>} */
       const result = {};
-      if (withGuard) {
+      if (guarded && open) {
         result.guard = await measureSet(store, 'guard', round, {
           scenario: { server: guarded, spec: () => getSpec(guarded.url, '/data', guardedCookie), expected: 200 },
           baseline: { server: open, spec: () => getSpec(open.url, '/data', openCookie), expected: 200 },
@@ -222,7 +235,7 @@ async function benchStore(dist, store, withPeer) {
         round,
         {
           scenario: { server: flows, spec: () => uniqueSendSpec(flows.url, '/otp/send', sendTag), expected: 202 },
-          ...(withMetrics && { metrics: { server: metered, spec: () => uniqueSendSpec(metered.url, '/otp/send', sendTag), expected: 202 } }),
+          ...(metered && { metrics: { server: metered, spec: () => uniqueSendSpec(metered.url, '/otp/send', sendTag), expected: 202 } }),
           ...(sendCeiling && { ceiling: { server: sendCeiling, spec: () => uniqueSendSpec(sendCeiling.url, '/otp/send', sendTag), expected: 202 } }),
           baseline: { server: baseline, spec: () => uniqueSendSpec(baseline.url, '/write', sendTag), expected: 202 },
         },
@@ -235,8 +248,8 @@ async function benchStore(dist, store, withPeer) {
         round,
         {
           scenario: { server: flows, spec: () => verifySpec, expected: 401 },
-          ...(withMetrics && { metrics: { server: metered, spec: () => meteredVerifySpec, expected: 401 } }),
-          ...(withCeiling && { ceiling: { server: ceiling, spec: () => ceilingVerifySpec, expected: 401 } }),
+          ...(metered && { metrics: { server: metered, spec: () => meteredVerifySpec, expected: 401 } }),
+          ...(ceiling && { ceiling: { server: ceiling, spec: () => ceilingVerifySpec, expected: 401 } }),
           baseline: { server: baseline, spec: () => baselineVerifySpec, expected: 202 },
         },
         ourPids,
@@ -282,7 +295,7 @@ function memoryBench(dist) {
     });
     child.on('exit', (code) => {
       if (code !== 0) return reject(new Error(`bench/memory.mjs exited with ${code}`));
-      resolve(JSON.parse(out.trim().split('\n').pop()));
+      resolve(JSON.parse(out.trim().split('\n').pop() ?? ''));
     });
   });
 }
@@ -290,6 +303,10 @@ function memoryBench(dist) {
 /**
  * A flood of sends to unknown users against a server with a stub session (so the heap is the
  * plugin's), heap (after gc) read at several points.
+ *
+ * @param {string} dist
+ * @param {{ label: string, otp?: Record<string, unknown>, defaultOptions?: boolean, memoryStore?: Record<string, unknown>, trustProxy?: boolean,
+ *   seconds: number, step: number, distinctIps: boolean }} options
  */
 async function floodBench(dist, { label, otp = {}, defaultOptions = false, memoryStore, trustProxy = false, seconds, step, distinctIps }) {
   const server = await startServer(
@@ -343,6 +360,7 @@ function percentile(values, p) {
 function tracedLoad(options) {
   const samples = [];
   const t0 = performance.now();
+  /** @type {any} autocannon's instance (an EventEmitter with stop()) */
   let instance;
   const done = new Promise((resolve, reject) => {
     instance = autocannon({ connections: CONNECTIONS, ...options }, (error, result) => (error ? reject(error) : resolve(result)));
@@ -394,6 +412,7 @@ COMMIT;`;
     await admin.query(insertSql);
     const committed = at(now());
     log(`postgres sweep: ${total.toLocaleString('en-US')} expired rows written in ${fmt(committed - insertStart)} ms`);
+    /** @type {Array<[number, number]>} ms since the load started, expired rows left */
     const remaining = [];
     let gone;
     while (at(now()) - committed < MAX_MS) {
@@ -841,7 +860,7 @@ function loadAverage() {
 }
 
 /** `--wait-quiet`: polls the load every 30 s until the 1-minute figure is under 0.6, for at most 25 minutes. */
-const quiet = { asked: args.has('--wait-quiet'), waitedSeconds: 0, loadAtStart: undefined, gaveUp: false };
+const quiet = { asked: args.has('--wait-quiet'), waitedSeconds: 0, loadAtStart: /** @type {number | undefined} */ (undefined), gaveUp: false };
 async function waitForQuiet() {
   const QUIET_LOAD = 0.6;
   const GIVE_UP_S = 25 * 60;

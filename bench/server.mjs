@@ -223,7 +223,7 @@ if (kind === 'otp') {
 } else if (kind === 'baseline') {
   app.use(await sessionMiddleware());
   app.post('/write', express.json(), (req, res) => {
-    req.session.bench = { username: req.body?.username, at: Date.now() };
+    Object.assign(req.session, { bench: { username: req.body?.username, at: Date.now() } });
     res.status(202).json({ status: 'sent', expiresIn: 600, resendIn: 30 });
   });
 } else if (kind === 'minimal') {
@@ -253,7 +253,8 @@ if (kind === 'otp') {
     res.status(202).json({ status: 'sent' });
   });
   app.post('/pl/verify', passwordless.acceptToken({ allowPost: true, tokenField: 'code', uidField: 'username' }), (req, res) => {
-    if (req.user) res.json({ status: 'verified', username: req.user });
+    const { user } = /** @type {{ user?: string }} */ (req); // set by passwordless.acceptToken
+    if (user) res.json({ status: 'verified', username: user });
     else res.status(401).json({ error: 'invalid_code' });
   });
 } else if (kind === 'flood') {
@@ -261,7 +262,7 @@ if (kind === 'otp') {
   if (config.trustProxy) app.set('trust proxy', 1);
   // A stub session: the plugin needs regenerate(); nothing is stored, so the heap is the plugin's.
   app.use((req, _res, next) => {
-    req.session = { regenerate: (callback) => callback() };
+    req.session = /** @type {any} */ ({ regenerate: (callback) => callback() });
     next();
   });
   const overrides = { resolveUser: () => null, ...(config.otp ?? {}) };
@@ -316,7 +317,7 @@ app.use((error, req, res, _next) => {
 });
 
 const server = app.listen(0, '127.0.0.1', () => {
-  process.send?.({ type: 'ready', port: server.address().port });
+  process.send?.({ type: 'ready', port: /** @type {import('node:net').AddressInfo} */ (server.address()).port });
 });
 
 async function stop() {

@@ -467,16 +467,13 @@ COMMIT;`;
   }
 }
 
-/**
- * Targets (scenario ÷ baseline req/s): issue 10 for memory and Redis (memory verify keeps the
- * earlier 0.8, issue 10 sets none), issue 15 for PostgreSQL.
- */
+/** Targets (scenario ÷ baseline req/s) per store and scenario. */
 const TARGETS = {
   memory: { guard: 0.95, send: 0.9, verify: 0.8 },
   redis: { guard: 0.95, send: 0.85, verify: 0.9 },
   postgres: { guard: 0.95, send: 0.7, verify: 0.7 },
 };
-/** Issue 14: metrics may cost at most 5 % (with ÷ without >= 0.95). */
+/** Metrics may cost at most 5 % (with ÷ without >= 0.95). */
 const METRICS_TARGET = 0.95;
 
 function metricsRow(store, name, rounds) {

@@ -39,13 +39,13 @@ if (oldRef !== undefined) {
   await oldAgainstNew(oldRef, { option, flag: (name) => process.argv.includes(`--${name}`) });
   process.exit(0);
 }
-const store = (option('store') ?? 'memory');
-const scenario = (option('scenario') ?? 'send');
-const rounds = Number((option('rounds') ?? '16'));
-const duration = Number((option('duration') ?? '1.5'));
-const warmup = Number((option('warmup') ?? '0.5'));
-const users = Number((option('users') ?? '4000'));
-const extra = JSON.parse((option('otp') ?? '{}'));
+const store = option('store') ?? 'memory';
+const scenario = option('scenario') ?? 'send';
+const rounds = Number(option('rounds') ?? '16');
+const duration = Number(option('duration') ?? '1.5');
+const warmup = Number(option('warmup') ?? '0.5');
+const users = Number(option('users') ?? '4000');
+const extra = JSON.parse(option('otp') ?? '{}');
 const src = option('src');
 if (!['memory', 'redis', 'postgres'].includes(store) || !['send', 'verify', 'guard'].includes(scenario)) {
   console.error('usage: node bench/ab.mjs --store=memory|redis|postgres --scenario=send|verify|guard [--rounds=N] [--duration=S] [--otp=JSON] [--src=DIR]');

@@ -39,10 +39,10 @@ const loadAverage = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' '
 export async function oldAgainstNew(ref, { option, flag }) {
   const stores = (option('stores') ?? 'memory,redis').split(',');
   const scenarios = (option('scenarios') ?? SCENARIOS.join(',')).split(',');
-  const rounds = Number((option('rounds') ?? '6'));
-  const duration = Number((option('duration') ?? '1.5'));
-  const warmup = Number((option('warmup') ?? '0.5'));
-  const users = Number((option('users') ?? '8000'));
+  const rounds = Number(option('rounds') ?? '6');
+  const duration = Number(option('duration') ?? '1.5');
+  const warmup = Number(option('warmup') ?? '0.5');
+  const users = Number(option('users') ?? '8000');
   const bad = [...stores.filter((s) => s !== 'memory' && s !== 'redis'), ...scenarios.filter((s) => !SCENARIOS.includes(s))];
   if (bad.length > 0) throw new Error(`--old: unknown store or scenario ${bad.join(', ')} (stores: memory, redis; scenarios: ${SCENARIOS.join(', ')})`);
 

@@ -328,7 +328,7 @@ export async function postgresPids(pool) {
 
 /** @typedef {{ url: string, child: import('node:child_process').ChildProcess, stop: () => Promise<void> }} BenchServer */
 
-export const RESULTS = path.join(BENCH_DIR, 'RESULTS.md');
+const RESULTS = path.join(BENCH_DIR, 'RESULTS.md');
 
 /** The fixed top of bench/RESULTS.md; everything below it is generated. */
 const RESULTS_HEADER = `# blockid-otp benchmarks: generated figures

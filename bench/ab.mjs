@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 /**
- * A quick A/B of one scenario against its baseline, for trying a change before a full
- * `npm run bench`: many short pairs measured alternately (on a noisy machine the median of
- * many short pairs moves less than a few long ones), printed round by round, nothing written.
+ * Short alternating pairs: on a noisy machine the median of many short pairs moves less than a
+ * few long runs. Two modes.
+ *
+ * One scenario against its baseline, for trying a change before a full `npm run bench`
+ * (printed round by round, nothing written):
  *
  *   node bench/ab.mjs --store=memory|redis|postgres --scenario=send|verify|guard
  *        [--rounds=16] [--duration=1.5] [--warmup=0.5] [--users=4000]
@@ -13,18 +15,37 @@
  * memory's send ceiling (bench/minimal-send.mjs) against the baseline; `--b-otp='{"kind":"minimal"}'`
  * measures the package's send against that ceiling. PostgreSQL tables go to a
  * schema of the run's own, dropped at the end; Redis keys under a prefix of its own, deleted.
+ *
+ * The old build against the new one (`npm run bench -- --ab[=REF]` runs this):
+ *
+ *   node bench/ab.mjs --old=REF [--worktree] [--stores=memory,redis] [--scenarios=guard,send,verify]
+ *        [--rounds=6] [--duration=1.5] [--warmup=0.5] [--users=8000] [--no-write]
+ *
+ * Builds REF's src/ (old) and HEAD's (new; the working tree with --worktree). The old build
+ * is served by REF's own bench/server.mjs (git archive, so its options match that build's
+ * API), the new one by this bench/server.mjs; the same HTTP scenarios drive both. For each
+ * store and scenario, each round measures old and new back to back, the order swapping every
+ * round; the table (new ÷ old per scenario, median of the rounds) goes to stdout and to its
+ * own section of bench/RESULTS.md.
  */
 import { buildDist, cannon, cleanRedis, median, pgPool, startServer } from './lib.mjs';
+import { oldAgainstNew } from './old-vs-new.mjs';
 import { baselineSessions, cyclingVerifySpec, getSpec, pendingCodeUsers, uniqueSendSpec, verifiedCookie } from './scenarios.mjs';
 
-const option = (name, fallback) => process.argv.slice(2).find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
-const store = option('store', 'memory');
-const scenario = option('scenario', 'send');
-const rounds = Number(option('rounds', '16'));
-const duration = Number(option('duration', '1.5'));
-const warmup = Number(option('warmup', '0.5'));
-const users = Number(option('users', '4000'));
-const extra = JSON.parse(option('otp', '{}'));
+/** @type {(name: string) => string | undefined} */
+const option = (name) => process.argv.slice(2).find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
+const oldRef = option('old');
+if (oldRef !== undefined) {
+  await oldAgainstNew(oldRef, { option, flag: (name) => process.argv.includes(`--${name}`) });
+  process.exit(0);
+}
+const store = option('store') ?? 'memory';
+const scenario = option('scenario') ?? 'send';
+const rounds = Number(option('rounds') ?? '16');
+const duration = Number(option('duration') ?? '1.5');
+const warmup = Number(option('warmup') ?? '0.5');
+const users = Number(option('users') ?? '4000');
+const extra = JSON.parse(option('otp') ?? '{}');
 const src = option('src');
 if (!['memory', 'redis', 'postgres'].includes(store) || !['send', 'verify', 'guard'].includes(scenario)) {
   console.error('usage: node bench/ab.mjs --store=memory|redis|postgres --scenario=send|verify|guard [--rounds=N] [--duration=S] [--otp=JSON] [--src=DIR]');

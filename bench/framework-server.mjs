@@ -96,7 +96,7 @@ async function honoServer() {
     app.get('/data', requireOtpHono(), (c) => c.json(data));
   } else {
     const { setCookie } = await import('hono/cookie');
-    const written = { maxAge: 86400, path: '/', httpOnly: true, sameSite: 'Lax' };
+    const written = { maxAge: 86400, path: '/', httpOnly: true, sameSite: /** @type {const} */ ('Lax') };
     app.get('/data', (c) => {
       setCookie(c, COOKIE_NAME, COOKIE_VALUE, written);
       return c.json(data);

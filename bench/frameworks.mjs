@@ -48,17 +48,19 @@ function start(config) {
   const child = fork(path.join(BENCH_DIR, 'framework-server.mjs'), [], { env: { ...process.env, BENCH_SERVER: JSON.stringify(config) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${config.framework} ${config.kind} server exited early (${code})`)));
-    child.once('message', ({ port }) => {
+    child.once('message', (/** @type {any} */ { port }) => {
       child.removeAllListeners('exit');
       resolve({
         url: `http://127.0.0.1:${port}`,
         pid: child.pid,
         stop: () =>
-          new Promise((done) => {
-            if (child.exitCode !== null) return done();
-            child.once('exit', () => done());
-            child.send('stop');
-          }),
+          /** @type {Promise<void>} */ (
+            new Promise((done) => {
+              if (child.exitCode !== null) return done();
+              child.once('exit', () => done());
+              child.send('stop');
+            })
+          ),
       });
     });
   });
@@ -100,6 +102,7 @@ async function benchFramework(framework, distDir) {
   const otp = await start({ framework, kind: 'otp', distDir });
   const baseline = await start({ framework, kind: 'baseline', distDir });
   try {
+    /** @type {Array<[string, Awaited<ReturnType<typeof measure>>, Awaited<ReturnType<typeof measure>>]>} */
     const rows = [];
     const cookie = await verifiedCookie(otp.url, `g-${framework}`);
     rows.push([

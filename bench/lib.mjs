@@ -1,6 +1,6 @@
-/** Helpers shared by bench/run.mjs, bench/memory.mjs and bench/profile.mjs. */
+/** Helpers shared by the bench's runners (run.mjs, ab.mjs, frameworks.mjs, pg-cost.mjs) and servers. */
 import { execFileSync, fork } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,10 +14,14 @@ export const TMP = path.join(BENCH_DIR, '.tmp');
 /**
  * Builds the package's ESM entry with tsup, the way `npm run build` does, into bench/.tmp.
  * By default from the committed tree (`git archive HEAD src`), so the figures belong to a
- * commit even while others edit src/; `worktree: true` builds the working tree instead.
+ * commit even while others edit src/; `worktree: true` builds the working tree instead, and
+ * `ref` another commit (e.g. the old build of an A/B).
+ *
+ * @param {{ worktree?: boolean, srcRoot?: string, ref?: string }} [options]
+ * @returns {{ dist: string, label: string }}
  */
-export function buildDist({ worktree = false, srcRoot: experiment } = {}) {
-  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+export function buildDist({ worktree = false, srcRoot: experiment, ref = 'HEAD' } = {}) {
+  const commit = execFileSync('git', ['rev-parse', '--short', `${ref}^{commit}`], { cwd: ROOT, encoding: 'utf8' }).trim();
   const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
   if (experiment !== undefined) {
     // An experimental copy of src/ (e.g. a proposed fix under bench/.tmp), never committed figures.
@@ -31,14 +35,29 @@ export function buildDist({ worktree = false, srcRoot: experiment } = {}) {
   rmSync(out, { recursive: true, force: true });
   if (!worktree) {
     // The .ts copy goes outside the repository, where `tsc` (whose include covers bench/) does not see it.
-    srcRoot = path.join(os.tmpdir(), `blockid-otp-bench-src-${commit}`);
-    rmSync(srcRoot, { recursive: true, force: true });
-    mkdirSync(srcRoot, { recursive: true });
-    execFileSync('sh', ['-c', `git archive HEAD src | tar -x -C "${srcRoot}"`], { cwd: ROOT });
+    srcRoot = extractTree(commit, ['src'], `src-${commit}`);
   }
   const distDir = path.join(out, 'dist');
   tsup(srcRoot, distDir);
   return { dist: path.join(distDir, 'index.js'), label };
+}
+
+/**
+ * `git archive ref paths` unpacked into a fresh folder of the OS temp folder (outside the
+ * repository, where `tsc` does not see it), with a link to this repository's node_modules so
+ * scripts in it resolve their imports; returns the folder.
+ *
+ * @param {string} ref
+ * @param {string[]} paths
+ * @param {string} name
+ */
+export function extractTree(ref, paths, name) {
+  const dir = path.join(os.tmpdir(), `blockid-otp-bench-${name}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  execFileSync('sh', ['-c', `git archive "$0" ${paths.map((p) => `"${p}"`).join(' ')} | tar -x -C "$1"`, ref, dir], { cwd: ROOT });
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+  return dir;
 }
 
 /**
@@ -74,15 +93,24 @@ export function machine() {
 
 const QUIET = /MemoryStore is not\s+designed for a production environment|will leak memory|scale past a single process/;
 
-/** Starts bench/server.mjs in its own process; resolves with { url, stop() } once it listens. */
-export function startServer(config, { execArgv = [] } = {}) {
-  const child = fork(path.join(BENCH_DIR, 'server.mjs'), [], {
+/**
+ * Starts bench/server.mjs (or `script`, e.g. an older commit's copy of it) in its own process;
+ * resolves with { url, child, stop() } once it listens.
+ *
+ * @param {Record<string, unknown>} config the server's BENCH_SERVER configuration
+ * @param {{ execArgv?: string[], script?: string }} [options]
+ * @returns {Promise<BenchServer>}
+ */
+export function startServer(config, { execArgv = [], script = path.join(BENCH_DIR, 'server.mjs') } = {}) {
+  const child = fork(script, [], {
     env: { ...process.env, BENCH_SERVER: JSON.stringify(config) },
     execArgv,
     stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
   });
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (text) => {
+  // stdio 'pipe': the child has a stderr stream.
+  const stderr = /** @type {import('node:stream').Readable} */ (child.stderr);
+  stderr.setEncoding('utf8');
+  stderr.on('data', (text) => {
     const lines = text.split('\n').filter((line) => line.trim() !== '' && !QUIET.test(line));
     if (lines.length > 0) process.stderr.write(`[${config.name ?? config.kind}] ${lines.join('\n')}\n`);
   });
@@ -91,7 +119,7 @@ export function startServer(config, { execArgv = [] } = {}) {
     child.once('exit', onExit);
     child.once('message', (message) => {
       child.off('exit', onExit);
-      const url = `http://127.0.0.1:${message.port}`;
+      const url = `http://127.0.0.1:${/** @type {{ port: number }} */ (message).port}`;
       resolve({
         url,
         child,
@@ -112,7 +140,13 @@ export function startServer(config, { execArgv = [] } = {}) {
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
 
-/** A small keep-alive HTTP client: { status, body (parsed JSON or text), cookie }. */
+/**
+ * A small keep-alive HTTP client: { status, body (parsed JSON or text), cookie }.
+ *
+ * @param {string} url
+ * @param {{ method?: string, headers?: Record<string, string>, json?: unknown }} [options]
+ * @returns {Promise<{ status: number | undefined, body: any, cookie: string | undefined }>}
+ */
 export function request(url, { method = 'GET', headers = {}, json } = {}) {
   return new Promise((resolve, reject) => {
     const body = json === undefined ? undefined : JSON.stringify(json);
@@ -174,10 +208,11 @@ export function processCpuUs(pid) {
 
 /** Busy CPU time of the whole machine so far, in µs. */
 function machineBusyUs() {
-  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
   return (user + nice + system + irq + softirq + steal) * TICK_US;
 }
 
+/** @type {number | null | undefined} */
 let redisPid;
 /** The local redis-server's pid, found once through /proc. */
 export function redisServerPid() {
@@ -202,16 +237,20 @@ export function redisServerPid() {
  * CPU time per request and how much CPU everything else on the machine used meanwhile
  * (`otherCores`: other engineers' jobs make figures noisy; redis counts as ours when `withRedis`,
  * and so do `extraPids`, e.g. the PostgreSQL backends serving the bench's own connections).
+ *
+ * @param {Record<string, any>} options autocannon's options (connections 10 unless given)
+ * @param {{ serverPid?: number, withRedis?: boolean, extraPids?: number[] }} [context]
  */
 export async function cannon(options, { serverPid, withRedis = false, extraPids = [] } = {}) {
-  const storePids = [...(withRedis && redisServerPid() ? [redisServerPid()] : []), ...extraPids];
+  const redis = withRedis ? redisServerPid() : null;
+  const storePids = [...(redis ? [redis] : []), ...extraPids];
   const ours = [process.pid, ...(serverPid ? [serverPid] : []), ...storePids];
   const startedAt = process.hrtime.bigint();
   const storeCpuUs = () => storePids.reduce((sum, pid) => sum + processCpuUs(pid), 0);
   const before = { busy: machineBusyUs(), ours: ours.map(processCpuUs), server: serverPid ? processCpuUs(serverPid) : 0, store: storeCpuUs() };
   const result = await autocannon({ connections: 10, ...options });
   const wallUs = Number(process.hrtime.bigint() - startedAt) / 1000;
-  const oursUs = ours.map(processCpuUs).reduce((sum, us, i) => sum + us - before.ours[i], 0);
+  const oursUs = ours.map(processCpuUs).reduce((sum, us, i) => sum + us - (before.ours[i] ?? 0), 0);
   const serverUs = serverPid ? processCpuUs(serverPid) - before.server : undefined;
   const storeUs = storePids.length > 0 ? storeCpuUs() - before.store : undefined;
   const otherCores = Math.max(0, machineBusyUs() - before.busy - oursUs) / wallUs;
@@ -232,10 +271,15 @@ export async function cannon(options, { serverPid, withRedis = false, extraPids 
   };
 }
 
+/**
+ * @param {number[]} values
+ * @returns {number} NaN for none
+ */
 export function median(values) {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+  const at = (/** @type {number} */ i) => sorted[i] ?? Number.NaN;
+  return sorted.length % 2 === 1 ? at(middle) : (at(middle - 1) + at(middle)) / 2;
 }
 
 /** Deletes every Redis key under `prefix` (SCAN + UNLINK); returns how many. */
@@ -280,4 +324,37 @@ export async function postgresPids(pool) {
     [PG_APP],
   );
   return rows.map((row) => Number(row.pid));
+}
+
+/** @typedef {{ url: string, child: import('node:child_process').ChildProcess, stop: () => Promise<void> }} BenchServer */
+
+const RESULTS = path.join(BENCH_DIR, 'RESULTS.md');
+
+/** The fixed top of bench/RESULTS.md; everything below it is generated. */
+const RESULTS_HEADER = `# blockid-otp benchmarks: generated figures
+
+Written by the bench, not by hand: the full run by \`npm run bench\` (bench/run.mjs), the old
+build against the new one by \`npm run bench -- --ab\` (bench/ab.mjs); each rewrites only its own
+section. What the scenarios measure, how to read the figures and how to reproduce them:
+[docs/benchmarks.md](../docs/benchmarks.md).
+`;
+
+/**
+ * Replaces one generated section of bench/RESULTS.md (the text between `<!-- name -->` and
+ * `<!-- /name -->`), or adds it at the end; the other sections are kept and the header rewritten.
+ *
+ * @param {string} name
+ * @param {string} markdown
+ */
+export function writeResultsSection(name, markdown) {
+  const open = `<!-- ${name} -->`;
+  const close = `<!-- /${name} -->`;
+  const block = `${open}\n${markdown.trim()}\n${close}`;
+  const current = existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : '';
+  const firstSection = current.indexOf('<!-- ');
+  let body = firstSection === -1 ? '' : current.slice(firstSection).trim();
+  const from = body.indexOf(open);
+  const to = body.indexOf(close);
+  body = from !== -1 && to > from ? `${body.slice(0, from)}${block}${body.slice(to + close.length)}` : [body, block].filter(Boolean).join('\n\n');
+  writeFileSync(RESULTS, `${RESULTS_HEADER}\n${body.trim()}\n`);
 }

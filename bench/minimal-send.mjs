@@ -54,14 +54,15 @@ const take = (key, now) => {
   else counter.count += 1;
 };
 
-const noop = async () => undefined;
+/** A no-op sender. @param {unknown} _message */
+const noop = async (_message) => undefined;
 
 /** Mounts the inline send on `app`, with the bench's OTP secret (ASCII, at most 64 bytes: one block of pads) and its `resolveUser` (`destinationsFor`). */
 export function minimalSend(app, { secret, destinationsFor }) {
   const pad = (byte) => Buffer.from(Buffer.alloc(64).map((_, i) => (i < secret.length ? secret.charCodeAt(i) : 0) ^ byte)).toString('latin1');
   const inner = pad(0x36);
   const outer = pad(0x5c);
-  const hmac = (message) => hash('sha256', Buffer.from(outer + hash('sha256', inner + message, 'latin1'), 'latin1'), 'base64url');
+  const hmac = (message) => hash('sha256', Buffer.from(outer + hash('sha256', inner + message, 'binary'), 'latin1'), 'base64url');
   const destKey = memo((value) => `dest:${hmac(`dest\0${value}`)}`);
   const blockKey = memo((value) => `prefix:${hmac(`prefix\0${value}`)}`);
   const ipKey = memo((value) => `ip:${hmac(`ip\0${value}`)}`);

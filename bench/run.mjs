@@ -17,19 +17,27 @@
  * HEAD), --src=DIR (bench an experimental copy DIR/src, e.g. a proposed fix; implies
  * --no-write), --no-write (do not touch bench/RESULTS.md), --wait-quiet (first wait, at most
  * 25 minutes, for a 1-minute load average under 0.6; RESULTS.md says how that went), --render
- * (rewrite bench/RESULTS.md from the last run's figures, e.g. after editing bench/analysis.md).
+ * (rewrite the full run's section of bench/RESULTS.md from the last run's figures).
+ *
+ * --ab[=REF]: instead of the full run, the old build (REF, default 15d3e33, the last commit
+ * before the simplification pass) against the new one (HEAD, or the working tree with
+ * --worktree) on memory and Redis, guard, send and verify, in alternating rounds: bench/ab.mjs
+ * --old=REF, to which the other options are passed on (--rounds, --duration, --stores,
+ * --scenarios, --no-write).
  * BENCH_DURATION / BENCH_ROUNDS / BENCH_RETRY_BUDGET (seconds) override.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import autocannon from 'autocannon';
 import path from 'node:path';
-import { BENCH_DIR, buildDist, cannon, cleanRedis, machine, median, pgPool, postgresPids, request, sleep, startServer } from './lib.mjs';
+import { BENCH_DIR, buildDist, writeResultsSection, cannon, cleanRedis, machine, median, pgPool, postgresPids, request, sleep, startServer } from './lib.mjs';
 import { baselineSessions, cyclingVerifySpec, getSpec, pendingCodeUsers, uniqueSendSpec, verifiedCookie } from './scenarios.mjs';
 
 const args = new Set(process.argv.slice(2));
 const option = (name) => [...args].find((arg) => arg.startsWith(`--${name}=`))?.split('=')[1];
 const QUICK = args.has('--quick');
+/** The old build of `--ab`: the last commit before the simplification pass. */
+const OLD_REF = '15d3e33';
 const DURATION = Number(process.env.BENCH_DURATION ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 12));
 const WARMUP_FIRST = QUICK ? 1 : 2;
@@ -48,7 +56,14 @@ const started = Date.now();
 
 const log = (...parts) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s]`, ...parts);
 
-/** Warm-up, then the measured run; `spec` is an autocannon options object (plus bench-only helpers). */
+/**
+ * Warm-up, then the measured run; `spec` is an autocannon options object (plus bench-only helpers).
+ *
+ * @param {import('./lib.mjs').BenchServer} server
+ * @param {Record<string, any>} spec
+ * @param {number} round
+ * @param {{ withRedis?: boolean, ourPids?: () => Promise<number[]> }} [context]
+ */
 async function measure(server, spec, round, { withRedis = false, ourPids } = {}) {
   const { url, requests, headers } = spec;
   const options = { url, connections: CONNECTIONS, ...(requests && { requests }), ...(headers && { headers }) };
@@ -89,9 +104,11 @@ const fmt = (value, digits = 0) => (value === undefined || value === null || Num
  */
 async function measureSet(store, name, round, variants, ourPids) {
   const keys = Object.keys(variants);
-  const order = keys.map((_, i) => keys[(i + round) % keys.length]);
-  let out;
+  const order = keys.map((_, i) => /** @type {string} */ (keys[(i + round) % keys.length]));
+  /** @type {Record<string, any>} */
+  let out = {};
   for (let attempt = 0; ; attempt++) {
+    /** @type {Record<string, any>} */
     const tried = {};
     for (const which of order) {
       const { server, spec, expected } = variants[which];
@@ -99,7 +116,7 @@ async function measureSet(store, name, round, variants, ourPids) {
       checkStatuses(`${store} ${name} ${which}`, tried[which], expected);
     }
     tried.noise = Math.max(...keys.map((key) => tried[key].otherCores));
-    if (out === undefined || tried.noise < out.noise) out = { ...tried, attempts: attempt + 1 };
+    if (attempt === 0 || tried.noise < out.noise) out = { ...tried, attempts: attempt + 1 };
     const cost = keys.length * (DURATION + WARMUP) + 1;
     if (out.noise <= RETRY_ABOVE || attempt >= MAX_RETRIES || retryBudgetSeconds < cost) break;
     retryBudgetSeconds -= cost;
@@ -172,19 +189,19 @@ async function benchStore(dist, store, withPeer) {
         hmac: await startServer({ name: 'passwordless/hmac', kind: 'passwordless', tokenStore: 'hmac', store: 'memory' }),
       }
     : undefined;
-  const servers = [guarded, open, flows, baseline, metered, ceiling, minimal, ...Object.values(peers ?? {})].filter(Boolean);
+  const servers = [guarded, open, flows, baseline, metered, ceiling, minimal, ...Object.values(peers ?? {})].filter((s) => s !== undefined);
 
   try {
     log(`${store}: ${withGuard ? 'verified sessions, ' : ''}${verifyUsers} users with a pending code${withMetrics ? ' (twice: with and without metrics)' : ''}, ${verifyUsers} baseline sessions`);
-    const guardedCookie = withGuard ? await verifiedCookie(guarded.url, 'bench.user') : undefined;
-    const openCookie = withGuard ? await verifiedCookie(open.url, 'bench.user') : undefined;
+    const guardedCookie = guarded ? await verifiedCookie(guarded.url, 'bench.user') : undefined;
+    const openCookie = open ? await verifiedCookie(open.url, 'bench.user') : undefined;
     // As many requests in flight as the load has (more would only queue for PostgreSQL's per-IP counter row).
     const concurrency = postgres ? CONNECTIONS : 32;
     const verifySpec = cyclingVerifySpec(flows.url, '/otp/verify', await pendingCodeUsers(flows.url, { count: verifyUsers, tag: store, concurrency }), { budget: MAX_ATTEMPTS });
-    const meteredVerifySpec = withMetrics
+    const meteredVerifySpec = metered
       ? cyclingVerifySpec(metered.url, '/otp/verify', await pendingCodeUsers(metered.url, { count: verifyUsers, tag: store, concurrency }), { budget: MAX_ATTEMPTS })
       : undefined;
-    const ceilingVerifySpec = withCeiling
+    const ceilingVerifySpec = ceiling
       ? cyclingVerifySpec(ceiling.url, '/otp/verify', await pendingCodeUsers(ceiling.url, { count: verifyUsers, tag: store, concurrency }), { budget: MAX_ATTEMPTS })
       : undefined;
     const baselineVerifySpec = cyclingVerifySpec(baseline.url, '/write', await baselineSessions(baseline.url, { count: verifyUsers, tag: store, concurrency }));
@@ -196,12 +213,16 @@ async function benchStore(dist, store, withPeer) {
         peerVerify[name] = cyclingVerifySpec(peerServer.url, '/pl/verify', users);
       }
     }
-    const verifiers = [[flows, verifySpec], ...(withMetrics ? [[metered, meteredVerifySpec]] : []), ...(withCeiling ? [[ceiling, ceilingVerifySpec]] : [])];
+    /** @type {Array<[import('./lib.mjs').BenchServer, ReturnType<typeof cyclingVerifySpec>]>} */
+    const verifiers = [[flows, verifySpec]];
+    if (metered && meteredVerifySpec) verifiers.push([metered, meteredVerifySpec]);
+    if (ceiling && ceilingVerifySpec) verifiers.push([ceiling, ceilingVerifySpec]);
 
     const rounds = [];
     for (let round = 0; round < ROUNDS; round++) {
+      /** @type {Record<string, any>} */
       const result = {};
-      if (withGuard) {
+      if (guarded && open) {
         result.guard = await measureSet(store, 'guard', round, {
           scenario: { server: guarded, spec: () => getSpec(guarded.url, '/data', guardedCookie), expected: 200 },
           baseline: { server: open, spec: () => getSpec(open.url, '/data', openCookie), expected: 200 },
@@ -214,7 +235,7 @@ async function benchStore(dist, store, withPeer) {
         round,
         {
           scenario: { server: flows, spec: () => uniqueSendSpec(flows.url, '/otp/send', sendTag), expected: 202 },
-          ...(withMetrics && { metrics: { server: metered, spec: () => uniqueSendSpec(metered.url, '/otp/send', sendTag), expected: 202 } }),
+          ...(metered && { metrics: { server: metered, spec: () => uniqueSendSpec(metered.url, '/otp/send', sendTag), expected: 202 } }),
           ...(sendCeiling && { ceiling: { server: sendCeiling, spec: () => uniqueSendSpec(sendCeiling.url, '/otp/send', sendTag), expected: 202 } }),
           baseline: { server: baseline, spec: () => uniqueSendSpec(baseline.url, '/write', sendTag), expected: 202 },
         },
@@ -227,8 +248,8 @@ async function benchStore(dist, store, withPeer) {
         round,
         {
           scenario: { server: flows, spec: () => verifySpec, expected: 401 },
-          ...(withMetrics && { metrics: { server: metered, spec: () => meteredVerifySpec, expected: 401 } }),
-          ...(withCeiling && { ceiling: { server: ceiling, spec: () => ceilingVerifySpec, expected: 401 } }),
+          ...(metered && { metrics: { server: metered, spec: () => meteredVerifySpec, expected: 401 } }),
+          ...(ceiling && { ceiling: { server: ceiling, spec: () => ceilingVerifySpec, expected: 401 } }),
           baseline: { server: baseline, spec: () => baselineVerifySpec, expected: 202 },
         },
         ourPids,
@@ -274,7 +295,7 @@ function memoryBench(dist) {
     });
     child.on('exit', (code) => {
       if (code !== 0) return reject(new Error(`bench/memory.mjs exited with ${code}`));
-      resolve(JSON.parse(out.trim().split('\n').pop()));
+      resolve(JSON.parse(out.trim().split('\n').pop() ?? ''));
     });
   });
 }
@@ -282,6 +303,10 @@ function memoryBench(dist) {
 /**
  * A flood of sends to unknown users against a server with a stub session (so the heap is the
  * plugin's), heap (after gc) read at several points.
+ *
+ * @param {string} dist
+ * @param {{ label: string, otp?: Record<string, unknown>, defaultOptions?: boolean, memoryStore?: Record<string, unknown>, trustProxy?: boolean,
+ *   seconds: number, step: number, distinctIps: boolean }} options
  */
 async function floodBench(dist, { label, otp = {}, defaultOptions = false, memoryStore, trustProxy = false, seconds, step, distinctIps }) {
   const server = await startServer(
@@ -335,6 +360,7 @@ function percentile(values, p) {
 function tracedLoad(options) {
   const samples = [];
   const t0 = performance.now();
+  /** @type {any} autocannon's instance (an EventEmitter with stop()) */
   let instance;
   const done = new Promise((resolve, reject) => {
     instance = autocannon({ connections: CONNECTIONS, ...options }, (error, result) => (error ? reject(error) : resolve(result)));
@@ -386,6 +412,7 @@ COMMIT;`;
     await admin.query(insertSql);
     const committed = at(now());
     log(`postgres sweep: ${total.toLocaleString('en-US')} expired rows written in ${fmt(committed - insertStart)} ms`);
+    /** @type {Array<[number, number]>} ms since the load started, expired rows left */
     const remaining = [];
     let gone;
     while (at(now()) - committed < MAX_MS) {
@@ -440,16 +467,13 @@ COMMIT;`;
   }
 }
 
-/**
- * Targets (scenario ÷ baseline req/s): issue 10 for memory and Redis (memory verify keeps the
- * earlier 0.8, issue 10 sets none), issue 15 for PostgreSQL.
- */
+/** Targets (scenario ÷ baseline req/s) per store and scenario. */
 const TARGETS = {
   memory: { guard: 0.95, send: 0.9, verify: 0.8 },
   redis: { guard: 0.95, send: 0.85, verify: 0.9 },
   postgres: { guard: 0.95, send: 0.7, verify: 0.7 },
 };
-/** Issue 14: metrics may cost at most 5 % (with ÷ without >= 0.95). */
+/** Metrics may cost at most 5 % (with ÷ without >= 0.95). */
 const METRICS_TARGET = 0.95;
 
 function metricsRow(store, name, rounds) {
@@ -559,8 +583,6 @@ function render(report) {
   const lines = [];
   const push = (...more) => lines.push(...more);
   push(
-    '# blockid-otp benchmarks',
-    '',
     `Generated by \`npm run bench\` (bench/run.mjs) on ${info.date}.`,
     '',
     `- Machine: ${info.cpus} × ${info.model} (os.cpus().length = ${info.cpus}), ${info.memory}, ${info.platform}`,
@@ -701,16 +723,26 @@ function render(report) {
       push('');
     }
   }
-  const analysis = path.join(BENCH_DIR, 'analysis.md');
-  if (existsSync(analysis)) push(readFileSync(analysis, 'utf8').trim(), '');
   return lines.join('\n');
 }
 
+/** The full run's section of bench/RESULTS.md (bench/lib.mjs writeResultsSection). */
+const FULL_RUN_SECTION = 'full-run';
+
 async function main() {
+  const ab = process.argv.slice(2).find((arg) => arg === '--ab' || arg.startsWith('--ab='));
+  if (ab !== undefined) {
+    // The A/B of two builds is bench/ab.mjs's: run it with the rest of the options.
+    const ref = ab.includes('=') ? ab.slice('--ab='.length) : OLD_REF;
+    const rest = process.argv.slice(2).filter((arg) => arg !== ab);
+    const child = spawn(process.execPath, [path.join(BENCH_DIR, 'ab.mjs'), `--old=${ref}`, ...rest], { stdio: 'inherit' });
+    const code = await new Promise((resolve) => child.on('exit', (exitCode) => resolve(exitCode ?? 1)));
+    process.exit(code);
+  }
   if (args.has('--render')) {
-    // Re-renders bench/RESULTS.md from the last run's figures (bench/.tmp/results.json), e.g. after editing bench/analysis.md.
+    // Re-renders the full run's section of bench/RESULTS.md from its figures (bench/.tmp/results.json), e.g. after changing render().
     const report = JSON.parse(readFileSync(path.join(BENCH_DIR, '.tmp', 'results.json'), 'utf8'));
-    writeFileSync(path.join(BENCH_DIR, 'RESULTS.md'), `${render(report)}\n`);
+    writeResultsSection(FULL_RUN_SECTION, render(report));
     log('re-rendered bench/RESULTS.md from bench/.tmp/results.json');
     return;
   }
@@ -812,7 +844,7 @@ async function main() {
   const markdown = render(report);
   console.log(`\n${markdown}`);
   if (!args.has('--no-write') && option('src') === undefined) {
-    writeFileSync(path.join(BENCH_DIR, 'RESULTS.md'), `${markdown}\n`);
+    writeResultsSection(FULL_RUN_SECTION, markdown);
     writeFileSync(path.join(BENCH_DIR, '.tmp', 'results.json'), JSON.stringify(report, null, 2));
     log('wrote bench/RESULTS.md');
   }
@@ -825,7 +857,7 @@ function loadAverage() {
 }
 
 /** `--wait-quiet`: polls the load every 30 s until the 1-minute figure is under 0.6, for at most 25 minutes. */
-const quiet = { asked: args.has('--wait-quiet'), waitedSeconds: 0, loadAtStart: undefined, gaveUp: false };
+const quiet = { asked: args.has('--wait-quiet'), waitedSeconds: 0, loadAtStart: /** @type {number | undefined} */ (undefined), gaveUp: false };
 async function waitForQuiet() {
   const QUIET_LOAD = 0.6;
   const GIVE_UP_S = 25 * 60;

@@ -1,6 +1,6 @@
 /**
  * Set-up (real sends and verifies through HTTP) and autocannon request specs for each
- * scenario; shared by bench/run.mjs and bench/profile.mjs.
+ * scenario; shared by bench/run.mjs and bench/ab.mjs.
  */
 import { pool, request, sleep } from './lib.mjs';
 

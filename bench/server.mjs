@@ -1,7 +1,7 @@
 /**
  * One benchmark server, run as its own child process by bench/run.mjs (child_process.fork).
  * Configured by the BENCH_SERVER environment variable (JSON); reports { port } over IPC
- * when listening and exits on the 'stop' message (so --cpu-prof can write its profile).
+ * when listening and exits on the 'stop' message (so a `--cpu-prof` run can write its profile).
  *
  * Stores (`store`): `memory` (express-session's MemoryStore for sessions), `redis` (sessions in
  * Redis with connect-redis), `postgres` (postgresStore from blockid-otp/postgres, sessions in
@@ -223,7 +223,7 @@ if (kind === 'otp') {
 } else if (kind === 'baseline') {
   app.use(await sessionMiddleware());
   app.post('/write', express.json(), (req, res) => {
-    req.session.bench = { username: req.body?.username, at: Date.now() };
+    Object.assign(req.session, { bench: { username: req.body?.username, at: Date.now() } });
     res.status(202).json({ status: 'sent', expiresIn: 600, resendIn: 30 });
   });
 } else if (kind === 'minimal') {
@@ -253,7 +253,8 @@ if (kind === 'otp') {
     res.status(202).json({ status: 'sent' });
   });
   app.post('/pl/verify', passwordless.acceptToken({ allowPost: true, tokenField: 'code', uidField: 'username' }), (req, res) => {
-    if (req.user) res.json({ status: 'verified', username: req.user });
+    const { user } = /** @type {{ user?: string }} */ (req); // set by passwordless.acceptToken
+    if (user) res.json({ status: 'verified', username: user });
     else res.status(401).json({ error: 'invalid_code' });
   });
 } else if (kind === 'flood') {
@@ -261,7 +262,7 @@ if (kind === 'otp') {
   if (config.trustProxy) app.set('trust proxy', 1);
   // A stub session: the plugin needs regenerate(); nothing is stored, so the heap is the plugin's.
   app.use((req, _res, next) => {
-    req.session = { regenerate: (callback) => callback() };
+    req.session = /** @type {any} */ ({ regenerate: (callback) => callback() });
     next();
   });
   const overrides = { resolveUser: () => null, ...(config.otp ?? {}) };
@@ -316,7 +317,7 @@ app.use((error, req, res, _next) => {
 });
 
 const server = app.listen(0, '127.0.0.1', () => {
-  process.send?.({ type: 'ready', port: server.address().port });
+  process.send?.({ type: 'ready', port: /** @type {import('node:net').AddressInfo} */ (server.address()).port });
 });
 
 async function stop() {
@@ -331,8 +332,6 @@ async function stop() {
 }
 process.on('message', (message) => {
   if (message === 'stop') void stop();
-  // The monotonic clock of --cpu-prof's sample timestamps (µs), so bench/profile.mjs can cut out set-up.
-  if (message === 'mark') process.send?.({ type: 'mark', us: Number(process.hrtime.bigint() / 1000n) });
 });
 process.on('disconnect', () => void stop());
 process.on('SIGTERM', () => void stop());

@@ -102,7 +102,7 @@ async function benchFramework(framework, distDir) {
   const otp = await start({ framework, kind: 'otp', distDir });
   const baseline = await start({ framework, kind: 'baseline', distDir });
   try {
-    /** @type {Array<[string, Awaited<ReturnType<typeof measure>>, Awaited<ReturnType<typeof measure>>]>} */
+    /** @type {Array<[string, Awaited<ReturnType<typeof pairs>>]>} */
     const rows = [];
     const cookie = await verifiedCookie(otp.url, `g-${framework}`);
     rows.push([

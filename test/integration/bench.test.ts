@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { it } from 'node:test';
 import { promisify } from 'node:util';
 
-const root = resolve(import.meta.dirname, '..');
+const root = resolve(import.meta.dirname, '../..');
 
 it('bench/*.mjs type-check (tsc -p bench)', { timeout: 180_000 }, async () => {
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');

@@ -117,6 +117,7 @@ describe('provider faults', () => {
       const logger = captureLogger();
       const destination = scenario.channel === 'sms' ? { smsTo: PHONE } : { emailTo: EMAIL };
       const app = await expressApp({
+        channels: [scenario.channel],
         otp: {
           [scenario.channel]: sender,
           resolveUser: directory([['victim', destination]]),
@@ -179,6 +180,7 @@ describe('provider faults', () => {
     const hang = hangingTwilio();
     const failures: Array<OtpEventMap['delivery_failed']> = [];
     const app = await expressApp({
+      channels: ['sms'],
       otp: { sms: twilioSms({ client: hang.client, from }), resolveUser: directory([['victim', { smsTo: PHONE }]]), deliveryTimeoutMs: 300 },
     });
     apps.push(app);
@@ -208,7 +210,7 @@ describe('provider faults', () => {
         throw new Error('logger down');
       },
     };
-    const app = await expressApp({ otp: { sms: throwing, resolveUser: directory([['victim', { smsTo: PHONE }]]), logger: brokenLogger, resendCooldownSeconds: 0 } });
+    const app = await expressApp({ channels: ['sms'], otp: { sms: throwing, resolveUser: directory([['victim', { smsTo: PHONE }]]), logger: brokenLogger, resendCooldownSeconds: 0 } });
     apps.push(app);
     app.service.on('delivery_failed', () => {
       throw new Error('listener down');

@@ -151,6 +151,7 @@ for (const backend of backends) {
       const senders = captureSenders({ fail: () => new Error('provider down') });
       const app = await expressApp({
         capture: senders,
+        channels: ['sms'],
         otp: {
           store: backend.make(),
           resolveUser: directory([...users, ...spare]),

@@ -72,6 +72,8 @@ export interface AppOptions {
   instanceOf?: TestApp;
   /** The OTP store (a second instance shares the first one's unless given one). */
   store?: OtpStore;
+  /** The channels the capture senders serve (default both); a channel left out has no sender at all. */
+  channels?: Array<'sms' | 'email'>;
   /** The capture senders to use (e.g. `captureSenders({ delayMs })`); default a new one. */
   capture?: CaptureSenders;
   /** Trust the proxy in front: Express's `trust proxy` setting as given; Koa `proxy` with `maxIpsCount` (a number of hops). */
@@ -123,7 +125,10 @@ function koaProxy(app: Koa, trustProxy: unknown): void {
 /** The OTP options of an instance: a second instance inherits the first one's store. */
 function instanceOptions(capture: CaptureSenders, options: AppOptions): OtpOptions {
   const store = options.store ?? options.instanceOf?.shared.store;
-  return baseOptions(capture, { ...(store !== undefined && { store }), ...options.otp });
+  const { channels = ['sms', 'email'] } = options;
+  const senders = { ...(channels.includes('sms') && { sms: capture.sms }), ...(channels.includes('email') && { email: capture.email }) };
+  const { sms: _sms, email: _email, ...base } = baseOptions(capture);
+  return { ...base, ...senders, ...(store !== undefined && { store }), ...options.otp };
 }
 
 export function baseOptions(capture: CaptureSenders, overrides: Partial<OtpOptions> = {}): OtpOptions {

@@ -3,6 +3,8 @@
  * a private Redis Cluster (started only when a test asks for it) and the shared PostgreSQL
  * (a schema of the run's own). `openStores()` connects them once per file; every `make()`
  * hands out a store on keys no other test uses, and `close()` removes what the file left.
+ * `storeBackends()` is the lenient variant the abuse and pipeline suites repeat their tests
+ * over: memory, Redis and a private Cluster, each left out with a note when it cannot start.
  */
 import { randomBytes } from 'node:crypto';
 import { after } from 'node:test';

@@ -34,7 +34,7 @@ export const users: Record<string, Destinations> = {
 };
 
 /** The events `AppOptions.collectEvents` keeps. */
-export type CollectedEvents = { [E in 'failed' | 'locked' | 'rate_limited' | 'verified']: Array<OtpEventMap[E]> };
+type CollectedEvents = { [E in 'failed' | 'locked' | 'rate_limited' | 'verified']: Array<OtpEventMap[E]> };
 
 export interface TestApp {
   framework: string;

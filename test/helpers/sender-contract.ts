@@ -13,7 +13,7 @@ import { OtpError } from '../../src/core/errors.js';
 import { closedPort, startSilentServer, type SilentServer } from './smtp.js';
 
 /** A provider answer the sender must turn into a DELIVERY_FAILED of this retryability. */
-export interface Refusal {
+interface Refusal {
   /** How the refusal reads in the test name, e.g. `HTTP 400 (Twilio error 21211)`. */
   name: string;
   retryable: boolean;

@@ -40,7 +40,7 @@ const script: Array<[string, Kind, number]> = [
 const observable = (answer: Answer) => ({
   status: answer.status,
   text: answer.text,
-  headerNames: [...answer.headers.keys()].filter((name) => name !== 'date').sort().join(','),
+  headerNames: [...new Set(answer.headers.keys())].filter((name) => name !== 'date').sort().join(','),
   retryAfter: answer.headers.get('retry-after') ?? undefined,
 });
 

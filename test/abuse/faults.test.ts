@@ -9,7 +9,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import twilio from 'twilio';
 import { nodemailerEmail, OtpError, twilioSms, type EmailSender, type OtpEventMap, type SmsSender } from '../../src/index.js';
-import { captureLogger, closeAgents, directory, Session, startApp, type AbuseApp } from '../helpers/abuse-app.js';
+import { expressApp, type TestApp } from '../helpers/apps.js';
+import { captureLogger } from '../helpers/capture.js';
+import { Client, closeAgents } from '../helpers/client.js';
+import { directory } from '../helpers/util.js';
 import { twilioClientAnswering } from '../helpers/prism.js';
 import { closedPort, startSilentServer, startSmtpSink, type SilentServer, type SmtpSink } from '../helpers/smtp.js';
 
@@ -24,7 +27,7 @@ const onUnhandled = (reason: unknown) => unhandled.push(reason);
 process.on('unhandledRejection', onUnhandled);
 process.on('uncaughtException', onUnhandled);
 
-const apps: AbuseApp[] = [];
+const apps: TestApp[] = [];
 const stops: Array<() => Promise<void>> = [];
 after(async () => {
   for (const app of apps) await app.close();
@@ -113,7 +116,8 @@ describe('provider faults', () => {
       const { sender, codes } = counted(inner);
       const logger = captureLogger();
       const destination = scenario.channel === 'sms' ? { smsTo: PHONE } : { emailTo: EMAIL };
-      const app = await startApp({
+      const app = await expressApp({
+        channels: [scenario.channel],
         otp: {
           [scenario.channel]: sender,
           resolveUser: directory([['victim', destination]]),
@@ -130,7 +134,7 @@ describe('provider faults', () => {
 
       // Over HTTP, waiting for delivery (awaitDelivery): the answer comes within the budget.
       let started = Date.now();
-      const answer = await new Session(app.port).post('/otp/send', { username: 'victim' });
+      const answer = await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username: 'victim' });
       const httpMs = Date.now() - started;
       assert.equal(answer.status, 502, answer.text);
       assert.equal(answer.body.error, 'delivery_failed');
@@ -175,12 +179,13 @@ describe('provider faults', () => {
   it('with awaitDelivery off, a hanging provider does not delay the answer, and its failure still arrives as an event', async () => {
     const hang = hangingTwilio();
     const failures: Array<OtpEventMap['delivery_failed']> = [];
-    const app = await startApp({
+    const app = await expressApp({
+      channels: ['sms'],
       otp: { sms: twilioSms({ client: hang.client, from }), resolveUser: directory([['victim', { smsTo: PHONE }]]), deliveryTimeoutMs: 300 },
     });
     apps.push(app);
     app.service.on('delivery_failed', (event) => failures.push(event));
-    const answer = await new Session(app.port).post('/otp/send', { username: 'victim' });
+    const answer = await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username: 'victim' });
     assert.equal(answer.status, 202);
     assert.ok(answer.ms < 150, `answered after ${answer.ms} ms`);
     assert.equal(failures.length, 0);
@@ -205,7 +210,7 @@ describe('provider faults', () => {
         throw new Error('logger down');
       },
     };
-    const app = await startApp({ otp: { sms: throwing, resolveUser: directory([['victim', { smsTo: PHONE }]]), logger: brokenLogger, resendCooldownSeconds: 0 } });
+    const app = await expressApp({ channels: ['sms'], otp: { sms: throwing, resolveUser: directory([['victim', { smsTo: PHONE }]]), logger: brokenLogger, resendCooldownSeconds: 0 } });
     apps.push(app);
     app.service.on('delivery_failed', () => {
       throw new Error('listener down');
@@ -214,7 +219,7 @@ describe('provider faults', () => {
       throw new Error('listener down');
     });
     const answers = [];
-    for (let i = 0; i < 3; i++) answers.push((await new Session(app.port).post('/otp/send', { username: 'victim' })).status);
+    for (let i = 0; i < 3; i++) answers.push((await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username: 'victim' })).status);
     assert.deepEqual(answers, [202, 202, 202]);
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.deepEqual(app.errors, []);

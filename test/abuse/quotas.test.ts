@@ -8,13 +8,13 @@ import { describe, it } from 'node:test';
 import type { Destinations, OtpEventMap, OtpOptions } from '../../src/index.js';
 import { ipQuotaKey } from '../../src/core/http/client-ip.js';
 import { DELIVERY_PAUSE_MS } from '../../src/core/send/after-reply.js';
-import {
-  abuseSuite, countingSenders, directory, numberInBlock, Session, startApp, tally, type AbuseApp, type Answer,
-} from '../helpers/abuse-app.js';
+import { expressApp, type TestApp } from '../helpers/apps.js';
+import { captureSenders } from '../helpers/capture.js';
+import { Client, type Reply as Answer } from '../helpers/client.js';
+import { storeBackends } from '../helpers/store-matrix.js';
+import { directory, numberInBlock, sleep, tally } from '../helpers/util.js';
 
-const { backends, apps } = await abuseSuite();
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const backends = await storeBackends({ cluster: false });
 const randomIPv4 = () => `${randomInt(1, 224)}.${randomInt(0, 256)}.${randomInt(0, 256)}.${randomInt(1, 255)}`;
 
 /** Resolves once `calls` has not grown for `quietMs` (deliveries start after a random pause following the response). */
@@ -27,9 +27,8 @@ async function settled(calls: unknown[], quietMs = DELIVERY_PAUSE_MS.max + 100):
 }
 
 async function start(otp: Partial<OtpOptions> & Pick<OtpOptions, 'resolveUser'>, trustProxy?: unknown) {
-  const senders = countingSenders();
-  const app = await startApp({ otp: { sms: senders.sms, email: senders.email, ...otp }, trustProxy });
-  apps.push(app);
+  const senders = captureSenders();
+  const app = await expressApp({ capture: senders, otp, trustProxy });
   const limited: Array<OtpEventMap['rate_limited']> = [];
   app.service.on('rate_limited', (event) => limited.push(event));
   return { app, senders, limited };
@@ -40,15 +39,15 @@ async function start(otp: Partial<OtpOptions> & Pick<OtpOptions, 'resolveUser'>,
  * X-Forwarded-For when asked), on `channel` (the user's one channel: `both` would add a
  * stand-in for the channel the user lacks, which is admitted as it is for any username).
  */
-function sendAll(app: AbuseApp, usernames: string[], channel: 'sms' | 'email' | 'both', headers: (i: number) => Record<string, string> = () => ({})): Promise<Answer[]> {
-  return Promise.all(usernames.map((username, i) => new Session(app.port).post('/otp/send', { username, channel }, headers(i))));
+function sendAll(app: TestApp, usernames: string[], channel: 'sms' | 'email' | 'both', headers: (i: number) => Record<string, string> = () => ({})): Promise<Answer[]> {
+  return Promise.all(usernames.map((username, i) => new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username, channel }, { headers: headers(i) })));
 }
 
 function assertRateLimited(answers: Answer[]): void {
   for (const answer of answers.filter((a) => a.status === 429)) {
     assert.equal(answer.body.error, 'rate_limited');
     assert.ok(Number.isInteger(answer.body.retryAfter) && answer.body.retryAfter >= 1, answer.text);
-    assert.equal(answer.headers['retry-after'], String(answer.body.retryAfter));
+    assert.equal(answer.headers.get('retry-after'), String(answer.body.retryAfter));
   }
 }
 
@@ -110,7 +109,7 @@ for (const backend of backends) {
       assert.equal(senders.calls.length, 30);
       assert.equal(new Set(senders.calls.map((c) => c.to)).size, 30);
       assert.ok(limited.every((e) => e.limit === 'smsPerPrefix'));
-      const elsewhere = await new Session(app.port).post('/otp/send', { username: 'outside.block', channel: 'sms' }, { 'x-forwarded-for': randomIPv4() });
+      const elsewhere = await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username: 'outside.block', channel: 'sms' }, { headers: { 'x-forwarded-for': randomIPv4() } });
       assert.equal(elsewhere.status, 202, 'another block is not affected');
     });
 
@@ -124,22 +123,22 @@ for (const backend of backends) {
       ] as const) {
         const { app, senders, limited } = await start({ store: backend.make(), resolveUser: directory([...users, bothChannels, smsOnly]), limits }, 1);
         const answers: Answer[] = [];
-        for (const [username] of users) answers.push(await new Session(app.port).post('/otp/send', { username, channel: 'sms' }, { 'x-forwarded-for': randomIPv4() }));
+        for (const [username] of users) answers.push(await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username, channel: 'sms' }, { headers: { 'x-forwarded-for': randomIPv4() } }));
         await settled(senders.calls);
         console.log(`# ${backend.name}: 40 SMS to 40 blocks with ${limit} 25: ${JSON.stringify(tally(answers))}; SMS sent ${senders.calls.length}`);
         assert.deepEqual(tally(answers), { 202: 25, '429 rate_limited': 15 });
         assert.equal(senders.calls.length, 25);
         assert.ok(limited.length === 15 && limited.every((e) => e.limit === limit), JSON.stringify(limited.slice(0, 3)));
         // Tripped, it refuses an unknown username's SMS exactly as a known one's (no existence oracle).
-        const known = await new Session(app.port).post('/otp/send', { username: 'global.sms.only', channel: 'sms' }, { 'x-forwarded-for': randomIPv4() });
-        const unknown = await new Session(app.port).post('/otp/send', { username: 'nobody.here', channel: 'sms' }, { 'x-forwarded-for': randomIPv4() });
+        const known = await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username: 'global.sms.only', channel: 'sms' }, { headers: { 'x-forwarded-for': randomIPv4() } });
+        const unknown = await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username: 'nobody.here', channel: 'sms' }, { headers: { 'x-forwarded-for': randomIPv4() } });
         assert.equal(known.status, 429);
         const sansRetry = (answer: Answer) => ({ ...answer.body, retryAfter: undefined });
         assert.equal(unknown.status, known.status);
         assert.deepEqual(sansRetry(unknown), sansRetry(known));
-        assert.ok(Math.abs(Number(unknown.headers['retry-after']) - Number(known.headers['retry-after'])) <= 1, 'the same Retry-After (give or take a second boundary)');
+        assert.ok(Math.abs(Number(unknown.headers.get('retry-after') ?? undefined) - Number(known.headers.get('retry-after') ?? undefined)) <= 1, 'the same Retry-After (give or take a second boundary)');
         // The breaker stops SMS only: a user with both channels still gets the email.
-        const both = await new Session(app.port).post('/otp/send', { username: 'global.both' }, { 'x-forwarded-for': randomIPv4() });
+        const both = await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username: 'global.both' }, { headers: { 'x-forwarded-for': randomIPv4() } });
         await settled(senders.calls);
         assert.equal(both.status, 202);
         assert.deepEqual(senders.calls.filter((c) => c.username === 'global.both').map((c) => c.channel), ['email']);
@@ -149,24 +148,24 @@ for (const backend of backends) {
     it('a failed provider send still counts against the destination and the global budget', async () => {
       const users: Array<[string, Destinations]> = Array.from({ length: 10 }, (_, i) => [`failing.${i}`, { smsTo: '4155550100' }]);
       const spare: Array<[string, Destinations]> = Array.from({ length: 3 }, (_, i) => [`spare.${i}`, { smsTo: numberInBlock(100 + i) }]);
-      const senders = countingSenders({ fail: () => new Error('provider down') });
-      const app = await startApp({
+      const senders = captureSenders({ fail: () => new Error('provider down') });
+      const app = await expressApp({
+        capture: senders,
+        channels: ['sms'],
         otp: {
           store: backend.make(),
-          sms: senders.sms,
           resolveUser: directory([...users, ...spare]),
           deliveryRetries: 0,
           limits: { sendsPerIp: { points: 100_000, windowSeconds: 3600 }, sendsPerDestination: { points: 3, windowSeconds: 3600 }, smsPerHour: 5 },
         },
       });
-      apps.push(app);
       const answers: Answer[] = [];
-      for (const [username] of users) answers.push(await new Session(app.port).post('/otp/send', { username }));
+      for (const [username] of users) answers.push(await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username }));
       await settled(senders.calls);
       assert.deepEqual(tally(answers), { 202: 3, '429 rate_limited': 7 });
       assert.equal(senders.calls.length, 3, 'three failed sends, then the quota refused');
       const later: number[] = [];
-      for (const [username] of spare) later.push((await new Session(app.port).post('/otp/send', { username })).status);
+      for (const [username] of spare) later.push((await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username })).status);
       assert.deepEqual(later, [202, 202, 429], 'the three failed SMS were counted in smsPerHour (5)');
     });
   });
@@ -196,7 +195,7 @@ describe('per-IP quota', () => {
 
   it("refuses app.set('trust proxy', true) with a TypeError that says what to set instead, and sends nothing", async () => {
     const { app, senders } = await start({ resolveUser: directory([['john', { smsTo: '4155550100' }]]) }, true);
-    const answer = await new Session(app.port).post('/otp/send', { username: 'john' });
+    const answer = await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username: 'john' });
     assert.equal(answer.status, 500);
     assert.ok(app.errors[0] instanceof TypeError);
     assert.match(app.errors[0]?.message ?? '', /trust proxy.*X-Forwarded-For.*e\.g\. app\.set\('trust proxy', 1\)/);
@@ -207,7 +206,7 @@ describe('per-IP quota', () => {
   it('keys IPv6 clients by /56 and IPv4-mapped IPv6 as the IPv4 address, in any writing', async () => {
     const { app } = await start({ resolveUser: directory([]), limits: { sendsPerIp: { points: 2, windowSeconds: 3600 } } }, 1);
     let n = 0;
-    const from = async (ip: string) => (await new Session(app.port).post('/otp/send', { username: `v6.${n++}` }, { 'x-forwarded-for': ip })).status;
+    const from = async (ip: string) => (await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username: `v6.${n++}` }, { headers: { 'x-forwarded-for': ip } })).status;
     assert.deepEqual(
       [await from('2001:db8:1:2300::1'), await from('2001:db8:1:23ff:ffff:ffff:ffff:ffff'), await from('2001:DB8:1:2345::3'), await from('2001:db8:1:2400::1')],
       [202, 202, 429, 202],
@@ -246,8 +245,8 @@ describe('per-username quota', () => {
     const statuses = async (username: string) => {
       const out: string[] = [];
       for (let i = 0; i < 5; i++) {
-        const answer = await new Session(app.port).post('/otp/send', { username });
-        out.push(`${answer.status}${answer.headers['retry-after'] ? ' retry-after' : ''}`);
+        const answer = await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username });
+        out.push(`${answer.status}${answer.headers.get('retry-after') ? ' retry-after' : ''}`);
       }
       return out;
     };
@@ -261,12 +260,12 @@ describe('per-username quota', () => {
     // The cooldown is per session: the same session waits, another session may send.
     const cooled = await start({ resolveUser: directory([['known.user', { emailTo: 'known@example.com' }]]) });
     for (const username of ['known.user', 'unknown.user']) {
-      const session = new Session(cooled.app.port);
+      const session = new Client(cooled.app.url, { keepAlive: 64 });
       assert.equal((await session.post('/otp/send', { username })).status, 202);
       const again = await session.post('/otp/send', { username });
       assert.equal(again.status, 429);
       assert.ok(again.body.retryAfter >= 1 && again.body.retryAfter <= 30);
-      assert.equal((await new Session(cooled.app.port).post('/otp/send', { username })).status, 202, 'another session is not in the cooldown');
+      assert.equal((await new Client(cooled.app.url, { keepAlive: 64 }).post('/otp/send', { username })).status, 202, 'another session is not in the cooldown');
     }
   });
 });

@@ -3,8 +3,11 @@
  * a private Redis Cluster (started only when a test asks for it) and the shared PostgreSQL
  * (a schema of the run's own). `openStores()` connects them once per file; every `make()`
  * hands out a store on keys no other test uses, and `close()` removes what the file left.
+ * `storeBackends()` is the lenient variant the abuse and pipeline suites repeat their tests
+ * over: memory, Redis and a private Cluster, each left out with a note when it cannot start.
  */
 import { randomBytes } from 'node:crypto';
+import { after } from 'node:test';
 import pg from 'pg';
 import { createClient, type RedisClientType, type RedisClusterType } from 'redis';
 import { memoryStore, redisStore } from '../../src/index.js';
@@ -86,4 +89,74 @@ export async function openStores(names: StoreName[] = ['memory', 'redis', 'postg
       await cluster?.stop();
     },
   };
+}
+
+// ---- backends that skip what is not there ---------------------------------------------------
+
+/** One kind of store a suite repeats its tests on; every `make()` is a store on keys of its own. */
+export interface Backend {
+  name: 'memory' | 'redis' | 'cluster';
+  make(options?: { commandTimeoutMs?: number }): OtpStore;
+}
+
+const backendRun = `otp-backend-${process.pid}-${randomBytes(4).toString('hex')}`;
+let backendPrefixes = 0;
+/** A Redis key prefix no other store of this run uses. */
+export const nextPrefix = () => `${backendRun}-${(backendPrefixes += 1)}:`;
+
+/** Deletes every key under `prefix` on a single Redis. */
+export async function deleteUnder(client: RedisClientType, prefix: string): Promise<number> {
+  let deleted = 0;
+  for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
+    if (keys.length > 0) deleted += await client.del(keys);
+  }
+  return deleted;
+}
+
+/**
+ * Memory, Redis (`REDIS_URL`, default 127.0.0.1:6379) and, unless `cluster: false`, a private
+ * Redis Cluster; an `after` hook deletes every key this file wrote and stops the Cluster. Redis
+ * and Cluster are left out (with a note) only when they cannot be started at all.
+ */
+export async function storeBackends({ cluster: withCluster = true } = {}): Promise<Backend[]> {
+  const backends: Backend[] = [{ name: 'memory', make: () => memoryStore() }];
+  const client = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', socket: { reconnectStrategy: false, connectTimeout: 2000 } }) as RedisClientType;
+  client.on('error', () => undefined);
+  let redisUp = false;
+  try {
+    await client.connect();
+    redisUp = true;
+  } catch {
+    console.log('# Redis is not reachable: the redis cases are skipped');
+  }
+  let cluster: TestCluster | undefined;
+  let clusterClient: RedisClusterType | undefined;
+  if (withCluster) {
+    try {
+      cluster = await startCluster();
+      clusterClient = await cluster.connect();
+    } catch (error) {
+      console.log(`# could not start a Redis Cluster (${(error as Error).message}): the cluster cases are skipped`);
+    }
+  }
+  const prefixes: string[] = [];
+  const prefixed = (make: (prefix: string) => OtpStore) => {
+    const prefix = nextPrefix();
+    prefixes.push(prefix);
+    return make(prefix);
+  };
+  // commandTimeoutMs 5000: these suites are not about timeouts, and a loaded machine must not turn into 503s.
+  if (redisUp) backends.push({ name: 'redis', make: (o = {}) => prefixed((prefix) => redisStore({ client, prefix, commandTimeoutMs: 5000, ...o })) });
+  if (clusterClient) {
+    const connected = clusterClient;
+    backends.push({ name: 'cluster', make: (o = {}) => prefixed((prefix) => redisStore({ client: connected, prefix, commandTimeoutMs: 5000, ...o })) });
+  }
+  after(async () => {
+    if (redisUp) {
+      for (const prefix of prefixes) await deleteUnder(client, prefix);
+      await client.quit();
+    }
+    await cluster?.stop();
+  });
+  return backends;
 }

@@ -14,7 +14,9 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { DELIVERY_PAUSE_MS } from '../../src/core/send/after-reply.js';
-import { Browser, FRAMEWORKS, median, round, sleep, type Framework } from '../helpers/pipeline.js';
+import { FRAMEWORKS, type Framework } from '../helpers/apps.js';
+import { browserClient } from '../helpers/client.js';
+import { median, round, sleep } from '../helpers/util.js';
 
 const BUSY_MS = 20;
 const fixture = fileURLToPath(new URL('../fixtures/busy-sender-app.ts', import.meta.url));
@@ -50,7 +52,7 @@ describe('a sender\'s synchronous work does not show in the send\'s answer time 
   for (const framework of FRAMEWORKS) {
     it(`${framework}: median send answer with an idle sender, a 20 ms busy sender, and the busy sender with awaitDelivery`, async () => {
       const ports = fixtures[framework];
-      const browsers = { idle: new Browser(ports.idle), busy: new Browser(ports.busy), control: new Browser(ports.control) };
+      const browsers = { idle: browserClient(`http://127.0.0.1:${ports.idle}`), busy: browserClient(`http://127.0.0.1:${ports.busy}`), control: browserClient(`http://127.0.0.1:${ports.control}`) };
       const rounds = 30;
       let sends = 0;
       let medians = { idle: 0, busy: 0, control: 0 };
@@ -73,7 +75,7 @@ describe('a sender\'s synchronous work does not show in the send\'s answer time 
         }
         medians = { idle: median(times.idle), busy: median(times.busy), control: median(times.control) };
         await sleep(DELIVERY_PAUSE_MS.max + BUSY_MS + 10); // the last deliveries start after a random pause
-        const stats = JSON.parse((await new Browser(ports.busy).get('/stats')).text) as { deliveries: number; busyMs: number };
+        const stats = JSON.parse((await browserClient(`http://127.0.0.1:${ports.busy}`).get('/stats')).text) as { deliveries: number; busyMs: number };
         console.log(
           `# ${framework}${attempt > 1 ? ` (attempt ${attempt})` : ''}: median send answer over ${rounds}: idle sender ${round(medians.idle)} ms, 20 ms busy sender ${round(medians.busy)} ms ` +
             `(difference ${round(medians.busy - medians.idle)} ms); control with awaitDelivery ${round(medians.control)} ms (+${round(medians.control - medians.idle)} ms); ` +

@@ -8,9 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Browser, FRAMEWORKS, generousLimits, pipelineBackends, startPipelineApp, wrongFor, type Answer, type PipelineApp } from '../helpers/pipeline.js';
+import { appOn, FRAMEWORKS, generousLimits, type TestApp } from '../helpers/apps.js';
+import { browserClient, type Client, type Reply as Answer } from '../helpers/client.js';
+import { storeBackends } from '../helpers/store-matrix.js';
+import { wrongFor } from '../helpers/util.js';
 
-const backends = await pipelineBackends();
+const backends = await storeBackends();
 const KNOWN = 'known.user';
 const UNKNOWN = 'nobody.here';
 
@@ -37,23 +40,23 @@ const script: Array<[string, Kind, number]> = [
 const observable = (answer: Answer) => ({
   status: answer.status,
   text: answer.text,
-  headerNames: Object.keys(answer.headers).filter((name) => name !== 'date').sort().join(','),
-  retryAfter: answer.headers['retry-after'],
+  headerNames: [...new Set(answer.headers.keys())].filter((name) => name !== 'date').sort().join(','),
+  retryAfter: answer.headers.get('retry-after') ?? undefined,
 });
 
 for (const backend of backends) {
   describe(`known and unknown usernames answer alike (${backend.name} store)`, { concurrency: true }, () => {
     for (const framework of FRAMEWORKS) {
       it(`${framework}: ${script.length} steps across 5 sessions give the same answers`, async () => {
-        const app: PipelineApp = await startPipelineApp({
-          framework,
+        const app: TestApp = await appOn(framework, {
+          collectEvents: true,
           store: backend.make(),
           otp: {
             resolveUser: (u) => (u === KNOWN ? { smsTo: '4155550100', emailTo: 'known@example.com' } : null),
             limits: { ...generousLimits, sendsPerUsername: { points: 3, windowSeconds: 3600 }, failedVerifications: 7, lockSeconds: 60 },
           },
         });
-        const sessions: Record<string, Browser[]> = { [KNOWN]: Array.from({ length: 5 }, () => new Browser(app.port)), [UNKNOWN]: Array.from({ length: 5 }, () => new Browser(app.port)) };
+        const sessions: Record<string, Client[]> = { [KNOWN]: Array.from({ length: 5 }, () => browserClient(app.url)), [UNKNOWN]: Array.from({ length: 5 }, () => browserClient(app.url)) };
         /** The code each of the known user's sessions holds (the unknown user's have none that could verify). */
         const codes = new Map<number, string>();
         const play = (username: string, kind: Kind, i: number): Promise<Answer> => {
@@ -64,12 +67,12 @@ for (const backend of backends) {
         };
         const rows: Array<{ step: string; known: ReturnType<typeof observable>; unknown: ReturnType<typeof observable> }> = [];
         for (const [step, kind, i] of script) {
-          const mark = app.calls.length;
+          const mark = app.capture.calls.length;
           const known = await play(KNOWN, kind, i);
           // The unknown username's step right after the known one's, before waiting for the delivery
           // (which starts after a random pause): both scripts keep the same pace, so Retry-After agrees.
           const unknown = await play(UNKNOWN, kind, i);
-          if (kind === 'send' && known.status === 202) codes.set(i, await app.codeAfter(KNOWN, mark));
+          if (kind === 'send' && known.status === 202) codes.set(i, await app.capture.codeAfter(KNOWN, mark));
           rows.push({ step, known: observable(known), unknown: observable(unknown) });
         }
         const summary = rows.map((r) => `${r.known.status}${r.known.retryAfter ? `/${r.known.retryAfter}` : ''}`).join(' ');

@@ -14,10 +14,13 @@ import express from 'express';
 import { OtpError, requireOtp, type BlockidOtpMiddleware } from '../../src/index.js';
 import { requireOtpKoa } from '../../src/koa.js';
 import { DELIVERY_PAUSE_MS } from '../../src/core/send/after-reply.js';
-import { Browser, FRAMEWORKS, generousLimits, pipelineBackends, startPipelineApp, tally, type Answer } from '../helpers/pipeline.js';
 import { memoryStore } from '../../src/index.js';
+import { appOn, FRAMEWORKS, generousLimits } from '../helpers/apps.js';
+import { browserClient, type Reply as Answer } from '../helpers/client.js';
+import { storeBackends } from '../helpers/store-matrix.js';
+import { tally } from '../helpers/util.js';
 
-const backends = await pipelineBackends({ cluster: false });
+const backends = await storeBackends({ cluster: false });
 
 /** The app's own send route: `POST /login { username }` → `otp.generateOtp(..., { ip })` (`/login-no-ip` leaves the IP out). */
 async function ownRoute(otp: BlockidOtpMiddleware, path: string, body: { username?: string }, ip: string) {
@@ -52,16 +55,16 @@ for (const backend of backends) {
   describe(`generateOtp(username, destinations, { ip }) counts sendsPerIp (${backend.name} store)`, () => {
     for (const framework of FRAMEWORKS) {
       it(`${framework}: an app's own send route, 3 sends per IP`, async () => {
-        const app = await startPipelineApp({
-          framework,
+        const app = await appOn(framework, {
+          collectEvents: true,
           store: backend.make(),
-          trustProxy: true,
+          trustProxy: 1,
           otp: { resolveUser: () => ({ emailTo: 'someone@example.com' }), limits: { ...generousLimits, sendsPerIp: { points: 3, windowSeconds: 3600 } } },
-          expressRoutes,
-          koaRoutes,
+          express: { routes: expressRoutes },
+          koa: { routes: koaRoutes },
         });
-        const first = new Browser(app.port, { 'x-forwarded-for': '203.0.113.7' });
-        const second = new Browser(app.port, { 'x-forwarded-for': '198.51.100.8' });
+        const first = browserClient(app.url, { 'x-forwarded-for': '203.0.113.7' });
+        const second = browserClient(app.url, { 'x-forwarded-for': '198.51.100.8' });
         const fromFirst: Answer[] = [];
         for (let i = 0; i < 4; i += 1) fromFirst.push(await first.post('/login', { username: `user.${i}` }));
         const limit = app.events.rate_limited.at(-1);
@@ -90,16 +93,16 @@ for (const backend of backends) {
 describe('trust proxy: 10 hops or more are refused, 1 and 2 work', () => {
   const user = { resolveUser: () => ({ emailTo: 'someone@example.com' }) };
   const tryFramework = async (framework: 'express' | 'koa', hops: number) => {
-    const app = await startPipelineApp({
-      framework,
+    const app = await appOn(framework, {
+      collectEvents: true,
       store: memoryStore(),
       otp: user,
-      expressSetup: (a) => void a.set('trust proxy', hops),
-      koaSetup: (a) => void Object.assign(a, { proxy: true, maxIpsCount: hops }),
+      express: { setup: (a) => void a.set('trust proxy', hops) },
+      koa: { setup: (a) => void Object.assign(a, { proxy: true, maxIpsCount: hops }) },
     });
-    const browser = new Browser(app.port, { 'x-forwarded-for': '203.0.113.1, 198.51.100.2' });
+    const browser = browserClient(app.url, { 'x-forwarded-for': '203.0.113.1, 198.51.100.2' });
     const answers = [await browser.send('someone'), await browser.send('someone.else')];
-    const delivered = app.calls.length;
+    const delivered = app.capture.calls.length;
     await app.close();
     return { answers, delivered };
   };
@@ -139,15 +142,15 @@ describe('Gmail addresses share one sendsPerDestination quota; other domains kee
   };
   for (const framework of FRAMEWORKS) {
     it(`${framework}: one send per inbox`, async () => {
-      const app = await startPipelineApp({
-        framework,
+      const app = await appOn(framework, {
+        collectEvents: true,
         store: memoryStore(),
         otp: { resolveUser: (u) => (addresses[u] ? { emailTo: addresses[u] } : null), limits: { ...generousLimits, sendsPerDestination: { points: 1, windowSeconds: 3600 } } },
       });
       const statuses: Record<string, number> = {};
-      for (const username of Object.keys(addresses)) statuses[addresses[username]!] = (await new Browser(app.port).send(username, 'email')).status;
+      for (const username of Object.keys(addresses)) statuses[addresses[username]!] = (await browserClient(app.url).send(username, 'email')).status;
       await new Promise((resolve) => setTimeout(resolve, DELIVERY_PAUSE_MS.max + 50)); // deliveries start after a random pause
-      console.log(`# ${framework}: sendsPerDestination 1: ${JSON.stringify(statuses)}; delivered to ${JSON.stringify(app.calls.map((c) => c.to))}`);
+      console.log(`# ${framework}: sendsPerDestination 1: ${JSON.stringify(statuses)}; delivered to ${JSON.stringify(app.capture.calls.map((c) => c.to))}`);
       assert.deepEqual(statuses, {
         'a.d.a@gmail.com': 202,
         'ada@googlemail.com': 429,
@@ -158,7 +161,7 @@ describe('Gmail addresses share one sendsPerDestination quota; other domains kee
         'ad.a@example.com': 202,
         'ADA+x@example.com': 429,
       });
-      assert.deepEqual(app.calls.map((c) => c.to).sort(), ['a.d.a@example.com', 'a.d.a@gmail.com', 'ad.a@example.com', 'ada@example.com'], 'mail goes to the address as given');
+      assert.deepEqual(app.capture.calls.map((c) => c.to).sort(), ['a.d.a@example.com', 'a.d.a@gmail.com', 'ad.a@example.com', 'ada@example.com'], 'mail goes to the address as given');
       await app.close();
     });
   }
@@ -176,19 +179,21 @@ describe('redirectTo must stay on this origin', () => {
   }
   it('the accepted path is what the 303 points to (Express and Koa)', async () => {
     for (const framework of FRAMEWORKS) {
-      const app = await startPipelineApp({
-        framework,
+      const app = await appOn(framework, {
+        collectEvents: true,
         store: memoryStore(),
         otp: { resolveUser: () => null },
-        expressRoutes: (a) => void a.get('/account', requireOtp({ redirectTo: '/login' }), (_req, res) => void res.json({ ok: true })),
-        koaRoutes: (a) => {
-          const guard = requireOtpKoa({ redirectTo: '/login' });
-          a.use(async (ctx) => guard(ctx, async () => void (ctx.body = { ok: true })));
+        express: { routes: (a) => void a.get('/account', requireOtp({ redirectTo: '/login' }), (_req, res) => void res.json({ ok: true })) },
+        koa: {
+          routes: (a) => {
+            const guard = requireOtpKoa({ redirectTo: '/login' });
+            a.use(async (ctx) => guard(ctx, async () => void (ctx.body = { ok: true })));
+          },
         },
       });
-      const page = await new Browser(app.port).get('/account', { accept: 'text/html' });
+      const page = await browserClient(app.url).get('/account', 'text/html');
       assert.equal(page.status, 303, framework);
-      assert.equal(page.headers.location, '/login');
+      assert.equal(page.headers.get('location'), '/login');
       await app.close();
     }
   });
@@ -201,18 +206,20 @@ describe('the body reader fails at once when an earlier middleware consumed the 
         stream.on('data', () => {});
         stream.on('end', done);
       };
-      const app = await startPipelineApp({
-        framework,
+      const app = await appOn(framework, {
+        collectEvents: true,
         store: memoryStore(),
         otp: { resolveUser: () => ({ emailTo: 'someone@example.com' }) },
-        expressBefore: (req, _res, next) => drain(req, () => next()),
-        koaBefore: async (ctx, next) => {
-          await new Promise<void>((resolve) => drain(ctx.req, resolve));
-          await next();
+        express: { before: (req, _res, next) => drain(req, () => next()) },
+        koa: {
+          before: async (ctx, next) => {
+            await new Promise<void>((resolve) => drain(ctx.req, resolve));
+            await next();
+          },
         },
       });
-      const browser = new Browser(app.port);
-      const answers = [await browser.post('/otp/send', { username: 'someone' }, {}, 2000), await browser.post('/otp/verify', { username: 'someone', code: '123456' }, {}, 2000)];
+      const browser = browserClient(app.url, {}, 2000);
+      const answers = [await browser.post('/otp/send', { username: 'someone' }), await browser.post('/otp/verify', { username: 'someone', code: '123456' })];
       console.log(`# ${framework}: body consumed upstream: ${answers.map((a) => `${a.status} ${a.body?.error} in ${a.ms.toFixed(1)} ms`).join(', ')}`);
       for (const answer of answers) {
         assert.equal(answer.status, 400, answer.text);
@@ -220,7 +227,7 @@ describe('the body reader fails at once when an earlier middleware consumed the 
         assert.match(answer.body.message, /already read by an earlier middleware/);
         assert.ok(answer.ms < 500, `${answer.ms} ms`);
       }
-      assert.equal(app.calls.length, 0);
+      assert.equal(app.capture.calls.length, 0);
       await app.close();
     });
   }

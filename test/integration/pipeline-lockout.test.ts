@@ -7,48 +7,48 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  Browser, FRAMEWORKS, generousLimits, pipelineBackends, sleep, startPipelineApp, tally, wrongFor, type Answer, type Framework, type PipelineApp,
-} from '../helpers/pipeline.js';
-import type { Backend } from '../helpers/pipeline.js';
+import { appOn, FRAMEWORKS, generousLimits, type Framework, type TestApp } from '../helpers/apps.js';
+import { browserClient, type Client, type Reply as Answer } from '../helpers/client.js';
+import { storeBackends, type Backend } from '../helpers/store-matrix.js';
+import { sleep, tally, wrongFor } from '../helpers/util.js';
 
-const backends = await pipelineBackends();
+const backends = await storeBackends();
 const USERNAME = 'victim.user';
 const resolveUser = (username: string) => (username === USERNAME ? { emailTo: 'victim@example.com' } : null);
 
 async function start(framework: Framework, backend: Backend, limits: object) {
-  return startPipelineApp({
-    framework,
+  return appOn(framework, {
+    collectEvents: true,
     store: backend.make(),
-    trustProxy: true,
+    trustProxy: 1,
     otp: { resolveUser, resendCooldownSeconds: 0, limits: { ...generousLimits, ...limits } },
   });
 }
 
 /** Sessions with an IP each (through the trusted proxy's X-Forwarded-For). */
-const attackers = (app: PipelineApp, count: number) =>
-  Array.from({ length: count }, (_, i) => new Browser(app.port, { 'x-forwarded-for': `198.51.100.${i + 1}` }));
+const attackers = (app: TestApp, count: number) =>
+  Array.from({ length: count }, (_, i) => browserClient(app.url, { 'x-forwarded-for': `198.51.100.${i + 1}` }));
 
-async function sendAndRead(app: PipelineApp, browser: Browser): Promise<string> {
-  const mark = app.calls.length;
+async function sendAndRead(app: TestApp, browser: Client): Promise<string> {
+  const mark = app.capture.calls.length;
   const sent = await browser.send(USERNAME);
   assert.equal(sent.status, 202, sent.text);
-  return app.codeAfter(USERNAME, mark);
+  return app.capture.codeAfter(USERNAME, mark);
 }
 
-const compared = (app: PipelineApp) => app.events.failed.filter((e) => e.reason === 'wrong_code' && e.username === USERNAME).length;
-const permanentLocks = (app: PipelineApp) => app.events.locked.filter((e) => e.permanent === true);
+const compared = (app: TestApp) => app.events.failed.filter((e) => e.reason === 'wrong_code' && e.username === USERNAME).length;
+const permanentLocks = (app: TestApp) => app.events.locked.filter((e) => e.permanent === true);
 
 /**
  * After the cap: the right code (of a fresh send) is tried, then `unlock()`, then a fresh code.
  * Returns what happened; `assertHeld` checks it (after the figures are printed).
  */
-async function rightCodeUntilUnlock(app: PipelineApp) {
-  const owner = new Browser(app.port, { 'x-forwarded-for': '203.0.113.9' });
+async function rightCodeUntilUnlock(app: TestApp) {
+  const owner = browserClient(app.url, { 'x-forwarded-for': '203.0.113.9' });
   const code = await sendAndRead(app, owner);
   const refused = await owner.verify(USERNAME, code);
   const refusedAs = app.events.failed.at(-1)?.reason;
-  await app.otp.unlock(USERNAME);
+  await app.service.unlock(USERNAME);
   // The code above verified if the lock did not hold; ask a fresh one either way.
   const fresh = await sendAndRead(app, owner);
   const verified = await owner.verify(USERNAME, fresh);
@@ -87,7 +87,7 @@ describe('the consecutive-failure cap survives timed locks', { concurrency: true
         console.log(
           `# ${framework}/${backend.name}: 30 lock cycles, ${answers.length} wrong guesses (9 in flight at once per cycle) from 3 sessions/IPs: compared ${compared(app)} (cap ${cap}); ` +
             `answers ${JSON.stringify(tally(answers))}; locked events ${timed} timed + ${permanentLocks(app).length} permanent; ` +
-            `last Retry-After ${last.headers['retry-after']} s; right code before unlock(): ${outcome.text}, fresh code after: ${outcome.after}; ` +
+            `last Retry-After ${last.headers.get('retry-after') ?? undefined} s; right code before unlock(): ${outcome.text}, fresh code after: ${outcome.after}; ` +
             `${((performance.now() - started) / 1000).toFixed(1)} s`,
         );
         assertHeld(outcome);
@@ -98,7 +98,7 @@ describe('the consecutive-failure cap survives timed locks', { concurrency: true
         assert.deepEqual({ ...permanentLocks(app)[0], ip: undefined }, { username: USERNAME, permanent: true, ip: undefined });
         assert.match(permanentLocks(app)[0]?.ip ?? '', /^198\.51\.100\.[1-3]$/);
         assert.equal(timed, cap - 1);
-        assert.ok(Number(last.headers['retry-after']) > 86_400, `still locked for failureMemorySeconds, not lockSeconds: ${last.headers['retry-after']}`);
+        assert.ok(Number(last.headers.get('retry-after') ?? undefined) > 86_400, `still locked for failureMemorySeconds, not lockSeconds: ${last.headers.get('retry-after') ?? undefined}`);
         await app.close();
       });
     }
@@ -121,7 +121,7 @@ describe('the consecutive-failure cap survives timed locks', { concurrency: true
             for (let guess = 0; guess < 5 && !locked; guess += 1) {
               const answer = await session.verify(USERNAME, wrongFor(code));
               answers.push(answer);
-              locked = answer.headers['retry-after'] !== undefined;
+              locked = answer.headers.get('retry-after') !== null;
             }
             assert.ok(sends < 100, 'the lock came');
           }
@@ -161,11 +161,11 @@ describe('the consecutive-failure cap survives timed locks', { concurrency: true
         await sleep(Math.max(0, 3100 - (performance.now() - lastFailure)));
         const afterMemory = await session!.verify(USERNAME, code);
         console.log(
-          `# ${framework}/${backend.name}: cap 3, failureMemorySeconds 3: right code 1.5 s after the last failure ${during.status} (Retry-After ${during.headers['retry-after']}), ` +
+          `# ${framework}/${backend.name}: cap 3, failureMemorySeconds 3: right code 1.5 s after the last failure ${during.status} (Retry-After ${during.headers.get('retry-after') ?? undefined}), ` +
             `3.1 s after it ${afterMemory.status}; compared ${compared(app)}, permanent locks ${permanentLocks(app).length}`,
         );
         assert.equal(during.status, 429);
-        assert.ok(Number(during.headers['retry-after']) <= 2, `Retry-After ${during.headers['retry-after']}`);
+        assert.ok(Number(during.headers.get('retry-after') ?? undefined) <= 2, `Retry-After ${during.headers.get('retry-after') ?? undefined}`);
         assert.equal(afterMemory.status, 200, afterMemory.text);
         assert.equal(compared(app), 3);
         await app.close();

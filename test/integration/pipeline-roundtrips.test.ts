@@ -16,7 +16,10 @@ import { postgresStore, redisStore } from '../../src/index.js';
 import type { OtpStore } from '../../src/store.js';
 import { testDatabaseUrl } from '../helpers/postgres-server.js';
 import { startDelayProxy, type DelayProxy } from '../helpers/delay-proxy.js';
-import { Browser, deleteUnder, FRAMEWORKS, generousLimits, median, nextPrefix, round, startPipelineApp, type Framework, type PipelineApp } from '../helpers/pipeline.js';
+import { appOn, FRAMEWORKS, generousLimits, type Framework, type TestApp } from '../helpers/apps.js';
+import { browserClient } from '../helpers/client.js';
+import { deleteUnder, nextPrefix } from '../helpers/store-matrix.js';
+import { median, round } from '../helpers/util.js';
 import { startCluster, type TestCluster } from '../helpers/redis-cluster.js';
 
 const users: Record<string, { smsTo?: string; emailTo?: string }> = {
@@ -123,9 +126,9 @@ async function proxiedPostgresStore() {
   };
 }
 
-async function start(framework: Framework, store: OtpStore): Promise<PipelineApp> {
-  return startPipelineApp({
-    framework,
+async function start(framework: Framework, store: OtpStore): Promise<TestApp> {
+  return appOn(framework, {
+    collectEvents: true,
     store,
     otp: {
       resolveUser: (u) => users[u] ?? null,
@@ -139,12 +142,12 @@ type Times = { send: number[]; wrong: number[]; right: number[]; ping: number[] 
 const emptyTimes = (): Times => ({ send: [], wrong: [], right: [], ping: [] });
 
 /** One round: a send, a wrong code, the right code (each timed), and a PING. */
-async function measureOnce(app: PipelineApp, pingMs: () => Promise<number>, times: Times): Promise<void> {
-  const browser = new Browser(app.port);
-  const mark = app.calls.length;
+async function measureOnce(app: TestApp, pingMs: () => Promise<number>, times: Times): Promise<void> {
+  const browser = browserClient(app.url);
+  const mark = app.capture.calls.length;
   const sent = await browser.send('both.user');
   assert.equal(sent.status, 202, sent.text);
-  const code = await app.codeAfter('both.user', mark);
+  const code = await app.capture.codeAfter('both.user', mark);
   const wrong = await browser.verify('both.user', code === '000000' ? '111111' : '000000');
   assert.equal(wrong.status, 401, wrong.text);
   const right = await browser.verify('both.user', code);
@@ -214,7 +217,7 @@ describe('known and unknown sends through 2 ms each way (two cases side by side)
       const proxied = await proxiedStore(kind);
       const app = await start(framework, proxied.store);
       const names = ['both.user', 'email.user', 'nobody.here'];
-      const browsers = names.map(() => new Browser(app.port));
+      const browsers = names.map(() => browserClient(app.url));
       let spread = Infinity;
       let medians: number[] = [];
       // A timing on a shared machine: up to 3 attempts. A round trip more for one kind (+4 ms) fails every one.

@@ -11,33 +11,34 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  Browser, FRAMEWORKS, generousLimits, pipelineBackends, sleep, startPipelineApp, tally, wrongFor, type Answer, type PipelineApp,
-} from '../helpers/pipeline.js';
+import { appOn, FRAMEWORKS, generousLimits, type TestApp } from '../helpers/apps.js';
+import { browserClient, type Client, type Reply as Answer } from '../helpers/client.js';
+import { storeBackends } from '../helpers/store-matrix.js';
+import { sleep, tally, wrongFor } from '../helpers/util.js';
 
-const backends = await pipelineBackends();
+const backends = await storeBackends();
 const USERNAME = 'victim.user';
 const VICTIM = { smsTo: '4155550100', emailTo: 'victim@example.com' };
 
-const from = (app: PipelineApp, ip: string, headers: Record<string, string> = {}) => new Browser(app.port, { 'x-forwarded-for': ip, ...headers });
+const from = (app: TestApp, ip: string, headers: Record<string, string> = {}) => browserClient(app.url, { 'x-forwarded-for': ip, ...headers });
 
-async function sendAndRead(app: PipelineApp, browser: Browser, username = USERNAME, channel?: string): Promise<string> {
-  const mark = app.calls.length;
+async function sendAndRead(app: TestApp, browser: Client, username = USERNAME, channel?: string): Promise<string> {
+  const mark = app.capture.calls.length;
   const sent = await browser.send(username, channel);
   assert.equal(sent.status, 202, sent.text);
-  return app.codeAfter(username, mark);
+  return app.capture.codeAfter(username, mark);
 }
 
-const compared = (app: PipelineApp) => app.events.failed.filter((e) => e.reason === 'wrong_code').length;
+const compared = (app: TestApp) => app.events.failed.filter((e) => e.reason === 'wrong_code').length;
 
 for (const backend of backends) {
   describe(`sessions, decoys and refused sends (${backend.name} store)`, { concurrency: true }, () => {
     for (const framework of FRAMEWORKS) {
       it(`${framework}: session B's sends and guesses, and 50 guesses from a session C without a code, leave session A's code and budget whole`, async () => {
-        const app = await startPipelineApp({
-          framework,
+        const app = await appOn(framework, {
+          collectEvents: true,
           store: backend.make(),
-          trustProxy: true,
+          trustProxy: 1,
           otp: { resolveUser: (u) => (u === USERNAME ? VICTIM : null), resendCooldownSeconds: 0, limits: generousLimits },
         });
         const a = from(app, '203.0.113.10');
@@ -82,10 +83,10 @@ for (const backend of backends) {
 
       it(`${framework}: a decoy session (no first factor) sends, is rate limited and reaches the cap, and the real user's code, quota and lock are untouched`, async () => {
         // Like the example app: resolveUser answers only for a request that passed the first factor.
-        const app = await startPipelineApp({
-          framework,
+        const app = await appOn(framework, {
+          collectEvents: true,
           store: backend.make(),
-          trustProxy: true,
+          trustProxy: 1,
           otp: {
             resolveUser: (u, req: { headers: Record<string, string | undefined> }) => (u === USERNAME && req.headers['x-first-factor'] === 'passed' ? VICTIM : null),
             limits: { ...generousLimits, sendsPerUsername: { points: 3, windowSeconds: 3600 }, failedVerifications: 5, maxConsecutiveFailures: 5 },
@@ -106,7 +107,7 @@ for (const backend of backends) {
         const decoyCompared = compared(app);
         const decoyLocks = app.events.locked.length;
         await sleep(20); // deliveries run after the reply
-        const deliveredForDecoys = app.calls.length - 2; // A's send: SMS + email
+        const deliveredForDecoys = app.capture.calls.length - 2; // A's send: SMS + email
 
         // The real user's quota: two more sends (3 in all) pass, the fourth is refused.
         const userSends: Answer[] = [];
@@ -139,10 +140,10 @@ for (const backend of backends) {
           'victim.two': { smsTo: '4155550133', emailTo: 'two@example.com' },
         };
         const start = (limits: object) =>
-          startPipelineApp({
-            framework,
+          appOn(framework, {
+            collectEvents: true,
             store: backend.make(),
-            trustProxy: true,
+            trustProxy: 1,
             otp: { resolveUser: (u) => directory[u] ?? null, resendCooldownSeconds: 1, limits: { ...generousLimits, ...limits } },
           });
         const perUser = await start({ sendsPerUsername: { points: 2, windowSeconds: 3600 } });
@@ -157,7 +158,7 @@ for (const backend of backends) {
         const codeD = await sendAndRead(perDest, d, 'victim.one', 'email');
         const e = from(perDest, '203.0.113.12');
         await sendAndRead(perDest, e, 'victim.two', 'email');
-        const delivered = perUser.calls.length + perDest.calls.length;
+        const delivered = perUser.capture.calls.length + perDest.capture.calls.length;
         await sleep(1100); // every cooldown is over
 
         const userRefused = [await a.send(USERNAME), await a.send(USERNAME)];
@@ -166,19 +167,19 @@ for (const backend of backends) {
         const destLimits = perDest.events.rate_limited.map((x) => x.limit);
         const eRefused = await e.send('victim.two', 'email');
         const eRefusedBy = perDest.events.rate_limited.at(-1)?.limit;
-        const deliveredByRefused = perUser.calls.length + perDest.calls.length - delivered;
+        const deliveredByRefused = perUser.capture.calls.length + perDest.capture.calls.length - delivered;
         const eOtherChannel = await e.send('victim.two', 'sms'); // at once: a cooldown, had one started, would refuse it
         const verifiedA = await a.verify(USERNAME, codeA);
         const verifiedD = await d.verify('victim.one', codeD);
         console.log(
-          `# ${framework}/${backend.name}: refused by sendsPerUsername ${JSON.stringify(userRefused.map((r) => `${r.status} Retry-After ${r.headers['retry-after']}`))} (${userLimits}), ` +
-            `by sendsPerDestination ${JSON.stringify(destRefused.map((r) => `${r.status} Retry-After ${r.headers['retry-after']}`))} (${destLimits}); deliveries by refused sends ${deliveredByRefused}; ` +
+          `# ${framework}/${backend.name}: refused by sendsPerUsername ${JSON.stringify(userRefused.map((r) => `${r.status} Retry-After ${r.headers.get('retry-after') ?? undefined}`))} (${userLimits}), ` +
+            `by sendsPerDestination ${JSON.stringify(destRefused.map((r) => `${r.status} Retry-After ${r.headers.get('retry-after') ?? undefined}`))} (${destLimits}); deliveries by refused sends ${deliveredByRefused}; ` +
             `earlier codes then: ${verifiedA.status} / ${verifiedD.status}; refused email then SMS at once: ${eRefused.status} (${eRefusedBy}) then ${eOtherChannel.status}`,
         );
         for (const refused of [...userRefused, ...destRefused, eRefused]) {
           assert.equal(refused.status, 429, refused.text);
           assert.equal(refused.body.error, 'rate_limited');
-          assert.ok(Number(refused.headers['retry-after']) > 3000, `the quota's Retry-After, not a 1 s cooldown: ${refused.headers['retry-after']}`);
+          assert.ok(Number(refused.headers.get('retry-after') ?? undefined) > 3000, `the quota's Retry-After, not a 1 s cooldown: ${refused.headers.get('retry-after') ?? undefined}`);
         }
         assert.deepEqual(userLimits, ['sendsPerUsername', 'sendsPerUsername'], 'the second refusal is the quota again: the first started no cooldown');
         assert.deepEqual(destLimits, ['sendsPerDestination', 'sendsPerDestination']);
@@ -198,8 +199,8 @@ describe('the rate_limited event names the limit that refused the send', () => {
   // When the request is refused (here by sendsPerUsername) and a target is over its own quota
   // too, the one refusal reported is the one that answered (and set Retry-After).
   it('a send refused by sendsPerUsername while its destination is also over quota reports sendsPerUsername', async () => {
-    const app = await startPipelineApp({
-      framework: 'express',
+    const app = await appOn('express', {
+      collectEvents: true,
       store: backends[0]!.make(),
       otp: {
         resolveUser: (u) => (u === USERNAME ? { emailTo: VICTIM.emailTo } : null),
@@ -207,10 +208,10 @@ describe('the rate_limited event names the limit that refused the send', () => {
         limits: { ...generousLimits, sendsPerUsername: { points: 1, windowSeconds: 3600 }, sendsPerDestination: { points: 1, windowSeconds: 60 } },
       },
     });
-    assert.equal((await new Browser(app.port).send(USERNAME)).status, 202);
-    const refused = await new Browser(app.port).send(USERNAME);
+    assert.equal((await browserClient(app.url).send(USERNAME)).status, 202);
+    const refused = await browserClient(app.url).send(USERNAME);
     assert.equal(refused.status, 429);
-    assert.ok(Number(refused.headers['retry-after']) > 3500, 'refused by sendsPerUsername');
+    assert.ok(Number(refused.headers.get('retry-after') ?? undefined) > 3500, 'refused by sendsPerUsername');
     assert.deepEqual(app.events.rate_limited.map((e) => e.limit), ['sendsPerUsername']);
     await app.close();
   });

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { Client } from '../helpers/client.js';
 
-const root = resolve(import.meta.dirname, '..');
+const root = resolve(import.meta.dirname, '..', '..');
 const workDir = join(root, 'test', '.docs-quickstart');
 const pages = ['hono', 'fastify'] as const;
 

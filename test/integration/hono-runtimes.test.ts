@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { runtimeBinary } from '../helpers/runtimes.js';
 
-const root = resolve(import.meta.dirname, '..');
+const root = resolve(import.meta.dirname, '..', '..');
 const fixture = 'test/fixtures/hono-runtime-app.ts';
 
 const bun = runtimeBinary('bun');

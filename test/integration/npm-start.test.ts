@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
 
-const root = resolve(import.meta.dirname, '..');
+const root = resolve(import.meta.dirname, '..', '..');
 
 describe('npm start', () => {
   it('serves the login page with no credentials, and prints its address and the dev outbox', { timeout: 120_000 }, async () => {

@@ -17,7 +17,7 @@ import { prometheusMetrics } from '../../src/metrics.js';
 import { captureSenders } from '../../src/testing.js';
 
 const run = promisify(execFile);
-const root = resolve(import.meta.dirname, '..');
+const root = resolve(import.meta.dirname, '..', '..');
 const rulesFile = join(root, 'docs', 'prometheus-rules.yml');
 const dashboardFile = join(root, 'docs', 'grafana-dashboard.json');
 

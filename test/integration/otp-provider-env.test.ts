@@ -14,7 +14,7 @@ import { OtpError } from '../../src/core/errors.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp.js';
 
 const SECRET = 'otp-provider-env-secret-0123456789abcdef';
-const repo = resolve(import.meta.dirname, '..');
+const repo = resolve(import.meta.dirname, '..', '..');
 
 describe('blockid-otp/otp-provider names the missing environment variable', () => {
   const saved = { ...process.env };

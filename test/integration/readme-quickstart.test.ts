@@ -21,7 +21,7 @@ import { launchChromium } from '../helpers/browser.js';
 import { installPacked, packedPackage } from '../helpers/packed.js';
 
 const run = promisify(execFile);
-const repo = resolve(import.meta.dirname, '..');
+const repo = resolve(import.meta.dirname, '..', '..');
 
 /** What the Quick start's install lines add, and tsc for the type-check. */
 const quickStartPackages = ['express', 'express-session', 'tsx', '@types/express', '@types/express-session', '@types/node'];

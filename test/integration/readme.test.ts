@@ -17,7 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import tsupConfig from '../../tsup.config.js';
 
-const root = resolve(import.meta.dirname, '..');
+const root = resolve(import.meta.dirname, '..', '..');
 const workDir = join(root, 'test', '.readme-snippets');
 
 /** The README and docs/*.md, as paths relative to the repository. */

@@ -20,7 +20,7 @@ import { listen, closeServer } from '../helpers/apps.js';
 import { twilioClientFor } from '../helpers/prism.js';
 
 const run = promisify(execFile);
-const repo = resolve(import.meta.dirname, '..');
+const repo = resolve(import.meta.dirname, '..', '..');
 
 /** console.warn, recorded (and kept off the test output) for this test. */
 function recordWarnings(t: TestContext): string[] {

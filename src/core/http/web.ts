@@ -118,7 +118,7 @@ async function readRequestJson(request: Request, limitBytes: number): Promise<un
  * (the HTTP framing stops it at that length; @hono/node-server then reads the socket directly,
  * without building a stream); a body without one is read chunk by chunk and cut off past the limit.
  */
-export async function readRequestText(request: Request, limitBytes: number): Promise<string> {
+async function readRequestText(request: Request, limitBytes: number): Promise<string> {
   const declaredHeader = request.headers.get('content-length');
   const declared = declaredHeader === null ? Number.NaN : Number(declaredHeader);
   if (Number.isFinite(declared) && declared > limitBytes) throw new BodyError('too_large', `The request body is larger than ${limitBytes} bytes.`);

@@ -259,9 +259,11 @@ DECLARE
   v_memory timestamptz := p_now + ${ms("p_policy->>'failureMemoryMs'")};
   v_lock text := NULL;
   v_lock_until timestamptz := NULL;
+  v_found boolean;
 BEGIN
   SELECT CASE WHEN failures_until > p_now THEN failures ELSE 0 END INTO v_failures
     FROM ${q('users')} WHERE user_key = p_user AND space = p_space;
+  v_found := FOUND;
   v_failures := coalesce(v_failures, 0) + 1;
   IF v_every > 0 AND v_failures % v_every = 0 THEN
     v_lock := 'timed';
@@ -270,13 +272,17 @@ BEGIN
   IF v_failures >= (p_policy->>'maxConsecutiveFailures')::int THEN
     v_lock := 'permanent';
   END IF;
-  INSERT INTO ${q('users')} AS u (user_key, space, failures, failures_until, lock_until, expires_at)
-  VALUES (p_user, p_space, v_failures, v_memory, v_lock_until, ${q('sweep_at')}(greatest(v_memory, v_lock_until)))
-  ON CONFLICT (user_key, space) DO UPDATE SET
-    failures = EXCLUDED.failures,
-    failures_until = EXCLUDED.failures_until,
-    lock_until = EXCLUDED.lock_until,
-    expires_at = EXCLUDED.expires_at;
+  -- UPDATE or INSERT, not ON CONFLICT (see send); the caller holds the username lock.
+  IF v_found THEN
+    UPDATE ${q('users')} SET failures = v_failures, failures_until = v_memory, lock_until = v_lock_until,
+      expires_at = ${q('sweep_at')}(greatest(v_memory, v_lock_until))
+    WHERE user_key = p_user AND space = p_space;
+    v_found := FOUND;
+  END IF;
+  IF NOT v_found THEN
+    INSERT INTO ${q('users')} (user_key, space, failures, failures_until, lock_until, expires_at)
+    VALUES (p_user, p_space, v_failures, v_memory, v_lock_until, ${q('sweep_at')}(greatest(v_memory, v_lock_until)));
+  END IF;
   RETURN v_lock;
 END
 $fn$;
@@ -337,6 +343,7 @@ DECLARE
   v_until timestamptz;
   v_code_until timestamptz;
   v_cooldown_until timestamptz;
+  v_slot_found boolean;
 BEGIN
   ${lockUser('v_user')}
   SELECT coalesce(jsonb_agg(c), '[]') INTO v_counters FROM (
@@ -362,8 +369,9 @@ BEGIN
   END LOOP;
 
   SELECT cooldown_until INTO v_until FROM ${q('slots')}
-    WHERE user_key = v_user AND space = v_space AND slot = v_slot AND cooldown_until > v_now;
-  IF FOUND THEN
+    WHERE user_key = v_user AND space = v_space AND slot = v_slot;
+  v_slot_found := FOUND;
+  IF v_until > v_now THEN
     v_refusal := jsonb_build_object('limit', 'resendCooldownSeconds', 'retryAfterMs', ${q('ms_until')}(v_until, v_now));
   END IF;
 
@@ -410,23 +418,42 @@ BEGIN
   -- Admitted: the code replaces the slot's, the cooldown starts, the quotas count one.
   v_code_until := v_now + ${ms("p->'code'->>'ttlMs'")};
   v_cooldown_until := CASE WHEN v_cooldown_ms > 0 THEN v_now + ${ms('v_cooldown_ms')} END;
-  INSERT INTO ${q('slots')} AS s (user_key, space, slot, code_hash, link_hash, attempts, issued_at_ms, code_tag, code_until, cooldown_until, expires_at)
-  VALUES (v_user, v_space, v_slot, p->'code'->>'hash', p->'code'->>'linkHash', 0, (p->'code'->>'issuedAtMs')::bigint, p->'code'->>'tag',
-    v_code_until, v_cooldown_until, ${q('sweep_at')}(greatest(v_code_until, v_cooldown_until)))
-  ON CONFLICT (user_key, space, slot) DO UPDATE SET
-    code_hash = EXCLUDED.code_hash, link_hash = EXCLUDED.link_hash, attempts = 0, issued_at_ms = EXCLUDED.issued_at_ms, code_tag = EXCLUDED.code_tag,
-    code_until = EXCLUDED.code_until, cooldown_until = EXCLUDED.cooldown_until, expires_at = EXCLUDED.expires_at;
+  -- A plain UPDATE or INSERT rather than INSERT … ON CONFLICT, which writes two more WAL records
+  -- per row (the speculative insertion's confirmation, the conflicting row's lock). Only holders
+  -- of the username lock write this row; the sweep may have deleted it since the read (then the
+  -- UPDATE finds nothing and the INSERT follows).
+  IF v_slot_found THEN
+    UPDATE ${q('slots')} SET
+      code_hash = p->'code'->>'hash', link_hash = p->'code'->>'linkHash', attempts = 0, issued_at_ms = (p->'code'->>'issuedAtMs')::bigint,
+      code_tag = p->'code'->>'tag', code_until = v_code_until, cooldown_until = v_cooldown_until,
+      expires_at = ${q('sweep_at')}(greatest(v_code_until, v_cooldown_until))
+    WHERE user_key = v_user AND space = v_space AND slot = v_slot;
+    v_slot_found := FOUND;
+  END IF;
+  IF NOT v_slot_found THEN
+    INSERT INTO ${q('slots')} (user_key, space, slot, code_hash, link_hash, attempts, issued_at_ms, code_tag, code_until, cooldown_until, expires_at)
+    VALUES (v_user, v_space, v_slot, p->'code'->>'hash', p->'code'->>'linkHash', 0, (p->'code'->>'issuedAtMs')::bigint, p->'code'->>'tag',
+      v_code_until, v_cooldown_until, ${q('sweep_at')}(greatest(v_code_until, v_cooldown_until)));
+  END IF;
 
   IF v_per_user IS NOT NULL THEN
     v_taken := v_taken || jsonb_build_object(v_per_user_key, 1);
   END IF;
 
-  -- One statement for every counter taken, the per-username quota's included (each key once: they are the keys of v_taken).
-  INSERT INTO ${q('counters')} AS c (key, hits, expires_at)
-  SELECT t.key, t.value::int, v_now + ${ms('v_windows->>t.key')} FROM jsonb_each_text(v_taken) t
-  ON CONFLICT (key) DO UPDATE SET
-    hits = CASE WHEN c.expires_at > v_now THEN c.hits + EXCLUDED.hits ELSE EXCLUDED.hits END,
-    expires_at = CASE WHEN c.expires_at > v_now THEN c.expires_at ELSE EXCLUDED.expires_at END;
+  -- One statement for every counter taken, the per-username quota's included (each key once:
+  -- they are the keys of v_taken): the rows that exist are updated, the others inserted. Only
+  -- holders of a counter's lock (or of the username lock, for the per-username quota) write it.
+  WITH taken AS (
+    SELECT t.key, t.value::int AS hits, v_now + ${ms('v_windows->>t.key')} AS until FROM jsonb_each_text(v_taken) t
+  ), updated AS (
+    UPDATE ${q('counters')} c SET
+      hits = CASE WHEN c.expires_at > v_now THEN c.hits + taken.hits ELSE taken.hits END,
+      expires_at = CASE WHEN c.expires_at > v_now THEN c.expires_at ELSE taken.until END
+    FROM taken WHERE c.key = taken.key
+    RETURNING c.key
+  )
+  INSERT INTO ${q('counters')} (key, hits, expires_at)
+  SELECT key, hits, until FROM taken WHERE key NOT IN (SELECT key FROM updated);
   RETURN jsonb_build_object('ok', true, 'targets', v_targets);
 END
 $fn$;

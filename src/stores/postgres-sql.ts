@@ -225,9 +225,10 @@ $fn$;
 
 -- When the sweep may delete a slots or users row that lives until p_until: rounded up to a whole
 -- ${sweepRoundingSeconds / 60} minutes, so that most updates leave expires_at, an indexed column, as it was (HOT).
+-- (The epoch of an interval, not of a timestamptz: that extract is STABLE, and would keep this from being inlined.)
 CREATE OR REPLACE FUNCTION ${q('sweep_at')}(p_until timestamptz) RETURNS timestamptz
 LANGUAGE sql IMMUTABLE AS $fn$
-  SELECT to_timestamp(ceil(extract(epoch FROM p_until) / ${sweepRoundingSeconds}) * ${sweepRoundingSeconds})
+  SELECT to_timestamp(ceil(extract(epoch FROM (p_until - timestamptz '1970-01-01 00:00:00+00')) / ${sweepRoundingSeconds}) * ${sweepRoundingSeconds})
 $fn$;
 
 -- The lock of one space, or NULL: {"permanent": bool, "retryAfterMs": n}.

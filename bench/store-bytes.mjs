@@ -1,0 +1,152 @@
+#!/usr/bin/env node
+/**
+ * What each store keeps per pending code, for a send of a fresh username from a fresh session
+ * to a fresh phone number and email address from a fresh IP, with every quota on: the code
+ * record, the resend cooldown, the per-username quota, and the per-IP, per-destination (SMS
+ * and email) and per-number-block counters. Sessions are not included (they live in the
+ * app's session store).
+ *
+ *   node --expose-gc bench/store-bytes.mjs [--count=20000] [--stores=memory,redis,postgres]
+ *
+ * - memory: heap used after `gc()`, before and after `count` sends, ÷ count.
+ * - redis: `MEMORY USAGE key SAMPLES 0` of every key the sends left, summed, ÷ count (the
+ *   server's own bookkeeping per key, the expiry entry included); also keys per send, and the
+ *   bytes of the keys no layout can merge on Cluster (each counter has its own hash slot).
+ * - postgres: `pg_total_relation_size` of the store's tables (heap, indexes, free space left
+ *   by `fillfactor`) after `count` sends on fresh tables, ÷ count; logged and `unlogged: true`.
+ *
+ * Keys have the core's shapes and lengths: 27-character keyed hashes for the username and the
+ * session binding, a 43-character code hash, counter keys `ip:…`, `dest:…`, `prefix:…`.
+ * Builds the working tree's src/. Redis keys go under a prefix of the run's own and tables to a
+ * schema of its own; both are removed at the end.
+ */
+import { randomBytes } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+import path from 'node:path';
+import { buildDist, pgPool } from './lib.mjs';
+
+const option = (name, fallback) => process.argv.slice(2).find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+const COUNT = Number(option('count', '20000'));
+const STORES = option('stores', 'memory,redis,postgres').split(',');
+if (typeof globalThis.gc !== 'function') throw new Error('run with --expose-gc');
+
+const { dist, label } = buildDist({ worktree: true });
+const pkg = await import(pathToFileURL(dist).href);
+const token = (length) => randomBytes(Math.ceil((length * 3) / 4)).toString('base64url').slice(0, length);
+const window = (limit, key) => ({ limit, key, points: 1_000_000, windowMs: 86_400_000, mode: 'take' });
+
+/** A first send of a fresh username, session, number, address and IP, every quota on. */
+function freshPlan() {
+  return {
+    user: token(27),
+    space: 'user',
+    slot: token(27),
+    cooldownMs: 30_000,
+    perUser: { points: 1_000_000, windowMs: 3_600_000 },
+    request: [window('sendsPerIp', `ip:${token(27)}`)],
+    targets: [
+      [window('sendsPerDestination', `dest:${token(27)}`), window('smsPerPrefix', `prefix:${token(27)}`)],
+      [window('sendsPerDestination', `dest:${token(27)}`)],
+    ],
+    code: { hash: token(43), ttlMs: 300_000, issuedAtMs: Date.now() },
+  };
+}
+
+async function sendAll(store, plans) {
+  for (const plan of plans) {
+    const decision = await store.send(plan);
+    if (!decision.ok) throw new Error(`send refused: ${JSON.stringify(decision)}`);
+  }
+}
+
+const report = { label, count: COUNT };
+
+if (STORES.includes('memory')) {
+  const heap = async () => {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    globalThis.gc();
+    globalThis.gc();
+    return process.memoryUsage().heapUsed;
+  };
+  const store = pkg.memoryStore();
+  const before = await heap();
+  // Plans are made one at a time, so what stays is what the store keeps (its key strings included).
+  for (let i = 0; i < COUNT; i++) await store.send(freshPlan());
+  const after = await heap();
+  report.memory = { perCode: (after - before) / COUNT };
+  await store.close();
+}
+
+if (STORES.includes('redis')) {
+  const { createClient } = await import('redis');
+  const client = createClient({ url: 'redis://127.0.0.1:6379' });
+  await client.connect();
+  const prefix = `blockid-bytes:${process.pid}:`;
+  try {
+    const store = pkg.redisStore({ client, prefix, commandTimeoutMs: 10_000 });
+    const plans = Array.from({ length: COUNT }, freshPlan);
+    const usedBefore = Number(/used_memory:(\d+)/.exec(await client.info('memory'))[1]);
+    await sendAll(store, plans);
+    const usedAfter = Number(/used_memory:(\d+)/.exec(await client.info('memory'))[1]);
+    const byKind = {};
+    let keys = 0;
+    let bytes = 0;
+    for await (const batch of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
+      for (const key of batch) {
+        const usage = Number(await client.sendCommand(['MEMORY', 'USAGE', key, 'SAMPLES', '0']));
+        // The kind of key: a counter `{q:…}`, else the part after the space letter (`c`, `cd`, `n`).
+        const kind = key.includes('{q:') ? `counter ${key.split('{q:')[1].split(':')[0]}` : key.split('}:')[1].split(':').slice(1, 2)[0];
+        byKind[kind] ??= { keys: 0, bytes: 0 };
+        byKind[kind].keys += 1;
+        byKind[kind].bytes += usage;
+        keys += 1;
+        bytes += usage;
+      }
+    }
+    const counterBytes = Object.entries(byKind).filter(([kind]) => kind.startsWith('counter')).reduce((sum, [, v]) => sum + v.bytes, 0);
+    report.redis = {
+      perCode: bytes / COUNT,
+      keysPerCode: keys / COUNT,
+      usedMemoryPerCode: (usedAfter - usedBefore) / COUNT,
+      byKind: Object.fromEntries(Object.entries(byKind).map(([kind, v]) => [kind, { keysPerCode: v.keys / COUNT, bytesPerKey: v.bytes / v.keys }])),
+      countersPerCode: counterBytes / COUNT,
+    };
+  } finally {
+    for await (const batch of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) if (batch.length > 0) await client.unlink(batch);
+    await client.quit();
+  }
+}
+
+if (STORES.includes('postgres')) {
+  const { postgresStore } = await import(pathToFileURL(path.join(path.dirname(dist), 'postgres.js')).href);
+  const pool = await pgPool({ max: 4 });
+  const schema = `blockid_bytes_${process.pid}`;
+  report.postgres = {};
+  try {
+    for (const unlogged of [false, true]) {
+      await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await pool.query(`CREATE SCHEMA ${schema}`);
+      const store = postgresStore({ pool, schema, sweepIntervalMs: 0, unlogged, commandTimeoutMs: 10_000 });
+      await store.ready();
+      const size = async () =>
+        Number((await pool.query(
+          `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::float8 AS b FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'`,
+          [schema],
+        )).rows[0].b);
+      const before = await size();
+      const plans = Array.from({ length: COUNT }, freshPlan);
+      await Promise.all(Array.from({ length: 4 }, (_, lane) => sendAll(store, plans.filter((_, i) => i % 4 === lane))));
+      const rows = Number((await pool.query(
+        `SELECT (SELECT count(*) FROM ${schema}.blockid_otp_slots) + (SELECT count(*) FROM ${schema}.blockid_otp_counters) + (SELECT count(*) FROM ${schema}.blockid_otp_users) AS n`,
+      )).rows[0].n);
+      report.postgres[unlogged ? 'unlogged' : 'logged'] = { perCode: ((await size()) - before) / COUNT, rowsPerCode: rows / COUNT };
+      await store.close();
+    }
+  } finally {
+    await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await pool.end();
+  }
+}
+
+console.log(JSON.stringify(report, null, 2));
+process.exit(0);

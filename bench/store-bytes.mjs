@@ -8,10 +8,16 @@
  *
  *   node --expose-gc bench/store-bytes.mjs [--count=20000] [--stores=memory,redis,postgres]
  *
- * - memory: heap used after `gc()`, before and after `count` sends, ÷ count.
+ * - memory: heap used after `gc()`, before and after `count` sends, ÷ count; once with keys
+ *   made as the core makes them (a slice of a longer hash, a template string: V8 keeps those as
+ *   sliced and cons strings, which hold more than their characters), once with flat copies; and a
+ *   floor: the flat key strings alone, and those strings in the fewest structures a store could
+ *   use (one small object per username in one Map, one number per counter in another).
  * - redis: `MEMORY USAGE key SAMPLES 0` of every key the sends left, summed, ÷ count (the
  *   server's own bookkeeping per key, the expiry entry included); also keys per send, and the
- *   bytes of the keys no layout can merge on Cluster (each counter has its own hash slot).
+ *   bytes of the keys no layout can merge on Cluster (each counter has its own hash slot), and
+ *   a floor: those counters plus one hash per username holding code, cooldown and quota under
+ *   one-letter fields (written here by hand, measured, deleted).
  * - postgres: `pg_total_relation_size` of the store's tables (heap, indexes, free space left
  *   by `fillfactor`) after `count` sends on fresh tables, ÷ count; logged and `unlogged: true`.
  *
@@ -32,23 +38,26 @@ if (typeof globalThis.gc !== 'function') throw new Error('run with --expose-gc')
 
 const { dist, label } = buildDist({ worktree: true });
 const pkg = await import(pathToFileURL(dist).href);
-const token = (length) => randomBytes(Math.ceil((length * 3) / 4)).toString('base64url').slice(0, length);
+/** As the core makes a key: the first `length` characters of a longer base64url hash (a sliced string). */
+const token = (length) => randomBytes(32).toString('base64url').slice(0, length);
+/** A flat copy of a string (one sequential string of its characters). */
+const flat = (text) => Buffer.from(text, 'latin1').toString('latin1');
 const window = (limit, key) => ({ limit, key, points: 1_000_000, windowMs: 86_400_000, mode: 'take' });
 
 /** A first send of a fresh username, session, number, address and IP, every quota on. */
-function freshPlan() {
+function freshPlan(shape = (text) => text) {
   return {
-    user: token(27),
+    user: shape(token(27)),
     space: 'user',
-    slot: token(27),
+    slot: shape(token(27)),
     cooldownMs: 30_000,
     perUser: { points: 1_000_000, windowMs: 3_600_000 },
-    request: [window('sendsPerIp', `ip:${token(27)}`)],
+    request: [window('sendsPerIp', shape(`ip:${token(27)}`))],
     targets: [
-      [window('sendsPerDestination', `dest:${token(27)}`), window('smsPerPrefix', `prefix:${token(27)}`)],
-      [window('sendsPerDestination', `dest:${token(27)}`)],
+      [window('sendsPerDestination', shape(`dest:${token(27)}`)), window('smsPerPrefix', shape(`prefix:${token(27)}`))],
+      [window('sendsPerDestination', shape(`dest:${token(27)}`))],
     ],
-    code: { hash: token(43), ttlMs: 300_000, issuedAtMs: Date.now() },
+    code: { hash: shape(token(43)), ttlMs: 300_000, issuedAtMs: Date.now() },
   };
 }
 
@@ -68,13 +77,37 @@ if (STORES.includes('memory')) {
     globalThis.gc();
     return process.memoryUsage().heapUsed;
   };
-  const store = pkg.memoryStore();
-  const before = await heap();
-  // Plans are made one at a time, so what stays is what the store keeps (its key strings included).
-  for (let i = 0; i < COUNT; i++) await store.send(freshPlan());
-  const after = await heap();
-  report.memory = { perCode: (after - before) / COUNT };
-  await store.close();
+  report.memory = {};
+  for (const [name, shape] of [['coreKeys', undefined], ['flatKeys', flat]]) {
+    const store = pkg.memoryStore();
+    const before = await heap();
+    // Plans are made one at a time, so what stays is what the store keeps (its key strings included).
+    for (let i = 0; i < COUNT; i++) await store.send(freshPlan(shape));
+    const after = await heap();
+    report.memory[name] = (after - before) / COUNT;
+    await store.close();
+  }
+  // The floor: the flat strings alone, then in the fewest structures.
+  let kept = [];
+  let before = await heap();
+  for (let i = 0; i < COUNT; i++) {
+    const plan = freshPlan(flat);
+    kept.push(plan.user, plan.slot, plan.code.hash, ...[...plan.request, ...plan.targets.flat()].map((c) => c.key));
+  }
+  report.memory.floorStrings = ((await heap()) - before) / COUNT;
+  if (kept.length !== 7 * COUNT) throw new Error('the floor lost strings');
+  kept = [];
+  const users = new Map();
+  const counters = new Map();
+  before = await heap();
+  for (let i = 0; i < COUNT; i++) {
+    const plan = freshPlan(flat);
+    const now = Date.now();
+    users.set(plan.user, { slot: plan.slot, hash: plan.code.hash, attempts: 0, codeUntil: now + 300_000, cooldownUntil: now + 30_000, sends: 1, sendsUntil: now + 3_600_000 });
+    for (const counter of [...plan.request, ...plan.targets.flat()]) counters.set(counter.key, now + counter.windowMs + 1 / 1024); // window end and count packed in one number
+  }
+  report.memory.floorStructures = ((await heap()) - before) / COUNT;
+  if (users.size + counters.size !== 5 * COUNT) throw new Error('the floor lost entries'); // (also keeps both Maps alive up to here)
 }
 
 if (STORES.includes('redis')) {
@@ -104,7 +137,14 @@ if (STORES.includes('redis')) {
       }
     }
     const counterBytes = Object.entries(byKind).filter(([kind]) => kind.startsWith('counter')).reduce((sum, [, v]) => sum + v.bytes, 0);
+    // The floor: the four counters as they are, plus one hash per username with the code, cooldown and quota.
+    const floorKey = `${prefix}{${token(27)}}:u`;
+    await client.sendCommand(['HSET', floorKey, 's', token(27), 'h', token(43), 'a', '0', 'i', String(Date.now()), 'e', String(Date.now() + 300_000), 'c', String(Date.now() + 30_000), 'n', '1', 'w', String(Date.now() + 3_600_000)]);
+    await client.sendCommand(['PEXPIRE', floorKey, '3600000']);
+    const floorHash = Number(await client.sendCommand(['MEMORY', 'USAGE', floorKey, 'SAMPLES', '0']));
+    await client.unlink(floorKey);
     report.redis = {
+      floorUserHash: floorHash,
       perCode: bytes / COUNT,
       keysPerCode: keys / COUNT,
       usedMemoryPerCode: (usedAfter - usedBefore) / COUNT,

@@ -326,6 +326,7 @@ DECLARE
   v_per_user_key text := ${perUserKey('v_user', 'v_space')};
   v_counters jsonb;
   v_keys text[];
+  v_read text[];
   v_lock int;
   v_now timestamptz;
   v_hits jsonb := '{}';
@@ -358,8 +359,8 @@ BEGIN
   v_now := clock_timestamp();
 
   -- The per-username quota is read with the plan's counters; the username lock guards it.
-  FOR v_r IN SELECT key, hits, expires_at FROM ${q('counters')}
-      WHERE key = ANY (CASE WHEN v_per_user IS NULL THEN v_keys ELSE v_keys || v_per_user_key END) AND expires_at > v_now LOOP
+  v_read := CASE WHEN v_per_user IS NULL THEN v_keys ELSE v_keys || v_per_user_key END;
+  FOR v_r IN SELECT key, hits, expires_at FROM ${q('counters')} WHERE key = ANY (v_read) AND expires_at > v_now LOOP
     v_hits := v_hits || jsonb_build_object(v_r.key, v_r.hits);
     v_ends := v_ends || jsonb_build_object(v_r.key, ${q('ms_until')}(v_r.expires_at, v_now));
   END LOOP;
@@ -444,13 +445,15 @@ BEGIN
   -- One statement for every counter taken, the per-username quota's included (each key once:
   -- they are the keys of v_taken): the rows that exist are updated, the others inserted. Only
   -- holders of a counter's lock (or of the username lock, for the per-username quota) write it.
+  -- (key = ANY keeps the UPDATE on the primary key's index whatever the planner guesses for the join.)
+  v_read := ARRAY(SELECT jsonb_object_keys(v_taken));
   WITH taken AS (
     SELECT t.key, t.value::int AS hits, v_now + ${ms('v_windows->>t.key')} AS until FROM jsonb_each_text(v_taken) t
   ), updated AS (
     UPDATE ${q('counters')} c SET
       hits = CASE WHEN c.expires_at > v_now THEN c.hits + taken.hits ELSE taken.hits END,
       expires_at = CASE WHEN c.expires_at > v_now THEN c.expires_at ELSE taken.until END
-    FROM taken WHERE c.key = taken.key
+    FROM taken WHERE c.key = ANY (v_read) AND c.key = taken.key
     RETURNING c.key
   )
   INSERT INTO ${q('counters')} (key, hits, expires_at)

@@ -21,6 +21,9 @@
  * - postgres: `pg_total_relation_size` of the store's tables (heap, indexes, free space left
  *   by `fillfactor`) after `count` sends on fresh tables, ÷ count; logged and `unlogged: true`.
  *
+ * Also, per username that guessed wrong once (`attempt()`, a failure counted with no code): what
+ * stays for `failureMemorySeconds` (30 days by default), longer than anything else.
+ *
  * Keys have the core's shapes and lengths: 27-character keyed hashes for the username and the
  * session binding, a 43-character code hash, counter keys `ip:…`, `dest:…`, `prefix:…`.
  * Builds the working tree's src/. Redis keys go under a prefix of the run's own and tables to a
@@ -69,6 +72,13 @@ async function sendAll(store, plans) {
 }
 
 const report = { label, count: COUNT };
+const policy = { maxAttempts: 5, failedVerifications: 10, lockMs: 900_000, maxConsecutiveFailures: 100, failureMemoryMs: 2_592_000_000 };
+async function failAll(store, users) {
+  for (const user of users) {
+    const started = await store.attempt({ user, space: 'user', policy });
+    if (!started.ok) throw new Error('attempt refused');
+  }
+}
 
 if (STORES.includes('memory')) {
   const heap = async () => {
@@ -85,6 +95,13 @@ if (STORES.includes('memory')) {
     for (let i = 0; i < COUNT; i++) await store.send(freshPlan(shape));
     const after = await heap();
     report.memory[name] = (after - before) / COUNT;
+    await store.close();
+  }
+  {
+    const store = pkg.memoryStore();
+    const before = await heap();
+    for (let i = 0; i < COUNT; i++) await failAll(store, [token(27)]);
+    report.memory.perFailedUser = ((await heap()) - before) / COUNT;
     await store.close();
   }
   // The floor: the flat strings alone, then in the fewest structures.
@@ -136,6 +153,11 @@ if (STORES.includes('redis')) {
         bytes += usage;
       }
     }
+    const failed = Array.from({ length: COUNT }, () => token(27));
+    await failAll(store, failed);
+    let failureBytes = 0;
+    for (const user of failed.slice(0, 1000)) failureBytes += Number(await client.sendCommand(['MEMORY', 'USAGE', `${prefix}{${user}}:u:f`, 'SAMPLES', '0']));
+    report.redisFailedUser = failureBytes / 1000;
     const counterBytes = Object.entries(byKind).filter(([kind]) => kind.startsWith('counter')).reduce((sum, [, v]) => sum + v.bytes, 0);
     // The floor: the four counters as they are, plus one hash per username with the code, cooldown and quota.
     const floorKey = `${prefix}{${token(27)}}:u`;
@@ -179,7 +201,12 @@ if (STORES.includes('postgres')) {
       const rows = Number((await pool.query(
         `SELECT (SELECT count(*) FROM ${schema}.blockid_otp_slots) + (SELECT count(*) FROM ${schema}.blockid_otp_counters) + (SELECT count(*) FROM ${schema}.blockid_otp_users) AS n`,
       )).rows[0].n);
-      report.postgres[unlogged ? 'unlogged' : 'logged'] = { perCode: ((await size()) - before) / COUNT, rowsPerCode: rows / COUNT };
+      const beforeFailures = await size();
+      const failed = Array.from({ length: COUNT }, () => token(27));
+      await Promise.all(Array.from({ length: 4 }, (_, lane) => failAll(store, failed.filter((_, i) => i % 4 === lane))));
+      report.postgres[unlogged ? 'unlogged' : 'logged'] = {
+        perCode: (beforeFailures - before) / COUNT, rowsPerCode: rows / COUNT, perFailedUser: ((await size()) - beforeFailures) / COUNT,
+      };
       await store.close();
     }
   } finally {

@@ -77,7 +77,7 @@ export interface PostgresStoreOptions {
   synchronousCommit?: boolean | undefined;
   /**
    * Keep the codes (`slots`), the quota counters (`counters`) and the lookup cache (`cache`) in
-   * UNLOGGED tables: no WAL for them, so a send writes about a tenth of the bytes, but PostgreSQL
+   * UNLOGGED tables: no WAL for them, so a send writes almost none (its commit record), but PostgreSQL
    * empties them after a crash (not after a clean restart) and does not copy them to replicas.
    * Such a loss costs a re-sent code or a reset quota; the failure count and locks (`users`) and
    * used TOTP steps and recovery codes (`uses`) stay in logged tables whatever this says.

@@ -1,9 +1,9 @@
 /**
  * postgresStore against the PostgreSQL 15 server of this machine (127.0.0.1:5432, database
- * `test`): the OtpStore semantics of src/stores/types.ts, expiry and the sweep, what the
- * columns hold, concurrency across pools, concurrent table creation, unlogged tables, HOT updates,
- * opening tables created by 0.1.0, and the server-side
- * bound of a statement that is held up by a row lock. Each run uses its own schema.
+ * `test`): the OtpStore semantics of src/stores/types.ts (the shared contract, on logged and on
+ * unlogged tables), expiry and the sweep, what the columns hold, unlogged tables and HOT updates,
+ * opening tables created by 0.1.0, concurrency across pools, concurrent table creation, and the
+ * server-side bound of a statement that is held up by a row lock. Each run uses its own schema.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';

@@ -771,6 +771,7 @@ describe('postgresStore under concurrency', () => {
 describe('postgresStore fails closed', () => {
   it('a verify held up by a row lock answers STORE_UNAVAILABLE in time and never consumes the code later', async () => {
     const store = makeStore({ commandTimeoutMs: 300 });
+    await store.ready(); // the set-up (the DDL) within its own bound, not the tight one under test
     const user = randomKey();
     const p = plan(user);
     await store.send(p);
@@ -798,6 +799,7 @@ describe('postgresStore fails closed', () => {
 
   it('a send held up by a counter row lock is refused in time and starts no cooldown later', async () => {
     const store = makeStore({ commandTimeoutMs: 250 });
+    await store.ready(); // the set-up (the DDL) within its own bound, not the tight one under test
     const user = randomKey();
     const c = counter('sendsPerIp', 10);
     await store.consume(c); // the counter row exists
@@ -831,6 +833,7 @@ describe('postgresStore fails closed', () => {
 
   it('a statement slower than commandTimeoutMs is cancelled on the server, and the connection reused', async () => {
     const store = makeStore({ commandTimeoutMs: 200 });
+    await store.ready(); // the set-up (the DDL) within its own bound, not the tight one under test
     const user = randomKey();
     // Hold the username's advisory lock through the store's own operation from another connection.
     const blocker = await admin.connect();

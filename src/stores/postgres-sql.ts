@@ -136,8 +136,17 @@ CREATE TABLE IF NOT EXISTS ${q('slots')} (
   expires_at timestamptz NOT NULL,
   PRIMARY KEY (user_key, space, slot)
 );
-ALTER TABLE ${q('slots')} ADD COLUMN IF NOT EXISTS code_tag text;
-ALTER TABLE ${q('slots')} ADD COLUMN IF NOT EXISTS link_hash text;
+-- Columns added after the first release. ALTER TABLE takes an exclusive lock on the table even
+-- when the column is there (it would wait for, and then hold up, other instances' calls), so
+-- only where one is missing.
+DO $do$
+BEGIN
+  IF (SELECT count(*) FROM pg_attribute WHERE attrelid = ${quoteLiteral(q('slots'))}::regclass AND attname IN ('code_tag', 'link_hash') AND NOT attisdropped) < 2 THEN
+    ALTER TABLE ${q('slots')} ADD COLUMN IF NOT EXISTS code_tag text;
+    ALTER TABLE ${q('slots')} ADD COLUMN IF NOT EXISTS link_hash text;
+  END IF;
+END
+$do$;
 ${index('slots')}
 CREATE TABLE IF NOT EXISTS ${q('users')} (
   user_key text NOT NULL,

@@ -5,12 +5,23 @@
  * earlier build, measured in alternating rounds in one process.
  *
  *   node bench/pg-cost.mjs [--op=verify|send|send-hot] [--rev=REV | --src=DIR] [--rounds=8] [--calls=1500]
+ *        [--otp='{"unlogged":true}'] [--b-otp='{...}']
  *
  * verify: a wrong code for one of 4,000 users with a pending code (a mismatch, as in the bench's
  * verify scenario); send: a both-channel plan with every counter of its own; send-hot: the same
  * with the per-IP and number-block counters shared by every call, as in the bench's send
  * scenario. PostgreSQL CPU is the user + system time of the Pool's own backends (/proc), so it
  * leaves out the WAL writer and other background processes. Nothing is written to the repository.
+ *
+ * Also what each call writes: row versions per call by table (inserts, updates and how many of
+ * those were HOT, deletes; from pg_stat_user_tables of the run's own schema, whose backends are
+ * made to flush their statistics first), WAL bytes per call (`pg_current_wal_lsn()` before and
+ * after the round: the whole server's WAL, so other engineers' writes in the same seconds are
+ * counted too; the lowest round is the closest), and, after the last round, the tables' and
+ * indexes' bytes on disk per row set (`pg_total_relation_size` of the schema's tables ÷ the
+ * calls that wrote them). `--otp` adds postgresStore options to the working tree's store
+ * (`--b-otp` to the other build's, or with neither --rev nor --src a second store of the working
+ * tree with those options), e.g. `--b-otp='{"unlogged":true}'` for logged against unlogged tables.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
@@ -28,7 +39,9 @@ if (!['verify', 'send', 'send-hot'].includes(op)) {
   process.exit(2);
 }
 
-const builds = [{ name: 'worktree', ...buildDist({ worktree: true }) }];
+const aOptions = JSON.parse(option('otp', '{}'));
+const bOptions = option('b-otp');
+const builds = [{ name: 'worktree', options: aOptions, ...buildDist({ worktree: true }) }];
 const rev = option('rev');
 let src = option('src');
 if (rev !== undefined) {
@@ -38,7 +51,9 @@ if (rev !== undefined) {
   execFileSync('sh', ['-c', `git archive "${rev}" src | tar -x -C "${src}"`], { cwd: ROOT });
 }
 // The working tree's build goes first: buildDist reuses one folder for every experiment.
-if (src !== undefined) builds.push({ name: rev ?? src, ...buildDist({ srcRoot: src }) });
+if (src !== undefined) builds.push({ name: rev ?? src, options: JSON.parse(bOptions ?? '{}'), ...buildDist({ srcRoot: src }) });
+else if (bOptions !== undefined) builds.push({ ...builds[0], name: `worktree ${bOptions}`, options: JSON.parse(bOptions) });
+for (const build of builds) if (Object.keys(build.options).length > 0 && !build.name.includes('{')) build.name += ` ${JSON.stringify(build.options)}`;
 for (const build of builds) build.postgresStore = (await import(pathToFileURL(path.join(path.dirname(build.dist), 'postgres.js')).href)).postgresStore;
 
 const CONNECTIONS = 10;
@@ -47,6 +62,32 @@ const clients = await Promise.all(Array.from({ length: CONNECTIONS }, () => pool
 const pids = await Promise.all(clients.map(async (client) => (await client.query('SELECT pg_backend_pid() AS p')).rows[0].p));
 for (const client of clients) client.release();
 const backendCpuUs = () => pids.reduce((sum, pid) => sum + processCpuUs(pid), 0);
+
+/** Makes every connection of the Pool flush its table statistics (PostgreSQL 15 keeps them up to 10 s otherwise). */
+async function flushStats() {
+  const held = await Promise.all(Array.from({ length: CONNECTIONS }, () => pool.connect()));
+  try {
+    for (const client of held) {
+      await client.query('SELECT pg_stat_force_next_flush()');
+      await client.query('SELECT 1');
+    }
+  } finally {
+    for (const client of held) client.release();
+  }
+}
+/** Row versions written so far in `schema`, per table, and the server's WAL position. */
+async function writes(schema) {
+  await flushStats();
+  await pool.query('SELECT pg_stat_clear_snapshot()');
+  const { rows } = await pool.query(
+    `SELECT relname, n_tup_ins::float8 AS ins, n_tup_upd::float8 AS upd, n_tup_hot_upd::float8 AS hot, n_tup_del::float8 AS del
+     FROM pg_stat_user_tables WHERE schemaname = $1`,
+    [schema],
+  );
+  const lsn = (await pool.query('SELECT pg_current_wal_lsn() AS l')).rows[0].l;
+  return { tables: Object.fromEntries(rows.map((row) => [row.relname.replace(/^blockid_otp_/, ''), row])), lsn };
+}
+const walBytes = async (from, to) => Number((await pool.query('SELECT pg_wal_lsn_diff($1, $2)::float8 AS d', [to, from])).rows[0].d);
 
 const window = (limit, key) => ({ limit, key, points: 1_000_000, windowMs: 3_600_000, mode: 'take' });
 const policy = { maxAttempts: 1_000_000, failedVerifications: 0, lockMs: 900_000, maxConsecutiveFailures: 1_000_000, failureMemoryMs: 86_400_000 };
@@ -72,7 +113,8 @@ try {
     const schema = `blockid_pg_cost_${process.pid}_${builds.indexOf(build)}`;
     schemas.push(schema);
     await pool.query(`CREATE SCHEMA ${schema}`);
-    build.store = build.postgresStore({ pool, schema, sweepIntervalMs: 0 });
+    build.schema = schema;
+    build.store = build.postgresStore({ pool, schema, sweepIntervalMs: 0, ...build.options });
     await build.store.ready();
     // Users with a pending code, for the verifies (the sends' own rows come from `plan` as well).
     if (op === 'verify') {
@@ -99,13 +141,23 @@ try {
   console.log(`${op}: ${builds.map((b) => b.label).join(' vs ')}; ${rounds} rounds of ${calls} calls on 10 connections`);
   for (let round = 0; round < rounds; round++) {
     for (const build of round % 2 === 0 ? builds : [...builds].reverse()) {
+      const before = await writes(build.schema);
       const backend = backendCpuUs();
       const cpu = process.cpuUsage();
       const start = performance.now();
       await inParallel(calls, CONNECTIONS, (i) => call(build.store, i));
       const ms = performance.now() - start;
       const node = process.cpuUsage(cpu);
-      (build.pg ??= []).push((backendCpuUs() - backend) / calls);
+      const backendUs = backendCpuUs() - backend;
+      const after = await writes(build.schema);
+      (build.wal ??= []).push((await walBytes(before.lsn, after.lsn)) / calls);
+      const rows = {};
+      for (const [table, now] of Object.entries(after.tables)) {
+        const was = before.tables[table] ?? { ins: 0, upd: 0, hot: 0, del: 0 };
+        rows[table] = Object.fromEntries(['ins', 'upd', 'hot', 'del'].map((k) => [k, (now[k] - was[k]) / calls]));
+      }
+      (build.rows ??= []).push(rows);
+      (build.pg ??= []).push(backendUs / calls);
       (build.node ??= []).push((node.user + node.system) / calls);
       (build.rate ??= []).push((calls / ms) * 1000);
     }
@@ -115,6 +167,20 @@ try {
       `${build.name}: PostgreSQL ${median(build.pg).toFixed(0)} µs, Node ${median(build.node).toFixed(0)} µs per call, ${median(build.rate).toFixed(0)} calls/s` +
         ` (medians; PostgreSQL per round ${build.pg.map((x) => x.toFixed(0)).join(' ')})`,
     );
+    const last = build.rows[build.rows.length - 1];
+    const versions = Object.values(last).reduce((sum, t) => sum + t.ins + t.upd + t.del, 0);
+    const hot = Object.values(last).reduce((sum, t) => sum + t.hot, 0);
+    const perTable = Object.entries(last)
+      .filter(([, t]) => t.ins + t.upd + t.del > 0)
+      .map(([table, t]) => `${table} ${t.ins.toFixed(2)} ins + ${t.upd.toFixed(2)} upd (${t.hot.toFixed(2)} HOT)${t.del > 0 ? ` + ${t.del.toFixed(2)} del` : ''}`)
+      .join(', ');
+    console.log(`  row versions per call (last round): ${versions.toFixed(2)}, of which ${hot.toFixed(2)} HOT updates: ${perTable}`);
+    console.log(`  WAL bytes per call (whole server): lowest round ${Math.min(...build.wal).toFixed(0)}, median ${median(build.wal).toFixed(0)}`);
+    const size = Number((await pool.query(
+      `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::float8 AS b FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = $1 AND c.relkind = 'r'`, [build.schema])).rows[0].b);
+    const written = op === 'verify' ? USERS : rounds * calls;
+    console.log(`  tables + indexes on disk: ${(size / 2 ** 20).toFixed(1)} MiB, ${(size / written).toFixed(0)} B per ${op === 'verify' ? 'pending code set up' : 'send'} (${written} of them)`);
   }
 } finally {
   for (const build of builds) await build.store?.close();

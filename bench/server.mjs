@@ -159,6 +159,7 @@ async function makeStore(dist) {
       ...(config.sweepIntervalMs !== undefined && { sweepIntervalMs: config.sweepIntervalMs }),
       ...(config.sweepBatchSize !== undefined && { sweepBatchSize: config.sweepBatchSize }),
       ...(config.synchronousCommit !== undefined && { synchronousCommit: config.synchronousCommit }),
+      ...(config.unlogged !== undefined && { unlogged: config.unlogged }),
     });
     await store.ready(); // the tables exist before the first request (and before the bench writes into them)
     return store;

@@ -7,13 +7,23 @@
  * - `blockid_otp_slots` — one row per (username key, space, slot): the code's keyed hash, its
  *   attempts, when it was issued, `code_until`, the slot's resend `cooldown_until`, and
  *   `link_hash`, the sign-in link token's keyed hash (NULL without the link).
- * - `blockid_otp_users` — one row per (username key, space): the per-username send quota
- *   (`sends`, `sends_until`), the failures in a row (`failures`, `failures_until`) and the
- *   timed lock (`lock_until`). The permanent lock is `failures >= maxConsecutiveFailures`.
- * - `blockid_otp_counters` — fixed-window quota counters (`hits` until `expires_at`).
- * - `blockid_otp_uses` — accepted TOTP time steps and used recovery codes (single use).
+ * - `blockid_otp_users` — one row per (username key, space) that has failed: the failures in a
+ *   row (`failures`, `failures_until`) and the timed lock (`lock_until`). The permanent lock is
+ *   `failures >= maxConsecutiveFailures`. A success deletes the row. Always a logged table.
+ * - `blockid_otp_counters` — fixed-window quota counters (`hits` until `expires_at`), the
+ *   per-username send quota among them, under the key `chr(1) || space || ':' || username key`
+ *   (a plan's counter keys never start with chr(1)).
+ * - `blockid_otp_uses` — accepted TOTP time steps and used recovery codes (single use). Always logged.
  * - `blockid_otp_cache` — the small key/value cache.
  * Keys, slots and ids are the keyed hashes the core passes in: no personal data.
+ *
+ * What a write costs: a send of a new username from a new session inserts the slot and one
+ * counter row per quota; a wrong guess updates the slot's attempts and the space's failures.
+ * Those updates change no indexed column (`expires_at` of `slots` and `users` is only when the
+ * sweep may delete the row, rounded up to a whole ten minutes, so it rarely moves), and the
+ * tables whose rows are updated leave room on each page (`fillfactor`), so they are HOT updates:
+ * a new row version on the same page and no index entry. With `unlogged`, `slots`, `counters`
+ * and `cache` are UNLOGGED tables: no WAL at all, emptied by a database crash (see docs).
  *
  * Locking: every function first takes a transaction-scoped advisory lock on its username key
  * (all operations of one username run one at a time, across every instance), then the locks
@@ -36,6 +46,19 @@ const lockClass = { ddl: 1651076980, user: 1651076981, counter: 1651076982 } as 
 
 export const tableNames = ['slots', 'users', 'counters', 'uses', 'cache'] as const;
 export type TableName = (typeof tableNames)[number];
+/** The tables `unlogged: true` makes UNLOGGED: a crash that empties them costs a re-sent code, a reset quota or a repeated lookup. */
+export const unloggedTables: readonly TableName[] = ['slots', 'counters', 'cache'];
+/** Room left on each page for HOT updates, in the tables whose rows are updated in place. */
+const fillfactor: Partial<Record<TableName, number>> = { slots: 80, users: 80, counters: 80 };
+/** `expires_at` of `slots` and `users` (when the sweep may delete the row) is rounded up to a multiple of this. */
+export const sweepRoundingSeconds = 600;
+
+export interface SchemaOptions {
+  schema: string;
+  tablePrefix: string;
+  /** `slots`, `counters` and `cache` as UNLOGGED tables (`users` and `uses` stay logged in any case). */
+  unlogged: boolean;
+}
 
 export interface SqlNames {
   /** `"schema"."prefix_name"` for a table or function. */
@@ -71,13 +94,33 @@ export function quoteLiteral(value: string): string {
  * functions). `postgresStore` runs it under an advisory lock in one transaction; teams that
  * use `createTables: false` run it from their migrations.
  */
-export function schemaSql({ schema, tablePrefix }: { schema: string; tablePrefix: string }): string {
+export function schemaSql({ schema, tablePrefix, unlogged }: SchemaOptions): string {
   const { q, namespace } = sqlNames(schema, tablePrefix);
   const ns = quoteLiteral(namespace);
   const lockUser = (user: string) => `PERFORM pg_advisory_xact_lock(${lockClass.user}, hashtext(${ns} || (${user})));`;
   const index = (table: TableName) =>
     `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${tablePrefix}${table}_expires_at_idx`)} ON ${q(table)} (expires_at);`;
   const ms = (value: string) => `(${value})::bigint * interval '1 millisecond'`;
+  const perUserKey = (user: string, space: string) => `chr(1) || ${space} || ':' || ${user}`;
+  // Each table's storage settings, changed only where they differ (ALTER TABLE … SET LOGGED or
+  // UNLOGGED rewrites the table under an exclusive lock): the fillfactor, and the persistence.
+  const storage = tableNames
+    .map((table) => {
+      const name = quoteLiteral(q(table));
+      const persistence = unlogged && unloggedTables.includes(table) ? 'u' : 'p';
+      const factor = fillfactor[table];
+      return [
+        factor === undefined
+          ? ''
+          : `  IF NOT coalesce((SELECT reloptions FROM pg_class WHERE oid = ${name}::regclass) @> ARRAY['fillfactor=${factor}'], false) THEN
+    ALTER TABLE ${q(table)} SET (fillfactor = ${factor});
+  END IF;`,
+        `  IF (SELECT relpersistence FROM pg_class WHERE oid = ${name}::regclass) <> '${persistence}' THEN
+    ALTER TABLE ${q(table)} SET ${persistence === 'u' ? 'UNLOGGED' : 'LOGGED'};
+  END IF;`,
+      ].filter(Boolean).join('\n');
+    })
+    .join('\n');
 
   return `${schema === 'public' ? '' : `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)};\n`}
 CREATE TABLE IF NOT EXISTS ${q('slots')} (
@@ -93,14 +136,21 @@ CREATE TABLE IF NOT EXISTS ${q('slots')} (
   expires_at timestamptz NOT NULL,
   PRIMARY KEY (user_key, space, slot)
 );
-ALTER TABLE ${q('slots')} ADD COLUMN IF NOT EXISTS code_tag text;
-ALTER TABLE ${q('slots')} ADD COLUMN IF NOT EXISTS link_hash text;
+-- Columns added after the first release. ALTER TABLE takes an exclusive lock on the table even
+-- when the column is there (it would wait for, and then hold up, other instances' calls), so
+-- only where one is missing.
+DO $do$
+BEGIN
+  IF (SELECT count(*) FROM pg_attribute WHERE attrelid = ${quoteLiteral(q('slots'))}::regclass AND attname IN ('code_tag', 'link_hash') AND NOT attisdropped) < 2 THEN
+    ALTER TABLE ${q('slots')} ADD COLUMN IF NOT EXISTS code_tag text;
+    ALTER TABLE ${q('slots')} ADD COLUMN IF NOT EXISTS link_hash text;
+  END IF;
+END
+$do$;
 ${index('slots')}
 CREATE TABLE IF NOT EXISTS ${q('users')} (
   user_key text NOT NULL,
   space text NOT NULL CHECK (space IN ('user', 'decoy')),
-  sends integer NOT NULL DEFAULT 0,
-  sends_until timestamptz,
   failures integer NOT NULL DEFAULT 0,
   failures_until timestamptz,
   lock_until timestamptz,
@@ -129,6 +179,28 @@ CREATE TABLE IF NOT EXISTS ${q('cache')} (
   expires_at timestamptz NOT NULL
 );
 ${index('cache')}
+
+-- Tables created by blockid-otp 0.1 kept the per-username send quota in users (sends,
+-- sends_until): the live quotas move to counters, and the columns go.
+DO $do$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = ${quoteLiteral(q('users'))}::regclass AND attname = 'sends_until' AND NOT attisdropped) THEN
+    EXECUTE $m$
+      INSERT INTO ${q('counters')} (key, hits, expires_at)
+      SELECT ${perUserKey('user_key', 'space')}, sends, sends_until FROM ${q('users')}
+      WHERE sends > 0 AND sends_until > clock_timestamp()
+      ON CONFLICT (key) DO NOTHING
+    $m$;
+    ALTER TABLE ${q('users')} DROP COLUMN sends, DROP COLUMN sends_until;
+  END IF;
+END
+$do$;
+
+DO $do$
+BEGIN
+${storage}
+END
+$do$;
 
 -- The deadline guard: this server's clock (epoch ms), or query_canceled (57014) once it is past
 -- p_deadline_ms. statement_timeout counts only from when the server starts on a statement; a
@@ -160,6 +232,14 @@ LANGUAGE sql IMMUTABLE AS $fn$
     THEN greatest(1, ceil(extract(epoch FROM (p_until - p_now)) * 1000))::bigint END
 $fn$;
 
+-- When the sweep may delete a slots or users row that lives until p_until: rounded up to a whole
+-- ${sweepRoundingSeconds / 60} minutes, so that most updates leave expires_at, an indexed column, as it was (HOT).
+-- (The epoch of an interval, not of a timestamptz: that extract is STABLE, and would keep this from being inlined.)
+CREATE OR REPLACE FUNCTION ${q('sweep_at')}(p_until timestamptz) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE AS $fn$
+  SELECT to_timestamp(ceil(extract(epoch FROM (p_until - timestamptz '1970-01-01 00:00:00+00')) / ${sweepRoundingSeconds}) * ${sweepRoundingSeconds})
+$fn$;
+
 -- The lock of one space, or NULL: {"permanent": bool, "retryAfterMs": n}.
 CREATE OR REPLACE FUNCTION ${q('locked')}(p_user text, p_space text, p_now timestamptz, p_policy jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $fn$
@@ -189,9 +269,11 @@ DECLARE
   v_memory timestamptz := p_now + ${ms("p_policy->>'failureMemoryMs'")};
   v_lock text := NULL;
   v_lock_until timestamptz := NULL;
+  v_found boolean;
 BEGIN
   SELECT CASE WHEN failures_until > p_now THEN failures ELSE 0 END INTO v_failures
     FROM ${q('users')} WHERE user_key = p_user AND space = p_space;
+  v_found := FOUND;
   v_failures := coalesce(v_failures, 0) + 1;
   IF v_every > 0 AND v_failures % v_every = 0 THEN
     v_lock := 'timed';
@@ -200,26 +282,29 @@ BEGIN
   IF v_failures >= (p_policy->>'maxConsecutiveFailures')::int THEN
     v_lock := 'permanent';
   END IF;
-  INSERT INTO ${q('users')} AS u (user_key, space, failures, failures_until, lock_until, expires_at)
-  VALUES (p_user, p_space, v_failures, v_memory, v_lock_until, greatest(v_memory, v_lock_until))
-  ON CONFLICT (user_key, space) DO UPDATE SET
-    failures = EXCLUDED.failures,
-    failures_until = EXCLUDED.failures_until,
-    lock_until = EXCLUDED.lock_until,
-    expires_at = greatest(EXCLUDED.expires_at, CASE WHEN u.sends_until > p_now THEN u.sends_until END);
+  -- UPDATE or INSERT, not ON CONFLICT (see send); the caller holds the username lock.
+  IF v_found THEN
+    UPDATE ${q('users')} SET failures = v_failures, failures_until = v_memory, lock_until = v_lock_until,
+      expires_at = ${q('sweep_at')}(greatest(v_memory, v_lock_until))
+    WHERE user_key = p_user AND space = p_space;
+    v_found := FOUND;
+  END IF;
+  IF NOT v_found THEN
+    INSERT INTO ${q('users')} (user_key, space, failures, failures_until, lock_until, expires_at)
+    VALUES (p_user, p_space, v_failures, v_memory, v_lock_until, ${q('sweep_at')}(greatest(v_memory, v_lock_until)));
+  END IF;
   RETURN v_lock;
 END
 $fn$;
 
--- Forgets the failures and locks of one space (p_space NULL: both); keeps the send quota.
-CREATE OR REPLACE FUNCTION ${q('reset')}(p_user text, p_space text, p_now timestamptz) RETURNS void
+-- Forgets the failures and locks of one space (p_space NULL: both); the send quota is a counter and stays.
+CREATE OR REPLACE FUNCTION ${q('reset')}(p_user text, p_space text) RETURNS void
 LANGUAGE plpgsql AS $fn$
 BEGIN
-  UPDATE ${q('users')} SET failures = 0, failures_until = NULL, lock_until = NULL,
-    expires_at = coalesce(CASE WHEN sends_until > p_now THEN sends_until END, p_now)
-  WHERE user_key = p_user AND (p_space IS NULL OR space = p_space);
+  DELETE FROM ${q('users')} WHERE user_key = p_user AND (p_space IS NULL OR space = p_space);
 END
 $fn$;
+DROP FUNCTION IF EXISTS ${q('reset')}(text, text, timestamptz);
 
 -- A counter's refusal, or NULL: live hits plus those this plan has already taken, against its points.
 CREATE OR REPLACE FUNCTION ${q('check')}(c jsonb, p_hits jsonb, p_ends jsonb, p_taken jsonb) RETURNS jsonb
@@ -247,8 +332,10 @@ DECLARE
   v_slot text := p->>'slot';
   v_cooldown_ms bigint := (p->>'cooldownMs')::bigint;
   v_per_user jsonb := CASE WHEN jsonb_typeof(p->'perUser') = 'object' THEN p->'perUser' END;
+  v_per_user_key text := ${perUserKey('v_user', 'v_space')};
   v_counters jsonb;
   v_keys text[];
+  v_read text[];
   v_lock int;
   v_now timestamptz;
   v_hits jsonb := '{}';
@@ -264,11 +351,10 @@ DECLARE
   v_c jsonb;
   v_g jsonb;
   v_r record;
-  v_sends int := 0;
-  v_sends_until timestamptz := NULL;
   v_until timestamptz;
   v_code_until timestamptz;
   v_cooldown_until timestamptz;
+  v_slot_found boolean;
 BEGIN
   ${lockUser('v_user')}
   SELECT coalesce(jsonb_agg(c), '[]') INTO v_counters FROM (
@@ -281,7 +367,9 @@ BEGIN
   END LOOP;
   v_now := clock_timestamp();
 
-  FOR v_r IN SELECT key, hits, expires_at FROM ${q('counters')} WHERE key = ANY (v_keys) AND expires_at > v_now LOOP
+  -- The per-username quota is read with the plan's counters; the username lock guards it.
+  v_read := CASE WHEN v_per_user IS NULL THEN v_keys ELSE v_keys || v_per_user_key END;
+  FOR v_r IN SELECT key, hits, expires_at FROM ${q('counters')} WHERE key = ANY (v_read) AND expires_at > v_now LOOP
     v_hits := v_hits || jsonb_build_object(v_r.key, v_r.hits);
     v_ends := v_ends || jsonb_build_object(v_r.key, ${q('ms_until')}(v_r.expires_at, v_now));
   END LOOP;
@@ -292,22 +380,18 @@ BEGIN
   END LOOP;
 
   SELECT cooldown_until INTO v_until FROM ${q('slots')}
-    WHERE user_key = v_user AND space = v_space AND slot = v_slot AND cooldown_until > v_now;
-  IF FOUND THEN
+    WHERE user_key = v_user AND space = v_space AND slot = v_slot;
+  v_slot_found := FOUND;
+  IF v_until > v_now THEN
     v_refusal := jsonb_build_object('limit', 'resendCooldownSeconds', 'retryAfterMs', ${q('ms_until')}(v_until, v_now));
   END IF;
 
   IF v_per_user IS NOT NULL THEN
-    SELECT sends, sends_until INTO v_r FROM ${q('users')}
-      WHERE user_key = v_user AND space = v_space AND sends_until > v_now;
-    IF FOUND THEN
-      v_sends := v_r.sends;
-      v_sends_until := v_r.sends_until;
-    END IF;
-    IF v_refusal IS NULL AND v_sends >= (v_per_user->>'points')::int THEN
+    IF v_refusal IS NULL AND coalesce((v_hits->>v_per_user_key)::int, 0) >= (v_per_user->>'points')::int THEN
       v_refusal := jsonb_build_object('limit', 'sendsPerUsername', 'retryAfterMs',
-        coalesce(${q('ms_until')}(v_sends_until, v_now), greatest(1, (v_per_user->>'windowMs')::bigint)));
+        coalesce((v_ends->>v_per_user_key)::bigint, greatest(1, (v_per_user->>'windowMs')::bigint)));
     END IF;
+    v_windows := v_windows || jsonb_build_object(v_per_user_key, (v_per_user->>'windowMs')::bigint);
   END IF;
 
   FOR v_c IN SELECT * FROM jsonb_array_elements(p->'request') LOOP
@@ -345,30 +429,44 @@ BEGIN
   -- Admitted: the code replaces the slot's, the cooldown starts, the quotas count one.
   v_code_until := v_now + ${ms("p->'code'->>'ttlMs'")};
   v_cooldown_until := CASE WHEN v_cooldown_ms > 0 THEN v_now + ${ms('v_cooldown_ms')} END;
-  INSERT INTO ${q('slots')} AS s (user_key, space, slot, code_hash, link_hash, attempts, issued_at_ms, code_tag, code_until, cooldown_until, expires_at)
-  VALUES (v_user, v_space, v_slot, p->'code'->>'hash', p->'code'->>'linkHash', 0, (p->'code'->>'issuedAtMs')::bigint, p->'code'->>'tag',
-    v_code_until, v_cooldown_until, greatest(v_code_until, v_cooldown_until))
-  ON CONFLICT (user_key, space, slot) DO UPDATE SET
-    code_hash = EXCLUDED.code_hash, link_hash = EXCLUDED.link_hash, attempts = 0, issued_at_ms = EXCLUDED.issued_at_ms, code_tag = EXCLUDED.code_tag,
-    code_until = EXCLUDED.code_until, cooldown_until = EXCLUDED.cooldown_until, expires_at = EXCLUDED.expires_at;
-
-  IF v_per_user IS NOT NULL THEN
-    v_sends_until := coalesce(v_sends_until, v_now + ${ms("v_per_user->>'windowMs'")});
-    INSERT INTO ${q('users')} AS u (user_key, space, sends, sends_until, expires_at)
-    VALUES (v_user, v_space, v_sends + 1, v_sends_until, v_sends_until)
-    ON CONFLICT (user_key, space) DO UPDATE SET
-      sends = EXCLUDED.sends, sends_until = EXCLUDED.sends_until,
-      expires_at = greatest(EXCLUDED.sends_until,
-        CASE WHEN u.failures_until > v_now THEN u.failures_until END,
-        CASE WHEN u.lock_until > v_now THEN u.lock_until END);
+  -- A plain UPDATE or INSERT rather than INSERT … ON CONFLICT, which writes two more WAL records
+  -- per row (the speculative insertion's confirmation, the conflicting row's lock). Only holders
+  -- of the username lock write this row; the sweep may have deleted it since the read (then the
+  -- UPDATE finds nothing and the INSERT follows).
+  IF v_slot_found THEN
+    UPDATE ${q('slots')} SET
+      code_hash = p->'code'->>'hash', link_hash = p->'code'->>'linkHash', attempts = 0, issued_at_ms = (p->'code'->>'issuedAtMs')::bigint,
+      code_tag = p->'code'->>'tag', code_until = v_code_until, cooldown_until = v_cooldown_until,
+      expires_at = ${q('sweep_at')}(greatest(v_code_until, v_cooldown_until))
+    WHERE user_key = v_user AND space = v_space AND slot = v_slot;
+    v_slot_found := FOUND;
+  END IF;
+  IF NOT v_slot_found THEN
+    INSERT INTO ${q('slots')} (user_key, space, slot, code_hash, link_hash, attempts, issued_at_ms, code_tag, code_until, cooldown_until, expires_at)
+    VALUES (v_user, v_space, v_slot, p->'code'->>'hash', p->'code'->>'linkHash', 0, (p->'code'->>'issuedAtMs')::bigint, p->'code'->>'tag',
+      v_code_until, v_cooldown_until, ${q('sweep_at')}(greatest(v_code_until, v_cooldown_until)));
   END IF;
 
-  -- One statement for every counter taken (each key once: they are the keys of v_taken).
-  INSERT INTO ${q('counters')} AS c (key, hits, expires_at)
-  SELECT t.key, t.value::int, v_now + ${ms('v_windows->>t.key')} FROM jsonb_each_text(v_taken) t
-  ON CONFLICT (key) DO UPDATE SET
-    hits = CASE WHEN c.expires_at > v_now THEN c.hits + EXCLUDED.hits ELSE EXCLUDED.hits END,
-    expires_at = CASE WHEN c.expires_at > v_now THEN c.expires_at ELSE EXCLUDED.expires_at END;
+  IF v_per_user IS NOT NULL THEN
+    v_taken := v_taken || jsonb_build_object(v_per_user_key, 1);
+  END IF;
+
+  -- One statement for every counter taken, the per-username quota's included (each key once:
+  -- they are the keys of v_taken): the rows that exist are updated, the others inserted. Only
+  -- holders of a counter's lock (or of the username lock, for the per-username quota) write it.
+  -- (key = ANY keeps the UPDATE on the primary key's index whatever the planner guesses for the join.)
+  v_read := ARRAY(SELECT jsonb_object_keys(v_taken));
+  WITH taken AS (
+    SELECT t.key, t.value::int AS hits, v_now + ${ms('v_windows->>t.key')} AS until FROM jsonb_each_text(v_taken) t
+  ), updated AS (
+    UPDATE ${q('counters')} c SET
+      hits = CASE WHEN c.expires_at > v_now THEN c.hits + taken.hits ELSE taken.hits END,
+      expires_at = CASE WHEN c.expires_at > v_now THEN c.expires_at ELSE taken.until END
+    FROM taken WHERE c.key = ANY (v_read) AND c.key = taken.key
+    RETURNING c.key
+  )
+  INSERT INTO ${q('counters')} (key, hits, expires_at)
+  SELECT key, hits, until FROM taken WHERE key NOT IN (SELECT key FROM updated);
   RETURN jsonb_build_object('ok', true, 'targets', v_targets);
 END
 $fn$;
@@ -404,12 +502,13 @@ BEGIN
   -- Keyed hashes the caller cannot choose: plain equality leaks nothing useful about the code.
   IF v_code.space = 'user' AND v_code.code_hash = p->>'hash' THEN
     IF v_code.cooldown_until > v_now THEN
-      UPDATE ${q('slots')} SET code_hash = NULL, link_hash = NULL, attempts = 0, issued_at_ms = NULL, code_tag = NULL, code_until = NULL, expires_at = cooldown_until
+      -- The row stays for its cooldown; expires_at (>= cooldown_until) is left as it is.
+      UPDATE ${q('slots')} SET code_hash = NULL, link_hash = NULL, attempts = 0, issued_at_ms = NULL, code_tag = NULL, code_until = NULL
         WHERE user_key = v_user AND space = 'user' AND slot = v_code.slot;
     ELSE
       DELETE FROM ${q('slots')} WHERE user_key = v_user AND space = 'user' AND slot = v_code.slot;
     END IF;
-    PERFORM ${q('reset')}(v_user, 'user', v_now);
+    PERFORM ${q('reset')}(v_user, 'user');
     RETURN jsonb_strip_nulls(jsonb_build_object('result', 'ok', 'space', 'user', 'issuedAtMs', v_code.issued_at_ms, 'tag', v_code.code_tag));
   END IF;
   UPDATE ${q('slots')} SET attempts = attempts + 1
@@ -459,7 +558,7 @@ BEGIN
   INSERT INTO ${q('uses')} (user_key, kind, id, step, expires_at)
   VALUES (v_user, v_kind, v_id, v_step, v_now + ${ms("v_use->>'ttlMs'")})
   ON CONFLICT (user_key, kind, id) DO UPDATE SET step = EXCLUDED.step, expires_at = EXCLUDED.expires_at;
-  PERFORM ${q('reset')}(v_user, 'user', v_now);
+  PERFORM ${q('reset')}(v_user, 'user');
   RETURN 'true';
 END
 $fn$;
@@ -469,7 +568,7 @@ CREATE OR REPLACE FUNCTION ${q('unlock')}(p jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $fn$
 BEGIN
   ${lockUser("p->>'user'")}
-  PERFORM ${q('reset')}(p->>'user', NULL, clock_timestamp());
+  PERFORM ${q('reset')}(p->>'user', NULL);
   RETURN 'null';
 END
 $fn$;
@@ -510,7 +609,7 @@ $fn$;
 }
 
 /** The DDL under an advisory lock, as one implicit transaction (concurrent `CREATE … IF NOT EXISTS` fails otherwise). */
-export function createTablesSql(options: { schema: string; tablePrefix: string }): string {
+export function createTablesSql(options: SchemaOptions): string {
   return `SELECT pg_advisory_xact_lock(${lockClass.ddl}, 0);\n${schemaSql(options)}`;
 }
 
@@ -560,9 +659,15 @@ export function sweepSql(names: SqlNames, table: TableName, batchSize: number): 
 )) AND expires_at < now()`;
 }
 
-/** The functions `createTables: false` expects to find (the check made by `ready()`). */
-export function functionsSql(names: SqlNames): string {
+/**
+ * What `createTables: false` expects to find (the check made by `ready()`): `[functions missing,
+ * tables whose persistence is not what `unlogged` says]`.
+ */
+export function functionsSql(names: SqlNames, unlogged: boolean): string {
   const fns = [...['send', 'verify', 'attempt', 'settle', 'unlock', 'consume'].map((fn) => `${names.q(fn)}(jsonb)`), `${names.q('deadline')}(double precision)`];
-  return `SELECT count(*)::int AS r FROM unnest(ARRAY[${fns.map((fn) => quoteLiteral(fn)).join(', ')}]) f
-WHERE to_regprocedure(f) IS NULL`;
+  const persistence = tableNames.map((table) => `(${quoteLiteral(names.q(table))}, '${unlogged && unloggedTables.includes(table) ? 'u' : 'p'}')`);
+  return `SELECT json_build_array(
+  (SELECT count(*) FROM unnest(ARRAY[${fns.map((fn) => quoteLiteral(fn)).join(', ')}]) f WHERE to_regprocedure(f) IS NULL),
+  (SELECT count(*) FROM (VALUES ${persistence.join(', ')}) t(name, want) JOIN pg_class c ON c.oid = to_regclass(t.name) WHERE c.relpersistence <> t.want)
+)::text AS r`;
 }

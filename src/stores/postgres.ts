@@ -75,6 +75,16 @@ export interface PostgresStoreOptions {
    * crash (not a restart) can lose the last ~0.6 s of store writes, as Redis without AOF can.
    */
   synchronousCommit?: boolean | undefined;
+  /**
+   * Keep the codes (`slots`), the quota counters (`counters`) and the lookup cache (`cache`) in
+   * UNLOGGED tables: no WAL for them, so a send writes almost none (its commit record), but PostgreSQL
+   * empties them after a crash (not after a clean restart) and does not copy them to replicas.
+   * Such a loss costs a re-sent code or a reset quota; the failure count and locks (`users`) and
+   * used TOTP steps and recovery codes (`uses`) stay in logged tables whatever this says.
+   * Default `false`. The store switches existing tables either way on start-up (`ALTER TABLE …
+   * SET UNLOGGED / LOGGED` rewrites a table under an exclusive lock): give every instance the same value.
+   */
+  unlogged?: boolean | undefined;
 }
 
 /** An `OtpStore` on PostgreSQL, with its set-up and sweep exposed. */
@@ -95,6 +105,7 @@ const defaults = {
   sweepBatchSize: 1000,
   commandTimeoutMs: 1000,
   synchronousCommit: true,
+  unlogged: false,
 } as const;
 type Resolved = Required<PostgresStoreOptions>;
 const knownOptions = ['pool', ...Object.keys(defaults)];
@@ -117,7 +128,7 @@ const clockSampleMs = 60_000;
  * Every failure rejects with `OtpError('STORE_UNAVAILABLE')`; the pool reconnects by itself.
  */
 export function postgresStore(options: PostgresStoreOptions): PostgresStore {
-  const { pool, schema, tablePrefix, createTables, sweepIntervalMs, sweepBatchSize, commandTimeoutMs, synchronousCommit } = resolveOptions(options);
+  const { pool, schema, tablePrefix, createTables, sweepIntervalMs, sweepBatchSize, commandTimeoutMs, synchronousCommit, unlogged } = resolveOptions(options);
   const names = sqlNames(schema, tablePrefix);
   const setupTimeoutMs = Math.max(commandTimeoutMs, 10_000);
   const sweepTimeoutMs = Math.max(commandTimeoutMs, 5000);
@@ -209,13 +220,19 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     readyPromise ??= (async () => {
       const deadline = performance.now() + setupTimeoutMs;
       if (createTables) {
-        await exec('create tables', createTablesSql({ schema, tablePrefix }), deadline, false);
+        await exec('create tables', createTablesSql({ schema, tablePrefix, unlogged }), deadline, false);
       } else {
-        const missing = Number((await exec('check tables', functionsSql(names), deadline, false)).value);
+        const [missing, persistence] = JSON.parse((await exec('check tables', functionsSql(names, unlogged), deadline, false)).value ?? '[1, 0]') as [number, number];
         if (missing > 0) {
           throw new OtpError(
             'STORE_UNAVAILABLE',
             `The OTP store (PostgreSQL) finds ${missing} of its functions missing in schema "${schema}" with prefix "${tablePrefix}": run the SQL of postgresSchemaSql() in a migration, or pass createTables: true.`,
+          );
+        }
+        if (persistence > 0) {
+          throw new OtpError(
+            'STORE_UNAVAILABLE',
+            `The OTP store (PostgreSQL) finds ${persistence} of its tables in schema "${schema}" with prefix "${tablePrefix}" ${unlogged ? 'logged, but unlogged: true' : 'unlogged, but unlogged: false'}: run the SQL of postgresSchemaSql({ unlogged: ${unlogged} }) in a migration, or pass the option that matches the tables.`,
           );
         }
       }
@@ -306,9 +323,18 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
   };
 }
 
-/** The DDL of `postgresStore` (tables, indexes, functions), for teams that run `createTables: false`. */
-export function postgresSchemaSql(options: { schema?: string | undefined; tablePrefix?: string | undefined } = {}): string {
-  return schemaSql({ schema: identifier('schema', options.schema ?? defaults.schema, 63), tablePrefix: identifier('tablePrefix', options.tablePrefix ?? defaults.tablePrefix, maxPrefixLength) });
+/**
+ * The DDL of `postgresStore` (tables, indexes, functions, storage settings), for teams that run
+ * `createTables: false`; give it the `unlogged` the stores will be given.
+ */
+export function postgresSchemaSql(options: { schema?: string | undefined; tablePrefix?: string | undefined; unlogged?: boolean | undefined } = {}): string {
+  const unlogged = options.unlogged ?? defaults.unlogged;
+  booleanOption('postgresSchemaSql', 'unlogged', unlogged);
+  return schemaSql({
+    schema: identifier('schema', options.schema ?? defaults.schema, 63),
+    tablePrefix: identifier('tablePrefix', options.tablePrefix ?? defaults.tablePrefix, maxPrefixLength),
+    unlogged,
+  });
 }
 
 async function beforeDeadline<T>(what: string, promise: Promise<T>, deadline: number): Promise<T> {
@@ -366,6 +392,8 @@ function resolveOptions(options: PostgresStoreOptions): Resolved {
   booleanOption('postgresStore', 'createTables', createTables);
   const synchronousCommit = options.synchronousCommit ?? defaults.synchronousCommit;
   booleanOption('postgresStore', 'synchronousCommit', synchronousCommit);
+  const unlogged = options.unlogged ?? defaults.unlogged;
+  booleanOption('postgresStore', 'unlogged', unlogged);
   return {
     pool: options.pool,
     schema: identifier('schema', options.schema ?? defaults.schema, 63),
@@ -375,6 +403,7 @@ function resolveOptions(options: PostgresStoreOptions): Resolved {
     sweepBatchSize: whole('sweepBatchSize', options.sweepBatchSize ?? defaults.sweepBatchSize, 1, 1_000_000),
     commandTimeoutMs: whole('commandTimeoutMs', options.commandTimeoutMs ?? defaults.commandTimeoutMs, 10, 600_000),
     synchronousCommit,
+    unlogged,
   };
 }
 
@@ -396,6 +425,13 @@ function key(name: string, value: unknown): string {
   return value;
 }
 
+/** A plan's counter key; chr(1) at the start is the per-username quota's (see postgres-sql.ts). */
+function counterKey(value: unknown): string {
+  const checked = key('counter key', value);
+  if (checked.startsWith('\u0001')) throw new TypeError('store counter key must not start with U+0001');
+  return checked;
+}
+
 function ms(name: string, value: unknown, min: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min) throw new TypeError(`store ${name} must be a number >= ${min}, got ${String(value)}`);
   return Math.ceil(value);
@@ -405,7 +441,7 @@ function checkCounter(counter: Counter): Counter {
   if (counter.mode !== 'take' && counter.mode !== 'peek') throw new TypeError(`counter mode must be 'take' or 'peek', got ${String(counter.mode)}`);
   return {
     limit: key('counter limit', counter.limit),
-    key: key('counter key', counter.key),
+    key: counterKey(counter.key),
     points: ms('counter points', counter.points, 0),
     windowMs: ms('counter windowMs', counter.windowMs, 1),
     mode: counter.mode,

@@ -26,6 +26,7 @@ describe('on PostgreSQL', () => {
   const schema = `otp_link_${runId}`;
   let pool: pg.Pool;
   let store: PostgresStore;
+  let unloggedStore: PostgresStore;
 
   before(async () => {
     await assertPostgresReachable();
@@ -33,16 +34,20 @@ describe('on PostgreSQL', () => {
     pool.on('error', () => {});
     store = postgresStore({ pool, schema, sweepIntervalMs: 0 });
     await store.ready();
+    unloggedStore = postgresStore({ pool, schema, tablePrefix: 'unlogged_', sweepIntervalMs: 0, unlogged: true });
+    await unloggedStore.ready();
   });
 
   after(async () => {
     await store?.close();
+    await unloggedStore?.close();
     await pool?.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
     await pool?.end();
   });
 
   describeLinkContract('express with postgresStore', on(expressApp, () => store));
   describeLinkContract('fetch with postgresStore', on(fetchApp, () => store));
+  describeLinkContract('express with postgresStore({ unlogged: true })', on(expressApp, () => unloggedStore));
 });
 
 describe('on Redis', () => {

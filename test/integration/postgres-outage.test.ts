@@ -240,6 +240,57 @@ describe('postgresStore outage (throwaway cluster)', { skip: skip ? `skipped: ${
   });
 });
 
+describe('postgresStore({ unlogged: true }) across a database crash (throwaway cluster)', { skip: skip ? `skipped: ${skip}` : false }, () => {
+  let cluster: PostgresCluster;
+  let pool: pg.Pool;
+
+  before(async () => {
+    cluster = await createPostgresCluster();
+    pool = new pg.Pool({ connectionString: cluster.url, max: 4 });
+    pool.on('error', () => {}); // the crash below ends its connections
+  });
+
+  after(async () => {
+    await pool?.end().catch(() => {});
+    await cluster?.destroy();
+  });
+
+  it('loses the codes and quotas (unlogged tables), keeps the failure count and its lock (logged), and works on', async () => {
+    const store = postgresStore({ pool, commandTimeoutMs: 2000, sweepIntervalMs: 0, unlogged: true });
+    const lockPolicy: LockPolicy = { ...policy, maxConsecutiveFailures: 1 };
+    const user = randomKey();
+    const locked = randomKey();
+    const quota = { points: 1, windowMs: 60_000 };
+    const sent = { ...plan(user), perUser: quota };
+    assert.equal((await store.send(sent)).ok, true);
+    const again = await store.send({ ...plan(user), slot: 'session-b', perUser: quota });
+    assert.equal(!again.ok && again.refusal.limit, 'sendsPerUsername', 'the quota counts before the crash');
+    assert.equal((await store.send(plan(locked))).ok, true);
+    const failed = await store.verify({ user: locked, slots: ['session-a'], hash: randomKey(), policy: lockPolicy });
+    assert.equal(failed.result === 'mismatch' && failed.lock, 'permanent');
+
+    await cluster.stop(); // immediate: a crash, not a clean shutdown
+    await cluster.start();
+    let back = false;
+    for (const started = performance.now(); !back && performance.now() - started < 10_000; ) {
+      back = (await timed(() => store.get('k'))).ok;
+      if (!back) await sleep(100);
+    }
+    assert.ok(back, 'the store answers again');
+
+    // The code is gone (the user asks for a new one) and the quota starts over...
+    assert.deepEqual(await store.verify({ user, slots: ['session-a'], hash: sent.code.hash, policy }), { result: 'missing' });
+    const resent = { ...plan(user), perUser: quota };
+    assert.equal((await store.send(resent)).ok, true);
+    assert.equal((await store.verify({ user, slots: ['session-a'], hash: resent.code.hash, policy })).result, 'ok');
+    // ...but the lock after maxConsecutiveFailures survives the crash: its table is logged.
+    assert.equal((await store.send(plan(locked))).ok, true);
+    const after = await store.verify({ user: locked, slots: ['session-a'], hash: randomKey(), policy: lockPolicy });
+    assert.equal(after.result === 'locked' && after.permanent, true, JSON.stringify(after));
+    await store.close();
+  });
+});
+
 describe('Express instances over postgresStore when the database goes away (throwaway cluster)', { skip: skip ? `skipped: ${skip}` : false }, () => {
   let cluster: PostgresCluster;
   const pools: pg.Pool[] = [];

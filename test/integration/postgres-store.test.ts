@@ -1,11 +1,13 @@
 /**
  * postgresStore against the PostgreSQL 15 server of this machine (127.0.0.1:5432, database
- * `test`): the OtpStore semantics of src/stores/types.ts, expiry and the sweep, what the
- * columns hold, concurrency across pools, concurrent table creation, and the server-side
- * bound of a statement that is held up by a row lock. Each run uses its own schema.
+ * `test`): the OtpStore semantics of src/stores/types.ts (the shared contract, on logged and on
+ * unlogged tables), expiry and the sweep, what the columns hold, unlogged tables and HOT updates,
+ * opening tables created by 0.1.0, concurrency across pools, concurrent table creation, and the
+ * server-side bound of a statement that is held up by a row lock. Each run uses its own schema.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
@@ -92,8 +94,19 @@ after(async () => {
   await Promise.all(pools.map((p) => p.end()));
 });
 
-// The shared contract, as memory and Redis run it (test/contract/stores.test.ts).
+// The shared contract, as memory and Redis run it (test/contract/stores.test.ts), on logged and on unlogged tables.
 describeStoreContract('postgres', async () => ({ store: makeStore(), cleanup: async () => {} }));
+describeStoreContract('postgres unlogged', async () => ({ store: makeStore({ unlogged: true, tablePrefix: 'unlogged_' }), cleanup: async () => {} }));
+
+/** `relpersistence` of each of the store's tables: `p` logged, `u` unlogged. */
+async function persistence(tablePrefix: string): Promise<Record<string, string>> {
+  const { rows } = await admin.query(
+    `SELECT substr(c.relname, length($2) + 1) AS name, c.relpersistence AS p FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = $1 AND c.relkind = 'r' AND starts_with(c.relname, $2) ORDER BY 1`,
+    [schema, tablePrefix],
+  );
+  return Object.fromEntries(rows.map((row) => [row.name, row.p]));
+}
 
 describe('postgresStore options', () => {
   it('rejects bad options with a TypeError that names the option', () => {
@@ -108,6 +121,14 @@ describe('postgresStore options', () => {
     assert.throws(() => postgresStore({ pool: p, sweepBatchSize: 1.5 }), /option "sweepBatchSize"/);
     assert.throws(() => postgresStore({ pool: p, createTables: 'yes' as unknown as boolean }), /option "createTables"/);
     assert.throws(() => postgresStore({ pool: p, synchronousCommit: 'off' as unknown as boolean }), /option "synchronousCommit" must be true or false/);
+    assert.throws(() => postgresStore({ pool: p, unlogged: 'yes' as unknown as boolean }), (error: unknown) => {
+      assert.ok(error instanceof TypeError, 'a TypeError, as every bad option');
+      assert.equal(error.message, 'postgresStore: option "unlogged" must be true or false (got the string "yes"). (see docs/errors.md#invalid-store-options)');
+      return true;
+    });
+    assert.throws(() => postgresStore({ pool: p, unlogged: 1 as unknown as boolean }), /option "unlogged" must be true or false/);
+    assert.throws(() => postgresSchemaSql({ unlogged: 'true' as unknown as boolean }), /option "unlogged" must be true or false/);
+    assert.throws(() => postgresStore({ pool: p, unLogged: true } as unknown as PostgresStoreOptions), /unknown option "unLogged": did you mean "unlogged"\?/);
     assert.throws(() => postgresStore({ pool: p, commandTimeout: 5 } as unknown as PostgresStoreOptions), /unknown option "commandTimeout": did you mean "commandTimeoutMs"\?/);
   });
 
@@ -141,6 +162,113 @@ describe('postgresStore options', () => {
     // SET LOCAL: the connection goes back to the pool with the server's own setting.
     const { rows } = await watched.query('SHOW synchronous_commit');
     assert.equal(rows[0].synchronous_commit, 'on');
+  });
+
+  it('unlogged: true makes the code, counter and cache tables UNLOGGED, never the failure counts nor the used codes; false makes them logged again', async () => {
+    const prefix = `ul${randomBytes(3).toString('hex')}_`;
+    const logged = { cache: 'p', counters: 'p', slots: 'p', users: 'p', uses: 'p' };
+    await makeStore({ tablePrefix: prefix }).ready();
+    assert.deepEqual(await persistence(prefix), logged);
+
+    // The same tables, with some state in them, opened by a store with unlogged: true.
+    const user = randomKey();
+    const failing = makeStore({ tablePrefix: prefix });
+    const sent = plan(user, { perUser: { points: 2, windowMs: 60_000 } });
+    await failing.send(sent);
+    assert.equal((await failing.verify(verifyReq(user, randomKey()))).result, 'mismatch');
+    const store = makeStore({ tablePrefix: prefix, unlogged: true });
+    await store.ready();
+    assert.deepEqual(await persistence(prefix), { cache: 'u', counters: 'u', slots: 'u', users: 'p', uses: 'p' });
+    // What was there is still there: the code with one attempt spent, the failure, the quota's count.
+    assert.equal((await store.verify(verifyReq(user, randomKey()))).result, 'mismatch');
+    const failures = await admin.query(`SELECT failures FROM "${schema}"."${prefix}users" WHERE user_key = $1`, [user]);
+    assert.equal(failures.rows[0].failures, 2);
+    assert.equal((await store.send(plan(user, { slot: 'session-b', perUser: { points: 2, windowMs: 60_000 } }))).ok, true);
+    const third = await store.send(plan(user, { slot: 'session-c', perUser: { points: 2, windowMs: 60_000 } }));
+    assert.equal(third.ok, false);
+    assert.equal(!third.ok && third.refusal.limit, 'sendsPerUsername');
+    assert.equal((await store.verify(verifyReq(user, sent.code.hash))).result, 'ok');
+
+    // createTables: false checks the tables match the option instead of changing them.
+    const mismatch = makeStore({ tablePrefix: prefix, createTables: false });
+    const error = await rejectsUnavailable(mismatch.ready());
+    assert.match(error.message, /3 of its tables .* unlogged, but unlogged: false.*postgresSchemaSql\(\{ unlogged: false \}\)/);
+    await makeStore({ tablePrefix: prefix, createTables: false, unlogged: true }).ready();
+
+    await makeStore({ tablePrefix: prefix, unlogged: false }).ready();
+    assert.deepEqual(await persistence(prefix), logged);
+    assert.match(postgresSchemaSql({ unlogged: true }), /SET UNLOGGED/);
+  });
+
+  it('updates rows in place (HOT): a fillfactor on the updated tables, and a wrong guess moves no indexed column', async () => {
+    const prefix = `hot${randomBytes(3).toString('hex')}_`;
+    const store = makeStore({ tablePrefix: prefix });
+    await store.ready();
+    const { rows } = await admin.query(
+      `SELECT substr(c.relname, length($2) + 1) AS name, c.reloptions AS o FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = $1 AND c.relkind = 'r' AND starts_with(c.relname, $2) ORDER BY 1`,
+      [schema, prefix],
+    );
+    assert.deepEqual(Object.fromEntries(rows.map((row) => [row.name, row.o])), {
+      cache: null, counters: ['fillfactor=80'], slots: ['fillfactor=80'], users: ['fillfactor=80'], uses: null,
+    });
+    const user = randomKey();
+    await store.send(plan(user));
+    const expiry = async () =>
+      (await admin.query(`SELECT (SELECT expires_at FROM "${schema}"."${prefix}users" WHERE user_key = $1) AS u, (SELECT expires_at FROM "${schema}"."${prefix}slots" WHERE user_key = $1) AS s`, [user])).rows[0];
+    assert.equal((await store.verify(verifyReq(user, randomKey()))).result, 'mismatch');
+    const first = await expiry();
+    // The sweep time is rounded up to whole ten minutes: at or after the row's end, at most ten minutes later.
+    const slotEnd = Date.now() + 60_000;
+    assert.equal(first.s.getTime() % 600_000, 0);
+    assert.ok(first.s.getTime() >= slotEnd - 5000 && first.s.getTime() <= slotEnd + 600_000, String(first.s));
+    assert.equal(first.u.getTime() % 600_000, 0);
+    assert.equal((await store.verify(verifyReq(user, randomKey()))).result, 'mismatch');
+    const second = await expiry();
+    // A second wrong guess seconds later lands in the same ten minutes (or, rarely, the next one): no index entry moves.
+    assert.ok(second.u.getTime() - first.u.getTime() <= 600_000);
+    assert.equal(second.s.getTime(), first.s.getTime());
+  });
+
+  it('opens tables created by blockid-otp 0.1.0: the live per-username quotas move to counters, codes and failures carry on', async () => {
+    const prefix = `v01${randomBytes(3).toString('hex')}_`;
+    const oldSql = readFileSync(new URL('../fixtures/postgres-schema-0.1.0.sql', import.meta.url), 'utf8')
+      .replaceAll('old_schema_placeholder', schema)
+      .replaceAll('old_prefix_placeholder_', prefix);
+    await admin.query(oldSql);
+    const call = async (fn: string, argument: unknown) =>
+      JSON.parse((await admin.query(`SELECT "${schema}"."${prefix}${fn}"($1::jsonb)::text AS r`, [JSON.stringify(argument)])).rows[0].r);
+    // State made by the old functions: a code with a quota of 2 sends (one used), a wrong guess, a locked user.
+    const user = randomKey();
+    const locked = randomKey();
+    const sent = plan(user, { perUser: { points: 2, windowMs: 600_000 } });
+    assert.equal((await call('send', sent)).ok, true);
+    assert.equal((await call('verify', verifyReq(user, randomKey()))).result, 'mismatch');
+    await call('send', plan(locked));
+    const lockPolicy = { ...policy, maxConsecutiveFailures: 1 };
+    assert.equal((await call('verify', verifyReq(locked, randomKey(), ['session-a', ''], lockPolicy))).lock, 'permanent');
+    const oldUsers = await admin.query(`SELECT count(*)::int AS n FROM "${schema}"."${prefix}users" WHERE sends > 0`);
+    assert.equal(oldUsers.rows[0].n, 1);
+
+    const store = makeStore({ tablePrefix: prefix });
+    await store.ready();
+    const columns = await admin.query(`SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY 1`, [schema, `${prefix}users`]);
+    assert.deepEqual(columns.rows.map((row) => row.column_name), ['expires_at', 'failures', 'failures_until', 'lock_until', 'space', 'user_key']);
+    // The quota: one send of two was used before the upgrade, so one more is admitted, then sendsPerUsername.
+    assert.equal((await store.send(plan(user, { slot: 'session-b', perUser: { points: 2, windowMs: 600_000 } }))).ok, true);
+    const over = await store.send(plan(user, { slot: 'session-c', perUser: { points: 2, windowMs: 600_000 } }));
+    assert.equal(!over.ok && over.refusal.limit, 'sendsPerUsername');
+    assert.ok(!over.ok && over.refusal.retryAfterMs > 500_000 && over.refusal.retryAfterMs <= 600_000, 'the window the old row started');
+    // The old code works, with its spent attempt; the locked user stays locked until unlock().
+    const stillLocked = await store.verify(verifyReq(locked, randomKey(), ['session-a', ''], lockPolicy));
+    assert.equal(stillLocked.result === 'locked' && stillLocked.permanent, true, JSON.stringify(stillLocked));
+    assert.equal((await store.verify(verifyReq(user, sent.code.hash))).result, 'ok');
+    await store.unlock(locked);
+    assert.equal((await store.verify(verifyReq(locked, randomKey(), ['session-a', ''], lockPolicy))).result, 'mismatch');
+    // Opening them again changes nothing more.
+    await makeStore({ tablePrefix: prefix }).ready();
+    const quota = await admin.query(`SELECT hits FROM "${schema}"."${prefix}counters" WHERE key = $1`, [`\u0001user:${user}`]);
+    assert.equal(quota.rows[0].hits, 2);
   });
 
   it('exports its DDL with quoted, schema-qualified names', () => {
@@ -540,6 +668,7 @@ describe('postgresStore counters, cache, expiry and columns', () => {
     await own.settle({ user, use: { kind: 'recovery', id: 'recovery-hash-1', ttlMs: 60_000 } });
     await own.set('cache-key-1', 'mobile', 60_000);
     for (const value of ['recovery-hash-1', 'cache-key-1', 'mobile', 'user', 'decoy', 'recovery']) given.add(value);
+    given.add(`\u0001user:${user}`); // the per-username quota's counter: the username key it was given, in a reserved key form
     const columns = await admin.query(
       `SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name LIKE $2 ORDER BY 1, 2`,
       [schema, `${prefix}%`],
@@ -550,7 +679,7 @@ describe('postgresStore counters, cache, expiry and columns', () => {
       [`${prefix}cache`]: ['expires_at', 'key', 'value'],
       [`${prefix}counters`]: ['expires_at', 'hits', 'key'],
       [`${prefix}slots`]: ['attempts', 'code_hash', 'code_tag', 'code_until', 'cooldown_until', 'expires_at', 'issued_at_ms', 'link_hash', 'slot', 'space', 'user_key'],
-      [`${prefix}users`]: ['expires_at', 'failures', 'failures_until', 'lock_until', 'sends', 'sends_until', 'space', 'user_key'],
+      [`${prefix}users`]: ['expires_at', 'failures', 'failures_until', 'lock_until', 'space', 'user_key'],
       [`${prefix}uses`]: ['expires_at', 'id', 'kind', 'step', 'user_key'],
     });
     for (const row of columns.rows) {
@@ -644,6 +773,7 @@ describe('postgresStore under concurrency', () => {
 describe('postgresStore fails closed', () => {
   it('a verify held up by a row lock answers STORE_UNAVAILABLE in time and never consumes the code later', async () => {
     const store = makeStore({ commandTimeoutMs: 300 });
+    await store.ready(); // the set-up (the DDL) within its own bound, not the tight one under test
     const user = randomKey();
     const p = plan(user);
     await store.send(p);
@@ -671,6 +801,7 @@ describe('postgresStore fails closed', () => {
 
   it('a send held up by a counter row lock is refused in time and starts no cooldown later', async () => {
     const store = makeStore({ commandTimeoutMs: 250 });
+    await store.ready(); // the set-up (the DDL) within its own bound, not the tight one under test
     const user = randomKey();
     const c = counter('sendsPerIp', 10);
     await store.consume(c); // the counter row exists
@@ -704,6 +835,7 @@ describe('postgresStore fails closed', () => {
 
   it('a statement slower than commandTimeoutMs is cancelled on the server, and the connection reused', async () => {
     const store = makeStore({ commandTimeoutMs: 200 });
+    await store.ready(); // the set-up (the DDL) within its own bound, not the tight one under test
     const user = randomKey();
     // Hold the username's advisory lock through the store's own operation from another connection.
     const blocker = await admin.connect();

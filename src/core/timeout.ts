@@ -8,6 +8,7 @@ export function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => Er
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(onTimeout()), Math.max(ms, 0));
+    timer.unref?.(); // the work, not its time limit, keeps the process alive
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

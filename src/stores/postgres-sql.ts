@@ -47,11 +47,11 @@ const lockClass = { ddl: 1651076980, user: 1651076981, counter: 1651076982 } as 
 export const tableNames = ['slots', 'users', 'counters', 'uses', 'cache'] as const;
 export type TableName = (typeof tableNames)[number];
 /** The tables `unlogged: true` makes UNLOGGED: a crash that empties them costs a re-sent code, a reset quota or a repeated lookup. */
-export const unloggedTables: readonly TableName[] = ['slots', 'counters', 'cache'];
+const unloggedTables: readonly TableName[] = ['slots', 'counters', 'cache'];
 /** Room left on each page for HOT updates, in the tables whose rows are updated in place. */
 const fillfactor: Partial<Record<TableName, number>> = { slots: 80, users: 80, counters: 80 };
 /** `expires_at` of `slots` and `users` (when the sweep may delete the row) is rounded up to a multiple of this. */
-export const sweepRoundingSeconds = 600;
+const sweepRoundingSeconds = 600;
 
 export interface SchemaOptions {
   schema: string;
@@ -74,7 +74,7 @@ export function sqlNames(schema: string, tablePrefix: string): SqlNames {
   };
 }
 
-export function quoteIdent(name: string): string {
+function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
@@ -83,7 +83,7 @@ export function quoteIdent(name: string): string {
  * `E'…'` form with backslashes doubled). Operations are sent as one simple-protocol query
  * (see `postgres.ts`), which cannot carry bind parameters, so their one argument is quoted here.
  */
-export function quoteLiteral(value: string): string {
+function quoteLiteral(value: string): string {
   if (value.includes('\u0000')) throw new TypeError('PostgreSQL text cannot hold NUL characters');
   return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }

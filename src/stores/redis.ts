@@ -7,9 +7,11 @@ import {
   attemptScript, counterScript, releaseCounterScript, releaseUserScript, reserveUserScript, sendPlanScript, settleScript, storeCodeScript, verifyScript, type RedisScript,
 } from './redis-scripts.js';
 import type { AttemptStart, Counter, LockPolicy, LockStarted, OtpStore, Refusal, SendDecision, SendPlan, Space, VerifyOutcome } from './types.js';
+import { withTimeout } from '../core/timeout.js';
 
-/* eslint-disable @typescript-eslint/no-explicit-any -- any modules, functions, scripts, RESP version and type mapping */
+// biome-ignore lint/suspicious/noExplicitAny: any modules, functions, scripts, RESP version and type mapping
 type AnyRedisClient = RedisClientType<any, any, any, any, any>;
+// biome-ignore lint/suspicious/noExplicitAny: as above
 type AnyRedisCluster = RedisClusterType<any, any, any, any, any>;
 /**
  * A connected node-redis v5 client or cluster (`createClient()` / `createCluster()` from `redis`),
@@ -18,10 +20,11 @@ type AnyRedisCluster = RedisClusterType<any, any, any, any, any>;
  */
 export interface RedisStoreClient {
   readonly isOpen: boolean;
+  // biome-ignore lint/suspicious/noExplicitAny: a client's and a cluster's sendCommand differ in their arguments
   sendCommand(...args: any[]): Promise<unknown>;
+  // biome-ignore lint/suspicious/noExplicitAny: node-redis's command options are generic over the client's type mapping
   withCommandOptions(options: any): unknown;
 }
-/* eslint-enable @typescript-eslint/no-explicit-any */
 
 export interface RedisStoreOptions {
   /** A node-redis v5 client or cluster, already connected (`await client.connect()`). Not closed by the store. */
@@ -64,18 +67,11 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
   async function bounded<T>(what: string, operation: () => Promise<T>): Promise<T> {
     // A reconnecting single client would only queue the command: refuse at once instead.
     if (!isCluster && (client as AnyRedisClient).isReady === false) throw unavailable(what, 'the client is not connected');
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(unavailable(what, `no answer within ${commandTimeoutMs} ms`)), commandTimeoutMs);
-      timer.unref();
-    });
     try {
-      return await Promise.race([operation(), timeout]);
+      return await withTimeout(operation(), commandTimeoutMs, () => unavailable(what, `no answer within ${commandTimeoutMs} ms`));
     } catch (error) {
       if (error instanceof OtpError) throw error;
       throw unavailable(what, error instanceof Error ? error.message : String(error), error);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -156,7 +152,7 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
         const [userCode, userMs] = userState as [number, number?];
         let refusal: Refusal | null =
           Number(userCode) === 0 ? null : { limit: Number(userCode) === 1 ? 'resendCooldownSeconds' : 'sendsPerUsername', retryAfterMs: Math.max(Number(userMs ?? 1), 1) };
-        plan.request.forEach((counter, i) => (refusal ??= counterReply(requestStates[i], counter)));
+        for (const [i, counter] of plan.request.entries()) refusal ??= counterReply(requestStates[i], counter);
         const targets = plan.targets.map((group, g) => {
           for (const [i, counter] of group.entries()) {
             const refused = counterReply(targetStates[g]?.[i], counter);
@@ -171,14 +167,14 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
         const release = (counter: Counter, reply: unknown) => {
           if (counter.mode === 'take' && counterReply(reply, counter) === null) round2.push(run(releaseCounterScript, [counterKey(counter)], []));
         };
-        plan.targets.forEach((group, g) => {
-          if (refusal === null && targets[g] === null) return;
-          group.forEach((counter, i) => release(counter, targetStates[g]?.[i]));
-        });
+        for (const [g, group] of plan.targets.entries()) {
+          if (refusal === null && targets[g] === null) continue;
+          for (const [i, counter] of group.entries()) release(counter, targetStates[g]?.[i]);
+        }
         if (refusal === null) {
           round2.push(run(storeCodeScript, [code], [plan.code.hash, Math.ceil(plan.code.ttlMs), plan.code.issuedAtMs, checkTag(plan.code.tag), plan.code.linkHash ?? '']));
         } else {
-          plan.request.forEach((counter, i) => release(counter, requestStates[i]));
+          for (const [i, counter] of plan.request.entries()) release(counter, requestStates[i]);
           if (Number(userCode) === 0) round2.push(run(releaseUserScript, [cooldown, perUser], [token, plan.perUser === null ? 0 : 1]));
         }
         await Promise.all(round2);

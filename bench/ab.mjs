@@ -33,7 +33,11 @@ import { oldAgainstNew } from './old-vs-new.mjs';
 import { baselineSessions, cyclingVerifySpec, getSpec, pendingCodeUsers, uniqueSendSpec, verifiedCookie } from './scenarios.mjs';
 
 /** @type {(name: string) => string | undefined} */
-const option = (name) => process.argv.slice(2).find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3);
+const option = (name) =>
+  process.argv
+    .slice(2)
+    .find((arg) => arg.startsWith(`--${name}=`))
+    ?.slice(name.length + 3);
 const oldRef = option('old');
 if (oldRef !== undefined) {
   await oldAgainstNew(oldRef, { option, flag: (name) => process.argv.includes(`--${name}`) });
@@ -106,7 +110,9 @@ try {
         ` server CPU ${result.a.serverCpuUsPerRequest.toFixed(0)} / ${result.b.serverCpuUsPerRequest.toFixed(0)} µs/req; answers ${JSON.stringify(result.a.statuses)}`,
     );
   }
-  console.log(`median ratio ${median(ratios).toFixed(2)}× (range ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}); median server CPU ${median(cpu.a).toFixed(0)} / ${median(cpu.b).toFixed(0)} µs/req`);
+  console.log(
+    `median ratio ${median(ratios).toFixed(2)}× (range ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}); median server CPU ${median(cpu.a).toFixed(0)} / ${median(cpu.b).toFixed(0)} µs/req`,
+  );
 } finally {
   await a.stop();
   await b.stop();

@@ -44,8 +44,15 @@ const otpOptions = (fetchEntry) => ({
   ttlSeconds: 600,
   maxAttempts: 10,
   limits: {
-    sendsPerUsername: high, sendsPerDestination: high, sendsPerIp: high, smsPerPrefix: high, smsPerHour: 0, smsPerDay: 0,
-    failedVerifications: 91, lockSeconds: 900, maxConsecutiveFailures: 100,
+    sendsPerUsername: high,
+    sendsPerDestination: high,
+    sendsPerIp: high,
+    smsPerPrefix: high,
+    smsPerHour: 0,
+    smsPerDay: 0,
+    failedVerifications: 91,
+    lockSeconds: 900,
+    maxConsecutiveFailures: 100,
   },
 });
 

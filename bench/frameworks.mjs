@@ -39,13 +39,17 @@ function build() {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  for (const name of [...ENTRIES, 'core/http/cookie-session']) if (!existsSync(path.join(distDir, `${name}.js`))) throw new Error(`build failed: ${name}.js missing`);
+  for (const name of [...ENTRIES, 'core/http/cookie-session'])
+    if (!existsSync(path.join(distDir, `${name}.js`))) throw new Error(`build failed: ${name}.js missing`);
   return { distDir, commit };
 }
 
 /** bench/framework-server.mjs in its own process; resolves with { url, pid, stop() } once it listens. */
 function start(config) {
-  const child = fork(path.join(BENCH_DIR, 'framework-server.mjs'), [], { env: { ...process.env, BENCH_SERVER: JSON.stringify(config) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(path.join(BENCH_DIR, 'framework-server.mjs'), [], {
+    env: { ...process.env, BENCH_SERVER: JSON.stringify(config) },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${config.framework} ${config.kind} server exited early (${code})`)));
     child.once('message', (/** @type {any} */ { port }) => {
@@ -107,7 +111,10 @@ async function benchFramework(framework, distDir) {
     const cookie = await verifiedCookie(otp.url, `g-${framework}`);
     rows.push([
       'guard (GET /data, verified)',
-      await pairs({ spec: getSpec(otp.url, '/data', cookie), server: otp, status: 200 }, { spec: getSpec(baseline.url, '/data', ''), server: baseline, status: 200 }),
+      await pairs(
+        { spec: getSpec(otp.url, '/data', cookie), server: otp, status: 200 },
+        { spec: getSpec(baseline.url, '/data', ''), server: baseline, status: 200 },
+      ),
     ]);
     rows.push([
       'send (POST /otp/send, new user and session each)',
@@ -153,7 +160,7 @@ async function sealCost(distDir) {
   const count = QUICK ? 20_000 : 100_000;
   const empty = await time(async () => {}, count); // the loop and its await
   const unseal = (await time(() => sessions.load(cookie), count)) - empty;
-  const seal = (await time(sealOnce, count)) - empty - (await time(() => sessions.load(undefined), count) - empty); // minus a new session's id
+  const seal = (await time(sealOnce, count)) - empty - ((await time(() => sessions.load(undefined), count)) - empty); // minus a new session's id
   return { seal, unseal, cookieBytes: cookie.length };
 }
 
@@ -169,7 +176,9 @@ console.log(`\n## Adapters against their framework's plain routes (commit ${comm
 console.log(
   `${m.cpus} × ${m.model}, Node ${m.node}; ${ROUNDS} alternating pairs of ${DURATION} s per scenario, 10 connections, medians; every adapter on cookieSession() and memoryStore(); baselines answer JSON and write one cookie.\n`,
 );
-console.log('| framework | scenario | req/s | baseline req/s | ratio | server µs/req | baseline µs/req | OTP work µs | ÷ Express OTP work | p99 ms | baseline p99 ms |');
+console.log(
+  '| framework | scenario | req/s | baseline req/s | ratio | server µs/req | baseline µs/req | OTP work µs | ÷ Express OTP work | p99 ms | baseline p99 ms |',
+);
 console.log('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
 for (const row of results) {
   const { framework, scenario, ours, base } = row;
@@ -181,5 +190,7 @@ for (const row of results) {
 }
 const busiest = Math.max(...results.map((row) => row.otherCores));
 console.log(`\nOther processes used up to ${busiest.toFixed(2)} of a core during a measurement.`);
-console.log('Targets: guard ≥ 0.95× of the plain route; OTP work per send and per verify within 1.2× of Express\'s.\n');
-console.log(`cookieSession(): seal ${cost.seal.toFixed(1)} µs, unseal ${cost.unseal.toFixed(1)} µs per request (a ${cost.cookieBytes}-byte cookie holding the verified flag; node:crypto AES-256-GCM).`);
+console.log("Targets: guard ≥ 0.95× of the plain route; OTP work per send and per verify within 1.2× of Express's.\n");
+console.log(
+  `cookieSession(): seal ${cost.seal.toFixed(1)} µs, unseal ${cost.unseal.toFixed(1)} µs per request (a ${cost.cookieBytes}-byte cookie holding the verified flag; node:crypto AES-256-GCM).`,
+);

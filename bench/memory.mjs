@@ -20,7 +20,10 @@ async function heap() {
 }
 
 /** Strings of the sizes the core hands the store: 27-char keys (username, session binding), a 43-char code hash. */
-const token = (length) => randomBytes(Math.ceil((length * 3) / 4)).toString('base64url').slice(0, length);
+const token = (length) =>
+  randomBytes(Math.ceil((length * 3) / 4))
+    .toString('base64url')
+    .slice(0, length);
 
 /**
  * The store alone: `COUNT` admitted send plans as an HTTP send from a new session makes them

@@ -37,7 +37,8 @@ function memo(compute) {
 const e164 = memo((number) => {
   const phone = parsePhoneNumberFromString(number, 'US');
   const type = phone?.getType();
-  if (!phone || (phone.country !== 'US' && phone.country !== 'CA') || (type !== 'MOBILE' && type !== 'FIXED_LINE_OR_MOBILE' && type !== 'FIXED_LINE')) return null;
+  if (!phone || (phone.country !== 'US' && phone.country !== 'CA') || (type !== 'MOBILE' && type !== 'FIXED_LINE_OR_MOBILE' && type !== 'FIXED_LINE'))
+    return null;
   return phone.number;
 });
 
@@ -94,7 +95,12 @@ export function minimalSend(app, { secret, destinationsFor }) {
     res.once('close', () =>
       setImmediate(() => {
         void noop({ to: phone, text: `Your code is ${code}. It expires in 10 minutes.` });
-        void noop({ to: email, subject: `Your code: ${code}`, text: `Your code is ${code}. It expires in 10 minutes.`, html: `<p>Your code is <b>${code}</b>.</p><p>It expires in 10 minutes.</p>` });
+        void noop({
+          to: email,
+          subject: `Your code: ${code}`,
+          text: `Your code is ${code}. It expires in 10 minutes.`,
+          html: `<p>Your code is <b>${code}</b>.</p><p>It expires in 10 minutes.</p>`,
+        });
       }),
     );
     res.status(202).json({ status: 'sent', expiresIn: 600, resendIn: 30 });

@@ -51,7 +51,9 @@ export async function oldAgainstNew(ref, { option, flag }) {
   const old = buildDist({ ref });
   const oldTree = extractTree(ref, ['bench'], `old-${ref.replace(/[^\w.-]/g, '_')}`);
   const now = buildDist({ worktree: flag('worktree') });
-  console.log(`old: ${old.label} (its own bench/server.mjs); new: ${now.label}; ${rounds} rounds of ${duration} s after ${warmup} s of warm-up; 1-minute load ${loadAtStart}`);
+  console.log(
+    `old: ${old.label} (its own bench/server.mjs); new: ${now.label}; ${rounds} rounds of ${duration} s after ${warmup} s of warm-up; 1-minute load ${loadAtStart}`,
+  );
 
   const prefix = `blockid-ab:${process.pid}:`;
   /** @type {Array<{ store: string, scenario: string, ratios: number[], old: Measured[], new: Measured[] }>} */
@@ -82,7 +84,9 @@ export async function oldAgainstNew(ref, { option, flag }) {
           } else if (scenario === 'send') {
             bySide[side] = (round) => uniqueSendSpec(url, '/otp/send', `${side}${round}`);
           } else {
-            const spec = cyclingVerifySpec(url, '/otp/verify', await pendingCodeUsers(url, { count: users, tag: `${store}-${side}` }), { budget: MAX_ATTEMPTS });
+            const spec = cyclingVerifySpec(url, '/otp/verify', await pendingCodeUsers(url, { count: users, tag: `${store}-${side}` }), {
+              budget: MAX_ATTEMPTS,
+            });
             verifies.push(spec);
             bySide[side] = () => spec;
           }
@@ -132,7 +136,20 @@ export async function oldAgainstNew(ref, { option, flag }) {
   }
 
   for (const line of unexpected) console.log(`! unexpected answers: ${line}`);
-  const markdown = render({ ref, old: old.label, now: now.label, info, rounds, duration, warmup, users, loadAtStart, loadAtEnd: loadAverage(), rows, unexpected });
+  const markdown = render({
+    ref,
+    old: old.label,
+    now: now.label,
+    info,
+    rounds,
+    duration,
+    warmup,
+    users,
+    loadAtStart,
+    loadAtEnd: loadAverage(),
+    rows,
+    unexpected,
+  });
   console.log(`\n${markdown}`);
   if (!flag('no-write')) {
     writeResultsSection('old-vs-new', markdown);
@@ -174,7 +191,7 @@ function render(report) {
       ? 'Every request got the expected answer (guard 200, send 202, verify 401).'
       : `**Unexpected answers** (those rounds compare unlike work): ${report.unexpected.join('; ')}.`,
     '',
-    '*new ÷ old* is the median of the per-round quotients of the two servers\' throughputs; *CPU cost old ÷ new* the quotient of their medians of server CPU per request (above 1: the new build costs less). Scenarios as in the full run: guard `GET /data` with a verified session, send `POST /otp/send` for a new username from a fresh session, verify `POST /otp/verify` with a wrong code.',
+    "*new ÷ old* is the median of the per-round quotients of the two servers' throughputs; *CPU cost old ÷ new* the quotient of their medians of server CPU per request (above 1: the new build costs less). Scenarios as in the full run: guard `GET /data` with a verified session, send `POST /otp/send` for a new username from a fresh session, verify `POST /otp/verify` with a wrong code.",
   );
   return lines.join('\n');
 }

@@ -30,7 +30,11 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT, buildDist, median, pgPool, pool as inParallel, processCpuUs } from './lib.mjs';
 
-const option = (name, fallback) => process.argv.slice(2).find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+const option = (name, fallback) =>
+  process.argv
+    .slice(2)
+    .find((arg) => arg.startsWith(`--${name}=`))
+    ?.slice(name.length + 3) ?? fallback;
 const op = option('op', 'verify');
 const rounds = Number(option('rounds', '8'));
 const calls = Number(option('calls', '1500'));
@@ -102,7 +106,10 @@ const plan = (hot) => {
     cooldownMs: 30_000,
     perUser: { points: 1_000_000, windowMs: 3_600_000 },
     request: [window('sendsPerIp', hot ? 'ip' : `ip:${i}`)],
-    targets: [[window('sendsPerDestination', `sms:${i}`), window('smsPerPrefix', hot ? 'prefix' : `prefix:${i}`)], [window('sendsPerDestination', `email:${i}`)]],
+    targets: [
+      [window('sendsPerDestination', `sms:${i}`), window('smsPerPrefix', hot ? 'prefix' : `prefix:${i}`)],
+      [window('sendsPerDestination', `email:${i}`)],
+    ],
     code: { hash: `h${i}`, ttlMs: 600_000, issuedAtMs: Date.now() },
   };
 };
@@ -172,15 +179,25 @@ try {
     const hot = Object.values(last).reduce((sum, t) => sum + t.hot, 0);
     const perTable = Object.entries(last)
       .filter(([, t]) => t.ins + t.upd + t.del > 0)
-      .map(([table, t]) => `${table} ${t.ins.toFixed(2)} ins + ${t.upd.toFixed(2)} upd (${t.hot.toFixed(2)} HOT)${t.del > 0 ? ` + ${t.del.toFixed(2)} del` : ''}`)
+      .map(
+        ([table, t]) => `${table} ${t.ins.toFixed(2)} ins + ${t.upd.toFixed(2)} upd (${t.hot.toFixed(2)} HOT)${t.del > 0 ? ` + ${t.del.toFixed(2)} del` : ''}`,
+      )
       .join(', ');
     console.log(`  row versions per call (last round): ${versions.toFixed(2)}, of which ${hot.toFixed(2)} HOT updates: ${perTable}`);
     console.log(`  WAL bytes per call (whole server): lowest round ${Math.min(...build.wal).toFixed(0)}, median ${median(build.wal).toFixed(0)}`);
-    const size = Number((await pool.query(
-      `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::float8 AS b FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE n.nspname = $1 AND c.relkind = 'r'`, [build.schema])).rows[0].b);
+    const size = Number(
+      (
+        await pool.query(
+          `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::float8 AS b FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = $1 AND c.relkind = 'r'`,
+          [build.schema],
+        )
+      ).rows[0].b,
+    );
     const written = op === 'verify' ? USERS : rounds * calls;
-    console.log(`  tables + indexes on disk: ${(size / 2 ** 20).toFixed(1)} MiB, ${(size / written).toFixed(0)} B per ${op === 'verify' ? 'pending code set up' : 'send'} (${written} of them)`);
+    console.log(
+      `  tables + indexes on disk: ${(size / 2 ** 20).toFixed(1)} MiB, ${(size / written).toFixed(0)} B per ${op === 'verify' ? 'pending code set up' : 'send'} (${written} of them)`,
+    );
   }
 } finally {
   for (const build of builds) await build.store?.close();

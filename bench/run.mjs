@@ -94,7 +94,10 @@ function checkStatuses(label, result, expected) {
   }
 }
 
-const fmt = (value, digits = 0) => (value === undefined || value === null || Number.isNaN(value) ? '—' : value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+const fmt = (value, digits = 0) =>
+  value === undefined || value === null || Number.isNaN(value)
+    ? '—'
+    : value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 /**
  * Measures a set of variants (a scenario, its baseline, and e.g. the scenario with metrics)
@@ -112,7 +115,10 @@ async function measureSet(store, name, round, variants, ourPids) {
     const tried = {};
     for (const which of order) {
       const { server, spec, expected } = variants[which];
-      tried[which] = await measure(server, { ...spec(), label: `${store} round ${round + 1} ${name} ${which}` }, round, { withRedis: store === 'redis', ourPids });
+      tried[which] = await measure(server, { ...spec(), label: `${store} round ${round + 1} ${name} ${which}` }, round, {
+        withRedis: store === 'redis',
+        ourPids,
+      });
       checkStatuses(`${store} ${name} ${which}`, tried[which], expected);
     }
     tried.noise = Math.max(...keys.map((key) => tried[key].otherCores));
@@ -164,7 +170,14 @@ async function benchStore(dist, store, withPeer) {
   const verifyUsers = postgres ? PG_VERIFY_USERS : VERIFY_USERS;
   // PostgreSQL: one schema for the whole run, each server under its own table prefix.
   const server = (name, tag, config) =>
-    startServer({ name: `${store}/${name}`, dist, store, prefix: `${prefix}${tag}:`, ...config, ...(postgres && { pgSchema: PG_SCHEMA, tablePrefix: `${tag}_` }) });
+    startServer({
+      name: `${store}/${name}`,
+      dist,
+      store,
+      prefix: `${prefix}${tag}:`,
+      ...config,
+      ...(postgres && { pgSchema: PG_SCHEMA, tablePrefix: `${tag}_` }),
+    });
   let pgAdmin;
   if (postgres) {
     pgAdmin = await pgPool({ max: 2 });
@@ -192,17 +205,25 @@ async function benchStore(dist, store, withPeer) {
   const servers = [guarded, open, flows, baseline, metered, ceiling, minimal, ...Object.values(peers ?? {})].filter((s) => s !== undefined);
 
   try {
-    log(`${store}: ${withGuard ? 'verified sessions, ' : ''}${verifyUsers} users with a pending code${withMetrics ? ' (twice: with and without metrics)' : ''}, ${verifyUsers} baseline sessions`);
+    log(
+      `${store}: ${withGuard ? 'verified sessions, ' : ''}${verifyUsers} users with a pending code${withMetrics ? ' (twice: with and without metrics)' : ''}, ${verifyUsers} baseline sessions`,
+    );
     const guardedCookie = guarded ? await verifiedCookie(guarded.url, 'bench.user') : undefined;
     const openCookie = open ? await verifiedCookie(open.url, 'bench.user') : undefined;
     // As many requests in flight as the load has (more would only queue for PostgreSQL's per-IP counter row).
     const concurrency = postgres ? CONNECTIONS : 32;
-    const verifySpec = cyclingVerifySpec(flows.url, '/otp/verify', await pendingCodeUsers(flows.url, { count: verifyUsers, tag: store, concurrency }), { budget: MAX_ATTEMPTS });
+    const verifySpec = cyclingVerifySpec(flows.url, '/otp/verify', await pendingCodeUsers(flows.url, { count: verifyUsers, tag: store, concurrency }), {
+      budget: MAX_ATTEMPTS,
+    });
     const meteredVerifySpec = metered
-      ? cyclingVerifySpec(metered.url, '/otp/verify', await pendingCodeUsers(metered.url, { count: verifyUsers, tag: store, concurrency }), { budget: MAX_ATTEMPTS })
+      ? cyclingVerifySpec(metered.url, '/otp/verify', await pendingCodeUsers(metered.url, { count: verifyUsers, tag: store, concurrency }), {
+          budget: MAX_ATTEMPTS,
+        })
       : undefined;
     const ceilingVerifySpec = ceiling
-      ? cyclingVerifySpec(ceiling.url, '/otp/verify', await pendingCodeUsers(ceiling.url, { count: verifyUsers, tag: store, concurrency }), { budget: MAX_ATTEMPTS })
+      ? cyclingVerifySpec(ceiling.url, '/otp/verify', await pendingCodeUsers(ceiling.url, { count: verifyUsers, tag: store, concurrency }), {
+          budget: MAX_ATTEMPTS,
+        })
       : undefined;
     const baselineVerifySpec = cyclingVerifySpec(baseline.url, '/write', await baselineSessions(baseline.url, { count: verifyUsers, tag: store, concurrency }));
     const peerVerify = {};
@@ -259,12 +280,17 @@ async function benchStore(dist, store, withPeer) {
         const outcomes = (await request(`${verifier.url}/__bench/stats`)).body.failed;
         result.verifyOutcomes.push(outcomes);
         if (spec.exhausted()) log(`  ! ${store}: the verify cycle went past ${MAX_ATTEMPTS} guesses per user`);
-        if (Object.keys(outcomes).some((reason) => reason !== 'wrong_code')) log(`  ! ${store}: verify outcomes other than wrong_code: ${JSON.stringify(outcomes)}`);
+        if (Object.keys(outcomes).some((reason) => reason !== 'wrong_code'))
+          log(`  ! ${store}: verify outcomes other than wrong_code: ${JSON.stringify(outcomes)}`);
       }
       if (peers && round === 0) {
         result.peer = {};
         for (const name of Object.keys(peers)) {
-          const send = await measure(peers[name], { ...uniqueSendSpec(peers[name].url, '/pl/send', `pl-${name}-${round}`), label: `passwordless ${name} request` }, round);
+          const send = await measure(
+            peers[name],
+            { ...uniqueSendSpec(peers[name].url, '/pl/send', `pl-${name}-${round}`), label: `passwordless ${name} request` },
+            round,
+          );
           checkStatuses(`passwordless ${name} request`, send, 202);
           const verify = await measure(peers[name], { ...peerVerify[name], label: `passwordless ${name} accept` }, round);
           checkStatuses(`passwordless ${name} accept`, verify, 401);
@@ -384,10 +410,19 @@ async function sweepBench(dist) {
   const tablePrefix = 's_';
   const table = (name) => `${PG_SCHEMA}.${tablePrefix}${name}`;
   const server = await startServer({
-    name: 'postgres/sweep', kind: 'otp', guard: false, dist, store: 'postgres', prefix: `${RUN_PREFIX}sweep:`,
-    pgSchema: PG_SCHEMA, tablePrefix, sweepIntervalMs: SWEEP_INTERVAL_MS,
+    name: 'postgres/sweep',
+    kind: 'otp',
+    guard: false,
+    dist,
+    store: 'postgres',
+    prefix: `${RUN_PREFIX}sweep:`,
+    pgSchema: PG_SCHEMA,
+    tablePrefix,
+    sweepIntervalMs: SWEEP_INTERVAL_MS,
   });
-  const expiredSql = `SELECT ${Object.keys(SWEEP_ROWS).map((name) => `(SELECT count(*) FROM ${table(name)} WHERE expires_at < now())`).join(' + ')} AS n`;
+  const expiredSql = `SELECT ${Object.keys(SWEEP_ROWS)
+    .map((name) => `(SELECT count(*) FROM ${table(name)} WHERE expires_at < now())`)
+    .join(' + ')} AS n`;
   const liveSlotsSql = `SELECT count(*) AS n FROM ${table('slots')} WHERE expires_at >= now()`;
   // Keys shaped like the core's (27 base64url-ish characters), expired between 1 minute and 1 hour ago.
   const ago = "now() - (60 + random() * 3540) * interval '1 second'";
@@ -405,7 +440,11 @@ COMMIT;`;
   const MAX_MS = 60_000;
   const now = () => performance.now();
   try {
-    const load = tracedLoad({ url: server.url, requests: uniqueSendSpec(server.url, '/otp/send', 'sweep').requests, duration: MAX_MS / 1000 + QUIET_MS / 1000 + 10 });
+    const load = tracedLoad({
+      url: server.url,
+      requests: uniqueSendSpec(server.url, '/otp/send', 'sweep').requests,
+      duration: MAX_MS / 1000 + QUIET_MS / 1000 + 10,
+    });
     const at = (t) => t - load.t0;
     await sleep(QUIET_MS);
     const insertStart = at(now());
@@ -434,7 +473,16 @@ COMMIT;`;
       const latencies = inside.map(([, ms]) => ms);
       const statuses = {};
       for (const [, , status] of inside) statuses[status] = (statuses[status] ?? 0) + 1;
-      return { from, to, requests: inside.length, rps: inside.length / ((to - from) / 1000), p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: percentile(latencies, 100), statuses };
+      return {
+        from,
+        to,
+        requests: inside.length,
+        rps: inside.length / ((to - from) / 1000),
+        p50: percentile(latencies, 50),
+        p99: percentile(latencies, 99),
+        max: percentile(latencies, 100),
+        statuses,
+      };
     };
     const sweepEnd = gone ?? end;
     // One second of steady load is left out at the start (connections opening).
@@ -452,8 +500,17 @@ COMMIT;`;
     const accepted = load.samples.filter(([, , status]) => status === 202).length;
     const liveSlots = Number((await admin.query(liveSlotsSql)).rows[0].n);
     const report = {
-      rows: SWEEP_ROWS, total, intervalMs: SWEEP_INTERVAL_MS, insertMs: committed - insertStart,
-      removedMs: gone === undefined ? undefined : gone - committed, phases, timeline, accepted, liveSlots, errors: result.errors, timeouts: result.timeouts,
+      rows: SWEEP_ROWS,
+      total,
+      intervalMs: SWEEP_INTERVAL_MS,
+      insertMs: committed - insertStart,
+      removedMs: gone === undefined ? undefined : gone - committed,
+      phases,
+      timeline,
+      accepted,
+      liveSlots,
+      errors: result.errors,
+      timeouts: result.timeouts,
     };
     log(
       `postgres sweep: ${gone === undefined ? `NOT all removed within ${MAX_MS / 1000} s` : `all removed ${fmt(report.removedMs)} ms after the commit`}; ` +
@@ -521,8 +578,20 @@ function ratioRow(store, name, label, rounds, target) {
     store,
     name,
     label,
-    scenario: { rps: pick('scenario', 'rps'), p50: pick('scenario', 'p50'), p99: pick('scenario', 'p99'), cpu: pick('scenario', 'serverCpuUsPerRequest'), storeCpu: pick('scenario', 'storeCpuUsPerRequest') },
-    baseline: { rps: pick('baseline', 'rps'), p50: pick('baseline', 'p50'), p99: pick('baseline', 'p99'), cpu: pick('baseline', 'serverCpuUsPerRequest'), storeCpu: pick('baseline', 'storeCpuUsPerRequest') },
+    scenario: {
+      rps: pick('scenario', 'rps'),
+      p50: pick('scenario', 'p50'),
+      p99: pick('scenario', 'p99'),
+      cpu: pick('scenario', 'serverCpuUsPerRequest'),
+      storeCpu: pick('scenario', 'storeCpuUsPerRequest'),
+    },
+    baseline: {
+      rps: pick('baseline', 'rps'),
+      p50: pick('baseline', 'p50'),
+      p99: pick('baseline', 'p99'),
+      cpu: pick('baseline', 'serverCpuUsPerRequest'),
+      storeCpu: pick('baseline', 'storeCpuUsPerRequest'),
+    },
     ratio,
     ratios,
     cpuRatio: median(rounds.map((r) => r[name].cpuRatio)),
@@ -543,13 +612,16 @@ function quietLine(report) {
 
 function renderSweep(sweep, push) {
   const ms = (value) => (value === undefined ? '—' : `${fmt(value, 1)}`);
-  const phase = (name, p) => `| ${name} | ${fmt((p.to - p.from) / 1000, 1)} s | ${fmt(p.requests)} | ${fmt(p.rps)} | ${ms(p.p50)} | ${ms(p.p99)} | ${ms(p.max)} | ${JSON.stringify(p.statuses)} |`;
+  const phase = (name, p) =>
+    `| ${name} | ${fmt((p.to - p.from) / 1000, 1)} s | ${fmt(p.requests)} | ${fmt(p.rps)} | ${ms(p.p50)} | ${ms(p.p99)} | ${ms(p.max)} | ${JSON.stringify(p.statuses)} |`;
   push(
     '## PostgreSQL: expired rows removed by the bounded sweep while sends answer',
     '',
     `One server (\`postgresStore({ pool, sweepIntervalMs: ${sweep.intervalMs} })\`, default \`sweepBatchSize\` 1000: each sweep statement deletes at most 1,000 expired rows of one table, a run repeats it at most 100 times per table and lets requests in between; the interval is lowered from the default 60 s so the bench need not wait a minute). ` +
       `\`POST /otp/send\` runs throughout (as in the send scenario, 10 connections). After a quiet stretch the bench writes ${sweep.total.toLocaleString('en-US')} expired rows straight into the store's tables in one transaction ` +
-      `(${Object.entries(sweep.rows).map(([t, n]) => `${n.toLocaleString('en-US')} in \`${t}\``).join(', ')}; expired 1 to 60 minutes ago), then counts the expired rows left every 250 ms.`,
+      `(${Object.entries(sweep.rows)
+        .map(([t, n]) => `${n.toLocaleString('en-US')} in \`${t}\``)
+        .join(', ')}; expired 1 to 60 minutes ago), then counts the expired rows left every 250 ms.`,
     '',
     sweep.removedMs === undefined
       ? `**Not all expired rows were removed within the bench's 60 s.**`
@@ -569,7 +641,9 @@ function renderSweep(sweep, push) {
   );
   const commit = sweep.phases.sweep.from;
   for (const point of sweep.timeline) {
-    push(`| ${fmt((point.from - commit) / 1000, 1)} | ${point.remaining === undefined ? '—' : point.remaining.toLocaleString('en-US')} | ${fmt(point.requests)} | ${ms(point.p50)} | ${ms(point.p99)} |`);
+    push(
+      `| ${fmt((point.from - commit) / 1000, 1)} | ${point.remaining === undefined ? '—' : point.remaining.toLocaleString('en-US')} | ${fmt(point.requests)} | ${ms(point.p50)} | ${ms(point.p99)} |`,
+    );
   }
   push(
     '',
@@ -604,7 +678,7 @@ function render(report) {
   }
   push(
     '',
-    '*ratio (req/s)* is the target figure: scenario throughput ÷ baseline throughput. *server CPU µs/req* is the server process\'s user + system CPU time (all threads, from /proc) divided by the requests it answered (the Node process only); *store CPU µs/req* is the same for Redis, or for PostgreSQL (the backends of the bench\'s own connections and the server\'s background processes: WAL writer, checkpointer, autovacuum), on the same 2 cores; *CPU-cost ratio* = baseline CPU per request ÷ scenario CPU per request, a figure that other load on the machine disturbs less than req/s does.',
+    "*ratio (req/s)* is the target figure: scenario throughput ÷ baseline throughput. *server CPU µs/req* is the server process's user + system CPU time (all threads, from /proc) divided by the requests it answered (the Node process only); *store CPU µs/req* is the same for Redis, or for PostgreSQL (the backends of the bench's own connections and the server's background processes: WAL writer, checkpointer, autovacuum), on the same 2 cores; *CPU-cost ratio* = baseline CPU per request ÷ scenario CPU per request, a figure that other load on the machine disturbs less than req/s does.",
     '',
   );
   if (report.metricRows?.length > 0) {
@@ -621,13 +695,13 @@ function render(report) {
         `| ${row.store} | ${row.name} | ${fmt(row.ratio, 2)}× | ${fmt(row.metricsRatio, 2)}× | ${fmt(row.rps)} | ${fmt(row.metricsRps)} | ${fmt(row.cpu)} | ${fmt(row.metricsCpu)} | **${fmt(row.cost, 2)}×** | ${row.costs.map((r) => fmt(r, 2)).join(' / ')} | ≥ ${row.target}× | ${row.met ? 'yes' : '**no**'} |`,
       );
     }
-    push('', '*with ÷ without* is the median of the per-round quotients of the two servers\' throughputs (metrics cost ≤ 5 % when it is ≥ 0.95×).', '');
+    push('', "*with ÷ without* is the median of the per-round quotients of the two servers' throughputs (metrics cost ≤ 5 % when it is ≥ 0.95×).", '');
   }
   if (report.ceilingRows?.length > 0) {
     push(
       '## Each store against its ceiling',
       '',
-      'A fourth server in the same sets keeps the codes and quotas in `memoryStore()` and makes, before each send and verify, one round trip to the store\'s database on the app\'s own connection: an upsert of one row of the request\'s own in its own transaction on PostgreSQL, an `INCR` of one key of its own on Redis (`storeProbe: \'write\'` in bench/server.mjs). It is the cheapest way to keep shared state in that database in a round trip of its own beside the session\'s: a real store pays that round trip too, plus its decision made in the database instead of in Node. *ceiling ÷ baseline* shows what such a design can reach at best (a store can pass it only where its script costs less than memoryStore()\'s decision in Node, as a Redis script can), and *store ÷ ceiling* how close this one comes. On memory the send\'s ceiling is a fourth server whose `POST /otp/send` is written inline with the least work a send must do and nothing else (bench/minimal-send.mjs: the same session and JSON body as the baseline; keyed hashes of the username, the session binding, the code and each new destination; the cooldown and five quota counters checked before any is counted; one record per user; the 202, then two messages composed for no-op senders): a yardstick for what any design of the send could reach in one process, not a product.',
+      "A fourth server in the same sets keeps the codes and quotas in `memoryStore()` and makes, before each send and verify, one round trip to the store's database on the app's own connection: an upsert of one row of the request's own in its own transaction on PostgreSQL, an `INCR` of one key of its own on Redis (`storeProbe: 'write'` in bench/server.mjs). It is the cheapest way to keep shared state in that database in a round trip of its own beside the session's: a real store pays that round trip too, plus its decision made in the database instead of in Node. *ceiling ÷ baseline* shows what such a design can reach at best (a store can pass it only where its script costs less than memoryStore()'s decision in Node, as a Redis script can), and *store ÷ ceiling* how close this one comes. On memory the send's ceiling is a fourth server whose `POST /otp/send` is written inline with the least work a send must do and nothing else (bench/minimal-send.mjs: the same session and JSON body as the baseline; keyed hashes of the username, the session binding, the code and each new destination; the cooldown and five quota counters checked before any is counted; one record per user; the 202, then two messages composed for no-op senders): a yardstick for what any design of the send could reach in one process, not a product.",
       '',
       '| store | scenario | store ÷ baseline | ceiling ÷ baseline | store ÷ ceiling | per round | req/s store | req/s ceiling | target (÷ baseline) | ceiling meets the target |',
       '|---|---|--:|--:|--:|---|--:|--:|--:|---|',
@@ -642,7 +716,8 @@ function render(report) {
   if (report.noisy.length > 0) {
     push(
       `Measurements during which other processes on the machine used more than ${NOISY} of a core on average (the figures above include them): ` +
-        report.noisy.map((n) => `${n.label} (${fmt(n.otherCores, 2)})`).join('; ') + '.',
+        report.noisy.map((n) => `${n.label} (${fmt(n.otherCores, 2)})`).join('; ') +
+        '.',
       '',
     );
   } else {
@@ -650,7 +725,7 @@ function render(report) {
   }
   push('Scenarios:', '');
   push(
-    '- **stores**: *memory*: `memoryStore()`, sessions in express-session\'s MemoryStore; *redis*: `redisStore({ client })`, sessions in Redis (connect-redis); *postgres*: `postgresStore({ pool })` from blockid-otp/postgres, sessions in PostgreSQL (connect-pg-simple), one `pg` Pool (max 20) for both, as the example app does with `DATABASE_URL`. Each baseline keeps its sessions where its scenario does.',
+    "- **stores**: *memory*: `memoryStore()`, sessions in express-session's MemoryStore; *redis*: `redisStore({ client })`, sessions in Redis (connect-redis); *postgres*: `postgresStore({ pool })` from blockid-otp/postgres, sessions in PostgreSQL (connect-pg-simple), one `pg` Pool (max 20) for both, as the example app does with `DATABASE_URL`. Each baseline keeps its sessions where its scenario does.",
     '- **guard**: `GET /data` behind `requireOtp()` with a session verified by a real send + verify, vs the same app (plugin mounted, same verified session) with the route unguarded. Not run on PostgreSQL (the guard reads only the session).',
     '- **send**: `POST /otp/send`, a new username on every request and no cookie, so every request is a first send from a fresh session (a new session binding, its own code slot, no cooldown to meet): `resolveUser` returns an SMS number and an email address for everyone (both channels, no-op senders), quotas raised to 1,000,000, `smsPerHour`/`smsPerDay` off, so the store decides a whole plan (cooldown, per-username quota, per-IP counter, per-destination counters for both targets, per-prefix counter) and keeps the code; vs `POST /write`: `express.json()` and one session write, same body, same fresh sessions.',
     `- **verify**: \`POST /otp/verify\` with a wrong code, cycling through ${report.verifyUsers.toLocaleString('en-US')} users (${(report.pgVerifyUsers ?? report.verifyUsers).toLocaleString('en-US')} on PostgreSQL) that each have a pending code sent from their own session (the request carries that session's cookie, so the guess is compared against that session's code); \`maxAttempts\` 10, \`failedVerifications\` 91 (the most the package accepts with \`maxAttempts\` 10: it keeps failedVerifications + maxAttempts − 1 within NIST’s 100), \`maxConsecutiveFailures\` 100: a code burns after 10 guesses, before either lock, and the cycle gives no user 10; vs \`POST /write\` on the baseline cycling through as many existing sessions (load + write).`,
@@ -673,7 +748,7 @@ function render(report) {
     push(
       '## Peer: the `passwordless` package (memory)',
       '',
-      '`passwordless` 1.1.3 `requestToken` / `acceptToken` (with `allowPost`), numeric 6-digit tokens (`numberToken: { max: 1e6 }`), express-session, express.json(), measured in the first round of the memory rows above (once, to keep the run short), against the same baseline; the blockid-otp and baseline figures here are that round\'s.',
+      "`passwordless` 1.1.3 `requestToken` / `acceptToken` (with `allowPost`), numeric 6-digit tokens (`numberToken: { max: 1e6 }`), express-session, express.json(), measured in the first round of the memory rows above (once, to keep the run short), against the same baseline; the blockid-otp and baseline figures here are that round's.",
       '- *memorystore*: its own memory TokenStore, `passwordless-memorystore` 0.0.1, which hashes tokens with bcryptjs (cost 10, pure JS).',
       `- *hmac*: a bench-written TokenStore (bench/server.mjs) with HMAC-SHA256 and a constant-time compare, the hashing blockid-otp does, to show the framework's own cost. Accept cycles through ${PEER_USERS.memorystore} (memorystore) / ${PEER_USERS.hmac} (hmac) users with a pending token and wrong tokens (passwordless has no attempt budget).`,
       '',
@@ -714,12 +789,13 @@ function render(report) {
     push(
       '### Flood of sends to unknown users',
       '',
-      '`POST /otp/send` with a new unknown username on every request (`resolveUser` returns null, so a decoy record is issued), 10 connections, against a server whose session is a stub (nothing kept), so the heap growth is the plugin\'s. Heap growth over the start, after `gc()`:',
+      "`POST /otp/send` with a new unknown username on every request (`resolveUser` returns null, so a decoy record is issued), 10 connections, against a server whose session is a stub (nothing kept), so the heap growth is the plugin's. Heap growth over the start, after `gc()`:",
       '',
     );
     for (const flood of floods) {
       push(`**${flood.label}**`, '', '| t (s) | sends so far | heap growth | answers in this step |', '|--:|--:|--:|---|');
-      for (const point of flood.points) push(`| ${point.t} | ${point.sends.toLocaleString('en-US')} | ${fmt(point.heapMiB, 1)} MiB | ${JSON.stringify(point.statuses)} |`);
+      for (const point of flood.points)
+        push(`| ${point.t} | ${point.sends.toLocaleString('en-US')} | ${fmt(point.heapMiB, 1)} MiB | ${JSON.stringify(point.statuses)} |`);
       push('');
     }
   }
@@ -802,9 +878,16 @@ async function main() {
     const seconds = QUICK ? 4 : 12;
     const step = QUICK ? 2 : 3;
     floods = [
-      await floodBench(dist, { label: 'default options, one client IP (the per-IP quota of 30 per hour answers 429)', defaultOptions: true, seconds, step, distinctIps: false }),
       await floodBench(dist, {
-        label: 'default options, a new client IP on every request (X-Forwarded-For, trust proxy 1): nothing refuses, every entry lives its full window (record 300 s, per-username and per-IP counters 3600 s)',
+        label: 'default options, one client IP (the per-IP quota of 30 per hour answers 429)',
+        defaultOptions: true,
+        seconds,
+        step,
+        distinctIps: false,
+      }),
+      await floodBench(dist, {
+        label:
+          'default options, a new client IP on every request (X-Forwarded-For, trust proxy 1): nothing refuses, every entry lives its full window (record 300 s, per-username and per-IP counters 3600 s)',
         defaultOptions: true,
         trustProxy: true,
         seconds,
@@ -812,7 +895,8 @@ async function main() {
         distinctIps: true,
       }),
       await floodBench(dist, {
-        label: 'short lifetimes (ttl 2 s, cooldown 1 s, every quota window 2 s, sweepIntervalMs 500), a new IP on every request: memory levels off at about rate × lifetime',
+        label:
+          'short lifetimes (ttl 2 s, cooldown 1 s, every quota window 2 s, sweepIntervalMs 500), a new IP on every request: memory levels off at about rate × lifetime',
         otp: {
           ttlSeconds: 2,
           resendCooldownSeconds: 1,
@@ -838,8 +922,23 @@ async function main() {
 
   await dropSchema();
   const report = {
-    info, build, pgVersion, stores, rows, metricRows, ceilingRows, peer, sweep, memory, floods, noisy, quiet, loadAtEnd: loadAverage(),
-    verifyUsers: VERIFY_USERS, pgVerifyUsers: PG_VERIFY_USERS, elapsedSeconds: (Date.now() - started) / 1000,
+    info,
+    build,
+    pgVersion,
+    stores,
+    rows,
+    metricRows,
+    ceilingRows,
+    peer,
+    sweep,
+    memory,
+    floods,
+    noisy,
+    quiet,
+    loadAtEnd: loadAverage(),
+    verifyUsers: VERIFY_USERS,
+    pgVerifyUsers: PG_VERIFY_USERS,
+    elapsedSeconds: (Date.now() - started) / 1000,
   };
   const markdown = render(report);
   console.log(`\n${markdown}`);

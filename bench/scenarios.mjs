@@ -48,7 +48,10 @@ export async function pendingCodeUsers(url, { count, tag, path = '/otp/send', co
     if (sent.status !== 202) throw new Error(`setup send for ${username} answered ${sent.status}`);
     return { username, cookie: sent.cookie };
   });
-  const codes = await capturedCodes(url, users.map((user) => user.username));
+  const codes = await capturedCodes(
+    url,
+    users.map((user) => user.username),
+  );
   for (const user of users) {
     const code = codes[user.username];
     if (code === undefined) throw new Error(`no code for ${user.username}`);

@@ -250,9 +250,13 @@ if (kind === 'otp') {
   app.use(await sessionMiddleware());
   app.use(express.json());
   app.use(passwordless.sessionSupport());
-  app.post('/pl/send', passwordless.requestToken((user, _delivery, callback) => callback(null, user), { userField: 'username' }), (_req, res) => {
-    res.status(202).json({ status: 'sent' });
-  });
+  app.post(
+    '/pl/send',
+    passwordless.requestToken((user, _delivery, callback) => callback(null, user), { userField: 'username' }),
+    (_req, res) => {
+      res.status(202).json({ status: 'sent' });
+    },
+  );
   app.post('/pl/verify', passwordless.acceptToken({ allowPost: true, tokenField: 'code', uidField: 'username' }), (req, res) => {
     const { user } = /** @type {{ user?: string }} */ (req); // set by passwordless.acceptToken
     if (user) res.json({ status: 'verified', username: user });

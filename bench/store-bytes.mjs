@@ -34,7 +34,11 @@ import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { buildDist, pgPool } from './lib.mjs';
 
-const option = (name, fallback) => process.argv.slice(2).find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+const option = (name, fallback) =>
+  process.argv
+    .slice(2)
+    .find((arg) => arg.startsWith(`--${name}=`))
+    ?.slice(name.length + 3) ?? fallback;
 const COUNT = Number(option('count', '20000'));
 const STORES = option('stores', 'memory,redis,postgres').split(',');
 if (typeof globalThis.gc !== 'function') throw new Error('run with --expose-gc');
@@ -90,7 +94,10 @@ if (STORES.includes('memory')) {
   };
   report.memory = {};
   /** @type {Array<[string, ((text: string) => string) | undefined]>} */
-  const shapes = [['coreKeys', undefined], ['flatKeys', flat]];
+  const shapes = [
+    ['coreKeys', undefined],
+    ['flatKeys', flat],
+  ];
   for (const [name, shape] of shapes) {
     const store = pkg.memoryStore();
     const before = await heap();
@@ -123,7 +130,15 @@ if (STORES.includes('memory')) {
   for (let i = 0; i < COUNT; i++) {
     const plan = freshPlan(flat);
     const now = Date.now();
-    users.set(plan.user, { slot: plan.slot, hash: plan.code.hash, attempts: 0, codeUntil: now + 300_000, cooldownUntil: now + 30_000, sends: 1, sendsUntil: now + 3_600_000 });
+    users.set(plan.user, {
+      slot: plan.slot,
+      hash: plan.code.hash,
+      attempts: 0,
+      codeUntil: now + 300_000,
+      cooldownUntil: now + 30_000,
+      sends: 1,
+      sendsUntil: now + 3_600_000,
+    });
     for (const counter of [...plan.request, ...plan.targets.flat()]) counters.set(counter.key, now + counter.windowMs + 1 / 1024); // window end and count packed in one number
   }
   report.memory.floorStructures = ((await heap()) - before) / COUNT;
@@ -162,10 +177,31 @@ if (STORES.includes('redis')) {
     let failureBytes = 0;
     for (const user of failed.slice(0, 1000)) failureBytes += Number(await client.sendCommand(['MEMORY', 'USAGE', `${prefix}{${user}}:u:f`, 'SAMPLES', '0']));
     report.redisFailedUser = failureBytes / 1000;
-    const counterBytes = Object.entries(byKind).filter(([kind]) => kind.startsWith('counter')).reduce((sum, [, v]) => sum + v.bytes, 0);
+    const counterBytes = Object.entries(byKind)
+      .filter(([kind]) => kind.startsWith('counter'))
+      .reduce((sum, [, v]) => sum + v.bytes, 0);
     // The floor: the four counters as they are, plus one hash per username with the code, cooldown and quota.
     const floorKey = `${prefix}{${token(27)}}:u`;
-    await client.sendCommand(['HSET', floorKey, 's', token(27), 'h', token(43), 'a', '0', 'i', String(Date.now()), 'e', String(Date.now() + 300_000), 'c', String(Date.now() + 30_000), 'n', '1', 'w', String(Date.now() + 3_600_000)]);
+    await client.sendCommand([
+      'HSET',
+      floorKey,
+      's',
+      token(27),
+      'h',
+      token(43),
+      'a',
+      '0',
+      'i',
+      String(Date.now()),
+      'e',
+      String(Date.now() + 300_000),
+      'c',
+      String(Date.now() + 30_000),
+      'n',
+      '1',
+      'w',
+      String(Date.now() + 3_600_000),
+    ]);
     await client.sendCommand(['PEXPIRE', floorKey, '3600000']);
     const floorHash = Number(await client.sendCommand(['MEMORY', 'USAGE', floorKey, 'SAMPLES', '0']));
     await client.unlink(floorKey);
@@ -195,21 +231,45 @@ if (STORES.includes('postgres')) {
       const store = postgresStore({ pool, schema, sweepIntervalMs: 0, unlogged, commandTimeoutMs: 10_000 });
       await store.ready();
       const size = async () =>
-        Number((await pool.query(
-          `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::float8 AS b FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'`,
-          [schema],
-        )).rows[0].b);
+        Number(
+          (
+            await pool.query(
+              `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::float8 AS b FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'`,
+              [schema],
+            )
+          ).rows[0].b,
+        );
       const before = await size();
       const plans = Array.from({ length: COUNT }, freshPlan);
-      await Promise.all(Array.from({ length: 4 }, (_, lane) => sendAll(store, plans.filter((_, i) => i % 4 === lane))));
-      const rows = Number((await pool.query(
-        `SELECT (SELECT count(*) FROM ${schema}.blockid_otp_slots) + (SELECT count(*) FROM ${schema}.blockid_otp_counters) + (SELECT count(*) FROM ${schema}.blockid_otp_users) AS n`,
-      )).rows[0].n);
+      await Promise.all(
+        Array.from({ length: 4 }, (_, lane) =>
+          sendAll(
+            store,
+            plans.filter((_, i) => i % 4 === lane),
+          ),
+        ),
+      );
+      const rows = Number(
+        (
+          await pool.query(
+            `SELECT (SELECT count(*) FROM ${schema}.blockid_otp_slots) + (SELECT count(*) FROM ${schema}.blockid_otp_counters) + (SELECT count(*) FROM ${schema}.blockid_otp_users) AS n`,
+          )
+        ).rows[0].n,
+      );
       const beforeFailures = await size();
       const failed = Array.from({ length: COUNT }, () => token(27));
-      await Promise.all(Array.from({ length: 4 }, (_, lane) => failAll(store, failed.filter((_, i) => i % 4 === lane))));
+      await Promise.all(
+        Array.from({ length: 4 }, (_, lane) =>
+          failAll(
+            store,
+            failed.filter((_, i) => i % 4 === lane),
+          ),
+        ),
+      );
       report.postgres[unlogged ? 'unlogged' : 'logged'] = {
-        perCode: (beforeFailures - before) / COUNT, rowsPerCode: rows / COUNT, perFailedUser: ((await size()) - beforeFailures) / COUNT,
+        perCode: (beforeFailures - before) / COUNT,
+        rowsPerCode: rows / COUNT,
+        perFailedUser: ((await size()) - beforeFailures) / COUNT,
       };
       await store.close();
     }

@@ -93,7 +93,9 @@ function twilioConfig(env: Env): TwilioConfig | undefined {
   const senders = [from, messagingServiceSid, whatsappFrom, contentSid, voiceFrom];
   if (!accountSid && !authToken && senders.every((v) => v === undefined)) return undefined;
   if (whatsappFrom && !contentSid) {
-    throw new ConfigError('TWILIO_WHATSAPP_FROM is set but TWILIO_WHATSAPP_CONTENT_SID is not: set the Content SID (HX...) of an approved WhatsApp authentication template.');
+    throw new ConfigError(
+      'TWILIO_WHATSAPP_FROM is set but TWILIO_WHATSAPP_CONTENT_SID is not: set the Content SID (HX...) of an approved WhatsApp authentication template.',
+    );
   }
   if (contentSid && !whatsappFrom) {
     throw new ConfigError('TWILIO_WHATSAPP_CONTENT_SID is set but TWILIO_WHATSAPP_FROM is not: set your WhatsApp sender number, e.g. +14155550111.');
@@ -137,7 +139,10 @@ function flag(env: Env, name: string): boolean | undefined {
 function outboxChannels(env: Env): OutboxChannel[] {
   const raw = value(env, 'DEV_OUTBOX_CHANNELS');
   if (raw === undefined) return [...OUTBOX_CHANNELS];
-  const names = raw.split(',').map((name) => name.trim().toLowerCase()).filter(Boolean);
+  const names = raw
+    .split(',')
+    .map((name) => name.trim().toLowerCase())
+    .filter(Boolean);
   const unknown = names.find((name) => !OUTBOX_CHANNELS.includes(name as OutboxChannel));
   if (unknown !== undefined) throw new ConfigError(`DEV_OUTBOX_CHANNELS has "${unknown}"; use a comma-separated list of ${OUTBOX_CHANNELS.join(', ')}.`);
   return OUTBOX_CHANNELS.filter((channel) => names.includes(channel));

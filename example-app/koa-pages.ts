@@ -13,9 +13,7 @@ import type { SafeHtml } from './html.js';
 import { channelChoices, groupKey, newestFirst, type PageChannels } from './page-data.js';
 import type { OtpSettings } from './routes.js';
 import { authenticate, demoUsers, findUser, normalizeUsername, type DemoUser, type FactorStore } from './users.js';
-import {
-  accountPage, codeStepPage, layout, outboxPage, problemPage, recoveryCodesPage, signInPage, totpSetupPage, type OutboxEntryView,
-} from './views.js';
+import { accountPage, codeStepPage, layout, outboxPage, problemPage, recoveryCodesPage, signInPage, totpSetupPage, type OutboxEntryView } from './views.js';
 
 /** How long a started authenticator set-up waits for its first code. */
 const TOTP_SETUP_MS = 10 * 60 * 1000;
@@ -119,7 +117,8 @@ export function koaPages(options: KoaPageOptions): (ctx: Context, next: Next) =>
     return undefined;
   };
   /** Runs `page` for a verified user (behind the guard); a user who no longer exists is signed out. */
-  const account = (page: (ctx: Context, user: DemoUser, form: Record<string, string>) => Promise<void> | void, post = false) =>
+  const account =
+    (page: (ctx: Context, user: DemoUser, form: Record<string, string>) => Promise<void> | void, post = false) =>
     (ctx: Context) =>
       guard(ctx, async () => {
         const form = post ? await formBody(ctx) : {};
@@ -136,7 +135,12 @@ export function koaPages(options: KoaPageOptions): (ctx: Context, next: Next) =>
     const setup = pendingSetup(ctx);
     if (!setup) return toAccount(ctx, 'The authenticator set-up timed out. Start it again when you are ready.');
     const secret = new URL(setup.uri).searchParams.get('secret') ?? '';
-    render(ctx, status, 'Set up an authenticator app', totpSetupPage({ user, appName, key: groupKey(secret), uri: setup.uri, csrfToken: csrfToken(ctx), ...(error && { error }) }));
+    render(
+      ctx,
+      status,
+      'Set up an authenticator app',
+      totpSetupPage({ user, appName, key: groupKey(secret), uri: setup.uri, csrfToken: csrfToken(ctx), ...(error && { error }) }),
+    );
   };
 
   const pages: Record<string, (ctx: Context) => Promise<void> | void> = {
@@ -168,8 +172,15 @@ export function koaPages(options: KoaPageOptions): (ctx: Context, next: Next) =>
       if (!user) return redirect(ctx, '/login');
       const { totp, recoveryCodes } = factors.get(user.username);
       const view = {
-        user, choices: channelChoices(user, channels), hasTotp: totp !== undefined, hasRecoveryCodes: recoveryCodes.length > 0,
-        basePath: otp.basePath, codeLength: otp.codeLength, ttlSeconds: otp.ttlSeconds, appName, devOutbox: options.devPages,
+        user,
+        choices: channelChoices(user, channels),
+        hasTotp: totp !== undefined,
+        hasRecoveryCodes: recoveryCodes.length > 0,
+        basePath: otp.basePath,
+        codeLength: otp.codeLength,
+        ttlSeconds: otp.ttlSeconds,
+        appName,
+        devOutbox: options.devPages,
       };
       render(ctx, 200, 'Enter your code', codeStepPage(view), ['/assets/code-step.js']);
     },
@@ -181,7 +192,11 @@ export function koaPages(options: KoaPageOptions): (ctx: Context, next: Next) =>
       const notice = session.notice;
       delete session.notice;
       const view = {
-        user, verifiedAt: new Date(flag.verifiedAt), method: flag.method ?? 'code', factors: factors.get(user.username), csrfToken: csrfToken(ctx),
+        user,
+        verifiedAt: new Date(flag.verifiedAt),
+        method: flag.method ?? 'code',
+        factors: factors.get(user.username),
+        csrfToken: csrfToken(ctx),
         ...(notice && { notice }),
       };
       render(ctx, 200, 'Your account', accountPage(view));
@@ -215,7 +230,12 @@ export function koaPages(options: KoaPageOptions): (ctx: Context, next: Next) =>
       const code = (form.code ?? '').replace(/[\s-]/g, '').slice(0, 16);
       if (!/^\d{6}$/.test(code)) return renderSetup(ctx, 422, user, 'Enter the 6-digit code your authenticator app shows.');
       if (!(await options.otpService.totp.confirm(user.username, setup.sealed, code))) {
-        return renderSetup(ctx, 422, user, 'That code does not match. Enter the code the app shows now; if it keeps failing, check that the phone\'s clock is set automatically.');
+        return renderSetup(
+          ctx,
+          422,
+          user,
+          "That code does not match. Enter the code the app shows now; if it keeps failing, check that the phone's clock is set automatically.",
+        );
       }
       // Only now is the key saved, sealed, on the user's row; the server forgets the set-up.
       factors.setTotp(user.username, setup.sealed);
@@ -244,7 +264,8 @@ export function koaPages(options: KoaPageOptions): (ctx: Context, next: Next) =>
     },
 
     ...(options.devPages && {
-      'GET /dev/outbox': (ctx: Context) => render(ctx, 200, 'Dev outbox', outboxPage(newestFirst(options.outbox?.entries() ?? []), options.outbox?.channelsInUse ?? '')),
+      'GET /dev/outbox': (ctx: Context) =>
+        render(ctx, 200, 'Dev outbox', outboxPage(newestFirst(options.outbox?.entries() ?? []), options.outbox?.channelsInUse ?? '')),
     }),
   };
 

@@ -73,7 +73,8 @@ export function createKoaExample(env: Env = process.env): KoaExample {
     destroy: async (id: string) => void (await redis.del(sessionKey(id))),
   };
 
-  if (config.databaseUrl) throw new ConfigError('The Koa example keeps codes in Redis or memory: unset DATABASE_URL (the Express example, npm start, uses it).');
+  if (config.databaseUrl)
+    throw new ConfigError('The Koa example keeps codes in Redis or memory: unset DATABASE_URL (the Express example, npm start, uses it).');
   const factors = createFactorStore();
   const registry = config.metrics ? new Registry() : undefined;
 
@@ -116,7 +117,9 @@ export function createKoaExample(env: Env = process.env): KoaExample {
     }
   });
   const headers = helmet(securityHeaders(config.production));
-  app.use((ctx, next) => new Promise<void>((resolve, reject) => headers(ctx.req, ctx.res, (error?: unknown) => (error ? reject(error) : resolve()))).then(next));
+  app.use((ctx, next) =>
+    new Promise<void>((resolve, reject) => headers(ctx.req, ctx.res, (error?: unknown) => (error ? reject(error) : resolve()))).then(next),
+  );
   app.use(
     session(
       {
@@ -162,9 +165,13 @@ export function createKoaExample(env: Env = process.env): KoaExample {
         return;
       }
       ctx.session = { pendingUsername: user.username };
-      ctx.body = { status: 'password_ok', next: 'POST /otp/send', channels: [
-        user.phone && sms && 'sms', user.phone && whatsapp && 'whatsapp', user.phone && voice && 'voice', user.email && email && 'email',
-      ].filter(Boolean) };
+      ctx.body = {
+        status: 'password_ok',
+        next: 'POST /otp/send',
+        channels: [user.phone && sms && 'sms', user.phone && whatsapp && 'whatsapp', user.phone && voice && 'voice', user.email && email && 'email'].filter(
+          Boolean,
+        ),
+      };
     },
     'GET /account': (ctx) =>
       guard(ctx, async () => {

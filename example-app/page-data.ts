@@ -60,17 +60,49 @@ export function channelChoices(user: DemoUser, channels: PageChannels): ChannelC
   const email = channels.email && user.email ? maskEmail(user.email) : undefined;
   const choices: ChannelChoice[] = [];
   const sms = channels.sms && phone;
-  if (sms) choices.push({ channel: 'sms', label: 'Send by SMS', detail: `Text message to ${phone.detail}`, spoken: phone.spoken, name: `Send by SMS to ${phone.spoken}` });
+  if (sms)
+    choices.push({
+      channel: 'sms',
+      label: 'Send by SMS',
+      detail: `Text message to ${phone.detail}`,
+      spoken: phone.spoken,
+      name: `Send by SMS to ${phone.spoken}`,
+    });
   if (channels.whatsapp && phone) {
-    choices.push({ channel: 'whatsapp', label: 'Send by WhatsApp', detail: `WhatsApp message to ${phone.detail}`, spoken: phone.spoken, name: `Send by WhatsApp to ${phone.spoken}` });
+    choices.push({
+      channel: 'whatsapp',
+      label: 'Send by WhatsApp',
+      detail: `WhatsApp message to ${phone.detail}`,
+      spoken: phone.spoken,
+      name: `Send by WhatsApp to ${phone.spoken}`,
+    });
   }
   if (channels.voice && phone) {
-    choices.push({ channel: 'voice', label: 'Call me', detail: `A voice call to ${phone.detail} reads the code`, spoken: phone.spoken, name: `Call me at ${phone.spoken}` });
+    choices.push({
+      channel: 'voice',
+      label: 'Call me',
+      detail: `A voice call to ${phone.detail} reads the code`,
+      spoken: phone.spoken,
+      name: `Call me at ${phone.spoken}`,
+    });
   }
-  if (email) choices.push({ channel: 'email', label: 'Send by email', detail: `Email to ${email.detail}`, spoken: email.spoken, name: `Send by email to ${email.spoken}` });
+  if (email)
+    choices.push({
+      channel: 'email',
+      label: 'Send by email',
+      detail: `Email to ${email.detail}`,
+      spoken: email.spoken,
+      name: `Send by email to ${email.spoken}`,
+    });
   if (sms && email) {
     const spoken = `${phone.spoken} and ${email.spoken}`;
-    choices.push({ channel: 'both', label: 'Send by SMS and email', detail: 'The same code to your phone and your inbox', spoken, name: `Send by SMS and email to ${spoken}` });
+    choices.push({
+      channel: 'both',
+      label: 'Send by SMS and email',
+      detail: 'The same code to your phone and your inbox',
+      spoken,
+      name: `Send by SMS and email to ${spoken}`,
+    });
   }
   return choices;
 }

@@ -8,17 +8,7 @@ import { requireOtp, type OtpService, type OtpSessionFlag, type VerifyMethod } f
 import type { SafeHtml } from './html.js';
 import { authenticate, demoUsers, findUser, normalizeUsername, type DemoUser, type FactorStore } from './users.js';
 import { channelChoices, groupKey, newestFirst } from './page-data.js';
-import {
-  accountPage,
-  codeStepPage,
-  layout,
-  outboxPage,
-  problemPage,
-  recoveryCodesPage,
-  signInPage,
-  totpSetupPage,
-  type OutboxEntryView,
-} from './views.js';
+import { accountPage, codeStepPage, layout, outboxPage, problemPage, recoveryCodesPage, signInPage, totpSetupPage, type OutboxEntryView } from './views.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -60,7 +50,7 @@ export interface PageOptions {
   otpService: Pick<OtpService, 'totp' | 'recoveryCodes'>;
   /** Where the users' sealed authenticator keys and recovery code hashes live. */
   factors: FactorStore;
-  outbox: { entries(): OutboxEntryView[]; /** e.g. "SMS, WhatsApp and voice calls" */ channelsInUse: string } | undefined;
+  outbox: { entries(): OutboxEntryView[] /** e.g. "SMS, WhatsApp and voice calls" */; channelsInUse: string } | undefined;
   /** Mount /dev/outbox (never in production). */
   devPages: boolean;
   /** Whether cookies are Secure (for clearing the session cookie the same way). */
@@ -259,7 +249,13 @@ export function pageRoutes(options: PageOptions): Router {
     const code = typeof raw === 'string' ? raw.replace(/[\s-]/g, '').slice(0, 16) : '';
     if (!/^\d{6}$/.test(code)) return renderSetup(req, res, 422, user, 'Enter the 6-digit code your authenticator app shows.');
     if (!(await options.otpService.totp.confirm(user.username, setup.sealed, code))) {
-      return renderSetup(req, res, 422, user, 'That code does not match. Enter the code the app shows now; if it keeps failing, check that the phone\'s clock is set automatically.');
+      return renderSetup(
+        req,
+        res,
+        422,
+        user,
+        "That code does not match. Enter the code the app shows now; if it keeps failing, check that the phone's clock is set automatically.",
+      );
     }
     // Only now is the key saved, sealed, on the user's row; the session forgets it.
     options.factors.setTotp(user.username, setup.sealed);
@@ -311,7 +307,14 @@ export function notFound(appName: string, devPages: boolean): RequestHandler {
     res
       .status(404)
       .type('html')
-      .send(layout({ appName, title: 'Not found', devOutbox: devPages, body: problemPage('Page not found', 'There is nothing at this address.', { href: '/', text: 'Go to the start' }) }));
+      .send(
+        layout({
+          appName,
+          title: 'Not found',
+          devOutbox: devPages,
+          body: problemPage('Page not found', 'There is nothing at this address.', { href: '/', text: 'Go to the start' }),
+        }),
+      );
   };
 }
 
@@ -327,6 +330,8 @@ export function errorHandler(appName: string, devPages: boolean, apiBasePath: st
     res
       .status(status)
       .type('html')
-      .send(layout({ appName, title: 'Error', devOutbox: devPages, body: problemPage('Something went wrong', 'We could not finish that. Try again in a moment.') }));
+      .send(
+        layout({ appName, title: 'Error', devOutbox: devPages, body: problemPage('Something went wrong', 'We could not finish that. Try again in a moment.') }),
+      );
   };
 }

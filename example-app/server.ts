@@ -38,7 +38,6 @@ export interface ExampleApp {
 /** The site icon: served at /assets/favicon.svg and at /favicon.ico. */
 export const FAVICON = new URL('./public/favicon.svg', import.meta.url);
 
-
 /**
  * Builds the example app from `env`. Throws `ConfigError` with a message that says what to
  * set when the environment cannot work (e.g. production without a real sender).
@@ -102,13 +101,19 @@ export function createExampleApp(env: Env = process.env): ExampleApp {
   );
   // Browsers ask for /favicon.ico on their own, whatever the page links: the same SVG.
   app.get('/favicon.ico', (_req, res) => {
-    res.type('image/svg+xml').set('Cache-Control', config.production ? 'public, max-age=86400' : 'no-cache').sendFile(fileURLToPath(FAVICON));
+    res
+      .type('image/svg+xml')
+      .set('Cache-Control', config.production ? 'public, max-age=86400' : 'no-cache')
+      .sendFile(fileURLToPath(FAVICON));
   });
   if (registry) {
     // Before the session: a scrape never creates or touches a session.
     app.get('/metrics', async (_req, res, next) => {
       try {
-        res.set('Cache-Control', 'no-store').type(registry.contentType).send(await registry.metrics());
+        res
+          .set('Cache-Control', 'no-store')
+          .type(registry.contentType)
+          .send(await registry.metrics());
       } catch (error) {
         next(error);
       }

@@ -102,7 +102,11 @@ function redisStorage(url: string, prefix: string): Storage {
   redis.on('ready', () => {
     lastError = '';
   });
-  const ready = withTimeout(redis.connect().then(() => undefined), 10_000, `Redis at ${redactUrl(url)} did not answer within 10 s`);
+  const ready = withTimeout(
+    redis.connect().then(() => undefined),
+    10_000,
+    `Redis at ${redactUrl(url)} did not answer within 10 s`,
+  );
   ready.catch(() => {});
   const otpStore = redisStore({ client: redis, prefix: `${prefix}otp:` });
   return {

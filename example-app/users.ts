@@ -3,12 +3,7 @@
 import { scrypt, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 
-const scryptAsync = promisify(scrypt) as (
-  password: string,
-  salt: string,
-  keyLength: number,
-  options: { N: number; r: number; p: number },
-) => Promise<Buffer>;
+const scryptAsync = promisify(scrypt) as (password: string, salt: string, keyLength: number, options: { N: number; r: number; p: number }) => Promise<Buffer>;
 
 export interface DemoUser {
   username: string;
@@ -27,23 +22,20 @@ export const demoUsers: readonly DemoUser[] = [
   {
     username: 'john.smith',
     displayName: 'John Smith',
-    passwordHash:
-      'scrypt$16384$8$1$eRf40m-REBg_DmWE_BRy2Q$jDFEmxAJc3isqos0XLJi6e7mc97P7-KpU_7F-3JBnIE',
+    passwordHash: 'scrypt$16384$8$1$eRf40m-REBg_DmWE_BRy2Q$jDFEmxAJc3isqos0XLJi6e7mc97P7-KpU_7F-3JBnIE',
     phone: '4155550100',
     email: 'john.smith@example.com',
   },
   {
     username: 'ada.lovelace',
     displayName: 'Ada Lovelace',
-    passwordHash:
-      'scrypt$16384$8$1$w8-ckVObNSxUnfsZUFO-Hg$xvOPF_BVBtEcHMJ3JguxjNyiiVJTuA7RnWGm8mNtuOs',
+    passwordHash: 'scrypt$16384$8$1$w8-ckVObNSxUnfsZUFO-Hg$xvOPF_BVBtEcHMJ3JguxjNyiiVJTuA7RnWGm8mNtuOs',
     email: 'ada@example.com',
   },
 ];
 
 /** Compared against when the username is unknown, so both answers take the same time. */
-const DUMMY_HASH =
-  'scrypt$16384$8$1$2CtuWAGAGJyV0n5jyvOB3w$YL0FUfja9e0rQS2nwhoTPzG7pftyBFTSFVZvheFNMHY';
+const DUMMY_HASH = 'scrypt$16384$8$1$2CtuWAGAGJyV0n5jyvOB3w$YL0FUfja9e0rQS2nwhoTPzG7pftyBFTSFVZvheFNMHY';
 
 export function normalizeUsername(raw: unknown): string {
   return typeof raw === 'string' ? raw.trim().toLowerCase() : '';
@@ -66,10 +58,7 @@ async function passwordMatches(password: string, stored: string): Promise<boolea
 }
 
 /** The user when username and password match; `undefined` otherwise (same cost either way). */
-export async function authenticate(
-  rawUsername: unknown,
-  rawPassword: unknown,
-): Promise<DemoUser | undefined> {
+export async function authenticate(rawUsername: unknown, rawPassword: unknown): Promise<DemoUser | undefined> {
   const username = normalizeUsername(rawUsername);
   const password = typeof rawPassword === 'string' ? rawPassword.slice(0, 1024) : '';
   const user = findUser(username);

@@ -78,12 +78,10 @@ export function signInPage(view: SignInView): SafeHtml {
     <thead><tr><th scope="col">Username</th><th scope="col">Gets codes by</th></tr></thead>
     <tbody>
       ${view.users.map(
-        (user) => html`<tr><td><code>${user.username}</code></td><td>${[
-          user.phone ? `SMS to ${user.phone}` : '',
-          user.email ? `email to ${user.email}` : '',
-        ]
-          .filter(Boolean)
-          .join(' and ')}</td></tr>`,
+        (user) =>
+          html`<tr><td><code>${user.username}</code></td><td>${[user.phone ? `SMS to ${user.phone}` : '', user.email ? `email to ${user.email}` : '']
+            .filter(Boolean)
+            .join(' and ')}</td></tr>`,
       )}
     </tbody>
   </table>

@@ -62,8 +62,12 @@ function printDeclaration(node: ts.Node): string {
 function topLevelDeclarations(sourceFile: ts.SourceFile): ts.Statement[] {
   return sourceFile.statements.filter(
     (s) =>
-      ts.isInterfaceDeclaration(s) || ts.isTypeAliasDeclaration(s) || ts.isClassDeclaration(s) || ts.isFunctionDeclaration(s) ||
-      ts.isEnumDeclaration(s) || ts.isVariableStatement(s) ||
+      ts.isInterfaceDeclaration(s) ||
+      ts.isTypeAliasDeclaration(s) ||
+      ts.isClassDeclaration(s) ||
+      ts.isFunctionDeclaration(s) ||
+      ts.isEnumDeclaration(s) ||
+      ts.isVariableStatement(s) ||
       // A namespace, not an augmentation of another package's module (`declare module 'fastify'`).
       (ts.isModuleDeclaration(s) && !ts.isStringLiteral(s.name)),
   );
@@ -86,8 +90,13 @@ export function buildReports(packageDir: string): Reports {
   const entries = entriesOf(manifest);
   const files = entries.flatMap(({ esm, cjs }) => [esm, ...(cjs === undefined ? [] : [cjs])].map((file) => join(packageDir, file)));
   const program = ts.createProgram(files, {
-    module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022,
-    strict: true, noEmit: true, types: ['node'], skipLibCheck: true,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    target: ts.ScriptTarget.ES2022,
+    strict: true,
+    noEmit: true,
+    types: ['node'],
+    skipLibCheck: true,
   });
   const checker = program.getTypeChecker();
   const reached = new Set<ts.Node>();

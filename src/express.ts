@@ -3,7 +3,16 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readJsonBody, readTextBody } from './core/http/body.js';
 import { createHttpHandler, type HttpExchange, type SessionPort } from './core/http/handler.js';
 import { createGuard, type RequireOtpOptions } from './core/http/guard.js';
-import { afterResponse, insecureCookieMessage, isRequest, notCalledError, requireResolveUser, trustAllProxiesError, withOtpApi, type OtpApi } from './core/http/adapter.js';
+import {
+  afterResponse,
+  insecureCookieMessage,
+  isRequest,
+  notCalledError,
+  requireResolveUser,
+  trustAllProxiesError,
+  withOtpApi,
+  type OtpApi,
+} from './core/http/adapter.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
 import { cookieSessionsOf, createCookieSessions, takeCookieSession, type CookieSession, type CookieSessionState } from './core/http/cookie-session.js';
@@ -70,7 +79,11 @@ function checkTrustProxy(req: ExpressRequest): void {
   const trusts = app.get('trust proxy fn');
   // Trusting 10 hops or more is trusting whatever the client writes: no real deployment has that many proxies.
   const trustsAnyone =
-    typeof trusts === 'function' && [['198.51.100.7', 9], ['2001:db8::7', 9]].some(([address, hop]) => trusts(address, hop) === true);
+    typeof trusts === 'function' &&
+    [
+      ['198.51.100.7', 9],
+      ['2001:db8::7', 9],
+    ].some(([address, hop]) => trusts(address, hop) === true);
   if (trustsAnyone) {
     throw trustAllProxiesError(`app.set('trust proxy', ${JSON.stringify(app.get('trust proxy')) ?? 'fn'})`, "app.set('trust proxy', 1)");
   }
@@ -78,7 +91,11 @@ function checkTrustProxy(req: ExpressRequest): void {
 }
 
 /** The one writer of every reply: JSON (`body`), HTML (`html`, typed by its headers) or empty. */
-function writeReply(res: ServerResponse, reply: { status: number; headers: Record<string, string>; body?: object; html?: string; afterReply?: () => Promise<void> }, setCookie?: string): void {
+function writeReply(
+  res: ServerResponse,
+  reply: { status: number; headers: Record<string, string>; body?: object; html?: string; afterReply?: () => Promise<void> },
+  setCookie?: string,
+): void {
   if (reply.afterReply !== undefined) afterResponse(res, reply.afterReply);
   if (setCookie !== undefined) res.appendHeader('Set-Cookie', setCookie);
   res.statusCode = reply.status;

@@ -86,7 +86,11 @@ function fastifySessionPort(request: FastifyRequest): SessionPort | undefined {
 
 /** Every reply of the plugin and its guard goes out here. */
 /** The one writer of every reply: JSON (`body`), HTML (`html`, typed by its headers) or empty. */
-function write(reply: FastifyReply, answer: { status: number; headers: Record<string, string>; body?: object; html?: string; afterReply?: () => Promise<void> }, setCookie?: string): FastifyReply {
+function write(
+  reply: FastifyReply,
+  answer: { status: number; headers: Record<string, string>; body?: object; html?: string; afterReply?: () => Promise<void> },
+  setCookie?: string,
+): FastifyReply {
   if (answer.afterReply !== undefined) afterResponse(reply.raw, answer.afterReply);
   reply.code(answer.status).headers(answer.headers);
   if (setCookie !== undefined) reply.header('set-cookie', setCookie);
@@ -101,10 +105,16 @@ function takeOptions(options: BlockidOtpFastifyOptions): { session: CookieSessio
   }
   // What Fastify's register() itself reads; the plugin serves at `basePath`, from the app's root.
   const { session, prefix, logLevel, logSerializers, trustProxy, ...rest } = options as BlockidOtpFastifyOptions & Record<string, unknown>;
-  if (prefix !== undefined) throw new TypeError(`blockidOtpFastify: the "prefix" register option does not apply to this plugin; set basePath: '${String(prefix)}/otp' instead.`);
-  if (trustProxy !== undefined) throw new TypeError("blockidOtpFastify: the client IP is Fastify's request.ip: set trustProxy on Fastify itself, e.g. Fastify({ trustProxy: '10.0.0.1' }) with your proxy's address.");
+  if (prefix !== undefined)
+    throw new TypeError(`blockidOtpFastify: the "prefix" register option does not apply to this plugin; set basePath: '${String(prefix)}/otp' instead.`);
+  if (trustProxy !== undefined)
+    throw new TypeError(
+      "blockidOtpFastify: the client IP is Fastify's request.ip: set trustProxy on Fastify itself, e.g. Fastify({ trustProxy: '10.0.0.1' }) with your proxy's address.",
+    );
   if (session !== undefined && !isCookieSession(session)) {
-    throw new TypeError('blockidOtpFastify: option "session" must be cookieSession(...) from "blockid-otp/fastify", or left out to use @fastify/session when it is registered first.');
+    throw new TypeError(
+      'blockidOtpFastify: option "session" must be cookieSession(...) from "blockid-otp/fastify", or left out to use @fastify/session when it is registered first.',
+    );
   }
   return { session, rest: rest as OtpOptions };
 }
@@ -123,7 +133,7 @@ const plugin: FastifyPluginAsync<BlockidOtpFastifyOptions> = async (fastify: Fas
     withOtpApi(
       {
         clearSession: () => {
-          if (cookies === undefined) throw new TypeError('blockid-otp: the session is @fastify/session\'s: end it with await request.session.destroy().');
+          if (cookies === undefined) throw new TypeError("blockid-otp: the session is @fastify/session's: end it with await request.session.destroy().");
           return cookies.clear();
         },
       },
@@ -150,7 +160,9 @@ const plugin: FastifyPluginAsync<BlockidOtpFastifyOptions> = async (fastify: Fas
     // @fastify/session registered after this plugin: two sessions, and the app would think it uses its own.
     fastify.addHook('onReady', async () => {
       if (fastify.hasRequestDecorator('session')) {
-        throw new TypeError('blockidOtpFastify: @fastify/session is registered after blockid-otp: register it before, or pass session: cookieSession() to keep blockid-otp\'s own cookie session.');
+        throw new TypeError(
+          "blockidOtpFastify: @fastify/session is registered after blockid-otp: register it before, or pass session: cookieSession() to keep blockid-otp's own cookie session.",
+        );
       }
     });
   }
@@ -204,7 +216,8 @@ export const blockidOtpFastify = Object.assign(plugin, {
 
 const missingPlugin = {
   error: 'server_error',
-  message: 'requireOtpFastify() ran without blockidOtpFastify in front of it: await app.register(blockidOtpFastify, { ... }) in this app (or a parent scope) before the routes it guards.',
+  message:
+    'requireOtpFastify() ran without blockidOtpFastify in front of it: await app.register(blockidOtpFastify, { ... }) in this app (or a parent scope) before the routes it guards.',
 };
 
 /** `requireOtpFastify(options?)` as a `preHandler`: lets verified sessions through; 401 `otp_required`, or 303 for pages when `redirectTo` is set. */

@@ -84,7 +84,8 @@ export function blockidOtpHono(options: BlockidOtpHonoOptions): BlockidOtpHonoMi
   if (isHonoCall(options, arguments[1]) || isRequest(options)) {
     throw notCalledError('blockidOtpHono', 'blockidOtpHono({ secret, resolveUser, email })');
   }
-  if (options === null || typeof options !== 'object') throw new TypeError('blockidOtpHono: expected an options object, e.g. blockidOtpHono({ secret, resolveUser, email }).');
+  if (options === null || typeof options !== 'object')
+    throw new TypeError('blockidOtpHono: expected an options object, e.g. blockidOtpHono({ secret, resolveUser, email }).');
   const { getIp, ...rest } = options;
   if (getIp !== undefined && typeof getIp !== 'function') {
     throw new TypeError('blockidOtpHono: option "getIp" must be a function (c) => the client\'s IP address, e.g. (c) => getConnInfo(c).remote.address.');

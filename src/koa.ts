@@ -7,7 +7,15 @@ import { readJsonBody, readTextBody } from './core/http/body.js';
 import { createHttpHandler, sessionMissingMessage, type SessionPort } from './core/http/handler.js';
 import { createGuard, type RequireOtpOptions } from './core/http/guard.js';
 import {
-  afterResponse, insecureCookieMessage, isRequest, notCalledError, requireResolveUser, sessionOrderError, trustAllProxiesError, withOtpApi, type OtpApi,
+  afterResponse,
+  insecureCookieMessage,
+  isRequest,
+  notCalledError,
+  requireResolveUser,
+  sessionOrderError,
+  trustAllProxiesError,
+  withOtpApi,
+  type OtpApi,
 } from './core/http/adapter.js';
 import { createOtpService } from './core/service.js';
 import type { OtpOptions } from './core/options.js';
@@ -115,7 +123,11 @@ function checkCookieCanBeSet(ctx: KoaContext): void {
 }
 
 /** The one writer of every reply: JSON (`body`), HTML (`html`, typed by its headers) or empty. */
-function respond(ctx: KoaContext, reply: { status: number; headers: Record<string, string>; body?: object; html?: string; afterReply?: () => Promise<void> }, setCookie?: string): void {
+function respond(
+  ctx: KoaContext,
+  reply: { status: number; headers: Record<string, string>; body?: object; html?: string; afterReply?: () => Promise<void> },
+  setCookie?: string,
+): void {
   // Koa writes the reply after the middleware returns: deliveries start once it is written.
   if (reply.afterReply !== undefined) afterResponse(ctx.res, reply.afterReply);
   ctx.status = reply.status;

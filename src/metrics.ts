@@ -125,9 +125,7 @@ function reuse<M extends Counter<string> | Histogram<string>>(
   // By class name too: the app's registry may come from another copy of prom-client.
   const sameType = existing instanceof type || existing.constructor?.name === type.name;
   const sameLabels =
-    Array.isArray(existing.labelNames) &&
-    existing.labelNames.length === labelNames.length &&
-    labelNames.every((label) => existing.labelNames?.includes(label));
+    Array.isArray(existing.labelNames) && existing.labelNames.length === labelNames.length && labelNames.every((label) => existing.labelNames?.includes(label));
   if (!sameType || !sameLabels) {
     throw configError(
       `prometheusMetrics: the registry already holds a different metric named ${name} ` +
@@ -182,12 +180,7 @@ export function prometheusMetrics(options: PrometheusMetricsOptions = {}): Prome
     ['channel', 'npa'],
   );
   const locks = counter('locks_total', 'Usernames locked after wrong guesses: timed (lockSeconds) or permanent (maxConsecutiveFailures).', ['kind']);
-  const timeToVerify = histogram(
-    'time_to_verify_seconds',
-    'Seconds from issuing a code to its successful verification.',
-    [],
-    TIME_TO_VERIFY_BUCKETS_SECONDS,
-  );
+  const timeToVerify = histogram('time_to_verify_seconds', 'Seconds from issuing a code to its successful verification.', [], TIME_TO_VERIFY_BUCKETS_SECONDS);
 
   // Series with closed label sets start at 0, so rate() and ratios work before the first event.
   for (const limit of RATE_LIMIT_LABELS) rateLimited.inc({ limit }, 0);

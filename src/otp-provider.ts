@@ -53,7 +53,10 @@ function missingVariables(env: NodeJS.ProcessEnv, channel: keyof typeof CHANNEL_
 async function fromEnvironment(env: NodeJS.ProcessEnv) {
   const secret = env.OTP_SECRET;
   if (secret === undefined || secret.length < 32) {
-    throw configError(`${FACTORY}: OTP_SECRET is not set (or shorter than 32 characters): set it to a random string, e.g. \`openssl rand -hex 32\`.`, 'missing-environment-variable');
+    throw configError(
+      `${FACTORY}: OTP_SECRET is not set (or shorter than 32 characters): set it to a random string, e.g. \`openssl rand -hex 32\`.`,
+      'missing-environment-variable',
+    );
   }
   let sms: SmsSender | undefined;
   const { TWILIO_ACCOUNT_SID: accountSid, TWILIO_AUTH_TOKEN: authToken, TWILIO_FROM: from, TWILIO_MESSAGING_SERVICE_SID: messagingServiceSid } = env;
@@ -88,8 +91,13 @@ async function fromEnvironment(env: NodeJS.ProcessEnv) {
   try {
     service = createOtpService(
       {
-        secret, ...(sms && { sms }), ...(email && { email }), ...(store && { store }), ...(env.OTP_APP_NAME && { appName: env.OTP_APP_NAME }),
-        ...(testDestinations && { testDestinations }), ...(testDestinationsExpireAt && { testDestinationsExpireAt }),
+        secret,
+        ...(sms && { sms }),
+        ...(email && { email }),
+        ...(store && { store }),
+        ...(env.OTP_APP_NAME && { appName: env.OTP_APP_NAME }),
+        ...(testDestinations && { testDestinations }),
+        ...(testDestinationsExpireAt && { testDestinationsExpireAt }),
       },
       FACTORY,
       resolution,
@@ -99,15 +107,19 @@ async function fromEnvironment(env: NodeJS.ProcessEnv) {
     throw error;
   }
   const missing = { sms: sms ? [] : missingVariables(env, 'sms'), email: email ? [] : missingVariables(env, 'email') };
-  return { service, missing, close: async () => { await store?.close?.(); await close(); } };
+  return {
+    service,
+    missing,
+    close: async () => {
+      await store?.close?.();
+      await close();
+    },
+  };
 }
 
 /** A channel the destinations ask for whose variables are not all set: the error names the first one missing. */
 function checkConfigured({ missing }: Provider, destinations: Destinations): void {
-  const asked = [
-    ...(destinations?.smsTo !== undefined ? (['sms'] as const) : []),
-    ...(destinations?.emailTo !== undefined ? (['email'] as const) : []),
-  ];
+  const asked = [...(destinations?.smsTo !== undefined ? (['sms'] as const) : []), ...(destinations?.emailTo !== undefined ? (['email'] as const) : [])];
   for (const channel of asked) {
     const [first, ...rest] = missing[channel];
     if (first === undefined) continue;

@@ -3,5 +3,10 @@
  * loads `pg` (an optional peer dependency; the caller passes the Pool, and the types name only the part of it the store uses).
  */
 export {
-  postgresStore, postgresSchemaSql, type PostgresStore, type PostgresStoreOptions, type PostgresPoolLike, type PostgresClientLike,
+  postgresStore,
+  postgresSchemaSql,
+  type PostgresStore,
+  type PostgresStoreOptions,
+  type PostgresPoolLike,
+  type PostgresClientLike,
 } from './stores/postgres.js';

@@ -5,6 +5,18 @@
  * written on `OtpStore`.
  */
 export type {
-  OtpStore, SendPlan, SendDecision, Counter, Refusal, Space, LockPolicy, LockStarted, VerifyRequest, VerifyOutcome, AttemptRequest, AttemptStart, SettleRequest,
+  OtpStore,
+  SendPlan,
+  SendDecision,
+  Counter,
+  Refusal,
+  Space,
+  LockPolicy,
+  LockStarted,
+  VerifyRequest,
+  VerifyOutcome,
+  AttemptRequest,
+  AttemptStart,
+  SettleRequest,
   PeekLinkRequest,
 } from './stores/types.js';

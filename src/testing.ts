@@ -11,9 +11,7 @@
  * ```
  */
 import { configError } from './core/errors.js';
-import type {
-  EmailMessage, EmailSender, SmsMessage, SmsSender, VoiceMessage, VoiceSender, WhatsAppMessage, WhatsAppSender,
-} from './core/types.js';
+import type { EmailMessage, EmailSender, SmsMessage, SmsSender, VoiceMessage, VoiceSender, WhatsAppMessage, WhatsAppSender } from './core/types.js';
 
 /** One message as its sender got it, with the channel it went through. */
 export type CapturedMessage =
@@ -87,7 +85,11 @@ export function captureSenders(): CapturedSenders {
   };
 
   /** Waits for a new message that `match` accepts; the timer is cleared as soon as it settles. */
-  const waitForNew = <T>(match: (message: CapturedMessage, index: number) => T | undefined, options: WaitOptions | undefined, what: () => string): Promise<T> => {
+  const waitForNew = <T>(
+    match: (message: CapturedMessage, index: number) => T | undefined,
+    options: WaitOptions | undefined,
+    what: () => string,
+  ): Promise<T> => {
     const timeoutMs = checkTimeout(options);
     return new Promise<T>((resolve, reject) => {
       const waiter = (message: CapturedMessage, index: number) => {
@@ -144,7 +146,11 @@ export function captureSenders(): CapturedSenders {
           return message;
         }
       }
-      return waitForNew((message, index) => (match(message, index) ? message : undefined), options, () => 'no matching message was sent');
+      return waitForNew(
+        (message, index) => (match(message, index) ? message : undefined),
+        options,
+        () => 'no matching message was sent',
+      );
     },
     clear() {
       outbox.length = 0;

@@ -79,8 +79,7 @@ function setUp(root) {
 
   /** @param {string} channel */
   function where(channel) {
-    const spoken = (/** @type {string} */ name) =>
-      channelButtons.find((b) => b.dataset.channel === name)?.dataset.spoken ?? '';
+    const spoken = (/** @type {string} */ name) => channelButtons.find((b) => b.dataset.channel === name)?.dataset.spoken ?? '';
     if (channel === 'sms') return `by text message to ${spoken('sms')}`;
     if (channel === 'whatsapp') return `by WhatsApp to ${spoken('whatsapp')}`;
     if (channel === 'voice') return `by a voice call to ${spoken('voice')}: answer it to hear the code`;
@@ -247,9 +246,7 @@ function setUp(root) {
     const raw = codeInput.value.trim();
     if (method === 'recovery') {
       const compact = raw.replace(/[\s-]/g, '');
-      return /^[0-9A-Za-z]{12}$/.test(compact)
-        ? { code: raw }
-        : { error: 'Enter one of your recovery codes: 12 letters and digits, like 7KQM-3DWX-9HBT.' };
+      return /^[0-9A-Za-z]{12}$/.test(compact) ? { code: raw } : { error: 'Enter one of your recovery codes: 12 letters and digits, like 7KQM-3DWX-9HBT.' };
     }
     const digits = raw.replace(/[\s-]/g, '');
     const length = method === 'totp' ? 6 : codeLength;

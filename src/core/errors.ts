@@ -81,11 +81,7 @@ export class OtpError extends Error {
   /** For DELIVERY_FAILED: whether trying the same send again may succeed (timeouts, 5xx, 429). */
   readonly retryable?: boolean;
 
-  constructor(
-    code: OtpErrorCode,
-    message: string,
-    extra: { retryAfterSeconds?: number; retryable?: boolean; cause?: unknown } = {},
-  ) {
+  constructor(code: OtpErrorCode, message: string, extra: { retryAfterSeconds?: number; retryable?: boolean; cause?: unknown } = {}) {
     super(withDocsLink(message, anchorOf(code)), extra.cause === undefined ? undefined : { cause: extra.cause });
     this.code = code;
     this.status = defaultStatus[code];

@@ -16,7 +16,13 @@ export interface OtpEventMap {
   /** Handed to the sender (`test: true`: a test destination, nothing was sent). */
   sent: { username: string; channel: Channel; destination: string; ip?: string; test?: true };
   verified: { username: string; method?: VerifyMethod; ip?: string };
-  failed: { username: string; reason: 'wrong_code' | 'no_code' | 'malformed_code' | 'too_many_attempts' | 'locked'; method?: VerifyMethod; ip?: string; decoy?: true };
+  failed: {
+    username: string;
+    reason: 'wrong_code' | 'no_code' | 'malformed_code' | 'too_many_attempts' | 'locked';
+    method?: VerifyMethod;
+    ip?: string;
+    decoy?: true;
+  };
   /** A timed lock (`lockSeconds`), or the consecutive-failure cap (`permanent: true`, until `unlock()`). */
   locked: { username: string; lockSeconds?: number; permanent?: true; ip?: string; decoy?: true };
   rate_limited: { username?: string; limit: string; retryAfterSeconds: number; ip?: string; channel?: Channel; destination?: string; decoy?: true };
@@ -72,7 +78,8 @@ export function createEvents(logger: OtpLogger | undefined): OtpEvents {
   };
   return {
     on(event, listener) {
-      if (!Object.hasOwn(levels, event)) throw configError(`blockid-otp: unknown event "${String(event)}"; events are ${Object.keys(levels).join(', ')}.`, 'invalid-argument');
+      if (!Object.hasOwn(levels, event))
+        throw configError(`blockid-otp: unknown event "${String(event)}"; events are ${Object.keys(levels).join(', ')}.`, 'invalid-argument');
       if (!listeners.has(event)) listeners.set(event, new Set());
       listeners.get(event)?.add(listener as (payload: never) => void);
     },

@@ -147,8 +147,24 @@ export interface LinkOptions {
   redirectTo?: string | undefined;
 }
 
-type Optional = 'resolveUser' | 'sms' | 'email' | 'logger' | 'webOtpDomain' | 'limits' | 'whatsapp' | 'voice' | 'fallback' | 'lookup' | 'allowNumberTypes'
-  | 'testDestinations' | 'testDestinationsExpireAt' | 'onRecoveryCodeUsed' | 'metrics' | 'totpIssuer' | 'link';
+type Optional =
+  | 'resolveUser'
+  | 'sms'
+  | 'email'
+  | 'logger'
+  | 'webOtpDomain'
+  | 'limits'
+  | 'whatsapp'
+  | 'voice'
+  | 'fallback'
+  | 'lookup'
+  | 'allowNumberTypes'
+  | 'testDestinations'
+  | 'testDestinationsExpireAt'
+  | 'onRecoveryCodeUsed'
+  | 'metrics'
+  | 'totpIssuer'
+  | 'link';
 
 export interface ResolvedOptions extends Required<Omit<OtpOptions, Optional>> {
   resolveUser: ResolveUser | undefined;
@@ -205,10 +221,38 @@ const defaults = {
 } satisfies Partial<OtpOptions>;
 
 const knownOptions = [
-  'secret', 'resolveUser', 'sms', 'email', 'store', 'basePath', 'codeLength', 'ttlSeconds', 'maxAttempts',
-  'resendCooldownSeconds', 'appName', 'messages', 'defaultLocale', 'webOtpDomain', 'awaitDelivery',
-  'deliveryTimeoutMs', 'deliveryRetries', 'maxBodyBytes', 'normalizeUsername', 'limits', 'logger', 'whatsapp', 'voice',
-  'fallback', 'lookup', 'allowNumberTypes', 'testDestinations', 'testDestinationsExpireAt', 'onRecoveryCodeUsed', 'metrics', 'totpIssuer', 'link',
+  'secret',
+  'resolveUser',
+  'sms',
+  'email',
+  'store',
+  'basePath',
+  'codeLength',
+  'ttlSeconds',
+  'maxAttempts',
+  'resendCooldownSeconds',
+  'appName',
+  'messages',
+  'defaultLocale',
+  'webOtpDomain',
+  'awaitDelivery',
+  'deliveryTimeoutMs',
+  'deliveryRetries',
+  'maxBodyBytes',
+  'normalizeUsername',
+  'limits',
+  'logger',
+  'whatsapp',
+  'voice',
+  'fallback',
+  'lookup',
+  'allowNumberTypes',
+  'testDestinations',
+  'testDestinationsExpireAt',
+  'onRecoveryCodeUsed',
+  'metrics',
+  'totpIssuer',
+  'link',
 ] as const;
 const SENDER_EXAMPLES = {
   sms: 'twilioSms({ client, from })',
@@ -252,7 +296,8 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
     fail('option "fallback" must list phone channels once each, in order, e.g. ["whatsapp", "sms", "voice"].');
   }
   for (const channel of fallback) {
-    if (options[channel] === undefined) fail(`option "fallback" names "${channel}", but no "${channel}" sender is configured (e.g. ${SENDER_EXAMPLES[channel]}).`);
+    if (options[channel] === undefined)
+      fail(`option "fallback" names "${channel}", but no "${channel}" sender is configured (e.g. ${SENDER_EXAMPLES[channel]}).`);
   }
   const lookup = options.lookup;
   if (lookup !== undefined && (typeof lookup?.lookup !== 'function' || !['block', 'monitor'].includes(lookup.mode) || !Array.isArray(lookup.allow))) {
@@ -302,7 +347,10 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
     if (options[name] !== undefined && typeof options[name] !== 'function') fail(`option "${name}" must be a function.`);
   }
   const logger = options.logger;
-  if (logger !== undefined && !['info', 'warn', 'error'].every((level) => typeof (logger as unknown as Record<string, unknown> | null)?.[level] === 'function')) {
+  if (
+    logger !== undefined &&
+    !['info', 'warn', 'error'].every((level) => typeof (logger as unknown as Record<string, unknown> | null)?.[level] === 'function')
+  ) {
     fail('option "logger" must have info, warn and error methods (pino and console both do).');
   }
   if (options.messages !== undefined && (options.messages === null || typeof options.messages !== 'object')) {
@@ -349,7 +397,9 @@ export function resolveOptions(options: OtpOptions, factory: string, { senderReq
     lookup,
     allowNumberTypes,
     testDestinations: resolveTestDestinations(options.testDestinations, options.testDestinationsExpireAt, {
-      codeLength, factory, ...(testDestinationNames && { names: testDestinationNames }),
+      codeLength,
+      factory,
+      ...(testDestinationNames && { names: testDestinationNames }),
     }),
     onRecoveryCodeUsed: options.onRecoveryCodeUsed,
     metrics,
@@ -372,19 +422,31 @@ function resolveLink(link: LinkOptions | undefined, fail: (message: string) => n
   } catch {
     url = undefined;
   }
-  if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:') || link.url.includes('?') || link.url.includes('#') || url.username !== '' || url.password !== '') {
-    return fail(`option "link.url" must be the absolute http(s) URL where the app serves {basePath}/link, without query or fragment, ${example} (got ${JSON.stringify(link.url)}).`);
+  if (
+    url === undefined ||
+    (url.protocol !== 'https:' && url.protocol !== 'http:') ||
+    link.url.includes('?') ||
+    link.url.includes('#') ||
+    url.username !== '' ||
+    url.password !== ''
+  ) {
+    return fail(
+      `option "link.url" must be the absolute http(s) URL where the app serves {basePath}/link, without query or fragment, ${example} (got ${JSON.stringify(link.url)}).`,
+    );
   }
   const redirectTo = link.redirectTo ?? '/';
   if (typeof redirectTo !== 'string' || !redirectTo.startsWith('/') || redirectTo.startsWith('//') || /[\\\u0000-\u001f\u007f]/.test(redirectTo)) {
-    return fail('option "link.redirectTo" must be a path on this site starting with a single "/", e.g. "/account" (not "//host" or "/\\host", which browsers read as another site).');
+    return fail(
+      'option "link.redirectTo" must be a path on this site starting with a single "/", e.g. "/account" (not "//host" or "/\\host", which browsers read as another site).',
+    );
   }
   return { url: url.href, redirectTo };
 }
 
 function resolveLimits(limits: OtpOptions['limits'], fail: (message: string) => never, factory: string): OtpLimits {
   if (limits === undefined) return defaultLimits;
-  if (limits === null || typeof limits !== 'object') return fail('option "limits" must be an object, e.g. { sendsPerIp: { points: 30, windowSeconds: 3600 } }.');
+  if (limits === null || typeof limits !== 'object')
+    return fail('option "limits" must be an object, e.g. { sendsPerIp: { points: 30, windowSeconds: 3600 } }.');
   for (const name of Object.keys(limits)) if (!knownLimits.includes(name)) throw unknownOptionError(factory, name, knownLimits, 'limit');
   const resolved = { ...defaultLimits, ...definedOnly(limits) };
   for (const name of ['sendsPerUsername', 'sendsPerDestination', 'sendsPerIp', 'smsPerPrefix'] as const) {
@@ -401,7 +463,9 @@ function resolveLimits(limits: OtpOptions['limits'], fail: (message: string) => 
   }
   if (!isCount(resolved.lockSeconds, 86_400) || resolved.lockSeconds < 1) fail('limit "limits.lockSeconds" must be from 1 to 86400.');
   if (!isCount(resolved.maxConsecutiveFailures, NIST_MAX_FAILURES) || resolved.maxConsecutiveFailures < 1) {
-    fail(`limit "limits.maxConsecutiveFailures" must be a whole number from 1 to ${NIST_MAX_FAILURES} (NIST SP 800-63B allows at most ${NIST_MAX_FAILURES} failed attempts).`);
+    fail(
+      `limit "limits.maxConsecutiveFailures" must be a whole number from 1 to ${NIST_MAX_FAILURES} (NIST SP 800-63B allows at most ${NIST_MAX_FAILURES} failed attempts).`,
+    );
   }
   if (!isCount(resolved.failureMemorySeconds, 366 * 86_400) || resolved.failureMemorySeconds < resolved.lockSeconds) {
     fail('limit "limits.failureMemorySeconds" must be a whole number of seconds, at least "lockSeconds" and at most 31622400 (366 days).');

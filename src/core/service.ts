@@ -135,27 +135,33 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
     options: config,
 
     generateOtp: (username, destinations, context = {}) =>
-      inSpan('blockid_otp.send', { 'blockid_otp.channel': destinations?.smsTo && destinations?.emailTo ? 'both' : destinations?.smsTo ? 'sms' : 'email' }, async (span) => {
-        const normalized = normalizeUsername(username);
-        const ip = context?.ip;
-        if (ip !== undefined && typeof ip !== 'string') throw new OtpError('INVALID_REQUEST', 'generateOtp(username, destinations, { ip }): ip must be a string.');
-        const targets = strictTargets(destinations, senders, phoneRules);
-        // The caller chose these destinations: a refused line type is an invalid number, said before anything is issued.
-        if (lineTypeGate !== undefined && testDestinations?.codeForTargets(targets) === undefined) {
-          for (const target of targets) {
-            if (target.channel !== 'email' && !(await lineTypeGate(target.to, normalized))) {
-              throw new OtpError('INVALID_PHONE', 'smsTo is a line type that cannot receive codes here (see the lookup option\'s "allow").');
+      inSpan(
+        'blockid_otp.send',
+        { 'blockid_otp.channel': destinations?.smsTo && destinations?.emailTo ? 'both' : destinations?.smsTo ? 'sms' : 'email' },
+        async (span) => {
+          const normalized = normalizeUsername(username);
+          const ip = context?.ip;
+          if (ip !== undefined && typeof ip !== 'string')
+            throw new OtpError('INVALID_REQUEST', 'generateOtp(username, destinations, { ip }): ip must be a string.');
+          const targets = strictTargets(destinations, senders, phoneRules);
+          // The caller chose these destinations: a refused line type is an invalid number, said before anything is issued.
+          if (lineTypeGate !== undefined && testDestinations?.codeForTargets(targets) === undefined) {
+            for (const target of targets) {
+              if (target.channel !== 'email' && !(await lineTypeGate(target.to, normalized))) {
+                throw new OtpError('INVALID_PHONE', 'smsTo is a line type that cannot receive codes here (see the lookup option\'s "allow").');
+              }
             }
           }
-        }
-        const planned = targets.map((target) => ({ channel: target.channel, target }));
-        const issued = await issue(normalized, 'user', planned, { slot: '', countIp: ip !== undefined, ip });
-        span.setAttribute('blockid_otp.outcome', 'sent');
-        const locale = composer.locale(destinations.locale, undefined);
-        const channels = await deliver(issued, normalized, locale, { ...(ip !== undefined && { ip }), metrics, trace: captureContext(span), gate: false });
-        if (channels.length === 0) throw new OtpError('DELIVERY_FAILED', 'The code could not be delivered on any channel; see the delivery_failed event for why.');
-        return { channels: channels as ('sms' | 'email')[], expiresAt: issued.expiresAt };
-      }),
+          const planned = targets.map((target) => ({ channel: target.channel, target }));
+          const issued = await issue(normalized, 'user', planned, { slot: '', countIp: ip !== undefined, ip });
+          span.setAttribute('blockid_otp.outcome', 'sent');
+          const locale = composer.locale(destinations.locale, undefined);
+          const channels = await deliver(issued, normalized, locale, { ...(ip !== undefined && { ip }), metrics, trace: captureContext(span), gate: false });
+          if (channels.length === 0)
+            throw new OtpError('DELIVERY_FAILED', 'The code could not be delivered on any channel; see the delivery_failed event for why.');
+          return { channels: channels as ('sms' | 'email')[], expiresAt: issued.expiresAt };
+        },
+      ),
 
     async verifyOtp(username, code) {
       const result = await service.checkCode(normalizeUsername(username), String(code), { binding: null });
@@ -184,9 +190,13 @@ export function createOtpService(options: OtpOptions, factory = 'createOtpServic
         const destinations = config.resolveUser === undefined ? null : await config.resolveUser(username, context.req);
         // One space per username, chosen only by whether resolveUser returned a user.
         const space: Space = destinations !== null && typeof destinations === 'object' ? 'user' : 'decoy';
-        const targets = lenientTargets(destinations ?? undefined, channel, senders, (reason) =>
-          config.logger?.warn({ event: 'otp.invalid_destination', username, reason }, 'blockid-otp: resolveUser returned an unusable destination'),
-        phoneRules);
+        const targets = lenientTargets(
+          destinations ?? undefined,
+          channel,
+          senders,
+          (reason) => config.logger?.warn({ event: 'otp.invalid_destination', username, reason }, 'blockid-otp: resolveUser returned an unusable destination'),
+          phoneRules,
+        );
         // Every channel asked for is in the plan: a channel the user lacks is a stand-in that delivers nothing.
         const planned = wantedChannels(channel, senders).map((wanted) => ({ channel: wanted, target: targets.find((t) => t.channel === wanted) ?? null }));
         let issued: Awaited<ReturnType<typeof issue>>;

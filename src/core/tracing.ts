@@ -120,12 +120,7 @@ export interface SpanOptions {
  * Runs `fn` in a new active span (spans started inside it nest under it) and ends the span.
  * When `fn` throws, the span gets `error.type` and status ERROR, and the error is rethrown.
  */
-export async function inSpan<T>(
-  name: OtpSpanName,
-  attributes: OtpSpanAttributes,
-  fn: (span: Span) => Promise<T> | T,
-  options: SpanOptions = {},
-): Promise<T> {
+export async function inSpan<T>(name: OtpSpanName, attributes: OtpSpanAttributes, fn: (span: Span) => Promise<T> | T, options: SpanOptions = {}): Promise<T> {
   const run = async (span: Span): Promise<T> => {
     try {
       return await fn(span);

@@ -61,7 +61,10 @@ export function checkOptions(factory: string, options: unknown, known: readonly 
 export function unknownOptionError(factory: string, name: string, known: readonly string[], kind = 'option'): TypeError {
   const suggestion = closest(name, known);
   const list = known.map((candidate) => `"${candidate}"`).join(', ');
-  return configError(`${factory}: unknown ${kind} "${name}"${suggestion ? `: did you mean "${suggestion}"?` : `; the ${kind}s are ${list}.`}`, anchorFor(factory));
+  return configError(
+    `${factory}: unknown ${kind} "${name}"${suggestion ? `: did you mean "${suggestion}"?` : `; the ${kind}s are ${list}.`}`,
+    anchorFor(factory),
+  );
 }
 
 /** A whole number from `min` to `max`, or the error that says so; `note` explains a special value (e.g. "0 turns it off"). */

@@ -68,10 +68,18 @@ export function devOutbox(options: { limit?: number | undefined; env?: NodeJS.Pr
     },
     whatsapp: {
       send: async (m) =>
-        keep({ channel: 'whatsapp', to: m.to, subject: 'WhatsApp authentication template', text: whatsappText(m.code, m.locale), username: m.username, at: new Date() }),
+        keep({
+          channel: 'whatsapp',
+          to: m.to,
+          subject: 'WhatsApp authentication template',
+          text: whatsappText(m.code, m.locale),
+          username: m.username,
+          at: new Date(),
+        }),
     },
     voice: {
-      send: async (m) => keep({ channel: 'voice', to: m.to, subject: 'What the call says', text: callText(m.code, m.appName, m.locale), username: m.username, at: new Date() }),
+      send: async (m) =>
+        keep({ channel: 'voice', to: m.to, subject: 'What the call says', text: callText(m.code, m.appName, m.locale), username: m.username, at: new Date() }),
     },
     entries: () => [...entries],
     clear: () => {

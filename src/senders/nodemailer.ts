@@ -34,21 +34,24 @@ export function nodemailerEmail(options: NodemailerEmailOptions): EmailSender {
   if (given === undefined) assertPeerInstalled('nodemailer', 'nodemailerEmail', '"smtpUrl"');
   let transporter: Promise<MailTransporterLike> | undefined = given && Promise.resolve(given);
 
-  return withProvider({
-    async send(message: EmailMessage): Promise<void> {
-      transporter ??= buildTransporter(smtpUrl!, transportOptions).catch((error: unknown) => {
-        transporter = undefined;
-        throw error;
-      });
-      const ready = await transporter;
-      const { to, subject, text, html } = message;
-      try {
-        await ready.sendMail({ from, to, subject, text, html });
-      } catch (error) {
-        throw deliveryFailed(error);
-      }
+  return withProvider(
+    {
+      async send(message: EmailMessage): Promise<void> {
+        transporter ??= buildTransporter(smtpUrl!, transportOptions).catch((error: unknown) => {
+          transporter = undefined;
+          throw error;
+        });
+        const ready = await transporter;
+        const { to, subject, text, html } = message;
+        try {
+          await ready.sendMail({ from, to, subject, text, html });
+        } catch (error) {
+          throw deliveryFailed(error);
+        }
+      },
     },
-  }, 'smtp');
+    'smtp',
+  );
 }
 
 interface Resolved {
@@ -59,7 +62,7 @@ interface Resolved {
 }
 
 function validate(options: NodemailerEmailOptions): Resolved {
-  checkOptions('nodemailerEmail', options, knownOptions, "nodemailerEmail({ transporter, from })");
+  checkOptions('nodemailerEmail', options, knownOptions, 'nodemailerEmail({ transporter, from })');
   const { transporter, smtpUrl, transportOptions, from } = options as Resolved;
 
   if ((transporter === undefined) === (smtpUrl === undefined)) {

@@ -3,7 +3,18 @@ import { checkOptions, wholeNumber } from '../core/validate.js';
 import { OtpError } from '../core/errors.js';
 import { checkTag } from './tag.js';
 import type {
-  AttemptRequest, AttemptStart, Counter, LockPolicy, LockStarted, OtpStore, Refusal, SendDecision, SendPlan, SettleRequest, Space, VerifyOutcome,
+  AttemptRequest,
+  AttemptStart,
+  Counter,
+  LockPolicy,
+  LockStarted,
+  OtpStore,
+  Refusal,
+  SendDecision,
+  SendPlan,
+  SettleRequest,
+  Space,
+  VerifyOutcome,
 } from './types.js';
 
 /** A session slot: its code (while `codeExpiresAtMs` is set) and its resend cooldown, each an entry of its own towards `maxEntries`. */
@@ -126,8 +137,19 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
     let entry = spaces[space].get(user);
     if (entry === undefined) {
       entry = {
-        slot: undefined, hash: '', linkHash: undefined, tag: undefined, attempts: 0, issuedAtMs: 0, codeExpiresAtMs: 0, cooldownUntilMs: 0,
-        others: undefined, sends: 0, sendsExpiresAtMs: 0, failure: undefined, uses: undefined,
+        slot: undefined,
+        hash: '',
+        linkHash: undefined,
+        tag: undefined,
+        attempts: 0,
+        issuedAtMs: 0,
+        codeExpiresAtMs: 0,
+        cooldownUntilMs: 0,
+        others: undefined,
+        sends: 0,
+        sendsExpiresAtMs: 0,
+        failure: undefined,
+        uses: undefined,
       };
       spaces[space].set(user, entry);
     }
@@ -169,8 +191,13 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
     sendsOf(space, now);
     liveFailure(space, now);
     if (space.uses !== undefined) sweepMap(space.uses, now);
-    return space.slot === undefined && (space.others === undefined || space.others.size === 0) && space.sendsExpiresAtMs === 0
-      && space.failure === undefined && (space.uses === undefined || space.uses.size === 0);
+    return (
+      space.slot === undefined &&
+      (space.others === undefined || space.others.size === 0) &&
+      space.sendsExpiresAtMs === 0 &&
+      space.failure === undefined &&
+      (space.uses === undefined || space.uses.size === 0)
+    );
   };
   let lastSweepMs = 0;
   const sweep = (): void => {

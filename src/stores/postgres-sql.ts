@@ -98,8 +98,7 @@ export function schemaSql({ schema, tablePrefix, unlogged }: SchemaOptions): str
   const { q, namespace } = sqlNames(schema, tablePrefix);
   const ns = quoteLiteral(namespace);
   const lockUser = (user: string) => `PERFORM pg_advisory_xact_lock(${lockClass.user}, hashtext(${ns} || (${user})));`;
-  const index = (table: TableName) =>
-    `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${tablePrefix}${table}_expires_at_idx`)} ON ${q(table)} (expires_at);`;
+  const index = (table: TableName) => `CREATE INDEX IF NOT EXISTS ${quoteIdent(`${tablePrefix}${table}_expires_at_idx`)} ON ${q(table)} (expires_at);`;
   const ms = (value: string) => `(${value})::bigint * interval '1 millisecond'`;
   const perUserKey = (user: string, space: string) => `chr(1) || ${space} || ':' || ${user}`;
   // Each table's storage settings, changed only where they differ (ALTER TABLE … SET LOGGED or
@@ -118,7 +117,9 @@ export function schemaSql({ schema, tablePrefix, unlogged }: SchemaOptions): str
         `  IF (SELECT relpersistence FROM pg_class WHERE oid = ${name}::regclass) <> '${persistence}' THEN
     ALTER TABLE ${q(table)} SET ${persistence === 'u' ? 'UNLOGGED' : 'LOGGED'};
   END IF;`,
-      ].filter(Boolean).join('\n');
+      ]
+        .filter(Boolean)
+        .join('\n');
     })
     .join('\n');
 
@@ -664,7 +665,10 @@ export function sweepSql(names: SqlNames, table: TableName, batchSize: number): 
  * tables whose persistence is not what `unlogged` says]`.
  */
 export function functionsSql(names: SqlNames, unlogged: boolean): string {
-  const fns = [...['send', 'verify', 'attempt', 'settle', 'unlock', 'consume'].map((fn) => `${names.q(fn)}(jsonb)`), `${names.q('deadline')}(double precision)`];
+  const fns = [
+    ...['send', 'verify', 'attempt', 'settle', 'unlock', 'consume'].map((fn) => `${names.q(fn)}(jsonb)`),
+    `${names.q('deadline')}(double precision)`,
+  ];
   const persistence = tableNames.map((table) => `(${quoteLiteral(names.q(table))}, '${unlogged && unloggedTables.includes(table) ? 'u' : 'p'}')`);
   return `SELECT json_build_array(
   (SELECT count(*) FROM unnest(ARRAY[${fns.map((fn) => quoteLiteral(fn)).join(', ')}]) f WHERE to_regprocedure(f) IS NULL),

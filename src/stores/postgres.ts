@@ -154,10 +154,13 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
-        timedOut = true;
-        reject(unavailable(what, `no answer within ${commandTimeoutMs} ms`));
-      }, Math.max(0, deadline - performance.now()));
+      timer = setTimeout(
+        () => {
+          timedOut = true;
+          reject(unavailable(what, `no answer within ${commandTimeoutMs} ms`));
+        },
+        Math.max(0, deadline - performance.now()),
+      );
       timer.unref();
     });
     const connecting = pool.connect();
@@ -166,7 +169,11 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       client = await Promise.race([connecting, timeout]);
     } catch (error) {
       // A connection that arrives after the deadline goes straight back to the pool.
-      if (timedOut) connecting.then((late) => late.release(), () => {});
+      if (timedOut)
+        connecting.then(
+          (late) => late.release(),
+          () => {},
+        );
       clearTimeout(timer);
       throw error instanceof OtpError ? error : unavailable(what, describe(error), error);
     }
@@ -183,7 +190,11 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
         if (leftMs < 2) throw unavailable(what, `no answer within ${commandTimeoutMs} ms`);
         // The server stops first, so its error (not our timer) is the usual answer, and then nothing was applied.
         const serverMs = Math.max(1, Math.floor(leftMs - Math.min(100, Math.max(5, leftMs / 10))));
-        const statements = ['SET TRANSACTION ISOLATION LEVEL READ COMMITTED', `SET LOCAL statement_timeout = ${serverMs}`, `SET LOCAL lock_timeout = ${serverMs}`];
+        const statements = [
+          'SET TRANSACTION ISOLATION LEVEL READ COMMITTED',
+          `SET LOCAL statement_timeout = ${serverMs}`,
+          `SET LOCAL lock_timeout = ${serverMs}`,
+        ];
         if (!synchronousCommit) statements.push('SET LOCAL synchronous_commit = off');
         if (guarded && clock !== undefined) statements.push(clockSql(names, performance.now() + clock.offsetMs + serverMs));
         // The clock is read last, so a slow statement does not make the sample loose.
@@ -197,7 +208,8 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
           const value = last?.rows?.[0]?.r;
           return { value: value === undefined || value === null ? null : String(value), rowCount: last?.rowCount ?? 0 };
         } catch (error) {
-          const serverClock = error instanceof Error && error.message.startsWith(deadlinePassed) ? Number(error.message.slice(deadlinePassed.length)) : undefined;
+          const serverClock =
+            error instanceof Error && error.message.startsWith(deadlinePassed) ? Number(error.message.slice(deadlinePassed.length)) : undefined;
           if (serverClock === undefined || timedOut) throw error;
           sampleClock(serverClock); // a lower bound like any other
           if (attempt > 0) throw error;
@@ -222,7 +234,10 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       if (createTables) {
         await exec('create tables', createTablesSql({ schema, tablePrefix, unlogged }), deadline, false);
       } else {
-        const [missing, persistence] = JSON.parse((await exec('check tables', functionsSql(names, unlogged), deadline, false)).value ?? '[1, 0]') as [number, number];
+        const [missing, persistence] = JSON.parse((await exec('check tables', functionsSql(names, unlogged), deadline, false)).value ?? '[1, 0]') as [
+          number,
+          number,
+        ];
         if (missing > 0) {
           throw new OtpError(
             'STORE_UNAVAILABLE',
@@ -433,7 +448,8 @@ function counterKey(value: unknown): string {
 }
 
 function ms(name: string, value: unknown, min: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) throw new TypeError(`store ${name} must be a number >= ${min}, got ${String(value)}`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min)
+    throw new TypeError(`store ${name} must be a number >= ${min}, got ${String(value)}`);
   return Math.ceil(value);
 }
 
@@ -470,7 +486,8 @@ function checkPlan(plan: SendPlan): SendPlan {
     space: checkSpace(plan.space),
     slot: plan.slot,
     cooldownMs: ms('cooldownMs', plan.cooldownMs, 0),
-    perUser: plan.perUser === null ? null : { points: ms('perUser points', plan.perUser.points, 0), windowMs: ms('perUser windowMs', plan.perUser.windowMs, 1) },
+    perUser:
+      plan.perUser === null ? null : { points: ms('perUser points', plan.perUser.points, 0), windowMs: ms('perUser windowMs', plan.perUser.windowMs, 1) },
     request: plan.request.map(checkCounter),
     targets: plan.targets.map((group) => group.map(checkCounter)),
     code: {
@@ -486,7 +503,10 @@ function checkPlan(plan: SendPlan): SendPlan {
 function checkVerify(request: VerifyRequest): VerifyRequest {
   if (!Array.isArray(request.slots) || request.slots.some((slot) => typeof slot !== 'string')) throw new TypeError('verify slots must be an array of strings');
   return {
-    user: key('user', request.user), slots: request.slots, hash: key('candidate hash', request.hash), policy: checkPolicy(request.policy),
+    user: key('user', request.user),
+    slots: request.slots,
+    hash: key('candidate hash', request.hash),
+    policy: checkPolicy(request.policy),
     ...(request.link === true && { link: true }),
   };
 }
@@ -501,6 +521,7 @@ function checkSettle(request: SettleRequest): SettleRequest {
     if (!Number.isSafeInteger(use.step)) throw new TypeError('settle step must be a whole number');
     return { user: key('user', request.user), use: { kind: 'totp', step: use.step, ttlMs: ms('settle ttlMs', use.ttlMs, 1) } };
   }
-  if (use?.kind === 'recovery') return { user: key('user', request.user), use: { kind: 'recovery', id: key('recovery id', use.id), ttlMs: ms('settle ttlMs', use.ttlMs, 1) } };
+  if (use?.kind === 'recovery')
+    return { user: key('user', request.user), use: { kind: 'recovery', id: key('recovery id', use.id), ttlMs: ms('settle ttlMs', use.ttlMs, 1) } };
   throw new TypeError("settle use.kind must be 'totp' or 'recovery'");
 }

@@ -4,7 +4,16 @@ import { OtpError, configError } from '../core/errors.js';
 import { checkTag } from './tag.js';
 import { checkOptions, optionError, wholeNumber } from '../core/validate.js';
 import {
-  attemptScript, counterScript, releaseCounterScript, releaseUserScript, reserveUserScript, sendPlanScript, settleScript, storeCodeScript, verifyScript, type RedisScript,
+  attemptScript,
+  counterScript,
+  releaseCounterScript,
+  releaseUserScript,
+  reserveUserScript,
+  sendPlanScript,
+  settleScript,
+  storeCodeScript,
+  verifyScript,
+  type RedisScript,
 } from './redis-scripts.js';
 import type { AttemptStart, Counter, LockPolicy, LockStarted, OtpStore, Refusal, SendDecision, SendPlan, Space, VerifyOutcome } from './types.js';
 import { withTimeout } from '../core/timeout.js';
@@ -98,12 +107,21 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
     const [admitted, ms] = reply as [number, number?];
     return Number(admitted) === 1 ? null : { limit: counter.limit, retryAfterMs: Math.max(Number(ms ?? 1), 1) };
   };
-  const policyArgs = (policy: LockPolicy) => [policy.failedVerifications, Math.ceil(policy.lockMs), policy.maxConsecutiveFailures, Math.ceil(policy.failureMemoryMs)];
+  const policyArgs = (policy: LockPolicy) => [
+    policy.failedVerifications,
+    Math.ceil(policy.lockMs),
+    policy.maxConsecutiveFailures,
+    Math.ceil(policy.failureMemoryMs),
+  ];
 
   /** The keys of a send's own state: the slot's cooldown and code, the space's per-username count. */
   const sendKeys = (plan: SendPlan) => {
     const slot = slotName(plan.slot);
-    return { cooldown: userKey(plan.user, plan.space, `cd:${slot}`), perUser: userKey(plan.user, plan.space, 'n'), code: userKey(plan.user, plan.space, `c:${slot}`) };
+    return {
+      cooldown: userKey(plan.user, plan.space, `cd:${slot}`),
+      perUser: userKey(plan.user, plan.space, 'n'),
+      code: userKey(plan.user, plan.space, `c:${slot}`),
+    };
   };
 
   /** A single node holds every key: the whole plan is one script, one round trip. */
@@ -112,9 +130,17 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
     const { cooldown, perUser, code } = sendKeys(plan);
     const keys = [cooldown, perUser, code, ...counters.map(counterKey)];
     const args: Array<string | number> = [
-      Math.ceil(plan.cooldownMs), plan.perUser?.points ?? -1, Math.ceil(plan.perUser?.windowMs ?? 1),
-      plan.code.hash, Math.ceil(plan.code.ttlMs), plan.code.issuedAtMs, checkTag(plan.code.tag),
-      plan.request.length, plan.targets.length, plan.code.linkHash ?? '', ...plan.targets.map((group) => group.length),
+      Math.ceil(plan.cooldownMs),
+      plan.perUser?.points ?? -1,
+      Math.ceil(plan.perUser?.windowMs ?? 1),
+      plan.code.hash,
+      Math.ceil(plan.code.ttlMs),
+      plan.code.issuedAtMs,
+      checkTag(plan.code.tag),
+      plan.request.length,
+      plan.targets.length,
+      plan.code.linkHash ?? '',
+      ...plan.targets.map((group) => group.length),
       ...counters.flatMap((counter) => [counter.points, Math.ceil(counter.windowMs), counter.mode]),
     ];
     const reply = ((await run(sendPlanScript, keys, args)) as unknown[]).map(Number);
@@ -126,8 +152,10 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
     const [verdict = 0, ms = 1, at = 0] = reply;
     if (verdict === 0) return { ok: true, targets };
     const refusal: Refusal =
-      verdict === 1 ? { limit: 'resendCooldownSeconds', retryAfterMs: Math.max(ms, 1) }
-        : verdict === 2 ? { limit: 'sendsPerUsername', retryAfterMs: Math.max(ms, 1) }
+      verdict === 1
+        ? { limit: 'resendCooldownSeconds', retryAfterMs: Math.max(ms, 1) }
+        : verdict === 2
+          ? { limit: 'sendsPerUsername', retryAfterMs: Math.max(ms, 1) }
           : refusalAt(at, ms);
     return { ok: false, refusal, targets };
   }
@@ -141,9 +169,11 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
         const { cooldown, perUser, code } = sendKeys(plan);
         const token = reservationToken();
         // Round 1: every check at once, each in its own slot; what admits is counted.
-        const userReply = run(reserveUserScript, [cooldown, perUser], [
-          Math.ceil(plan.cooldownMs), plan.perUser?.points ?? -1, Math.ceil(plan.perUser?.windowMs ?? 1), token,
-        ]);
+        const userReply = run(
+          reserveUserScript,
+          [cooldown, perUser],
+          [Math.ceil(plan.cooldownMs), plan.perUser?.points ?? -1, Math.ceil(plan.perUser?.windowMs ?? 1), token],
+        );
         const requestReplies = plan.request.map(runCounter);
         const targetReplies = plan.targets.map((group) => group.map(runCounter));
         const [userState, ...requestStates] = await Promise.all([userReply, ...requestReplies]);
@@ -151,7 +181,9 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
 
         const [userCode, userMs] = userState as [number, number?];
         let refusal: Refusal | null =
-          Number(userCode) === 0 ? null : { limit: Number(userCode) === 1 ? 'resendCooldownSeconds' : 'sendsPerUsername', retryAfterMs: Math.max(Number(userMs ?? 1), 1) };
+          Number(userCode) === 0
+            ? null
+            : { limit: Number(userCode) === 1 ? 'resendCooldownSeconds' : 'sendsPerUsername', retryAfterMs: Math.max(Number(userMs ?? 1), 1) };
         for (const [i, counter] of plan.request.entries()) refusal ??= counterReply(requestStates[i], counter);
         const targets = plan.targets.map((group, g) => {
           for (const [i, counter] of group.entries()) {
@@ -172,7 +204,9 @@ export function redisStore(options: RedisStoreOptions): OtpStore {
           for (const [i, counter] of group.entries()) release(counter, targetStates[g]?.[i]);
         }
         if (refusal === null) {
-          round2.push(run(storeCodeScript, [code], [plan.code.hash, Math.ceil(plan.code.ttlMs), plan.code.issuedAtMs, checkTag(plan.code.tag), plan.code.linkHash ?? '']));
+          round2.push(
+            run(storeCodeScript, [code], [plan.code.hash, Math.ceil(plan.code.ttlMs), plan.code.issuedAtMs, checkTag(plan.code.tag), plan.code.linkHash ?? '']),
+          );
         } else {
           for (const [i, counter] of plan.request.entries()) release(counter, requestStates[i]);
           if (Number(userCode) === 0) round2.push(run(releaseUserScript, [cooldown, perUser], [token, plan.perUser === null ? 0 : 1]));
@@ -286,14 +320,17 @@ function resolveOptions(options: RedisStoreOptions): Required<RedisStoreOptions>
   ) {
     throw optionError('redisStore', 'client', 'a node-redis v5 client or cluster (createClient() / createCluster() from the `redis` package)', client);
   }
-  if (client.isOpen !== true) throw configError('redisStore: option "client" is not connected; call `await client.connect()` before redisStore({ client }).', 'invalid-store-options');
+  if (client.isOpen !== true)
+    throw configError('redisStore: option "client" is not connected; call `await client.connect()` before redisStore({ client }).', 'invalid-store-options');
   const prefix = options.prefix ?? defaults.prefix;
-  if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw optionError('redisStore', 'prefix', 'a string without "{" or "}" (they would break Redis Cluster hash tags)', prefix);
+  if (typeof prefix !== 'string' || /[{}]/.test(prefix))
+    throw optionError('redisStore', 'prefix', 'a string without "{" or "}" (they would break Redis Cluster hash tags)', prefix);
   const commandTimeoutMs = wholeNumber('redisStore', 'commandTimeoutMs', options.commandTimeoutMs ?? defaults.commandTimeoutMs, 1, 600_000);
   return { client: options.client, prefix, commandTimeoutMs };
 }
 
 /** Keys come hashed from the core (base64url); braces would move them out of their hash slot. */
 function checkKey(key: string, allowEmpty = false): void {
-  if (typeof key !== 'string' || (key === '' && !allowEmpty) || /[{}:\s]/.test(key)) throw new TypeError('store key must be a non-empty string without `{`, `}`, `:` or spaces');
+  if (typeof key !== 'string' || (key === '' && !allowEmpty) || /[{}:\s]/.test(key))
+    throw new TypeError('store key must be a non-empty string without `{`, `}`, `:` or spaces');
 }

@@ -72,9 +72,7 @@ export interface SendPlan {
  * and its refusal otherwise (at least one is `null` when there are targets).
  * `ok: false`: refused, nothing changed; `refusal` is the first reason found.
  */
-export type SendDecision =
-  | { ok: true; targets: Array<Refusal | null> }
-  | { ok: false; refusal: Refusal; targets: Array<Refusal | null> };
+export type SendDecision = { ok: true; targets: Array<Refusal | null> } | { ok: false; refusal: Refusal; targets: Array<Refusal | null> };
 
 /** The attempt budget and the lockout, the same for every verification method. */
 export interface LockPolicy {

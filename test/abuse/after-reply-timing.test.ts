@@ -73,12 +73,27 @@ async function startTwilioFake(): Promise<TwilioFake> {
       const to = form.get('To') ?? '';
       messages.push(to);
       const now = new Date().toUTCString();
-      const sid = `SM${randomInt(2 ** 47).toString(16).padStart(32, '0')}`;
+      const sid = `SM${randomInt(2 ** 47)
+        .toString(16)
+        .padStart(32, '0')}`;
       res.writeHead(201, { 'content-type': 'application/json' }).end(
         JSON.stringify({
-          sid, account_sid: testAccountSid, to, from: form.get('From'), body: form.get('Body'), status: 'queued',
-          num_segments: '1', direction: 'outbound-api', api_version: '2010-04-01', price: null, price_unit: 'USD',
-          date_created: now, date_updated: now, date_sent: null, error_code: null, error_message: null,
+          sid,
+          account_sid: testAccountSid,
+          to,
+          from: form.get('From'),
+          body: form.get('Body'),
+          status: 'queued',
+          num_segments: '1',
+          direction: 'outbound-api',
+          api_version: '2010-04-01',
+          price: null,
+          price_unit: 'USD',
+          date_created: now,
+          date_updated: now,
+          date_sent: null,
+          error_code: null,
+          error_message: null,
           uri: `/2010-04-01/Accounts/${testAccountSid}/Messages/${sid}.json`,
         }),
       );
@@ -178,10 +193,12 @@ function shuffle<T>(items: T[]): T[] {
  */
 async function measure(connections: Connections, arms: Arm[], attempt: number): Promise<{ byArm: Map<string, Measurement>; knownUsernames: string[] }> {
   const schedule = (counted: boolean) =>
-    shuffle(arms.flatMap((arm) => {
-      const count = counted ? arm.perClass : WARM_UP_PER_CLASS;
-      return (['known', 'unknown'] as const).flatMap((kind) => Array.from({ length: count }, () => ({ arm, kind, counted })));
-    }));
+    shuffle(
+      arms.flatMap((arm) => {
+        const count = counted ? arm.perClass : WARM_UP_PER_CLASS;
+        return (['known', 'unknown'] as const).flatMap((kind) => Array.from({ length: count }, () => ({ arm, kind, counted })));
+      }),
+    );
   const samples = new Map(arms.map((arm) => [arm.name, { known: [] as number[], unknown: [] as number[] }]));
   const knownUsernames: string[] = [];
   let serial = 0;
@@ -251,40 +268,39 @@ for (const framework of ['express', 'koa']) {
       await twilio?.stop();
     });
 
-    it(
-      `known from unknown no better than ${Math.round(MAX_ACCURACY * 100)} % from one probe, with real deliveries; ` +
-        `the same probe tells a 1 ms leak at least ${Math.round(MIN_CONTROL_ACCURACY * 100)} %`,
-      { timeout: TEST_TIMEOUT_MS },
-      async (t) => {
-        const knownUsernames: string[] = [];
-        let control = 0;
-        // An attempt whose control stays under the bound could not have seen a leak of that
-        // size (a busy machine): it is measured again, and every attempt must stay under 55 %.
-        for (let attempt = 1; attempt <= MAX_ATTEMPTS && control < MIN_CONTROL_ACCURACY; attempt += 1) {
-          const startedAt = performance.now();
-          const run = await measure(connections, arms, attempt);
-          knownUsernames.push(...run.knownUsernames);
-          const otp = run.byArm.get('otp')!;
-          control = run.byArm.get('control')!.accuracy;
-          const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
-          t.diagnostic(`${framework} attempt ${attempt} (${seconds} s): ${describeMeasurement('/otp/send', otp)}`);
-          t.diagnostic(`${framework} attempt ${attempt}: ${describeMeasurement('control, 1 ms after the reply', run.byArm.get('control')!)}`);
-          assert.ok(otp.accuracy <= MAX_ACCURACY, `a probe told known from unknown users ${(otp.accuracy * 100).toFixed(1)} % of the time`);
-        }
-        assert.ok(
-          control >= MIN_CONTROL_ACCURACY,
-          `inconclusive: the probe told the control's known users only ${(control * 100).toFixed(1)} % of the time, so this machine was too busy for the measurement to see a 1 ms leak`,
-        );
+    it(`known from unknown no better than ${Math.round(MAX_ACCURACY * 100)} % from one probe, with real deliveries; ` +
+      `the same probe tells a 1 ms leak at least ${Math.round(MIN_CONTROL_ACCURACY * 100)} %`, { timeout: TEST_TIMEOUT_MS }, async (t) => {
+      const knownUsernames: string[] = [];
+      let control = 0;
+      // An attempt whose control stays under the bound could not have seen a leak of that
+      // size (a busy machine): it is measured again, and every attempt must stay under 55 %.
+      for (let attempt = 1; attempt <= MAX_ATTEMPTS && control < MIN_CONTROL_ACCURACY; attempt += 1) {
+        const startedAt = performance.now();
+        const run = await measure(connections, arms, attempt);
+        knownUsernames.push(...run.knownUsernames);
+        const otp = run.byArm.get('otp')!;
+        control = run.byArm.get('control')!.accuracy;
+        const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
+        t.diagnostic(`${framework} attempt ${attempt} (${seconds} s): ${describeMeasurement('/otp/send', otp)}`);
+        t.diagnostic(`${framework} attempt ${attempt}: ${describeMeasurement('control, 1 ms after the reply', run.byArm.get('control')!)}`);
+        assert.ok(otp.accuracy <= MAX_ACCURACY, `a probe told known from unknown users ${(otp.accuracy * 100).toFixed(1)} % of the time`);
+      }
+      assert.ok(
+        control >= MIN_CONTROL_ACCURACY,
+        `inconclusive: the probe told the control's known users only ${(control * 100).toFixed(1)} % of the time, so this machine was too busy for the measurement to see a 1 ms leak`,
+      );
 
-        const expected = knownUsernames.filter((username) => username.includes('-otp-')).length;
-        await settle(() => Math.min(twilio.messages.length, smtp.messages.length), expected, 'deliveries');
-        assert.equal(twilio.messages.length, expected, 'one SMS per known user, none for unknown ones');
-        assert.ok(twilio.messages.every((to) => to === '+14155550100'), "every SMS went to the known users' number");
-        const expectedEmails = knownUsernames.filter((username) => username.includes('-otp-')).map((username) => `${username}@example.com`);
-        assert.deepEqual(emailRecipients(smtp).sort(), expectedEmails.sort(), 'one email per known user, none for unknown ones');
-        t.diagnostic(`${framework}: delivered ${twilio.messages.length} SMS and ${smtp.messages.length} emails for ${expected} known users`);
-        assert.equal(app.stderr(), '', 'the app wrote nothing to stderr');
-      },
-    );
+      const expected = knownUsernames.filter((username) => username.includes('-otp-')).length;
+      await settle(() => Math.min(twilio.messages.length, smtp.messages.length), expected, 'deliveries');
+      assert.equal(twilio.messages.length, expected, 'one SMS per known user, none for unknown ones');
+      assert.ok(
+        twilio.messages.every((to) => to === '+14155550100'),
+        "every SMS went to the known users' number",
+      );
+      const expectedEmails = knownUsernames.filter((username) => username.includes('-otp-')).map((username) => `${username}@example.com`);
+      assert.deepEqual(emailRecipients(smtp).sort(), expectedEmails.sort(), 'one email per known user, none for unknown ones');
+      t.diagnostic(`${framework}: delivered ${twilio.messages.length} SMS and ${smtp.messages.length} emails for ${expected} known users`);
+      assert.equal(app.stderr(), '', 'the app wrote nothing to stderr');
+    });
   });
 }

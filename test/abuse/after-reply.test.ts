@@ -51,8 +51,14 @@ for (const [framework, makeApp] of frameworks.slice(0, 2)) {
           assert.deepEqual(composed, [], `${username}: nothing composed right after the reply`);
           assert.deepEqual(sent, [], `${username}: nothing sent right after the reply`);
           await sleep(600);
-          assert.ok(composed.every(({ at }) => at - repliedAt >= QUIET_MS - 20), `${username}: composed ${composed.map(({ at }) => Math.round(at - repliedAt))} ms after the reply`);
-          work[username] = composed.map(({ channel }) => channel).sort().join(',');
+          assert.ok(
+            composed.every(({ at }) => at - repliedAt >= QUIET_MS - 20),
+            `${username}: composed ${composed.map(({ at }) => Math.round(at - repliedAt))} ms after the reply`,
+          );
+          work[username] = composed
+            .map(({ channel }) => channel)
+            .sort()
+            .join(',');
         }
         assert.deepEqual(new Set(Object.values(work)), new Set(['email,sms']), `the same work for every kind: ${JSON.stringify(work)}`);
         assert.ok((await app.capture.waitForCode('both.user')).length === 6, 'and the code still arrives');

@@ -61,8 +61,14 @@ describe('events say decoy; one refusal is counted once', () => {
             assert.equal((await attacker.post('/otp/send', { username: 'JOHN.smith' })).status, 202);
             assert.equal((await attacker.post('/otp/send', { username: 'john.smith' })).status, 429);
             const decoyEvents = seen.splice(0);
-            assert.ok(decoyEvents.some(([name, e]) => name === 'locked' && e.permanent === true), 'the decoy reached the cap');
-            assert.ok(decoyEvents.some(([name, e]) => name === 'locked' && e.lockSeconds === 1), 'and a timed lock before it');
+            assert.ok(
+              decoyEvents.some(([name, e]) => name === 'locked' && e.permanent === true),
+              'the decoy reached the cap',
+            );
+            assert.ok(
+              decoyEvents.some(([name, e]) => name === 'locked' && e.lockSeconds === 1),
+              'and a timed lock before it',
+            );
             assert.ok(decoyEvents.some(([name]) => name === 'rate_limited'));
             for (const [name, event] of decoyEvents) {
               assert.equal(event.decoy, true, `${name} about the decoy says decoy: true`);

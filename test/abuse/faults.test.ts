@@ -73,7 +73,11 @@ before(async () => {
   smtp550 = await startSmtpSink({ rejectRecipient: { responseCode: 550, message: `No such user ${EMAIL}` } });
   smtp451 = await startSmtpSink({ rejectRecipient: { responseCode: 451, message: 'Try again later' } });
   silent = await startSilentServer();
-  stops.push(() => smtp550.stop(), () => smtp451.stop(), () => silent.stop());
+  stops.push(
+    () => smtp550.stop(),
+    () => smtp451.stop(),
+    () => silent.stop(),
+  );
 });
 
 const from = '+14155550111';
@@ -86,11 +90,19 @@ const scenarios: Scenario[] = (() => {
   const e500 = twilioAnswering(500, 20500, 'Internal Server Error');
   const e429 = twilioAnswering(429, 20429, 'Too Many Requests');
   const e21211 = twilioAnswering(400, 21211, `The 'To' number ${PHONE} is not a valid phone number.`);
-  const mail = (port: () => number, extra: object = {}) => async () =>
-    nodemailerEmail({ smtpUrl: `smtp://127.0.0.1:${port()}`, from: 'no-reply@acme.test', transportOptions: { ignoreTLS: true, ...extra } });
+  const mail =
+    (port: () => number, extra: object = {}) =>
+    async () =>
+      nodemailerEmail({ smtpUrl: `smtp://127.0.0.1:${port()}`, from: 'no-reply@acme.test', transportOptions: { ignoreTLS: true, ...extra } });
   let refusedPort = 0;
   return [
-    { name: 'Twilio HTTP client that hangs', channel: 'sms', sender: async () => twilioSms({ client: hang.client, from }), calls: 1, providerRequests: () => hang.requests.length },
+    {
+      name: 'Twilio HTTP client that hangs',
+      channel: 'sms',
+      sender: async () => twilioSms({ client: hang.client, from }),
+      calls: 1,
+      providerRequests: () => hang.requests.length,
+    },
     { name: 'Twilio 500', channel: 'sms', sender: async () => e500.sender, calls: 1 + RETRIES, providerRequests: () => e500.requests.length },
     { name: 'Twilio 429', channel: 'sms', sender: async () => e429.sender, calls: 1 + RETRIES, providerRequests: () => e429.requests.length },
     { name: 'Twilio 400 / 21211 (invalid To)', channel: 'sms', sender: async () => e21211.sender, calls: 1, providerRequests: () => e21211.requests.length },
@@ -142,7 +154,10 @@ describe('provider faults', () => {
 
       // The programmatic API: rejects with DELIVERY_FAILED within the budget.
       started = Date.now();
-      const error = await app.service.generateOtp('victim', destination).then(() => assert.fail('should fail'), (e: unknown) => e);
+      const error = await app.service.generateOtp('victim', destination).then(
+        () => assert.fail('should fail'),
+        (e: unknown) => e,
+      );
       const apiMs = Date.now() - started;
       assert.ok(error instanceof OtpError && error.code === 'DELIVERY_FAILED', String(error));
       assert.ok(apiMs <= BUDGET_MS + SLACK_MS, `generateOtp settled after ${apiMs} ms`);
@@ -158,7 +173,11 @@ describe('provider faults', () => {
       if (below !== undefined) assert.equal(below, 2 * scenario.calls);
 
       assert.equal(failures.length, 2);
-      assert.deepEqual(failures.map((f) => f.ip), ['127.0.0.1', undefined], 'the HTTP send names the client IP; generateOtp has none');
+      assert.deepEqual(
+        failures.map((f) => f.ip),
+        ['127.0.0.1', undefined],
+        'the HTTP send names the client IP; generateOtp has none',
+      );
       for (const failure of failures) {
         assert.equal(failure.username, 'victim');
         assert.equal(failure.channel, scenario.channel);
@@ -190,7 +209,10 @@ describe('provider faults', () => {
     assert.ok(answer.ms < 150, `answered after ${answer.ms} ms`);
     assert.equal(failures.length, 0);
     await new Promise((resolve) => setTimeout(resolve, 300 + SLACK_MS));
-    assert.deepEqual(failures.map((f) => [f.reason, f.attempts]), [['timed out', 1]]);
+    assert.deepEqual(
+      failures.map((f) => [f.reason, f.attempts]),
+      [['timed out', 1]],
+    );
   });
 
   it('a sender that throws synchronously, a listener that throws and a logger that throws break nothing', async () => {
@@ -210,7 +232,10 @@ describe('provider faults', () => {
         throw new Error('logger down');
       },
     };
-    const app = await expressApp({ channels: ['sms'], otp: { sms: throwing, resolveUser: directory([['victim', { smsTo: PHONE }]]), logger: brokenLogger, resendCooldownSeconds: 0 } });
+    const app = await expressApp({
+      channels: ['sms'],
+      otp: { sms: throwing, resolveUser: directory([['victim', { smsTo: PHONE }]]), logger: brokenLogger, resendCooldownSeconds: 0 },
+    });
     apps.push(app);
     app.service.on('delivery_failed', () => {
       throw new Error('listener down');

@@ -23,7 +23,15 @@ const users: Array<[string, Destinations]> = [
   // Not in the fuzzed names: the live-code property needs its quotas and lock untouched.
   ['target.user', { smsTo: '4155550199' }],
 ];
-const usernames = [...users.map(([name]) => name).filter((name) => name !== 'target.user'), 'nobody', '__proto__', 'constructor', 'toString', 'hasOwnProperty', ' John.Smith '];
+const usernames = [
+  ...users.map(([name]) => name).filter((name) => name !== 'target.user'),
+  'nobody',
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  ' John.Smith ',
+];
 
 /** Six-digit strings in scripts other than ASCII: Arabic-Indic, Extended Arabic-Indic, Devanagari, Bengali, fullwidth, math bold, NKo, Thai. */
 const digitZeros = [0x660, 0x6f0, 0x966, 0x9e6, 0xff10, 0x1d7ce, 0x7c0, 0xe50];
@@ -66,12 +74,18 @@ function bodies(fields: string[]): fc.Arbitrary<string> {
     { requiredKeys: ['username'] },
   );
   return fc.oneof(
-    { weight: 4, arbitrary: plausible.map((body) => json(Object.fromEntries(Object.entries(body).filter(([key]) => fields.includes(key) || key === 'channel')))) },
+    {
+      weight: 4,
+      arbitrary: plausible.map((body) => json(Object.fromEntries(Object.entries(body).filter(([key]) => fields.includes(key) || key === 'channel')))),
+    },
     { weight: 4, arbitrary: record.map(json) },
     { weight: 1, arbitrary: fc.jsonValue().map(json) },
     { weight: 1, arbitrary: fc.tuple(values, record).map(([proto, rest]) => `{"__proto__":${json(proto)},${json(rest).slice(1)}`.replace(',}', '}')) },
     { weight: 1, arbitrary: fc.tuple(values, values).map(([a, b]) => `{"${fields[0]}":${json(a)},"${fields[0]}":${json(b)}}`) },
-    { weight: 1, arbitrary: fc.constantFrom('', '{', '{"username":', 'null', '[]', '"john.smith"', '{"username":"john.smith",}', '\u0000', '{"a":'.repeat(2000)) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom('', '{', '{"username":', 'null', '[]', '"john.smith"', '{"username":"john.smith",}', '\u0000', '{"a":'.repeat(2000)),
+    },
     { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 200 }) },
   );
 }
@@ -151,7 +165,18 @@ describe(`fuzzing request bodies (${RUNS} cases per route)`, () => {
     assert.match(code, /^\d{6}$/);
     const shapes = fc.oneof(
       fc.constantFrom(...digitZeros.filter((zero) => zero !== 0x30)).map((zero) => inScript(code, zero)),
-      fc.constantFrom(Number(code), [code], { code }, `${code}0`, code.slice(1), `${code}\u0000`, `\u200b${code}`, `${code}x`, `０${code.slice(1)}`, code.split('').join('\u200b')),
+      fc.constantFrom(
+        Number(code),
+        [code],
+        { code },
+        `${code}0`,
+        code.slice(1),
+        `${code}\u0000`,
+        `\u200b${code}`,
+        `${code}x`,
+        `０${code.slice(1)}`,
+        code.split('').join('\u200b'),
+      ),
       fc.nat({ max: 5 }).map((i) => code.slice(0, i) + inScript(code[i] ?? '0', 0x660) + code.slice(i + 1)),
     );
     let cases = 0;

@@ -85,11 +85,16 @@ for (const backend of backends) {
     it('101 failures spread across resends: compared at most the cap (20), then locked for lockSeconds, the right code included', async () => {
       const t = await start({ store: backend.make() });
       const { answers, sends } = await guessAcrossResends(t, 'known.user', 101, { known: true });
-      console.log(`# ${backend.name}: 101 sequential failures over ${sends} codes: ${JSON.stringify(tally(answers))}; compared ${t.compared.length}; locked events ${t.locked.length}`);
+      console.log(
+        `# ${backend.name}: 101 sequential failures over ${sends} codes: ${JSON.stringify(tally(answers))}; compared ${t.compared.length}; locked events ${t.locked.length}`,
+      );
       assert.equal(t.compared.length, 20, 'exactly the cap was compared');
       assert.deepEqual(t.locked, ['known.user']);
       const afterLock = answers.slice(20);
-      assert.ok(afterLock.every((a) => a.status === 429 && a.body.error === 'too_many_attempts'), JSON.stringify(tally(afterLock)));
+      assert.ok(
+        afterLock.every((a) => a.status === 429 && a.body.error === 'too_many_attempts'),
+        JSON.stringify(tally(afterLock)),
+      );
       const retryAfter = Number(afterLock.at(-1)?.headers.get('retry-after') ?? undefined);
       assert.ok(retryAfter > 890 && retryAfter <= 900, `Retry-After ${retryAfter}`);
 
@@ -114,7 +119,9 @@ for (const backend of backends) {
     it('parallel bursts across resends: at most cap + maxAttempts - 1 guesses compared, whatever the interleaving', async () => {
       const t = await start({ store: backend.make(), maxAttempts: 3 });
       const { answers, sends } = await guessAcrossResends(t, 'known.user', 101, { burst: 8, maxAttempts: 3, known: true });
-      console.log(`# ${backend.name}: 101 failures in bursts of 8 over ${sends} codes (maxAttempts 3): ${JSON.stringify(tally(answers))}; compared ${t.compared.length} (cap 20, bound 22)`);
+      console.log(
+        `# ${backend.name}: 101 failures in bursts of 8 over ${sends} codes (maxAttempts 3): ${JSON.stringify(tally(answers))}; compared ${t.compared.length} (cap 20, bound 22)`,
+      );
       assert.ok(t.compared.length >= 20 && t.compared.length <= 20 + 3 - 1, `compared ${t.compared.length}`);
       assert.equal(t.locked.length, 1);
     });
@@ -160,7 +167,10 @@ describe('lock limits are validated against NIST SP 800-63B', () => {
   it('refuses a cap above 100, or one that in-flight guesses could push above 100', () => {
     assert.throws(() => createOtpService({ ...base, limits: { failedVerifications: 101 } }), /failedVerifications.*1 to 100/);
     assert.throws(() => createOtpService({ ...base, limits: { failedVerifications: 0 } }), /failedVerifications/);
-    assert.throws(() => createOtpService({ ...base, limits: { failedVerifications: 100 } }), /failedVerifications.*maxAttempts.*lower failedVerifications to 96/);
+    assert.throws(
+      () => createOtpService({ ...base, limits: { failedVerifications: 100 } }),
+      /failedVerifications.*maxAttempts.*lower failedVerifications to 96/,
+    );
     assert.throws(() => createOtpService({ ...base, maxAttempts: 10, limits: { failedVerifications: 92 } }), /to 91 or less/);
     assert.doesNotThrow(() => createOtpService({ ...base, limits: { failedVerifications: 96 } }));
     assert.doesNotThrow(() => createOtpService({ ...base, maxAttempts: 10, limits: { failedVerifications: 91 } }));

@@ -39,7 +39,12 @@ async function start(otp: Partial<OtpOptions> & Pick<OtpOptions, 'resolveUser'>,
  * X-Forwarded-For when asked), on `channel` (the user's one channel: `both` would add a
  * stand-in for the channel the user lacks, which is admitted as it is for any username).
  */
-function sendAll(app: TestApp, usernames: string[], channel: 'sms' | 'email' | 'both', headers: (i: number) => Record<string, string> = () => ({})): Promise<Answer[]> {
+function sendAll(
+  app: TestApp,
+  usernames: string[],
+  channel: 'sms' | 'email' | 'both',
+  headers: (i: number) => Record<string, string> = () => ({}),
+): Promise<Answer[]> {
   return Promise.all(usernames.map((username, i) => new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username, channel }, { headers: headers(i) })));
 }
 
@@ -65,7 +70,11 @@ for (const backend of backends) {
         limits: { sendsPerIp: { points: 100_000, windowSeconds: 3600 }, sendsPerDestination: { points: 10, windowSeconds: 3600 }, smsPerHour: 13 },
       });
 
-      const answers = await sendAll(app, users.map(([name]) => name), 'sms');
+      const answers = await sendAll(
+        app,
+        users.map(([name]) => name),
+        'sms',
+      );
       await settled(senders.calls);
       console.log(`# ${backend.name}: 50 parallel sends to one number: ${JSON.stringify(tally(answers))}; sender calls ${senders.calls.length}`);
       assert.deepEqual(tally(answers), { 202: 10, '429 rate_limited': 40 });
@@ -75,8 +84,15 @@ for (const backend of backends) {
       assert.equal(limited.filter((e) => e.limit === 'sendsPerDestination').length, 40);
 
       // smsPerHour is 13: had the 40 refused sends touched the global budget, none of these would pass.
-      const later = await sendAll(app, others.map(([name]) => name), 'sms');
-      assert.deepEqual(later.map((a) => a.status), [202, 202, 202, 429]);
+      const later = await sendAll(
+        app,
+        others.map(([name]) => name),
+        'sms',
+      );
+      assert.deepEqual(
+        later.map((a) => a.status),
+        [202, 202, 202, 429],
+      );
       assert.equal(limited.at(-1)?.limit, 'smsPerHour');
     });
 
@@ -88,12 +104,19 @@ for (const backend of backends) {
         resolveUser: directory(users),
         limits: { sendsPerIp: { points: 100_000, windowSeconds: 3600 }, sendsPerDestination: { points: 7, windowSeconds: 3600 } },
       });
-      const answers = await sendAll(app, users.map(([name]) => name), 'email');
+      const answers = await sendAll(
+        app,
+        users.map(([name]) => name),
+        'email',
+      );
       await settled(senders.calls);
       console.log(`# ${backend.name}: 30 parallel sends to one inbox in 5 writings: ${JSON.stringify(tally(answers))}; sender calls ${senders.calls.length}`);
       assert.deepEqual(tally(answers), { 202: 7, '429 rate_limited': 23 });
       assert.equal(senders.calls.length, 7);
-      assert.ok(senders.calls.some((call) => call.to !== 'ada@example.com'), 'mail still goes to the address as written');
+      assert.ok(
+        senders.calls.some((call) => call.to !== 'ada@example.com'),
+        'mail still goes to the address as written',
+      );
     });
 
     it('100 adjacent numbers (one block) from 100 addresses, default limits: stops at the prefix cap (30)', async () => {
@@ -101,7 +124,12 @@ for (const backend of backends) {
       const outside: [string, Destinations] = ['outside.block', { smsTo: numberInBlock(7) }];
       // One trusted proxy, and a different client address per request, so only number quotas apply.
       const { app, senders, limited } = await start({ store: backend.make(), resolveUser: directory([...users, outside]) }, 1);
-      const answers = await sendAll(app, users.map(([name]) => name), 'sms', () => ({ 'x-forwarded-for': randomIPv4() }));
+      const answers = await sendAll(
+        app,
+        users.map(([name]) => name),
+        'sms',
+        () => ({ 'x-forwarded-for': randomIPv4() }),
+      );
       await settled(senders.calls);
       console.log(`# ${backend.name}: 100 adjacent numbers: ${JSON.stringify(tally(answers))}; SMS sent ${senders.calls.length}`);
       assert.deepEqual(tally(answers), { 202: 30, '429 rate_limited': 70 });
@@ -109,7 +137,11 @@ for (const backend of backends) {
       assert.equal(senders.calls.length, 30);
       assert.equal(new Set(senders.calls.map((c) => c.to)).size, 30);
       assert.ok(limited.every((e) => e.limit === 'smsPerPrefix'));
-      const elsewhere = await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username: 'outside.block', channel: 'sms' }, { headers: { 'x-forwarded-for': randomIPv4() } });
+      const elsewhere = await new Client(app.url, { keepAlive: 64 }).post(
+        '/otp/send',
+        { username: 'outside.block', channel: 'sms' },
+        { headers: { 'x-forwarded-for': randomIPv4() } },
+      );
       assert.equal(elsewhere.status, 202, 'another block is not affected');
     });
 
@@ -123,25 +155,46 @@ for (const backend of backends) {
       ] as const) {
         const { app, senders, limited } = await start({ store: backend.make(), resolveUser: directory([...users, bothChannels, smsOnly]), limits }, 1);
         const answers: Answer[] = [];
-        for (const [username] of users) answers.push(await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username, channel: 'sms' }, { headers: { 'x-forwarded-for': randomIPv4() } }));
+        for (const [username] of users)
+          answers.push(
+            await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username, channel: 'sms' }, { headers: { 'x-forwarded-for': randomIPv4() } }),
+          );
         await settled(senders.calls);
         console.log(`# ${backend.name}: 40 SMS to 40 blocks with ${limit} 25: ${JSON.stringify(tally(answers))}; SMS sent ${senders.calls.length}`);
         assert.deepEqual(tally(answers), { 202: 25, '429 rate_limited': 15 });
         assert.equal(senders.calls.length, 25);
         assert.ok(limited.length === 15 && limited.every((e) => e.limit === limit), JSON.stringify(limited.slice(0, 3)));
         // Tripped, it refuses an unknown username's SMS exactly as a known one's (no existence oracle).
-        const known = await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username: 'global.sms.only', channel: 'sms' }, { headers: { 'x-forwarded-for': randomIPv4() } });
-        const unknown = await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username: 'nobody.here', channel: 'sms' }, { headers: { 'x-forwarded-for': randomIPv4() } });
+        const known = await new Client(app.url, { keepAlive: 64 }).post(
+          '/otp/send',
+          { username: 'global.sms.only', channel: 'sms' },
+          { headers: { 'x-forwarded-for': randomIPv4() } },
+        );
+        const unknown = await new Client(app.url, { keepAlive: 64 }).post(
+          '/otp/send',
+          { username: 'nobody.here', channel: 'sms' },
+          { headers: { 'x-forwarded-for': randomIPv4() } },
+        );
         assert.equal(known.status, 429);
         const sansRetry = (answer: Answer) => ({ ...answer.body, retryAfter: undefined });
         assert.equal(unknown.status, known.status);
         assert.deepEqual(sansRetry(unknown), sansRetry(known));
-        assert.ok(Math.abs(Number(unknown.headers.get('retry-after') ?? undefined) - Number(known.headers.get('retry-after') ?? undefined)) <= 1, 'the same Retry-After (give or take a second boundary)');
+        assert.ok(
+          Math.abs(Number(unknown.headers.get('retry-after') ?? undefined) - Number(known.headers.get('retry-after') ?? undefined)) <= 1,
+          'the same Retry-After (give or take a second boundary)',
+        );
         // The breaker stops SMS only: a user with both channels still gets the email.
-        const both = await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username: 'global.both' }, { headers: { 'x-forwarded-for': randomIPv4() } });
+        const both = await new Client(app.url, { keepAlive: 64 }).post(
+          '/otp/send',
+          { username: 'global.both' },
+          { headers: { 'x-forwarded-for': randomIPv4() } },
+        );
         await settled(senders.calls);
         assert.equal(both.status, 202);
-        assert.deepEqual(senders.calls.filter((c) => c.username === 'global.both').map((c) => c.channel), ['email']);
+        assert.deepEqual(
+          senders.calls.filter((c) => c.username === 'global.both').map((c) => c.channel),
+          ['email'],
+        );
       }
     });
 
@@ -174,7 +227,9 @@ for (const backend of backends) {
 describe('per-IP quota', () => {
   it('1,000 sends with random X-Forwarded-For under the default trust proxy: limited per real IP (default 30)', async () => {
     const names = Array.from({ length: 1000 }, (_, i) => `spoof.${i}`);
-    const { app, senders, limited } = await start({ resolveUser: directory(names.filter((_, i) => i % 2 === 0).map((n, i) => [n, { smsTo: numberInBlock(i), emailTo: `${n}@example.com` }])) });
+    const { app, senders, limited } = await start({
+      resolveUser: directory(names.filter((_, i) => i % 2 === 0).map((n, i) => [n, { smsTo: numberInBlock(i), emailTo: `${n}@example.com` }])),
+    });
     const answers: Answer[] = [];
     for (let i = 0; i < names.length; i += 100) {
       answers.push(...(await sendAll(app, names.slice(i, i + 100), 'both', () => ({ 'x-forwarded-for': `${randomIPv4()}, ${randomIPv4()}` }))));
@@ -189,7 +244,12 @@ describe('per-IP quota', () => {
 
   it('the same spoofing does change the IP once a proxy is trusted (so the test above could fail)', async () => {
     const { app } = await start({ resolveUser: directory([]) }, 1);
-    const answers = await sendAll(app, Array.from({ length: 60 }, (_, i) => `trusted.${i}`), 'both', () => ({ 'x-forwarded-for': randomIPv4() }));
+    const answers = await sendAll(
+      app,
+      Array.from({ length: 60 }, (_, i) => `trusted.${i}`),
+      'both',
+      () => ({ 'x-forwarded-for': randomIPv4() }),
+    );
     assert.deepEqual(tally(answers), { 202: 60 });
   });
 
@@ -206,7 +266,8 @@ describe('per-IP quota', () => {
   it('keys IPv6 clients by /56 and IPv4-mapped IPv6 as the IPv4 address, in any writing', async () => {
     const { app } = await start({ resolveUser: directory([]), limits: { sendsPerIp: { points: 2, windowSeconds: 3600 } } }, 1);
     let n = 0;
-    const from = async (ip: string) => (await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username: `v6.${n++}` }, { headers: { 'x-forwarded-for': ip } })).status;
+    const from = async (ip: string) =>
+      (await new Client(app.url, { keepAlive: 64 }).post('/otp/send', { username: `v6.${n++}` }, { headers: { 'x-forwarded-for': ip } })).status;
     assert.deepEqual(
       [await from('2001:db8:1:2300::1'), await from('2001:db8:1:23ff:ffff:ffff:ffff:ffff'), await from('2001:DB8:1:2345::3'), await from('2001:db8:1:2400::1')],
       [202, 202, 429, 202],

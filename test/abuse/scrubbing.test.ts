@@ -16,14 +16,31 @@ const ADDRESS = 'John.Smith@Example.com';
 
 /** Every writing of the number a provider may echo. */
 const phoneWritings = [
-  '+14155550142', '14155550142', '4155550142', '(415) 555-0142', '415-555-0142', '415.555.0142', '+1 415 555 0142',
-  '1-415-555-0142', '+1 (415) 555-0142', '415 555 0142', '555-0142', '5550142',
+  '+14155550142',
+  '14155550142',
+  '4155550142',
+  '(415) 555-0142',
+  '415-555-0142',
+  '415.555.0142',
+  '+1 415 555 0142',
+  '1-415-555-0142',
+  '+1 (415) 555-0142',
+  '415 555 0142',
+  '555-0142',
+  '5550142',
 ];
 /** Every writing of the code a provider may echo. */
 const codeWritings = (code: string) => {
   const d = [...code];
-  return [code, d.join(' '), `${d.join('. ')}.`, d.join(', '), `${code.slice(0, 3)} ${code.slice(3)}`, `${code.slice(0, 3)}-${code.slice(3)}`,
-    d.map((x) => `<Say>${x}</Say>`).join('<Pause length="1"/>')];
+  return [
+    code,
+    d.join(' '),
+    `${d.join('. ')}.`,
+    d.join(', '),
+    `${code.slice(0, 3)} ${code.slice(3)}`,
+    `${code.slice(0, 3)}-${code.slice(3)}`,
+    d.map((x) => `<Say>${x}</Say>`).join('<Pause length="1"/>'),
+  ];
 };
 
 /** Codes the failing senders were handed. */

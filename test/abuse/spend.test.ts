@@ -63,11 +63,16 @@ describe('every billable provider request counts in the spend breakers', () => {
             Array.from({ length: SENDS }, (_, i) => new Client(app.url).post('/otp/send', { username: `victim.${i}`, channel: 'whatsapp' })),
           );
           const statuses = answers.map((a) => a.status);
-          assert.ok(statuses.every((status) => status === 502 || status === 429), JSON.stringify(statuses));
+          assert.ok(
+            statuses.every((status) => status === 502 || status === 429),
+            JSON.stringify(statuses),
+          );
           const admitted = statuses.filter((status) => status === 502).length;
           const count = (channel: string) => requests.filter((c) => c === channel).length;
           const messages = count('sms') + count('whatsapp');
-          console.log(`# ${framework}/${storeName}: ${admitted} admitted sends made ${requests.length} provider requests: ${count('whatsapp')} WhatsApp, ${count('sms')} SMS, ${count('voice')} voice`);
+          console.log(
+            `# ${framework}/${storeName}: ${admitted} admitted sends made ${requests.length} provider requests: ${count('whatsapp')} WhatsApp, ${count('sms')} SMS, ${count('voice')} voice`,
+          );
           assert.ok(admitted >= 1);
           assert.ok(messages <= SMS_PER_HOUR, `${messages} SMS/WhatsApp requests for a breaker of ${SMS_PER_HOUR}`);
           assert.ok(count('voice') <= VOICE_PER_HOUR, `${count('voice')} voice requests for a breaker of ${VOICE_PER_HOUR}`);

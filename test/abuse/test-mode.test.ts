@@ -47,7 +47,10 @@ for (const [framework, makeApp] of frameworks.slice(0, 2)) {
         await withNodeEnv(env, async () => {
           await assert.rejects(makeApp({ otp: otp() }), (error: unknown) => {
             assert.ok(error instanceof TypeError, String(error));
-            assert.match(error.message, /option "testDestinations" is refused without option "testDestinationsExpireAt" unless NODE_ENV is "development" or "test"/);
+            assert.match(
+              error.message,
+              /option "testDestinations" is refused without option "testDestinationsExpireAt" unless NODE_ENV is "development" or "test"/,
+            );
             assert.match(error.message, env === undefined ? /NODE_ENV is unset/ : /NODE_ENV is "/);
             assert.ok(!error.message.includes(FIXED), 'no code in the message');
             return true;

@@ -44,7 +44,8 @@ const quotasAndLocks: Script = async (url) => {
   const sessions = Array.from({ length: 8 }, () => new Client(url));
   const [s1, s2, s3, s4, s5, s6, s7, s8] = sessions as [Client, Client, Client, Client, Client, Client, Client, Client];
   const send = (client: Client, channel?: string) => client.post('/otp/send', channel === undefined ? { username: TARGET } : { username: TARGET, channel });
-  const guess = (client: Client, code = '000000', method?: string) => client.post('/otp/verify', method === undefined ? { username: TARGET, code } : { username: TARGET, code, method });
+  const guess = (client: Client, code = '000000', method?: string) =>
+    client.post('/otp/verify', method === undefined ? { username: TARGET, code } : { username: TARGET, code, method });
   await record('s1 sms', send(s1, 'sms'));
   await record('s1 email', send(s1, 'email'));
   await record('s1 both', send(s1));

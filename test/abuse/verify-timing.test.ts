@@ -74,7 +74,9 @@ describe('a wrong TOTP or recovery guess costs the same for every kind of user',
         medians = await measure(app, method, first + WARM_UP, CALLS);
         const values = Object.values(medians);
         spread = Math.max(...values) / Math.min(...values);
-        console.log(`# ${method} try ${attempt + 1}: medians ${JSON.stringify(Object.fromEntries(Object.entries(medians).map(([k, v]) => [k, `${v.toFixed(1)} µs`])))}, spread ${spread.toFixed(3)}`);
+        console.log(
+          `# ${method} try ${attempt + 1}: medians ${JSON.stringify(Object.fromEntries(Object.entries(medians).map(([k, v]) => [k, `${v.toFixed(1)} µs`])))}, spread ${spread.toFixed(3)}`,
+        );
       }
       assert.ok(spread <= 1.1, `the slowest kind's median is within 10 % of the fastest's: ${JSON.stringify(medians)}`);
     });

@@ -34,7 +34,11 @@ function describeContractOn(storeName: string, store: () => OtpStore): void {
   describeHttpContract(`express with ${storeName}`, on(expressApp, store));
   describeHttpContract(`fetch with ${storeName}`, on(fetchApp, store), { cookieSession: true });
   describeHttpContract(`hono with ${storeName}`, on(honoApp, store), { cookieSession: true });
-  describeHttpContract(`fastify with ${storeName}`, on((options) => fastifyApp(options), store), { cookieSession: true });
+  describeHttpContract(
+    `fastify with ${storeName}`,
+    on((options) => fastifyApp(options), store),
+    { cookieSession: true },
+  );
 }
 
 describe('on PostgreSQL', () => {

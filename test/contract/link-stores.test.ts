@@ -45,9 +45,18 @@ describe('on PostgreSQL', () => {
     await pool?.end();
   });
 
-  describeLinkContract('express with postgresStore', on(expressApp, () => store));
-  describeLinkContract('fetch with postgresStore', on(fetchApp, () => store));
-  describeLinkContract('express with postgresStore({ unlogged: true })', on(expressApp, () => unloggedStore));
+  describeLinkContract(
+    'express with postgresStore',
+    on(expressApp, () => store),
+  );
+  describeLinkContract(
+    'fetch with postgresStore',
+    on(fetchApp, () => store),
+  );
+  describeLinkContract(
+    'express with postgresStore({ unlogged: true })',
+    on(expressApp, () => unloggedStore),
+  );
 });
 
 describe('on Redis', () => {
@@ -55,7 +64,10 @@ describe('on Redis', () => {
   let client: RedisClientType;
 
   before(async () => {
-    client = createClient({ url: 'redis://127.0.0.1:6379', socket: { connectTimeout: 2000, reconnectStrategy: (retries) => (retries >= 10 ? new Error('Redis is not reachable') : 200) } }) as RedisClientType;
+    client = createClient({
+      url: 'redis://127.0.0.1:6379',
+      socket: { connectTimeout: 2000, reconnectStrategy: (retries) => (retries >= 10 ? new Error('Redis is not reachable') : 200) },
+    }) as RedisClientType;
     client.on('error', () => {});
     await client.connect();
   });
@@ -67,6 +79,12 @@ describe('on Redis', () => {
     await client.close();
   });
 
-  describeLinkContract('express with redisStore', on(expressApp, () => redisStore({ client, prefix })));
-  describeLinkContract('fetch with redisStore', on(fetchApp, () => redisStore({ client, prefix })));
+  describeLinkContract(
+    'express with redisStore',
+    on(expressApp, () => redisStore({ client, prefix })),
+  );
+  describeLinkContract(
+    'fetch with redisStore',
+    on(fetchApp, () => redisStore({ client, prefix })),
+  );
 });

@@ -11,10 +11,22 @@ import nodemailer from 'nodemailer';
 import type { EmailMessage, SmsMessage, VoiceMessage, WhatsAppMessage } from '../../src/core/types.js';
 import { nodemailerEmail, type NodemailerEmailOptions } from '../../src/senders/nodemailer.js';
 import {
-  twilioSms, twilioVoice, twilioWhatsApp, type TwilioSmsOptions, type TwilioVoiceOptions, type TwilioWhatsAppOptions,
+  twilioSms,
+  twilioVoice,
+  twilioWhatsApp,
+  type TwilioSmsOptions,
+  type TwilioVoiceOptions,
+  type TwilioWhatsAppOptions,
 } from '../../src/senders/twilio/index.js';
 import {
-  startPrism, testAccountSid, testAuthToken, twilioClientAnswering, twilioClientFor, twilioSpecPath, type PrismMock, type RecordedRequest,
+  startPrism,
+  testAccountSid,
+  testAuthToken,
+  twilioClientAnswering,
+  twilioClientFor,
+  twilioSpecPath,
+  type PrismMock,
+  type RecordedRequest,
 } from '../helpers/prism.js';
 import { describeSenderContract, type Provider, type SenderKit } from '../helpers/sender-contract.js';
 import { startSmtpSink } from '../helpers/smtp.js';
@@ -113,7 +125,10 @@ describeSenderContract(
     receivedTo: phone,
     carriesCode: (request) => request.form.Body === `Your blockid code is ${code}`,
     refused: 'the message',
-    twilioErrors: [{ status: 400, twilioCode: 21211, retryable: false, text: "The 'To' number +1415555010 is not a valid phone number." }, ...commonTwilioErrors],
+    twilioErrors: [
+      { status: 400, twilioCode: 21211, retryable: false, text: "The 'To' number +1415555010 is not a valid phone number." },
+      ...commonTwilioErrors,
+    ],
     secrets: [code, 'Your blockid code'],
     refusedOptions: [
       ['something that is not a client', () => twilioSms({ client: {}, from } as unknown as TwilioSmsOptions), /"client" must be a twilio client/],
@@ -131,11 +146,22 @@ describeSenderContract(
     receivedTo: `whatsapp:${phone}`,
     carriesCode: (request) => request.form.ContentVariables === `{"1":"${code}"}`,
     refused: 'the message',
-    twilioErrors: [{ status: 400, twilioCode: 63016, retryable: false, text: 'Failed to send freeform message because you are outside the allowed window.' }, ...commonTwilioErrors],
+    twilioErrors: [
+      { status: 400, twilioCode: 63016, retryable: false, text: 'Failed to send freeform message because you are outside the allowed window.' },
+      ...commonTwilioErrors,
+    ],
     secrets: whatsAppAndVoiceSecrets,
     refusedOptions: [
-      ['something that is not a client', () => twilioWhatsApp({ client: { calls: {} }, from, contentSid } as unknown as TwilioWhatsAppOptions), /"client" must be a twilio client/],
-      ['an unknown option', () => twilioWhatsApp({ client: anyClient, from, contentSid, body: 'x' } as unknown as TwilioWhatsAppOptions), /unknown option "body"/],
+      [
+        'something that is not a client',
+        () => twilioWhatsApp({ client: { calls: {} }, from, contentSid } as unknown as TwilioWhatsAppOptions),
+        /"client" must be a twilio client/,
+      ],
+      [
+        'an unknown option',
+        () => twilioWhatsApp({ client: anyClient, from, contentSid, body: 'x' } as unknown as TwilioWhatsAppOptions),
+        /unknown option "body"/,
+      ],
     ],
   }),
 );
@@ -149,10 +175,17 @@ describeSenderContract(
     receivedTo: phone,
     carriesCode: (request) => request.form.Twiml?.includes(spokenCode) ?? false,
     refused: 'the call',
-    twilioErrors: [{ status: 400, twilioCode: 63016, retryable: false, text: 'Failed to send freeform message because you are outside the allowed window.' }, ...commonTwilioErrors],
+    twilioErrors: [
+      { status: 400, twilioCode: 63016, retryable: false, text: 'Failed to send freeform message because you are outside the allowed window.' },
+      ...commonTwilioErrors,
+    ],
     secrets: whatsAppAndVoiceSecrets,
     refusedOptions: [
-      ['something that is not a client', () => twilioVoice({ client: { messages: { create() {} } }, from } as unknown as TwilioVoiceOptions), /"client" must be a twilio client/],
+      [
+        'something that is not a client',
+        () => twilioVoice({ client: { messages: { create() {} } }, from } as unknown as TwilioVoiceOptions),
+        /"client" must be a twilio client/,
+      ],
       ['an unknown option', () => twilioVoice({ client: anyClient, from, twiml: '<Response/>' } as unknown as TwilioVoiceOptions), /unknown option "twiml"/],
     ],
   }),
@@ -192,7 +225,12 @@ describeSenderContract({
       stop: () => sink.stop(),
     };
   },
-  refusals: ([[451, true], [550, false]] as const).map(([responseCode, retryable]) => ({
+  refusals: (
+    [
+      [451, true],
+      [550, false],
+    ] as const
+  ).map(([responseCode, retryable]) => ({
     name: `SMTP reply ${responseCode} to RCPT TO`,
     retryable,
     message: `SMTP server refused the message (reply ${responseCode} to RCPT TO) (see docs/errors.md#delivery-failed)`,
@@ -211,11 +249,23 @@ describeSenderContract({
   sendToClosedPort: (port) => nodemailerEmail({ smtpUrl: `smtp://127.0.0.1:${port}`, from: mailFrom }).send(email),
   unreachableMessage: 'SMTP server could not be reached (ECONNREFUSED) (see docs/errors.md#delivery-failed)',
   sendToSilentServer: (port) =>
-    nodemailerEmail({ smtpUrl: `smtp://127.0.0.1:${port}`, from: mailFrom, transportOptions: { connectionTimeout: 500, greetingTimeout: 300, socketTimeout: 500 } }).send(email),
+    nodemailerEmail({
+      smtpUrl: `smtp://127.0.0.1:${port}`,
+      from: mailFrom,
+      transportOptions: { connectionTimeout: 500, greetingTimeout: 300, socketTimeout: 500 },
+    }).send(email),
   timeoutMessage: /^SMTP server could not be reached \(ETIMEDOUT\) \(see docs\/errors\.md#delivery-failed\)$/,
   timeoutWithinMs: [250, 3_000],
   refusedOptions: [
-    ['something that is not a transporter', () => nodemailerEmail({ transporter: {}, from: mailFrom } as unknown as NodemailerEmailOptions), /"transporter" must be a nodemailer transporter/],
-    ['an unknown option', () => nodemailerEmail({ smtpUrl: 'smtp://127.0.0.1:25', from: mailFrom, timeout: 5 } as unknown as NodemailerEmailOptions), /unknown option "timeout"/],
+    [
+      'something that is not a transporter',
+      () => nodemailerEmail({ transporter: {}, from: mailFrom } as unknown as NodemailerEmailOptions),
+      /"transporter" must be a nodemailer transporter/,
+    ],
+    [
+      'an unknown option',
+      () => nodemailerEmail({ smtpUrl: 'smtp://127.0.0.1:25', from: mailFrom, timeout: 5 } as unknown as NodemailerEmailOptions),
+      /unknown option "timeout"/,
+    ],
   ],
 });

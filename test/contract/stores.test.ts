@@ -25,7 +25,6 @@ const runPrefix = `otp-test:${randomBytes(6).toString('hex')}:`;
 let storeCount = 0;
 const nextPrefix = (): string => `${runPrefix}${(storeCount += 1)}:`;
 
-
 const isUnavailable = (error: unknown): boolean => error instanceof OtpError && error.code === 'STORE_UNAVAILABLE' && error.status === 503;
 
 async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; result: PromiseSettledResult<T> }> {
@@ -85,7 +84,10 @@ describe('redis on 127.0.0.1:6379', () => {
           code: { hash: hashCode(secret, user, code), ttlMs: 60_000, issuedAtMs: Date.now() },
         });
         assert.equal((await store.send(sent)).ok, true);
-        assert.equal((await store.verify({ user, slots: [slot], hash: hashCode(secret, user, '000000'), policy: { ...policy, failedVerifications: 1 } })).result, 'mismatch');
+        assert.equal(
+          (await store.verify({ user, slots: [slot], hash: hashCode(secret, user, '000000'), policy: { ...policy, failedVerifications: 1 } })).result,
+          'mismatch',
+        );
         await store.attempt({ user, space: 'user', policy });
         await store.settle({ user, use: { kind: 'totp', step: 1, ttlMs: 60_000 } });
         await store.settle({ user, use: { kind: 'recovery', id: randomKey(), ttlMs: 60_000 } });
@@ -136,7 +138,9 @@ describe('redis on 127.0.0.1:6379', () => {
         const sent = plan(user, { cooldownMs: 30_000 });
         await a.send(sent);
         assert.equal((await b.send(plan(user, { cooldownMs: 30_000 }))).ok, false, 'the cooldown is shared');
-        const outcomes = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).verify({ user, slots: [''], hash: sent.code.hash, policy })));
+        const outcomes = await Promise.all(
+          Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).verify({ user, slots: [''], hash: sent.code.hash, policy })),
+        );
         assert.equal(outcomes.filter((o) => o.result === 'ok').length, 1);
         const keys = await keysUnder(client, prefix);
         if (keys.length > 0) await client.del(keys);
@@ -170,8 +174,14 @@ describe('redis on 127.0.0.1:6379', () => {
       assert.throws(bad({}), { name: 'TypeError', message: /option "client" must be a node-redis v5 client/ });
       assert.throws(bad({ client: { get: () => {} } }), { name: 'TypeError', message: /option "client" must be a node-redis v5 client/ });
       assert.throws(bad({ client: createClient() }), { name: 'TypeError', message: /option "client" is not connected.*client\.connect\(\)/ });
-      assert.throws(bad({ client, prefix: 'app:{otp}:' }), { name: 'TypeError', message: /option "prefix" must be a string without.*\(got the string "app:\{otp\}:"\)/ });
-      assert.throws(bad({ client, commandTimeoutMs: 0 }), { name: 'TypeError', message: /option "commandTimeoutMs" must be a whole number from 1 to 600000 \(got the number 0\)/ });
+      assert.throws(bad({ client, prefix: 'app:{otp}:' }), {
+        name: 'TypeError',
+        message: /option "prefix" must be a string without.*\(got the string "app:\{otp\}:"\)/,
+      });
+      assert.throws(bad({ client, commandTimeoutMs: 0 }), {
+        name: 'TypeError',
+        message: /option "commandTimeoutMs" must be a whole number from 1 to 600000 \(got the number 0\)/,
+      });
       assert.throws(bad({ client, timeoutMs: 500 }), { name: 'TypeError', message: /unknown option "timeoutMs": did you mean "commandTimeoutMs"\?/ });
     });
   });
@@ -307,7 +317,9 @@ describe('redis cluster (3 masters, started by this test)', () => {
     const prefix = nextPrefix();
     const store = redisStore({ client: cluster, prefix });
     for (let i = 0; i < 30; i += 1) {
-      const decision = await store.send(plan(randomKey(), { cooldownMs: 10_000, request: [counter('sendsPerIp', 5)], targets: [[counter('sendsPerDestination', 5)]] }));
+      const decision = await store.send(
+        plan(randomKey(), { cooldownMs: 10_000, request: [counter('sendsPerIp', 5)], targets: [[counter('sendsPerDestination', 5)]] }),
+      );
       assert.equal(decision.ok, true);
     }
     const perMaster: number[] = [];
@@ -317,8 +329,14 @@ describe('redis cluster (3 masters, started by this test)', () => {
       perMaster.push(keys.length);
       for (const key of keys) assert.ok((await node.pTTL(key)) > 0, `${key} has a TTL`);
     }
-    assert.equal(perMaster.reduce((a, b) => a + b, 0), 120); // per send: code, cooldown, two counters
-    assert.ok(perMaster.every((n) => n > 0), `keys per master: ${perMaster.join(', ')}`);
+    assert.equal(
+      perMaster.reduce((a, b) => a + b, 0),
+      120,
+    ); // per send: code, cooldown, two counters
+    assert.ok(
+      perMaster.every((n) => n > 0),
+      `keys per master: ${perMaster.join(', ')}`,
+    );
     await cleanupPrefix(prefix);
   });
 
@@ -334,8 +352,14 @@ describe('redis cluster (3 masters, started by this test)', () => {
       const failed = results.filter((r) => r.result.status === 'rejected');
       assert.ok(failed.length > 0, 'some keys live on the stalled master');
       assert.ok(failed.every((r) => r.result.status === 'rejected' && isUnavailable(r.result.reason)));
-      assert.ok(results.every((r) => r.ms < 800), `slowest ${Math.max(...results.map((r) => r.ms))} ms`);
-      assert.ok(results.some((r) => r.result.status === 'fulfilled'), 'keys on the other masters still work');
+      assert.ok(
+        results.every((r) => r.ms < 800),
+        `slowest ${Math.max(...results.map((r) => r.ms))} ms`,
+      );
+      assert.ok(
+        results.some((r) => r.result.status === 'fulfilled'),
+        'keys on the other masters still work',
+      );
     } finally {
       stalled.kill('SIGCONT');
     }

@@ -297,10 +297,7 @@ describe('example app', () => {
     await enterCode(page, codeIn(sms?.text ?? ''));
     await expectAccountPage(page, url, JOHN);
     const status = await page.request.get(`${url}/otp/status`);
-    assert.deepEqual(
-      { verified: (await status.json()).verified, username: (await status.json()).username },
-      { verified: true, username: JOHN.username },
-    );
+    assert.deepEqual({ verified: (await status.json()).verified, username: (await status.json()).username }, { verified: true, username: JOHN.username });
     assert.deepEqual(problems, []);
   });
 
@@ -450,10 +447,11 @@ describe('example app', () => {
   test('keyboard only: sign in, send and verify a code without the mouse', TIMEOUT, async () => {
     const { url } = await startApp();
     const { page, context } = await openTab();
-    const active = () => page.evaluate(() => {
-      const el = (globalThis as any).document.activeElement;
-      return { id: String(el?.id ?? ''), channel: String(el?.dataset?.channel ?? '') };
-    });
+    const active = () =>
+      page.evaluate(() => {
+        const el = (globalThis as any).document.activeElement;
+        return { id: String(el?.id ?? ''), channel: String(el?.dataset?.channel ?? '') };
+      });
     await page.goto(`${url}/login`);
     assert.equal((await active()).id, 'username', 'the Username field has focus on arrival');
     await page.keyboard.type(JOHN.username);
@@ -492,7 +490,10 @@ describe('example app: authenticator app and recovery codes', () => {
     assert.equal(svg.headers()['cache-control'], 'no-store');
     const key = ((await page.locator('#totp-key').textContent()) ?? '').replace(/\s/g, '');
     assert.match(key, /^[A-Z2-7]{32}$/);
-    assert.match((await page.getByRole('link', { name: /Open it in your authenticator app/ }).getAttribute('href')) ?? '', new RegExp(`^otpauth://totp/.*secret=${key}`));
+    assert.match(
+      (await page.getByRole('link', { name: /Open it in your authenticator app/ }).getAttribute('href')) ?? '',
+      new RegExp(`^otpauth://totp/.*secret=${key}`),
+    );
 
     // A wrong first code: the page says so, and nothing is saved yet.
     const right = await appCode(key);
@@ -509,7 +510,7 @@ describe('example app: authenticator app and recovery codes', () => {
     assert.match((await page.getByRole('status').textContent()) ?? '', /Authenticator app added/);
     assert.match((await page.locator('#totp-state').textContent()) ?? '', /On since/);
     const sealed = example.factors.get(JOHN.username).totp ?? '';
-    assert.ok(sealed.length > 0, 'the sealed key is on the user\'s row');
+    assert.ok(sealed.length > 0, "the sealed key is on the user's row");
     assert.ok(!sealed.includes(key) && !sealed.includes(key.toLowerCase()), 'the row holds the key sealed, not as text');
     assert.equal((await page.request.get(`${url}/account/totp/qr.svg`)).status(), 404, 'the set-up is over: no QR code any more');
 
@@ -565,7 +566,8 @@ describe('example app: authenticator app and recovery codes', () => {
 
     await signOut(page, url);
     await signInToCodeStep(page, url, JOHN.username);
-    const active = () => page.evaluate(() => String((globalThis as any).document.activeElement?.dataset?.method ?? (globalThis as any).document.activeElement?.id ?? ''));
+    const active = () =>
+      page.evaluate(() => String((globalThis as any).document.activeElement?.dataset?.method ?? (globalThis as any).document.activeElement?.id ?? ''));
     for (let i = 0; i < 15 && (await active()) !== 'recovery'; i++) await page.keyboard.press('Tab');
     assert.equal(await active(), 'recovery', '"Use a recovery code" is not reachable with Tab');
     await page.keyboard.press('Enter');
@@ -612,7 +614,7 @@ describe('example app: authenticator app and recovery codes', () => {
 describe('example app: the code step reads right for each way in', () => {
   const activeId = (page: Page) => page.evaluate(() => String((globalThis as any).document.activeElement?.id ?? ''));
 
-  test('on arrival focus is on the step\'s heading (a code must be asked for first), never on <body>', TIMEOUT, async () => {
+  test("on arrival focus is on the step's heading (a code must be asked for first), never on <body>", TIMEOUT, async () => {
     const { url } = await startApp();
     const { page } = await openTab();
     await signInToCodeStep(page, url, JOHN.username);
@@ -635,7 +637,7 @@ describe('example app: the code step reads right for each way in', () => {
     assert.equal(await code.inputValue(), '123456', 'no more digits than a code has');
   });
 
-  test('an authenticator user lands on the code field; in recovery-code mode the page asks for a recovery code, not the app\'s', TIMEOUT, async () => {
+  test("an authenticator user lands on the code field; in recovery-code mode the page asks for a recovery code, not the app's", TIMEOUT, async () => {
     const { url, example } = await startApp();
     // The page only needs to know that the user has both (their values are not checked here).
     example.factors.setTotp(JOHN.username, 'sealed-key-for-the-page');
@@ -728,7 +730,11 @@ describe('example app: channels and senders', () => {
     const [sms] = await waitForOutbox(context, url, 1);
     await new Promise((resolve) => setTimeout(resolve, 600)); // an email, if one were (wrongly) kept, would show by now
     const outbox = await readOutboxPage(context, url);
-    assert.deepEqual(outbox.map((m) => [m.channel, m.to]), [['sms', JOHN.phone]], 'the outbox lists only the SMS');
+    assert.deepEqual(
+      outbox.map((m) => [m.channel, m.to]),
+      [['sms', JOHN.phone]],
+      'the outbox lists only the SMS',
+    );
     assert.ok(!example.outbox?.entries().some((entry) => entry.channel === 'email'));
     assert.equal(codeIn(sms?.text ?? ''), emailed, 'one code on both channels');
 
@@ -752,7 +758,13 @@ describe('example app: channels and senders', () => {
     const { page } = await openTab();
     await signInToCodeStep(page, url, JOHN.username);
     // Nothing is sent here: that would call Twilio.
-    assert.deepEqual(await page.locator('button[data-channel]').evaluateAll((b) => b.map((el: any) => el.dataset.channel)), ['sms', 'whatsapp', 'voice', 'email', 'both']);
+    assert.deepEqual(await page.locator('button[data-channel]').evaluateAll((b) => b.map((el: any) => el.dataset.channel)), [
+      'sms',
+      'whatsapp',
+      'voice',
+      'email',
+      'both',
+    ]);
     assert.match(await outboxChannelsLine(page, url), /In use for: SMS and email\./);
   });
 });

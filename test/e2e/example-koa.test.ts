@@ -107,7 +107,7 @@ describe('example-app/koa.ts', () => {
     assert.equal(example.outbox?.entries().length, 0);
   });
 
-  it('a form login without the page\'s form token is refused, other bodies get 415; no dev outbox in production', async () => {
+  it("a form login without the page's form token is refused, other bodies get 415; no dev outbox in production", async () => {
     const { client } = await start();
     const form = await client.request('POST', '/login', { raw: 'username=john.smith&password=blockid-demo', contentType: 'application/x-www-form-urlencoded' });
     assert.equal(form.status, 403);

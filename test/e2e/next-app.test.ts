@@ -19,7 +19,11 @@ const nextBin = join(repoRoot, 'node_modules', 'next', 'dist', 'bin', 'next');
 
 /** Runs `next <args>` in the example; resolves with its output, rejects with it on failure. */
 function next(args: string[], env: Record<string, string>): { child: ChildProcess; done: Promise<string> } {
-  const child = spawn(process.execPath, [nextBin, ...args], { cwd: exampleDir, env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1', NODE_ENV: 'production', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [nextBin, ...args], {
+    cwd: exampleDir,
+    env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1', NODE_ENV: 'production', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
@@ -58,7 +62,10 @@ describe('the Next.js 16 example (next build, next start)', { timeout: 900_000 }
     start.done.catch(() => {}); // ended by after(); a failure to start shows as the wait below timing out
     url = `http://127.0.0.1:${port}`;
     for (let tries = 0; ; tries++) {
-      const ready = await fetch(`${url}/`).then((response) => response.ok, () => false);
+      const ready = await fetch(`${url}/`).then(
+        (response) => response.ok,
+        () => false,
+      );
       if (ready) break;
       if (tries > 600) throw new Error('next start did not answer within 60 s');
       await new Promise((resolve) => setTimeout(resolve, 100));

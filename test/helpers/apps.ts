@@ -92,7 +92,11 @@ after(async () => {
 
 /** Fills in what every app has (errors, events) and tracks it until it is closed. */
 function finish(
-  parts: Omit<TestApp, 'errors' | 'events' | 'close'> & { errors: Error[]; on: (event: string, listener: (payload: never) => void) => unknown; close(): Promise<void> },
+  parts: Omit<TestApp, 'errors' | 'events' | 'close'> & {
+    errors: Error[];
+    on: (event: string, listener: (payload: never) => void) => unknown;
+    close(): Promise<void>;
+  },
   options: AppOptions,
 ): TestApp {
   const { on, close, ...rest } = parts;
@@ -310,7 +314,19 @@ export const fetchApp: AppFactory = async (options = {}) => {
   }) as Server;
   const url = await listen(server);
   const service = serviceOf(otp);
-  return finish({ framework: 'fetch', url, service, capture, errors: [], shared: { store: service.options.store, sessions: undefined, capture }, on: service.on as never, close: () => closeServer(server) }, options);
+  return finish(
+    {
+      framework: 'fetch',
+      url,
+      service,
+      capture,
+      errors: [],
+      shared: { store: service.options.store, sessions: undefined, capture },
+      on: service.on as never,
+      close: () => closeServer(server),
+    },
+    options,
+  );
 };
 
 /** The same app on Hono (`blockidOtpHono` + `requireOtpHono`), served on Node by @hono/node-server, with the cookie session. */
@@ -329,7 +345,19 @@ export const honoApp: AppFactory = async (options = {}) => {
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   const url = await listen(server);
   const service = serviceOf(otp);
-  return finish({ framework: 'hono', url, service, capture, errors, shared: { store: service.options.store, sessions: undefined, capture }, on: service.on as never, close: () => closeServer(server) }, options);
+  return finish(
+    {
+      framework: 'hono',
+      url,
+      service,
+      capture,
+      errors,
+      shared: { store: service.options.store, sessions: undefined, capture },
+      on: service.on as never,
+      close: () => closeServer(server),
+    },
+    options,
+  );
 };
 
 export interface FastifyAppOptions extends AppOptions {
@@ -353,7 +381,10 @@ export const fastifyApp = async (options: FastifyAppOptions = {}): Promise<TestA
       store: sessions as fastifySession.SessionStore,
     });
   }
-  await app.register(blockidOtpFastify, { ...instanceOptions(capture, options), ...(!options.fastifySession && { session: cookieSession({ secure: false }) }) });
+  await app.register(blockidOtpFastify, {
+    ...instanceOptions(capture, options),
+    ...(!options.fastifySession && { session: cookieSession({ secure: false }) }),
+  });
   app.get('/account', { preHandler: requireOtpFastify({ redirectTo: '/login' }) }, async () => ({ account: true }));
   app.get('/fresh', { preHandler: requireOtpFastify({ maxAgeSeconds: 1 }) }, async () => ({ fresh: true }));
   app.get('/totp-only', { preHandler: requireOtpFastify({ methods: ['totp'] }) }, async () => ({ totpOnly: true }));

@@ -17,7 +17,10 @@ const stamp = join(dist, '.build-hash');
 /** A hash of every input of the build, so a changed source means a new build. */
 function sourceHash(): string {
   const hash = createHash('sha256');
-  const files = readdirSync(join(repoRoot, 'src'), { recursive: true }).map(String).map((file) => join('src', file)).sort();
+  const files = readdirSync(join(repoRoot, 'src'), { recursive: true })
+    .map(String)
+    .map((file) => join('src', file))
+    .sort();
   for (const file of [...files, 'tsup.config.ts', 'package.json']) {
     const path = join(repoRoot, file);
     try {

@@ -182,7 +182,8 @@ export class Client {
 }
 
 /** A browser-like client: a keep-alive connection of its own (4 sockets), headers it always sends, a 5 s timeout. */
-export const browserClient = (baseUrl: string, headers: Record<string, string> = {}, timeoutMs = 5000) => new Client(baseUrl, { keepAlive: 4, headers, timeoutMs });
+export const browserClient = (baseUrl: string, headers: Record<string, string> = {}, timeoutMs = 5000) =>
+  new Client(baseUrl, { keepAlive: 4, headers, timeoutMs });
 
 /** Throws if any reply (status line, headers, body) contains one of `codes`. */
 export function assertNoCodeLeaked(codes: Iterable<string>): number {

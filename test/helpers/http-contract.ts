@@ -62,7 +62,7 @@ export function describeHttpContract(framework: string, makeApp: AppFactory, { c
         assert.ok(email?.channel === 'email' && email.text.includes(email.code) && email.html.includes(email.code));
       });
 
-      it('declares each JSON reply\'s length instead of sending it chunked (send, bad request, verify)', async () => {
+      it("declares each JSON reply's length instead of sending it chunked (send, bad request, verify)", async () => {
         const { client } = await start();
         const replies = [
           await client.post('/otp/send', { username: 'john.smith' }),
@@ -80,7 +80,10 @@ export function describeHttpContract(framework: string, makeApp: AppFactory, { c
         assert.equal((await client.post('/otp/send', { username: 'john.smith', channel: 'email' })).status, 202);
         await app.capture.waitFor(1);
         await sleep(50); // both channels' deliveries start at the same moment
-        assert.deepEqual(app.capture.messages.map((m) => m.channel), ['email']);
+        assert.deepEqual(
+          app.capture.messages.map((m) => m.channel),
+          ['email'],
+        );
       });
 
       it('answers an unknown username exactly like a known one, and delivers nothing', async () => {
@@ -270,7 +273,10 @@ export function describeHttpContract(framework: string, makeApp: AppFactory, { c
         const wrong = code === '999999' ? '000000' : '999999';
         const replies = await Promise.all(Array.from({ length: 60 }, () => client.post('/otp/verify', { username: 'john.smith', code: wrong })));
         const statuses = replies.map((r) => r.status);
-        assert.ok(statuses.every((s) => s === 401 || s === 429), statuses.join(','));
+        assert.ok(
+          statuses.every((s) => s === 401 || s === 429),
+          statuses.join(','),
+        );
         assert.equal(statuses.filter((s) => s === 401).length, 5);
         assert.equal(evaluated, 5);
         assert.equal((await client.post('/otp/verify', { username: 'john.smith', code })).status, 429);
@@ -329,7 +335,9 @@ export function describeHttpContract(framework: string, makeApp: AppFactory, { c
         assert.deepEqual((await client.get('/otp/status')).headers.getSetCookie(), []);
       });
 
-      it('fails loudly without a session middleware, never passing the guard', { skip: (cookieSession || sessionFallback) && 'the app has its own cookie session' }, async () => {
+      it('fails loudly without a session middleware, never passing the guard', {
+        skip: (cookieSession || sessionFallback) && 'the app has its own cookie session',
+      }, async () => {
         const { client } = await start({ withoutSession: true });
         const guarded = await client.get('/account');
         assert.equal(guarded.status, 500);

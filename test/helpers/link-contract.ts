@@ -25,7 +25,11 @@ function assertTokenOnlyInForm(reply: Reply, token: string): void {
 }
 
 /** A form post of the confirmation page, with the headers a browser (or an attacker) sends. */
-export function postLink(client: Client, fields: Record<string, string>, headers: Record<string, string> = { 'sec-fetch-site': 'same-origin' }): Promise<Reply> {
+export function postLink(
+  client: Client,
+  fields: Record<string, string>,
+  headers: Record<string, string> = { 'sec-fetch-site': 'same-origin' },
+): Promise<Reply> {
   return client.request('POST', '/otp/link', { raw: new URLSearchParams(fields).toString(), contentType: 'application/x-www-form-urlencoded', headers });
 }
 

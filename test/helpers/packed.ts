@@ -54,7 +54,12 @@ async function buildInputs(): Promise<string[]> {
 
 async function inputsHash(): Promise<string> {
   const hash = createHash('sha256');
-  for (const file of await buildInputs()) hash.update(file).update('\0').update(await readFile(join(repo, file))).update('\0');
+  for (const file of await buildInputs())
+    hash
+      .update(file)
+      .update('\0')
+      .update(await readFile(join(repo, file)))
+      .update('\0');
   return hash.digest('hex').slice(0, 16);
 }
 

@@ -84,7 +84,13 @@ export async function createPostgresCluster(): Promise<PostgresCluster> {
     async pids() {
       const postmaster = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
       const { stdout } = await run('ps', ['-o', 'pid=', '--ppid', String(postmaster)]).catch(() => ({ stdout: '' }));
-      return [postmaster, ...stdout.split('\n').map((line) => Number(line.trim())).filter((pid) => pid > 0)];
+      return [
+        postmaster,
+        ...stdout
+          .split('\n')
+          .map((line) => Number(line.trim()))
+          .filter((pid) => pid > 0),
+      ];
     },
     async destroy() {
       await cluster.stop().catch(() => {});

@@ -53,9 +53,7 @@ export async function startCluster(): Promise<TestCluster> {
     async connect(via) {
       const first = ports[0] ?? 0;
       const nodeAddressMap =
-        via === undefined
-          ? undefined
-          : Object.fromEntries(ports.map((port) => [`127.0.0.1:${port}`, { host: '127.0.0.1', port: via.get(port) ?? port }]));
+        via === undefined ? undefined : Object.fromEntries(ports.map((port) => [`127.0.0.1:${port}`, { host: '127.0.0.1', port: via.get(port) ?? port }]));
       const client = createCluster({
         rootNodes: [{ url: `redis://127.0.0.1:${via?.get(first) ?? first}` }],
         defaults: { socket: { reconnectStrategy } },

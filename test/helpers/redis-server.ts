@@ -38,11 +38,10 @@ export async function freePort(withBusPort = false): Promise<number> {
 
 /** Starts `redis-server` on `port` (no persistence, loopback only), with `dir` as its working directory. */
 export function startRedis(port: number, dir: string, extra: string[] = []): ChildProcess {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...extra],
-    { cwd: dir, stdio: 'ignore' },
-  );
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...extra], {
+    cwd: dir,
+    stdio: 'ignore',
+  });
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;

@@ -46,7 +46,12 @@ export interface RuntimeApp {
  * Starts `script` on the runtime (or on Node through tsx) with `env`; resolves once its output
  * matches `ready`, whose first group is the port (default: a `{"listening":<port>}` line).
  */
-export function startRuntimeApp(runtime: RuntimeName | 'node', script: string, env: Record<string, string>, ready = /\{"listening":(\d+)\}/): Promise<RuntimeApp> {
+export function startRuntimeApp(
+  runtime: RuntimeName | 'node',
+  script: string,
+  env: Record<string, string>,
+  ready = /\{"listening":(\d+)\}/,
+): Promise<RuntimeApp> {
   const binary = runtime === 'node' ? process.execPath : runtimeBinary(runtime);
   if (binary === undefined) throw new Error(`${runtime} is not installed: run npm ci (the "${runtime}" devDependency brings it).`);
   const args =

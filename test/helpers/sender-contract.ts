@@ -60,7 +60,10 @@ export interface SenderKit {
 
 /** The send's error, checked to be DELIVERY_FAILED and to hold none of `secrets` in any form a log could print. */
 export async function deliveryError(send: Promise<void>, secrets: string[]): Promise<OtpError> {
-  const error = await send.then(() => assert.fail('send should have failed'), (e: unknown) => e);
+  const error = await send.then(
+    () => assert.fail('send should have failed'),
+    (e: unknown) => e,
+  );
   assert.ok(error instanceof OtpError, `expected an OtpError, got ${inspect(error)}`);
   assert.equal(error.code, 'DELIVERY_FAILED');
   for (const text of [error.message, JSON.stringify(error), JSON.stringify(error.cause) ?? '', inspect(error, { depth: 10 })]) {

@@ -120,7 +120,10 @@ export async function deleteUnder(client: RedisClientType, prefix: string): Prom
  */
 export async function storeBackends({ cluster: withCluster = true } = {}): Promise<Backend[]> {
   const backends: Backend[] = [{ name: 'memory', make: () => memoryStore() }];
-  const client = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', socket: { reconnectStrategy: false, connectTimeout: 2000 } }) as RedisClientType;
+  const client = createClient({
+    url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    socket: { reconnectStrategy: false, connectTimeout: 2000 },
+  }) as RedisClientType;
   client.on('error', () => undefined);
   let redisUp = false;
   try {

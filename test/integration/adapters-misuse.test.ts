@@ -90,12 +90,22 @@ describe('X-Forwarded-For counts only behind a trusted proxy', () => {
   it('fetch and hono refuse trustProxy beyond 9 (or not a whole number), naming the option', () => {
     const capture = captureSenders();
     for (const trustProxy of [10, 100, -1, 1.5, '1' as unknown as number, true as unknown as number]) {
-      assert.throws(() => createOtpHandler({ ...baseOptions(capture), trustProxy }), (error: Error) => error instanceof TypeError && /trustProxy.*0 to 9/.test(error.message));
-      assert.throws(() => blockidOtpHono({ ...baseOptions(capture), trustProxy }), (error: Error) => error instanceof TypeError && /blockidOtpHono.*trustProxy.*0 to 9/.test(error.message));
+      assert.throws(
+        () => createOtpHandler({ ...baseOptions(capture), trustProxy }),
+        (error: Error) => error instanceof TypeError && /trustProxy.*0 to 9/.test(error.message),
+      );
+      assert.throws(
+        () => blockidOtpHono({ ...baseOptions(capture), trustProxy }),
+        (error: Error) => error instanceof TypeError && /blockidOtpHono.*trustProxy.*0 to 9/.test(error.message),
+      );
     }
   });
 
-  for (const [name, trustProxy] of [['true', true], ['0.0.0.0/1,128.0.0.0/1', '0.0.0.0/1,128.0.0.0/1'], ['() => true', () => true]] as const) {
+  for (const [name, trustProxy] of [
+    ['true', true],
+    ['0.0.0.0/1,128.0.0.0/1', '0.0.0.0/1,128.0.0.0/1'],
+    ['() => true', () => true],
+  ] as const) {
     it(`fastify refuses Fastify's trustProxy: ${name} (any client would choose its request.ip) with a message that says what to set`, async () => {
       const app = Fastify({ trustProxy });
       await app.register(blockidOtpFastify, baseOptions(captureSenders(), onePerIp));
@@ -109,7 +119,7 @@ describe('X-Forwarded-For counts only behind a trusted proxy', () => {
     });
   }
 
-  it('fastify refuses a trustProxy option on the plugin: the IP is Fastify\'s request.ip', async () => {
+  it("fastify refuses a trustProxy option on the plugin: the IP is Fastify's request.ip", async () => {
     const app = Fastify();
     await assert.rejects(async () => {
       await app.register(blockidOtpFastify, { ...baseOptions(captureSenders()), trustProxy: 1 } as never);
@@ -145,10 +155,14 @@ describe('Hono misuse', () => {
     assert.equal(reply.body.account, undefined);
   });
 
-  it('a guard behind another app\'s blockidOtpHono does not let that app\'s session in', async () => {
+  it("a guard behind another app's blockidOtpHono does not let that app's session in", async () => {
     // The cookie of an app with another secret (an attacker's own deployment, same cookie name) is no session here.
     const theirCapture = captureSenders();
-    const theirs = blockidOtpHono({ ...baseOptions(theirCapture), secret: 'an-attacker-secret-0123456789-abcdefghij', session: cookieSession({ secure: false }) });
+    const theirs = blockidOtpHono({
+      ...baseOptions(theirCapture),
+      secret: 'an-attacker-secret-0123456789-abcdefghij',
+      session: cookieSession({ secure: false }),
+    });
     const ours = blockidOtpHono({ ...baseOptions(captureSenders()), session: cookieSession({ secure: false }) });
     const theirApp = new Hono().use(theirs);
     const ourApp = new Hono().use(ours);
@@ -168,16 +182,24 @@ describe('Hono misuse', () => {
 
   it('blockidOtpHono() without an options object: a TypeError that shows the call', () => {
     for (const options of [undefined, null, 'secret']) {
-      assert.throws(() => blockidOtpHono(options as never), /blockidOtpHono: expected an options object, e\.g\. blockidOtpHono\(\{ secret, resolveUser, email \}\)/);
+      assert.throws(
+        () => blockidOtpHono(options as never),
+        /blockidOtpHono: expected an options object, e\.g\. blockidOtpHono\(\{ secret, resolveUser, email \}\)/,
+      );
     }
   });
 
   it('the middleware object carries the programmatic API and nothing of the service', () => {
     const otp = blockidOtpHono({ ...baseOptions(captureSenders()), session: cookieSession({ secure: false }) });
-    for (const name of ['generateOtp', 'verifyOtp', 'unlock', 'on', 'off', 'clearSession']) assert.equal(typeof (otp as unknown as Record<string, unknown>)[name], 'function', name);
+    for (const name of ['generateOtp', 'verifyOtp', 'unlock', 'on', 'off', 'clearSession'])
+      assert.equal(typeof (otp as unknown as Record<string, unknown>)[name], 'function', name);
     assert.equal('service' in otp, false);
     assert.equal('options' in otp, false);
-    assert.equal(otp.on('locked', () => {}), otp, 'on() returns the middleware');
+    assert.equal(
+      otp.on('locked', () => {}),
+      otp,
+      'on() returns the middleware',
+    );
     assert.doesNotMatch(JSON.stringify(Object.entries(otp)), /test-secret/);
   });
 });
@@ -195,9 +217,12 @@ describe('Fastify misuse', () => {
 
   it('the plugin registered in a sibling scope does not count for the guard', async () => {
     const app = Fastify();
-    await app.register(async (scope) => {
-      await scope.register(blockidOtpFastify, { ...baseOptions(captureSenders()), session: cookieSession({ secure: false }) });
-    }, { prefix: '/other' });
+    await app.register(
+      async (scope) => {
+        await scope.register(blockidOtpFastify, { ...baseOptions(captureSenders()), session: cookieSession({ secure: false }) });
+      },
+      { prefix: '/other' },
+    );
     app.get('/account', { preHandler: requireOtpFastify() }, async () => ({ account: true }));
     const reply = await new Client(await serveFastify(app)).get('/account');
     assert.equal(reply.status, 500);
@@ -224,7 +249,7 @@ describe('Fastify misuse', () => {
     await app.close();
   });
 
-  describe('bodies under basePath get the contract\'s error bodies, not Fastify\'s', () => {
+  describe("bodies under basePath get the contract's error bodies, not Fastify's", () => {
     const start = async () => {
       const app = Fastify();
       await app.register(blockidOtpFastify, { ...baseOptions(captureSenders()), session: cookieSession({ secure: false }) });
@@ -235,7 +260,11 @@ describe('Fastify misuse', () => {
 
     it('a non-JSON body: 415 unsupported_media_type', async () => {
       const client = await start();
-      for (const [raw, contentType] of [['username=john.smith', 'application/x-www-form-urlencoded'], ['john.smith', 'text/plain'], ['{"username":"john.smith"}', undefined]] as const) {
+      for (const [raw, contentType] of [
+        ['username=john.smith', 'application/x-www-form-urlencoded'],
+        ['john.smith', 'text/plain'],
+        ['{"username":"john.smith"}', undefined],
+      ] as const) {
         const reply = await client.request('POST', '/otp/send', { raw, ...(contentType !== undefined && { contentType }) });
         assert.equal(reply.status, 415, `${contentType}: ${reply.text}`);
         assert.equal(reply.body.error, 'unsupported_media_type');
@@ -255,7 +284,7 @@ describe('Fastify misuse', () => {
       assert.equal(bad.body.statusCode, undefined);
     });
 
-    it('a wrong method: 405 with Allow; an unknown path under basePath: Fastify\'s 404; the app\'s own routes still parse JSON', async () => {
+    it("a wrong method: 405 with Allow; an unknown path under basePath: Fastify's 404; the app's own routes still parse JSON", async () => {
       const client = await start();
       const wrong = await client.get('/otp/send');
       assert.equal(wrong.status, 405);
@@ -273,10 +302,13 @@ describe('Fastify misuse', () => {
     await app.register(blockidOtpFastify, { ...baseOptions(captureSenders()), session: cookieSession({ secure: false }) });
     app.get('/who', async (request) => ({ flag: request.blockidOtp }));
     const url = await serveFastify(app);
-    for (const name of ['generateOtp', 'verifyOtp', 'unlock', 'on', 'off', 'clearSession']) assert.equal(typeof (app.otp as unknown as Record<string, unknown>)[name], 'function', name);
+    for (const name of ['generateOtp', 'verifyOtp', 'unlock', 'on', 'off', 'clearSession'])
+      assert.equal(typeof (app.otp as unknown as Record<string, unknown>)[name], 'function', name);
     assert.equal('service' in app.otp, false);
-    assert.equal(app.otp.on('locked', () => {}), app.otp);
+    assert.equal(
+      app.otp.on('locked', () => {}),
+      app.otp,
+    );
     assert.deepEqual((await new Client(url).get('/who')).body, { flag: null });
   });
 });
-

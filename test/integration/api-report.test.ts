@@ -24,7 +24,9 @@ describe('the public API report', () => {
     const [first, ...rest] = entries as [string, ...string[]];
     assert.deepEqual(compareReports({ ...committed, [first]: `${committed[first]}\nchanged` }), [`etc/api/${first}.api.md differs from the build`]);
     assert.deepEqual(compareReports({ ...committed, extra: 'x' }), ['etc/api/extra.api.md is missing']);
-    assert.deepEqual(compareReports(Object.fromEntries(rest.map((e) => [e, committed[e] ?? '']))), [`etc/api/${first}.api.md is for no entry of package.json exports`]);
+    assert.deepEqual(compareReports(Object.fromEntries(rest.map((e) => [e, committed[e] ?? '']))), [
+      `etc/api/${first}.api.md is for no entry of package.json exports`,
+    ]);
   });
 
   it('matches the built package, names no unexported type, and the CommonJS types export the same names', { timeout: 300_000 }, async () => {

@@ -26,6 +26,10 @@ it('docs/benchmarks.md names only bench scripts that exist', () => {
   const page = readFileSync(join(root, 'docs', 'benchmarks.md'), 'utf8');
   const named = [...new Set([...page.matchAll(/\bbench\/[\w.-]+\.m?js\b/g)].map((match) => match[0]))];
   assert.ok(named.includes('bench/ab.mjs'), 'the page shows how to run the A/B');
-  assert.deepEqual(named.filter((file) => !existsSync(join(root, file))), [], 'scripts the page names but the repository lacks');
+  assert.deepEqual(
+    named.filter((file) => !existsSync(join(root, file))),
+    [],
+    'scripts the page names but the repository lacks',
+  );
   assert.match(page, /npm run bench -- --ab/, 'the page shows the old-against-new run');
 });

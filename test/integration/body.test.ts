@@ -93,14 +93,16 @@ describe('readJsonBody', () => {
     assert.deepEqual(outcome.value, { username: 'jöhn', n: 1 });
   });
 
-  for (const [name, gapMs, complete] of [['arrived', 0, true], ['arriving', 40, false]] as const) {
+  for (const [name, gapMs, complete] of [
+    ['arrived', 0, true],
+    ['arriving', 40, false],
+  ] as const) {
     it(`refuses a chunked body over the limit that gives no length (${name})`, async () => {
       const big = `{"a":"${'x'.repeat(LIMIT)}"}`;
       const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
-      const { outcome, received } = await exchange(
-        [head('', 'Transfer-Encoding: chunked') + chunk(big.slice(0, 20)), `${chunk(big.slice(20))}0\r\n\r\n`],
-        { gapMs },
-      );
+      const { outcome, received } = await exchange([head('', 'Transfer-Encoding: chunked') + chunk(big.slice(0, 20)), `${chunk(big.slice(20))}0\r\n\r\n`], {
+        gapMs,
+      });
       assert.equal(outcome.complete, complete);
       assert.equal(outcome.error?.kind, 'too_large', JSON.stringify(outcome));
       assert.match(received, /^HTTP\/1\.1 413/);
@@ -137,7 +139,13 @@ describe('readJsonBody', () => {
     socket.write(head(second) + second);
     for (let i = 0; i < 50 && (received.match(/HTTP\/1\.1 200/g) ?? []).length < 2; i++) await new Promise((r) => setTimeout(r, 10));
     socket.destroy();
-    assert.deepEqual(outcomes.slice(seen).map((o) => [o.complete, o.value]), [[true, { n: 1 }], [true, { n: 2 }]]);
+    assert.deepEqual(
+      outcomes.slice(seen).map((o) => [o.complete, o.value]),
+      [
+        [true, { n: 1 }],
+        [true, { n: 2 }],
+      ],
+    );
     assert.equal((received.match(/HTTP\/1\.1 200/g) ?? []).length, 2, received);
   });
 });

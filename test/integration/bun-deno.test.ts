@@ -43,7 +43,12 @@ for (const [runtime, adapter] of runs) {
 
     const start = async (limits: object = {}, asIs = false) => {
       const dist = await builtPackage();
-      const started = await startRuntimeApp(runtime, script, { BLOCKID_OTP_DIST: dist, BLOCKID_OTP_LIMITS: JSON.stringify(limits), BLOCKID_OTP_AS_IS: asIs ? '1' : '', BLOCKID_OTP_ADAPTER: adapter });
+      const started = await startRuntimeApp(runtime, script, {
+        BLOCKID_OTP_DIST: dist,
+        BLOCKID_OTP_LIMITS: JSON.stringify(limits),
+        BLOCKID_OTP_AS_IS: asIs ? '1' : '',
+        BLOCKID_OTP_ADAPTER: adapter,
+      });
       apps.push(started);
       return started;
     };
@@ -104,7 +109,11 @@ for (const [runtime, adapter] of runs) {
     });
 
     it('answers 415 to a body that is not JSON and 413 to one over the limit', async () => {
-      const form = await fetch(`${app.url}/otp/send`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=john.smith' });
+      const form = await fetch(`${app.url}/otp/send`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'username=john.smith',
+      });
       assert.equal(form.status, 415);
       assert.equal(((await form.json()) as { error: string }).error, 'unsupported_media_type');
       const big = await fetch(`${app.url}/otp/send`, { method: 'POST', headers: json, body: JSON.stringify({ username: 'x'.repeat(20_000) }) });
@@ -118,7 +127,12 @@ for (const [runtime, adapter] of runs) {
       const send = async (username: string) => {
         const response = await fetch(`${app.url}/otp/send`, { method: 'POST', headers: json, body: JSON.stringify({ username }) });
         const headers = [...response.headers].filter(([name]) => name !== 'date' && name !== 'set-cookie').sort();
-        return { status: response.status, body: await response.text(), headers, cookie: response.headers.getSetCookie().map((c) => c.replace(/=v1\.[\w-]+/, '=…')) };
+        return {
+          status: response.status,
+          body: await response.text(),
+          headers,
+          cookie: response.headers.getSetCookie().map((c) => c.replace(/=v1\.[\w-]+/, '=…')),
+        };
       };
       const known = await send('ada.lovelace');
       const unknown = await send('nobody.at.all');
@@ -142,12 +156,15 @@ for (const [runtime, adapter] of runs) {
     // Hono always gets the runtime's own argument (`Bun.serve({ fetch: app.fetch })`): one run.
     for (const asIs of adapter === 'hono' ? [true] : [false, true]) {
       const handedOver = adapter === 'hono' ? 'app.fetch' : 'otp.fetch';
-      const how = asIs ? `with ${handedOver} handed to ${runtime === 'bun' ? 'Bun.serve' : 'Deno.serve'} as is` : `from ${runtime === 'bun' ? 'server.requestIP' : 'info.remoteAddr'}`;
+      const how = asIs
+        ? `with ${handedOver} handed to ${runtime === 'bun' ? 'Bun.serve' : 'Deno.serve'} as is`
+        : `from ${runtime === 'bun' ? 'server.requestIP' : 'info.remoteAddr'}`;
       it(`counts the per-IP send quota with the address the runtime gives (${how})`, async () => {
         const limited = await start({ sendsPerIp: { points: 2, windowSeconds: 3600 } }, asIs);
         // An attacker's rotation of sessions and of X-Forwarded-For (not trusted: trustProxy 0) changes nothing.
         let hop = 0;
-        const sendFromNewSession = (username: string) => new Client(limited.url).post('/otp/send', { username }, { headers: { 'x-forwarded-for': `198.51.100.${++hop}` } });
+        const sendFromNewSession = (username: string) =>
+          new Client(limited.url).post('/otp/send', { username }, { headers: { 'x-forwarded-for': `198.51.100.${++hop}` } });
         assert.equal((await sendFromNewSession('john.smith')).status, 202);
         assert.equal((await sendFromNewSession('ada.lovelace')).status, 202);
         const third = await sendFromNewSession('grace.hopper');
@@ -181,41 +198,48 @@ for (const [runtime, adapter] of runs) {
 }
 
 /** The shared stores: where the code lives between an app on Bun and one on Deno. */
-const sharedStores: Array<{ name: string; env: Record<string, string>; connect(): Promise<void>; holdsRecords(): Promise<boolean>; cleanUp(): Promise<void> }> = [
-  (() => {
-    const prefix = `otp-runtimes-${process.pid}-${Date.now().toString(36)}:`;
-    const redis = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', socket: { reconnectStrategy: false, connectTimeout: 2000 } });
-    return {
-      name: 'redisStore',
-      env: { BLOCKID_OTP_REDIS_PREFIX: prefix },
-      connect: async () => void (await redis.connect()),
-      holdsRecords: async () => (await redis.keys(`${prefix}*`)).length > 0,
-      cleanUp: async () => {
-        if (!redis.isOpen) return;
-        for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) if (keys.length > 0) await redis.del(keys);
-        await redis.quit();
-      },
-    };
-  })(),
-  (() => {
-    const schema = `otp_runtimes_${process.pid}_${Date.now().toString(36)}`;
-    const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test', max: 2, connectionTimeoutMillis: 2000 });
-    pool.on('error', () => {});
-    return {
-      name: 'postgresStore',
-      env: { BLOCKID_OTP_PG_SCHEMA: schema },
-      connect: async () => void (await pool.query('SELECT 1')),
-      holdsRecords: async () => ((await pool.query(`SELECT count(*)::int AS n FROM "${schema}".blockid_otp_slots`)).rows[0] as { n: number }).n > 0,
-      cleanUp: async () => {
-        await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
-        await pool.end();
-      },
-    };
-  })(),
-];
+const sharedStores: Array<{ name: string; env: Record<string, string>; connect(): Promise<void>; holdsRecords(): Promise<boolean>; cleanUp(): Promise<void> }> =
+  [
+    (() => {
+      const prefix = `otp-runtimes-${process.pid}-${Date.now().toString(36)}:`;
+      const redis = createClient({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', socket: { reconnectStrategy: false, connectTimeout: 2000 } });
+      return {
+        name: 'redisStore',
+        env: { BLOCKID_OTP_REDIS_PREFIX: prefix },
+        connect: async () => void (await redis.connect()),
+        holdsRecords: async () => (await redis.keys(`${prefix}*`)).length > 0,
+        cleanUp: async () => {
+          if (!redis.isOpen) return;
+          for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) if (keys.length > 0) await redis.del(keys);
+          await redis.quit();
+        },
+      };
+    })(),
+    (() => {
+      const schema = `otp_runtimes_${process.pid}_${Date.now().toString(36)}`;
+      const pool = new pg.Pool({
+        connectionString: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+        max: 2,
+        connectionTimeoutMillis: 2000,
+      });
+      pool.on('error', () => {});
+      return {
+        name: 'postgresStore',
+        env: { BLOCKID_OTP_PG_SCHEMA: schema },
+        connect: async () => void (await pool.query('SELECT 1')),
+        holdsRecords: async () => ((await pool.query(`SELECT count(*)::int AS n FROM "${schema}".blockid_otp_slots`)).rows[0] as { n: number }).n > 0,
+        cleanUp: async () => {
+          await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
+          await pool.end();
+        },
+      };
+    })(),
+  ];
 
 for (const shared of sharedStores) {
-  describe(`${shared.name} shared by an app on Bun and one on Deno`, { skip: (runtimeBinary('bun') === undefined || runtimeBinary('deno') === undefined) && 'bun or deno is not installed' }, () => {
+  describe(`${shared.name} shared by an app on Bun and one on Deno`, {
+    skip: (runtimeBinary('bun') === undefined || runtimeBinary('deno') === undefined) && 'bun or deno is not installed',
+  }, () => {
     const apps: RuntimeApp[] = [];
     after(async () => {
       for (const app of apps) await app.close();

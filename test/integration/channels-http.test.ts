@@ -7,16 +7,21 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import {
-  OtpError, twilioLookup, twilioSms, twilioVoice, twilioWhatsApp,
-  type OtpEventMap, type OtpOptions, type ResolvedUser,
-} from '../../src/index.js';
+import { OtpError, twilioLookup, twilioSms, twilioVoice, twilioWhatsApp, type OtpEventMap, type OtpOptions, type ResolvedUser } from '../../src/index.js';
 import { frameworks, type AppFactory, type TestApp } from '../helpers/apps.js';
 import { captureSenders } from '../helpers/capture.js';
 import { assertNoCodeLeaked, Client } from '../helpers/client.js';
 import {
-  requestViolations, startLookupPrism, startPrism, testAccountSid, twilioClientAnswering, twilioClientFor,
-  twilioLookupSpecPath, twilioSpecPath, type PrismMock, type RecordedRequest,
+  requestViolations,
+  startLookupPrism,
+  startPrism,
+  testAccountSid,
+  twilioClientAnswering,
+  twilioClientFor,
+  twilioLookupSpecPath,
+  twilioSpecPath,
+  type PrismMock,
+  type RecordedRequest,
 } from '../helpers/prism.js';
 import { parseXml, textOf, type XmlElement } from '../helpers/xml.js';
 
@@ -77,7 +82,10 @@ const callCode = (request: RecordedRequest | undefined): { code: string; says: X
   const root = parseXml(request?.form.Twiml ?? '');
   assert.equal(root.name, 'Response');
   const elements = root.children.filter((child): child is XmlElement => typeof child !== 'string');
-  assert.deepEqual(elements.map((element) => element.name), ['Say', 'Pause', 'Say']);
+  assert.deepEqual(
+    elements.map((element) => element.name),
+    ['Say', 'Pause', 'Say'],
+  );
   const says = [elements[0]!, elements[2]!];
   const [first, again] = says.map((say) => textOf(say).replace(/\D/g, ''));
   assert.equal(first, again, 'the code is read twice');
@@ -115,7 +123,9 @@ for (const [framework, makeApp] of frameworks as Array<[string, AppFactory]>) {
     };
     const send = (app: TestApp, username: string, channel?: string, headers?: Record<string, string>) => {
       const client = new Client(app.url);
-      return client.post('/otp/send', channel === undefined ? { username } : { username, channel }, headers ? { headers } : {}).then((reply) => ({ client, reply }));
+      return client
+        .post('/otp/send', channel === undefined ? { username } : { username, channel }, headers ? { headers } : {})
+        .then((reply) => ({ client, reply }));
     };
     const verify = (client: Client, username: string, code: string) => client.post('/otp/verify', { username, code });
     const accepted = { status: 'sent', expiresIn: 300, resendIn: 30 };
@@ -139,7 +149,10 @@ for (const [framework, makeApp] of frameworks as Array<[string, AppFactory]>) {
         assert.equal(request?.form.ContentSid, contentSid);
         const code = whatsappCode(request);
         assert.equal(app.capture.outbox.length, 0, 'no SMS and no email besides');
-        assert.deepEqual(events.sent?.map((e) => [e.channel, e.destination]), [['whatsapp', '+1******0100']]);
+        assert.deepEqual(
+          events.sent?.map((e) => [e.channel, e.destination]),
+          [['whatsapp', '+1******0100']],
+        );
         assert.equal((await verify(client, 'john.smith', code)).status, 200);
         assert.equal((await client.get('/otp/status')).body.method, 'code');
         assert.equal((await verify(client, 'john.smith', code)).status, 401, 'once');
@@ -155,7 +168,10 @@ for (const [framework, makeApp] of frameworks as Array<[string, AppFactory]>) {
         assert.equal(french.reply.status, 202);
         await until('two calls', () => twilio.requests.filter((r) => r.status !== undefined).length === 2);
         const byTo = (to: string) => twilio.requests.find((r) => r.form.To === to);
-        for (const [to, language, opening] of [['+13125550177', 'en-US', 'Your Acme code is:'], ['+12125550142', 'fr-CA', 'Votre code Acme est :']] as const) {
+        for (const [to, language, opening] of [
+          ['+13125550177', 'en-US', 'Your Acme code is:'],
+          ['+12125550142', 'fr-CA', 'Votre code Acme est :'],
+        ] as const) {
           const request = byTo(to);
           assert.equal(request?.path, callsPath);
           assert.equal(request?.status, 201, 'Prism accepted the call');
@@ -188,18 +204,33 @@ for (const [framework, makeApp] of frameworks as Array<[string, AppFactory]>) {
     describe('quotas and spend breakers cover every phone channel', () => {
       it('sendsPerDestination counts one number across sms, whatsapp and voice, whoever asks', async () => {
         const phone = captureSenders();
-        const app = await start({ whatsapp: phone.whatsapp, voice: phone.voice, limits: { sendsPerIp: { points: 10_000, windowSeconds: 600 }, sendsPerDestination: { points: 3, windowSeconds: 600 } } });
-        for (const [username, channel] of [['john.smith', 'sms'], ['john.twin', 'whatsapp'], ['john.smith', 'voice']]) {
+        const app = await start({
+          whatsapp: phone.whatsapp,
+          voice: phone.voice,
+          limits: { sendsPerIp: { points: 10_000, windowSeconds: 600 }, sendsPerDestination: { points: 3, windowSeconds: 600 } },
+        });
+        for (const [username, channel] of [
+          ['john.smith', 'sms'],
+          ['john.twin', 'whatsapp'],
+          ['john.smith', 'voice'],
+        ]) {
           assert.equal((await send(app, username!, channel)).reply.status, 202, `${channel} for ${username}`);
         }
         await until('three deliveries', () => app.capture.outbox.length + phone.outbox.length === 3);
-        for (const [username, channel] of [['john.twin', 'sms'], ['john.smith', 'whatsapp'], ['john.twin', 'voice']]) {
+        for (const [username, channel] of [
+          ['john.twin', 'sms'],
+          ['john.smith', 'whatsapp'],
+          ['john.twin', 'voice'],
+        ]) {
           const { reply } = await send(app, username!, channel);
           assert.equal(reply.status, 429, `the 4th send to the number, by ${channel} for ${username}`);
           assert.equal(reply.body.error, 'rate_limited');
           assert.ok(Number(reply.headers.get('retry-after')) > 0);
         }
-        assert.deepEqual(events.rate_limited?.map((e) => e.limit), Array(3).fill('sendsPerDestination'));
+        assert.deepEqual(
+          events.rate_limited?.map((e) => e.limit),
+          Array(3).fill('sendsPerDestination'),
+        );
         assert.equal((await send(app, 'alan.turing', 'voice')).reply.status, 202, 'another number is not affected');
       });
 
@@ -249,11 +280,17 @@ for (const [framework, makeApp] of frameworks as Array<[string, AppFactory]>) {
         assert.equal(sms?.status, 201);
         assert.equal(sms?.form.To, '+14155550100');
         assert.equal(sms?.form.From, smsFrom);
-        assert.ok(sms?.form.Body?.includes(code), 'the SMS carries the WhatsApp message\'s code');
+        assert.ok(sms?.form.Body?.includes(code), "the SMS carries the WhatsApp message's code");
         await sleep(100);
         assert.equal(twilio.requests.length, 1, 'SMS got through: no call');
-        assert.deepEqual(events.delivery_failed?.map((e) => [e.channel, e.attempts, e.reason]), [['whatsapp', 2, 'OtpError: Twilio refused the message (error 20500, HTTP 500)']]);
-        assert.deepEqual(events.sent?.map((e) => e.channel), ['sms']);
+        assert.deepEqual(
+          events.delivery_failed?.map((e) => [e.channel, e.attempts, e.reason]),
+          [['whatsapp', 2, 'OtpError: Twilio refused the message (error 20500, HTTP 500)']],
+        );
+        assert.deepEqual(
+          events.sent?.map((e) => e.channel),
+          ['sms'],
+        );
         assert.equal((await verify(client, 'john.smith', code)).status, 200);
         assert.equal((await verify(client, 'john.smith', code)).status, 401, 'once, whichever channel delivered it');
       });
@@ -296,13 +333,16 @@ for (const [framework, makeApp] of frameworks as Array<[string, AppFactory]>) {
         const started = Date.now();
         assert.equal((await send(app, 'john.smith', 'whatsapp')).reply.status, 202);
         await until('the timeout', () => (events.delivery_failed?.length ?? 0) > 0, 2000);
-        assert.deepEqual(events.delivery_failed?.map((e) => [e.channel, e.reason]), [['whatsapp', 'timed out']]);
+        assert.deepEqual(
+          events.delivery_failed?.map((e) => [e.channel, e.reason]),
+          [['whatsapp', 'timed out']],
+        );
         await sleep(deliveryTimeoutMs + 200);
         for (const at of handedAt) assert.ok(at - started <= deliveryTimeoutMs + 50, `an SMS was handed over ${at - started} ms after the send`);
       });
     });
 
-    describe('line-type lookup (twilio SDK against Prism\'s Lookup v2 mock)', () => {
+    describe("line-type lookup (twilio SDK against Prism's Lookup v2 mock)", () => {
       /** A Lookup client answering the spec's fetchLineTypeIntelligence example: type nonFixedVoip, for any number. */
       const voipLookup = () => twilioClientFor({ lookups: lookupPrism!.baseUrl }, undefined, { headers: lineTypeExample });
 
@@ -314,10 +354,16 @@ for (const [framework, makeApp] of frameworks as Array<[string, AppFactory]>) {
         assert.equal(reply.status, 202);
         assert.deepEqual(reply.body, accepted);
         await until('the line_type event', () => (events.line_type?.length ?? 0) === 1);
-        assert.deepEqual(events.line_type, [{ username: 'john.smith', destination: '+1******0100', lineType: 'nonFixedVoip', mode: 'block', outcome: 'refused' }]);
+        assert.deepEqual(events.line_type, [
+          { username: 'john.smith', destination: '+1******0100', lineType: 'nonFixedVoip', mode: 'block', outcome: 'refused' },
+        ]);
         await app.capture.waitFor(1);
         await sleep(50);
-        assert.deepEqual(app.capture.outbox.map((m) => m.channel), ['email'], 'the email still goes; the SMS does not');
+        assert.deepEqual(
+          app.capture.outbox.map((m) => m.channel),
+          ['email'],
+          'the email still goes; the SMS does not',
+        );
         const [request] = lookups.requests;
         assert.equal(request?.path, '/v2/PhoneNumbers/+14155550100');
         assert.deepEqual(request?.query, { Fields: 'line_type_intelligence' });
@@ -341,7 +387,9 @@ for (const [framework, makeApp] of frameworks as Array<[string, AppFactory]>) {
         const first = await send(app, 'john.smith', 'sms');
         assert.equal(first.reply.status, 202);
         await app.capture.waitFor(1);
-        assert.deepEqual(events.line_type, [{ username: 'john.smith', destination: '+1******0100', lineType: 'nonFixedVoip', mode: 'monitor', outcome: 'reported' }]);
+        assert.deepEqual(events.line_type, [
+          { username: 'john.smith', destination: '+1******0100', lineType: 'nonFixedVoip', mode: 'monitor', outcome: 'reported' },
+        ]);
         // The same number again (another account, another writing): answered from the store.
         assert.equal((await send(app, 'john.twin', 'sms')).reply.status, 202);
         await app.capture.waitFor(2);
@@ -365,13 +413,19 @@ for (const [framework, makeApp] of frameworks as Array<[string, AppFactory]>) {
         await assert.rejects(blocking.service.generateOtp('alan.turing', { smsTo: '312-555-0177' }), { code: 'INVALID_PHONE' });
         await sleep(50);
         assert.equal(blocking.capture.outbox.length, 0, 'nothing sent while Lookup fails');
-        assert.deepEqual(events.line_type?.map((e) => [e.lineType, e.mode, e.outcome]), Array(3).fill([null, 'block', 'failed']));
+        assert.deepEqual(
+          events.line_type?.map((e) => [e.lineType, e.mode, e.outcome]),
+          Array(3).fill([null, 'block', 'failed']),
+        );
 
         const alsoFailing = twilioClientAnswering(500, twilio500);
         const monitoring = await start({ lookup: twilioLookup({ client: alsoFailing.client, mode: 'monitor' }) });
         assert.equal((await send(monitoring, 'john.smith', 'sms')).reply.status, 202);
         await monitoring.capture.waitFor(1);
-        assert.deepEqual(events.line_type?.map((e) => [e.lineType, e.mode, e.outcome]), [[null, 'monitor', 'failed']]);
+        assert.deepEqual(
+          events.line_type?.map((e) => [e.lineType, e.mode, e.outcome]),
+          [[null, 'monitor', 'failed']],
+        );
         assert.deepEqual((await monitoring.service.generateOtp('alan.turing', { smsTo: '312-555-0177' })).channels, ['sms']);
       });
 
@@ -387,11 +441,17 @@ for (const [framework, makeApp] of frameworks as Array<[string, AppFactory]>) {
         assert.equal(events.line_type?.length ?? 0, 0, 'an allowed type is not an event');
         assert.equal((await send(app, 'alan.turing', 'sms')).reply.status, 202);
         await until('the line_type event', () => (events.line_type?.length ?? 0) === 1);
-        assert.deepEqual(events.line_type?.map((e) => [e.destination, e.outcome]), [['+1******0177', 'failed']]);
+        assert.deepEqual(
+          events.line_type?.map((e) => [e.destination, e.outcome]),
+          [['+1******0177', 'failed']],
+        );
         assert.equal(lookups.requests.length, 1, 'no second lookup');
         assert.equal((await send(app, 'john.twin', 'sms')).reply.status, 202, 'a cached number needs no budget');
         await app.capture.waitFor(2);
-        assert.deepEqual(app.capture.outbox.map((m) => m.to), ['+14155550100', '+14155550100']);
+        assert.deepEqual(
+          app.capture.outbox.map((m) => m.to),
+          ['+14155550100', '+14155550100'],
+        );
       });
     });
 
@@ -415,7 +475,10 @@ for (const [framework, makeApp] of frameworks as Array<[string, AppFactory]>) {
         const over = await send(lenient, 'toll.free', 'sms');
         assert.equal(over.reply.status, 202);
         await lenient.capture.waitFor(2);
-        assert.deepEqual(lenient.capture.outbox.map((m) => m.to), ['+18002345678', '+18002345678']);
+        assert.deepEqual(
+          lenient.capture.outbox.map((m) => m.to),
+          ['+18002345678', '+18002345678'],
+        );
         assert.equal((await verify(over.client, 'toll.free', lenient.capture.lastCode('toll.free'))).status, 200);
         await assert.rejects(lenient.service.generateOtp('premium', { smsTo: '900-234-5678' }), { code: 'INVALID_PHONE' }, 'other types stay refused');
       });

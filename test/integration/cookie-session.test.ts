@@ -22,7 +22,10 @@ const NAME = 'blockid-otp';
 const DAY_MS = 86_400_000;
 
 /** Seals `data` as the session cookie value the way the handler would, at `nowMs`. */
-async function seal(data: Record<string, unknown>, { secret = SECRET, nowMs = Date.now(), options = { secure: false } as CookieSessionOptions } = {}): Promise<string> {
+async function seal(
+  data: Record<string, unknown>,
+  { secret = SECRET, nowMs = Date.now(), options = { secure: false } as CookieSessionOptions } = {},
+): Promise<string> {
   const settings = cookieSession(options);
   const sessions = createCookieSessions(settings, secret);
   const realNow = Date.now;
@@ -82,7 +85,11 @@ async function assertNotVerified(app: TestApp, cookie: string, label: string) {
 async function assertNoSession(app: TestApp, cookie: string, label: string) {
   await assertNotVerified(app, cookie, label);
   const before = app.capture.messages.length;
-  const sent = await fetch(`${app.url}/otp/send`, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: JSON.stringify({ username: 'ada.lovelace' }) });
+  const sent = await fetch(`${app.url}/otp/send`, {
+    method: 'POST',
+    headers: { cookie, 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'ada.lovelace' }),
+  });
   assert.equal(sent.status, 202, `${label}: ${await sent.text()}`);
   const fresh = sent.headers.getSetCookie();
   assert.equal(fresh.length, 1, `${label}: a new session's cookie`);
@@ -197,7 +204,9 @@ for (const [framework, makeApp] of targets) {
         assert.ok(!header.includes(text) || text === 'code', `${text} in the header`);
         // Base64 of the text at each of the three alignments, in both alphabets.
         for (const offset of [0, 1, 2]) {
-          const encoded = Buffer.concat([Buffer.alloc(offset), Buffer.from(text)]).toString('base64').slice(Math.ceil((offset * 4) / 3) + 1, -2);
+          const encoded = Buffer.concat([Buffer.alloc(offset), Buffer.from(text)])
+            .toString('base64')
+            .slice(Math.ceil((offset * 4) / 3) + 1, -2);
           if (encoded.length >= 4) assert.ok(!value.includes(encoded) && !value.includes(encoded.replace(/\+/g, '-').replace(/\//g, '_')), `${text} in base64`);
         }
       }
@@ -243,7 +252,9 @@ describe('cookieSession defaults', () => {
     const capture = captureSenders();
     const otp = createOtpHandler(baseOptions(capture)); // session: cookieSession() by default
     const guarded = guardedRoutes(otp);
-    const server = createAdaptorServer({ fetch: async (request) => (await otp.handle(request, { ip: '127.0.0.1' })) ?? (await guarded(request)) ?? new Response(null, { status: 404 }) }) as Server;
+    const server = createAdaptorServer({
+      fetch: async (request) => (await otp.handle(request, { ip: '127.0.0.1' })) ?? (await guarded(request)) ?? new Response(null, { status: 404 }),
+    }) as Server;
     servers.push(server);
     const client = new Client(await listen(server));
     const sent = await client.post('/otp/send', { username: 'john.smith' });
@@ -299,7 +310,10 @@ describe('cookieSession option errors', () => {
   ];
   for (const [label, options, message] of cases) {
     it(`refuses ${label} with a TypeError that says the fix`, () => {
-      assert.throws(() => cookieSession(options as CookieSessionOptions), (error: Error) => error instanceof TypeError && message.test(error.message) && error.message.startsWith('cookieSession: '));
+      assert.throws(
+        () => cookieSession(options as CookieSessionOptions),
+        (error: Error) => error instanceof TypeError && message.test(error.message) && error.message.startsWith('cookieSession: '),
+      );
     });
   }
 
@@ -331,14 +345,20 @@ describe('cookieSession sealing is WebCrypto’s AES-256-GCM under an HKDF-SHA-2
     const payload = JSON.parse(new TextDecoder().decode(plain));
     assert.equal(payload.d[SESSION_FLAG].verified, true);
     assert.equal(typeof payload.i, 'string');
-    await assert.rejects(crypto.subtle.decrypt({ name: 'AES-GCM', iv: bytes.subarray(0, 12), additionalData }, await webKey(`${SECRET}-other`), bytes.subarray(12)));
+    await assert.rejects(
+      crypto.subtle.decrypt({ name: 'AES-GCM', iv: bytes.subarray(0, 12), additionalData }, await webKey(`${SECRET}-other`), bytes.subarray(12)),
+    );
   });
 
   it('a cookie WebCrypto sealed opens, and one sealed under another name does not', async () => {
     const payload = { i: 'webcrypto-session', e: Math.floor(Date.now() / 1000) + 60, d: { marker: 'from WebCrypto' } };
     const sealWith = async (cookieName: string) => {
       const iv = crypto.getRandomValues(new Uint8Array(12));
-      const sealed = await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: new TextEncoder().encode(cookieName) }, await webKey(SECRET), new TextEncoder().encode(JSON.stringify(payload)));
+      const sealed = await crypto.subtle.encrypt(
+        { name: 'AES-GCM', iv, additionalData: new TextEncoder().encode(cookieName) },
+        await webKey(SECRET),
+        new TextEncoder().encode(JSON.stringify(payload)),
+      );
       return `v1.${Buffer.concat([iv, new Uint8Array(sealed)]).toString('base64url')}`;
     };
     const sessions = createCookieSessions(cookieSession({ secure: false }), SECRET);

@@ -81,7 +81,15 @@ describe('docs quick starts', () => {
     const dir = join(workDir, 'typecheck');
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'server.ts'), block.source);
-    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ extends: '../../../tsconfig.json', compilerOptions: { noEmit: true, exactOptionalPropertyTypes: true }, include: ['server.ts'], exclude: [] }));
+    writeFileSync(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        extends: '../../../tsconfig.json',
+        compilerOptions: { noEmit: true, exactOptionalPropertyTypes: true },
+        include: ['server.ts'],
+        exclude: [],
+      }),
+    );
     const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
     const result = await promisify(execFile)(process.execPath, [tsc, '-p', dir], { cwd: repoRoot }).then(
       () => '',

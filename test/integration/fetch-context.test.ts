@@ -14,10 +14,18 @@ function handler() {
   const capture = captureSenders();
   const warnings: string[] = [];
   const logger = { info() {}, error() {}, warn: (_details: object, message?: string) => void warnings.push(message ?? '') };
-  const otp = createOtpHandler({ ...baseOptions(capture), logger, limits: { sendsPerIp: { points: 1, windowSeconds: 3600 } }, session: cookieSession({ secure: false }) });
+  const otp = createOtpHandler({
+    ...baseOptions(capture),
+    logger,
+    limits: { sendsPerIp: { points: 1, windowSeconds: 3600 } },
+    session: cookieSession({ secure: false }),
+  });
   /** A send for `username` from a new session (no cookie), with `context` as the second argument. */
   const send = (username: string, context?: object) =>
-    otp.fetch(new Request('http://app.test/otp/send', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username }) }), context);
+    otp.fetch(
+      new Request('http://app.test/otp/send', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username }) }),
+      context,
+    );
   return { otp, send, capture, warnings };
 }
 
@@ -35,13 +43,20 @@ describe('otp.fetch(request, context)', () => {
       assert.equal(second.status, 429, await second.clone().text());
       assert.equal(((await second.json()) as { error: string }).error, 'rate_limited');
       assert.equal((await send('grace.hopper', context('203.0.113.8'))).status, 202, 'another address has its own quota');
-      assert.deepEqual(warnings.filter((warning) => /no client IP/.test(warning)), []);
+      assert.deepEqual(
+        warnings.filter((warning) => /no client IP/.test(warning)),
+        [],
+      );
     });
   }
 
   it("treats Next.js's { params } and ill-typed fields as no IP and no waitUntil, and says so once in the log", async () => {
     const { send, warnings, capture } = handler();
-    const throwing = { requestIP: () => { throw new Error('not a Bun server'); } };
+    const throwing = {
+      requestIP: () => {
+        throw new Error('not a Bun server');
+      },
+    };
     const contexts = [{ params: Promise.resolve({ otp: ['send'] }) }, { ip: 42, waitUntil: 'later' }, throwing];
     for (const [index, context] of contexts.entries()) {
       const username = ['john.smith', 'ada.lovelace', 'grace.hopper'][index]!;

@@ -45,7 +45,8 @@ describe('blockidOtpHono', () => {
         },
       }),
     );
-    const send = (username: string, ip: string) => app.request('/otp/send', { ...json({ username }), headers: { 'content-type': 'application/json', 'x-test-client': ip } });
+    const send = (username: string, ip: string) =>
+      app.request('/otp/send', { ...json({ username }), headers: { 'content-type': 'application/json', 'x-test-client': ip } });
     assert.equal((await send('john.smith', '192.0.2.1')).status, 202);
     assert.equal((await send('ada.lovelace', '192.0.2.1')).status, 429, 'the same address: over the per-IP quota');
     assert.equal((await send('grace.hopper', '192.0.2.2')).status, 202, 'another address has its own');

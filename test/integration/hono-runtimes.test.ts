@@ -23,7 +23,10 @@ const commands: Record<'Bun' | 'Deno', [string | undefined, string[]]> = {
 
 describe('blockid-otp/hono on other runtimes', () => {
   for (const [runtime, [command, args]] of Object.entries(commands)) {
-    it(`${runtime}: sign-in, guard, and the client IP from c.env counted by the per-IP quota`, { timeout: 240_000, skip: command === undefined && `${runtime} is not installed` }, async () => {
+    it(`${runtime}: sign-in, guard, and the client IP from c.env counted by the per-IP quota`, {
+      timeout: 240_000,
+      skip: command === undefined && `${runtime} is not installed`,
+    }, async () => {
       const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'test', NO_COLOR: '1' };
       delete env.NODE_OPTIONS;
       const { stdout } = await promisify(execFile)(command!, args, { cwd: root, env, timeout: 230_000 }).catch((error: { stdout?: string; stderr?: string }) =>

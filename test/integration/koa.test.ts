@@ -102,8 +102,7 @@ describe('client IP behind proxies', () => {
       setup: (koa) => Object.assign(koa, { proxy: true, maxIpsCount: 1 }),
       otp: { limits: { sendsPerIp: { points: 1, windowSeconds: 60 } } },
     });
-    const from = (ip: string, username: string) =>
-      client.post('/otp/send', { username }, { headers: { 'x-forwarded-for': `198.51.100.7, ${ip}` } });
+    const from = (ip: string, username: string) => client.post('/otp/send', { username }, { headers: { 'x-forwarded-for': `198.51.100.7, ${ip}` } });
     assert.equal((await from('203.0.113.1', 'john.smith')).status, 202);
     assert.equal((await from('203.0.113.1', 'ada.lovelace')).status, 429, 'second send from the same address');
     assert.equal((await from('203.0.113.2', 'grace.hopper')).status, 202, 'another address has its own quota');
@@ -206,7 +205,11 @@ describe('mistakes reported clearly', () => {
     const capture = captureSenders();
     const otp = blockidOtpKoa(baseOptions(capture));
     let sent = 0;
-    assert.equal(otp.on('sent', () => void (sent += 1)), otp, 'on() chains on the middleware');
+    assert.equal(
+      otp.on('sent', () => void (sent += 1)),
+      otp,
+      'on() chains on the middleware',
+    );
     const result = await otp.generateOtp('ada.lovelace', { emailTo: 'ada@example.com' });
     assert.deepEqual(result.channels, ['email']);
     assert.equal(sent, 1);

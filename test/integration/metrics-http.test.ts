@@ -40,8 +40,7 @@ function writings(phone: string): string[] {
 const wrong = (code: string) => code.replace(/\d/g, (d) => String((Number(d) + 1) % 10));
 
 /** The JSON key `series()` gives a label set. */
-const key = (labels: Record<string, string>) =>
-  JSON.stringify(Object.fromEntries(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b))));
+const key = (labels: Record<string, string>) => JSON.stringify(Object.fromEntries(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b))));
 
 /** An SMS sender that fails (retryably, as Twilio's 503 does) for one number and captures the rest. */
 function failingFor(number: string, capture: ReturnType<typeof captureSenders>): SmsSender {
@@ -317,7 +316,10 @@ for (const [framework, makeApp] of frameworks) {
       const secrets = [
         ...Object.keys(people),
         UNKNOWN,
-        ...Object.values(people).flatMap((p) => [...(p.smsTo === undefined ? [] : writings(p.smsTo)), ...(p.emailTo === undefined ? [] : [p.emailTo, p.emailTo.split('@')[0]!])]),
+        ...Object.values(people).flatMap((p) => [
+          ...(p.smsTo === undefined ? [] : writings(p.smsTo)),
+          ...(p.emailTo === undefined ? [] : [p.emailTo, p.emailTo.split('@')[0]!]),
+        ]),
         '127.0.0.1',
         '::ffff:127.0.0.1',
         ...codes,
@@ -350,8 +352,14 @@ describe('metrics through createOtpService + generateOtp', () => {
     const code = capture.lastCode('john.smith');
     codes.push(code);
     await assert.rejects(service.generateOtp('john.smith', john, { ip }), (error: unknown) => error instanceof OtpError && error.code === 'RATE_LIMITED');
-    await assert.rejects(service.generateOtp('grace.hopper', { smsTo: '(613) 555-0100' }, { ip }), (error: unknown) => error instanceof OtpError && error.code === 'DELIVERY_FAILED');
-    await assert.rejects(service.generateOtp('ada.lovelace', { emailTo: 'ada@example.com' }, { ip }), (error: unknown) => error instanceof OtpError && error.code === 'RATE_LIMITED');
+    await assert.rejects(
+      service.generateOtp('grace.hopper', { smsTo: '(613) 555-0100' }, { ip }),
+      (error: unknown) => error instanceof OtpError && error.code === 'DELIVERY_FAILED',
+    );
+    await assert.rejects(
+      service.generateOtp('ada.lovelace', { emailTo: 'ada@example.com' }, { ip }),
+      (error: unknown) => error instanceof OtpError && error.code === 'RATE_LIMITED',
+    );
     codes.push(wrong(code));
     assert.deepEqual(await service.verifyOtp('john.smith', wrong(code)), { ok: false, reason: 'invalid_code' });
     assert.deepEqual(await service.verifyOtp('john.smith', code), { ok: true });
@@ -390,9 +398,15 @@ describe('metrics through createOtpService + generateOtp', () => {
 
   it('holds no username, number, address, IP or code', () => {
     const secrets = [
-      'john.smith', 'grace.hopper', 'ada.lovelace',
-      ...writings(john.smsTo), ...writings('(613) 555-0100'),
-      john.emailTo, 'ada@example.com', ip, ...codes,
+      'john.smith',
+      'grace.hopper',
+      'ada.lovelace',
+      ...writings(john.smsTo),
+      ...writings('(613) 555-0100'),
+      john.emailTo,
+      'ada@example.com',
+      ip,
+      ...codes,
     ];
     assertNoPersonalData(text, secrets);
   });

@@ -21,10 +21,17 @@ const root = resolve(import.meta.dirname, '..', '..');
 const rulesFile = join(root, 'docs', 'prometheus-rules.yml');
 const dashboardFile = join(root, 'docs', 'grafana-dashboard.json');
 
-interface Panel { title: string; type: string; targets?: Array<{ expr: string }>; panels?: Panel[] }
+interface Panel {
+  title: string;
+  type: string;
+  targets?: Array<{ expr: string }>;
+  panels?: Panel[];
+}
 
 const dashboard = JSON.parse(readFileSync(dashboardFile, 'utf8')) as { title: string; panels: Panel[] };
-const dashboardQueries = dashboard.panels.flatMap((panel) => [panel, ...(panel.panels ?? [])]).flatMap((panel) => (panel.targets ?? []).map((target) => ({ panel: panel.title, expr: target.expr })));
+const dashboardQueries = dashboard.panels
+  .flatMap((panel) => [panel, ...(panel.panels ?? [])])
+  .flatMap((panel) => (panel.targets ?? []).map((target) => ({ panel: panel.title, expr: target.expr })));
 
 /** Debian's `prometheus` package has it; `.ci/run` installs it. */
 const promtool = (() => {
@@ -46,13 +53,20 @@ before(async () => {
   // A real send and verify through a real registry: what the package exports is what it registers.
   const registry = new Registry();
   const capture = captureSenders();
-  const otp = createOtpService({ secret: 'operators-test-secret-0123456789abcdef', sms: capture.sms, email: capture.email, metrics: prometheusMetrics({ registry }) });
+  const otp = createOtpService({
+    secret: 'operators-test-secret-0123456789abcdef',
+    sms: capture.sms,
+    email: capture.email,
+    metrics: prometheusMetrics({ registry }),
+  });
   await otp.generateOtp('ada', { smsTo: '4155550100', emailTo: 'ada@example.com' });
   assert.deepEqual(await otp.verifyOtp('ada', '000000').then((r) => r.ok), false);
   assert.deepEqual(await otp.verifyOtp('ada', capture.lastCode('ada') ?? ''), { ok: true });
   const metrics = await registry.getMetricsAsJSON();
   exported = new Set(
-    metrics.flatMap((metric) => (String(metric.type) === 'histogram' ? ['', '_bucket', '_sum', '_count'].map((suffix) => `${metric.name}${suffix}`) : [metric.name])),
+    metrics.flatMap((metric) =>
+      String(metric.type) === 'histogram' ? ['', '_bucket', '_sum', '_count'].map((suffix) => `${metric.name}${suffix}`) : [metric.name],
+    ),
   );
   assert.ok(exported.has('blockid_otp_sends_total') && exported.has('blockid_otp_time_to_verify_seconds_bucket'), [...exported].join(', '));
 });
@@ -84,9 +98,16 @@ describe('docs/grafana-dashboard.json', () => {
 
   it('queries only metrics the package exports, and uses each of them', () => {
     const named = new Set(dashboardQueries.flatMap((query) => [...metricNames(query.expr)]));
-    assert.deepEqual([...named].filter((name) => !exported.has(name)), []);
+    assert.deepEqual(
+      [...named].filter((name) => !exported.has(name)),
+      [],
+    );
     const bases = [...exported].filter((name) => !/_(bucket|sum|count)$/.test(name));
-    assert.deepEqual(bases.filter((name) => ![...named].some((used) => used.startsWith(name))), [], 'every exported metric has a panel');
+    assert.deepEqual(
+      bases.filter((name) => ![...named].some((used) => used.startsWith(name))),
+      [],
+      'every exported metric has a panel',
+    );
   });
 
   describe('its queries', () => {
@@ -111,7 +132,12 @@ describe('docs/grafana-dashboard.json', () => {
 
 describe('the metrics named in the docs', () => {
   it('are ones the package exports (docs/observability.md, and every promql block)', () => {
-    const pages = ['README.md', ...readdirSync(join(root, 'docs')).filter((name) => name.endsWith('.md')).map((name) => join('docs', name))];
+    const pages = [
+      'README.md',
+      ...readdirSync(join(root, 'docs'))
+        .filter((name) => name.endsWith('.md'))
+        .map((name) => join('docs', name)),
+    ];
     const texts = pages.map((page) => {
       const text = readFileSync(join(root, page), 'utf8');
       // Elsewhere `blockid_otp_` also starts PostgreSQL table and function names.

@@ -24,7 +24,10 @@ describe('blockid-otp/otp-provider names the missing environment variable', () =
   });
 
   const refusal = async (destinations: Parameters<typeof OTP.GenerateOTP>[1]): Promise<OtpError> => {
-    const error = await OTP.GenerateOTP('john.smith', destinations).then(() => assert.fail('should be refused'), (e: unknown) => e);
+    const error = await OTP.GenerateOTP('john.smith', destinations).then(
+      () => assert.fail('should be refused'),
+      (e: unknown) => e,
+    );
     assert.ok(error instanceof OtpError, String(error));
     assert.equal(error.code, 'CHANNEL_NOT_CONFIGURED');
     assert.match(error.message, /\(see docs\/errors\.md#channel-not-configured\)$/);

@@ -37,7 +37,16 @@ const peerPackages = ['prom-client', 'pg', '@types/pg'];
 
 const childEnv = (): NodeJS.ProcessEnv => {
   const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'test', OTP_SECRET: 'package-exports-secret-0123456789abcdef' };
-  for (const name of ['REDIS_URL', 'TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_FROM', 'TWILIO_MESSAGING_SERVICE_SID', 'SMTP_URL', 'OTP_EMAIL_FROM', 'NODE_OPTIONS']) {
+  for (const name of [
+    'REDIS_URL',
+    'TWILIO_ACCOUNT_SID',
+    'TWILIO_AUTH_TOKEN',
+    'TWILIO_FROM',
+    'TWILIO_MESSAGING_SERVICE_SID',
+    'SMTP_URL',
+    'OTP_EMAIL_FROM',
+    'NODE_OPTIONS',
+  ]) {
     delete env[name];
   }
   return env;
@@ -165,15 +174,22 @@ console.log(JSON.stringify({
 `,
     );
     assert.deepEqual(report.root, {
-      blockidOtp: 'function', requireOtp: 'function', createOtpService: 'function', memoryStore: 'function',
-      redisStore: 'function', twilioSms: 'function', nodemailerEmail: 'function', OtpError: 'function',
+      blockidOtp: 'function',
+      requireOtp: 'function',
+      createOtpService: 'function',
+      memoryStore: 'function',
+      redisStore: 'function',
+      twilioSms: 'function',
+      nodemailerEmail: 'function',
+      OtpError: 'function',
     });
     assert.deepEqual(report.verified, { ok: true });
     assert.deepEqual(report.invalidPhone, { code: 'INVALID_PHONE', isOtpError: true });
     assert.equal(report.koa.api, 'function,function,function,undefined', 'the programmatic API, and no .service');
     assert.deepEqual(report.koa.http, [401, 202, 200, 200], 'guard, send, verify, guard');
     assert.deepEqual(report.provider, {
-      GenerateOTP: 'function', VerifyOTP: 'function',
+      GenerateOTP: 'function',
+      VerifyOTP: 'function',
       providerVerify: { ok: false, reason: 'invalid_code' },
       providerUnconfigured: 'OtpError',
     });
@@ -353,7 +369,10 @@ console.log(JSON.stringify({
       peersApp,
     );
     assert.deepEqual(report, {
-      verified: { ok: true }, registry: true, sends: true, verifications: true,
+      verified: { ok: true },
+      registry: true,
+      sends: true,
+      verifications: true,
       storeError: { code: 'STORE_UNAVAILABLE', isRootOtpError: true },
     });
   });
@@ -562,7 +581,14 @@ blockidOtpHono({ secret: 'x'.repeat(32), email, trustProxy: true });
       join(webApp, 'tsconfig.json'),
       JSON.stringify({
         compilerOptions: {
-          module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, exactOptionalPropertyTypes: true, skipLibCheck: false, noEmit: true, types: ['node'],
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          target: 'es2022',
+          strict: true,
+          exactOptionalPropertyTypes: true,
+          skipLibCheck: false,
+          noEmit: true,
+          types: ['node'],
         },
         files: Object.keys(files),
       }),
@@ -577,7 +603,7 @@ blockidOtpHono({ secret: 'x'.repeat(32), email, trustProxy: true });
   });
 });
 
-describe('the built package without the optional senders\' peers (no nodemailer, no twilio installed)', () => {
+describe("the built package without the optional senders' peers (no nodemailer, no twilio installed)", () => {
   const creating = `
 const attempts = {
   nodemailer: () => nodemailerEmail({ smtpUrl: 'smtp://127.0.0.1:2525', from: 'a@example.com' }),
@@ -602,9 +628,12 @@ console.log(JSON.stringify(report));
   });
 
   it('a ready-made transporter needs no peer', async () => {
-    const report = await runInApp('ready-made.mjs', `import { nodemailerEmail } from 'blockid-otp';
+    const report = await runInApp(
+      'ready-made.mjs',
+      `import { nodemailerEmail } from 'blockid-otp';
 nodemailerEmail({ transporter: { sendMail: async () => ({}) }, from: 'a@example.com' });
-console.log(JSON.stringify('created'));`);
+console.log(JSON.stringify('created'));`,
+    );
     assert.equal(report, 'created');
   });
 

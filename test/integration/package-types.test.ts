@@ -177,6 +177,11 @@ const error = new OtpError('RATE_LIMITED', 'slow down');
 console.log(JSON.stringify({ name: OtpError.name, inspected: inspect(OtpError), stack: error.stack.split('\\n')[0], constructor: error.constructor.name }));
 `;
     const { stdout } = await run(process.execPath, ['-e', script], { cwd: dir, timeout: 30_000 });
-    assert.deepEqual(JSON.parse(stdout), { name: 'OtpError', inspected: '[class OtpError extends Error]', stack: 'OtpError: slow down (see docs/errors.md#rate-limited)', constructor: 'OtpError' });
+    assert.deepEqual(JSON.parse(stdout), {
+      name: 'OtpError',
+      inspected: '[class OtpError extends Error]',
+      stack: 'OtpError: slow down (see docs/errors.md#rate-limited)',
+      constructor: 'OtpError',
+    });
   });
 });

@@ -48,11 +48,15 @@ async function startFixture(framework: Framework): Promise<Ports> {
 // Both fixtures start at once (tsx takes a moment); the measurements then run one at a time.
 const fixtures = Object.fromEntries(await Promise.all(FRAMEWORKS.map(async (f) => [f, await startFixture(f)] as const))) as Record<Framework, Ports>;
 
-describe('a sender\'s synchronous work does not show in the send\'s answer time (app in a child process)', () => {
+describe("a sender's synchronous work does not show in the send's answer time (app in a child process)", () => {
   for (const framework of FRAMEWORKS) {
     it(`${framework}: median send answer with an idle sender, a 20 ms busy sender, and the busy sender with awaitDelivery`, async () => {
       const ports = fixtures[framework];
-      const browsers = { idle: browserClient(`http://127.0.0.1:${ports.idle}`), busy: browserClient(`http://127.0.0.1:${ports.busy}`), control: browserClient(`http://127.0.0.1:${ports.control}`) };
+      const browsers = {
+        idle: browserClient(`http://127.0.0.1:${ports.idle}`),
+        busy: browserClient(`http://127.0.0.1:${ports.busy}`),
+        control: browserClient(`http://127.0.0.1:${ports.control}`),
+      };
       const rounds = 30;
       let sends = 0;
       let medians = { idle: 0, busy: 0, control: 0 };

@@ -40,7 +40,10 @@ const script: Array<[string, Kind, number]> = [
 const observable = (answer: Answer) => ({
   status: answer.status,
   text: answer.text,
-  headerNames: [...new Set(answer.headers.keys())].filter((name) => name !== 'date').sort().join(','),
+  headerNames: [...new Set(answer.headers.keys())]
+    .filter((name) => name !== 'date')
+    .sort()
+    .join(','),
   retryAfter: answer.headers.get('retry-after') ?? undefined,
 });
 
@@ -56,7 +59,10 @@ for (const backend of backends) {
             limits: { ...generousLimits, sendsPerUsername: { points: 3, windowSeconds: 3600 }, failedVerifications: 7, lockSeconds: 60 },
           },
         });
-        const sessions: Record<string, Client[]> = { [KNOWN]: Array.from({ length: 5 }, () => browserClient(app.url)), [UNKNOWN]: Array.from({ length: 5 }, () => browserClient(app.url)) };
+        const sessions: Record<string, Client[]> = {
+          [KNOWN]: Array.from({ length: 5 }, () => browserClient(app.url)),
+          [UNKNOWN]: Array.from({ length: 5 }, () => browserClient(app.url)),
+        };
         /** The code each of the known user's sessions holds (the unknown user's have none that could verify). */
         const codes = new Map<number, string>();
         const play = (username: string, kind: Kind, i: number): Promise<Answer> => {

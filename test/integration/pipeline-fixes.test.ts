@@ -76,7 +76,10 @@ for (const backend of backends) {
           `# ${framework}/${backend.name}: generateOtp with { ip }: one IP ${JSON.stringify(fromFirst.map((a) => a.body.error ?? a.status))} (${limit?.limit}, ip ${limit?.ip}), ` +
             `another IP ${otherIp.status}; the plugin's /otp/send from the first IP ${pluginSend.status}; without { ip } ${JSON.stringify(tally(withoutIp))}`,
         );
-        assert.deepEqual(fromFirst.map((a) => a.status), [202, 202, 202, 429]);
+        assert.deepEqual(
+          fromFirst.map((a) => a.status),
+          [202, 202, 202, 429],
+        );
         assert.deepEqual(fromFirst[3]!.body, { error: 'RATE_LIMITED', retryAfter: fromFirst[3]!.body.retryAfter });
         assert.ok(fromFirst[3]!.body.retryAfter > 3500);
         assert.equal(limit?.limit, 'sendsPerIp');
@@ -115,14 +118,22 @@ describe('trust proxy: 10 hops or more are refused, 1 and 2 work', () => {
         for (const answer of answers) {
           assert.equal(answer.status, 500, answer.text);
           assert.match(answer.body.message, /lets any client choose its IP through X-Forwarded-For, which defeats the per-IP send quota/);
-          assert.match(answer.body.message, framework === 'express' ? new RegExp(`trust proxy', ${hops}\\).*app\\.set\\('trust proxy', 1\\)`) : new RegExp(`app\\.maxIpsCount = ${hops} .*app\\.maxIpsCount = 1`));
+          assert.match(
+            answer.body.message,
+            framework === 'express'
+              ? new RegExp(`trust proxy', ${hops}\\).*app\\.set\\('trust proxy', 1\\)`)
+              : new RegExp(`app\\.maxIpsCount = ${hops} .*app\\.maxIpsCount = 1`),
+          );
         }
         assert.equal(delivered, 0);
       }
       for (const hops of [1, 2]) {
         const { answers } = await tryFramework(framework, hops);
         results.push(`${hops}: ${answers.map((a) => a.status).join(',')}`);
-        assert.deepEqual(answers.map((a) => a.status), [202, 202]);
+        assert.deepEqual(
+          answers.map((a) => a.status),
+          [202, 202],
+        );
       }
       console.log(`# ${framework}: hop count → answers of the first two sends: ${results.join('; ')}`);
     });
@@ -145,7 +156,10 @@ describe('Gmail addresses share one sendsPerDestination quota; other domains kee
       const app = await appOn(framework, {
         collectEvents: true,
         store: memoryStore(),
-        otp: { resolveUser: (u) => (addresses[u] ? { emailTo: addresses[u] } : null), limits: { ...generousLimits, sendsPerDestination: { points: 1, windowSeconds: 3600 } } },
+        otp: {
+          resolveUser: (u) => (addresses[u] ? { emailTo: addresses[u] } : null),
+          limits: { ...generousLimits, sendsPerDestination: { points: 1, windowSeconds: 3600 } },
+        },
       });
       const statuses: Record<string, number> = {};
       for (const username of Object.keys(addresses)) statuses[addresses[username]!] = (await browserClient(app.url).send(username, 'email')).status;
@@ -161,7 +175,11 @@ describe('Gmail addresses share one sendsPerDestination quota; other domains kee
         'ad.a@example.com': 202,
         'ADA+x@example.com': 429,
       });
-      assert.deepEqual(app.capture.calls.map((c) => c.to).sort(), ['a.d.a@example.com', 'a.d.a@gmail.com', 'ad.a@example.com', 'ada@example.com'], 'mail goes to the address as given');
+      assert.deepEqual(
+        app.capture.calls.map((c) => c.to).sort(),
+        ['a.d.a@example.com', 'a.d.a@gmail.com', 'ad.a@example.com', 'ada@example.com'],
+        'mail goes to the address as given',
+      );
       await app.close();
     });
   }
@@ -169,10 +187,17 @@ describe('Gmail addresses share one sendsPerDestination quota; other domains kee
 
 describe('redirectTo must stay on this origin', () => {
   const refused = ['//evil.example', '/\\evil.example', '/\\/evil.example', '//evil.example/login', '/\t/evil.example', 'https://evil.example', 'evil.example'];
-  for (const [name, factory] of [['requireOtp', requireOtp], ['requireOtpKoa', requireOtpKoa]] as const) {
+  for (const [name, factory] of [
+    ['requireOtp', requireOtp],
+    ['requireOtpKoa', requireOtpKoa],
+  ] as const) {
     it(`${name} throws a TypeError for ${refused.length} other-origin values and accepts paths`, () => {
       for (const redirectTo of refused) {
-        assert.throws(() => factory({ redirectTo }), (error: unknown) => error instanceof TypeError && /redirectTo.*single "\/"/.test(error.message), JSON.stringify(redirectTo));
+        assert.throws(
+          () => factory({ redirectTo }),
+          (error: unknown) => error instanceof TypeError && /redirectTo.*single "\/"/.test(error.message),
+          JSON.stringify(redirectTo),
+        );
       }
       for (const redirectTo of ['/login', '/a/b?next=%2F%2Fx', '/login#x']) assert.doesNotThrow(() => factory({ redirectTo }), redirectTo);
     });

@@ -98,7 +98,10 @@ describe('the consecutive-failure cap survives timed locks', { concurrency: true
         assert.deepEqual({ ...permanentLocks(app)[0], ip: undefined }, { username: USERNAME, permanent: true, ip: undefined });
         assert.match(permanentLocks(app)[0]?.ip ?? '', /^198\.51\.100\.[1-3]$/);
         assert.equal(timed, cap - 1);
-        assert.ok(Number(last.headers.get('retry-after') ?? undefined) > 86_400, `still locked for failureMemorySeconds, not lockSeconds: ${last.headers.get('retry-after') ?? undefined}`);
+        assert.ok(
+          Number(last.headers.get('retry-after') ?? undefined) > 86_400,
+          `still locked for failureMemorySeconds, not lockSeconds: ${last.headers.get('retry-after') ?? undefined}`,
+        );
         await app.close();
       });
     }

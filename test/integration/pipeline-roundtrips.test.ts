@@ -195,7 +195,8 @@ describe('sequential store round trips, through a delay proxy (cases side by sid
           failures = [];
           for (const name of ['send', 'wrong', 'right'] as const) {
             const extra = delayed[name] - baseline[name];
-            if (extra > allowed * roundTrip + slackMs) failures.push(`${name}: +${round(extra)} ms is more than ${allowed} round trip(s) of ${round(roundTrip)} ms`);
+            if (extra > allowed * roundTrip + slackMs)
+              failures.push(`${name}: +${round(extra)} ms is more than ${allowed} round trip(s) of ${round(roundTrip)} ms`);
             if (extra < roundTrip - slackMs) failures.push(`${name}: +${round(extra)} ms: the store was not behind the proxy?`);
           }
           if (failures.length === 0) break;
@@ -205,7 +206,6 @@ describe('sequential store round trips, through a delay proxy (cases side by sid
       });
     }
   }
-
 });
 
 describe('known and unknown sends through 2 ms each way (two cases side by side)', { concurrency: true }, () => {

@@ -88,7 +88,8 @@ for (const backend of backends) {
           store: backend.make(),
           trustProxy: 1,
           otp: {
-            resolveUser: (u, req: { headers: Record<string, string | undefined> }) => (u === USERNAME && req.headers['x-first-factor'] === 'passed' ? VICTIM : null),
+            resolveUser: (u, req: { headers: Record<string, string | undefined> }) =>
+              u === USERNAME && req.headers['x-first-factor'] === 'passed' ? VICTIM : null,
             limits: { ...generousLimits, sendsPerUsername: { points: 3, windowSeconds: 3600 }, failedVerifications: 5, maxConsecutiveFailures: 5 },
           },
         });
@@ -121,11 +122,19 @@ for (const backend of backends) {
             `decoy guesses ${JSON.stringify(tally(decoyGuesses))}, compared ${decoyCompared}, locks ${decoyLocks}; deliveries for decoy sends ${deliveredForDecoys}; ` +
             `user sends after ${JSON.stringify(userSends.map((s) => s.status))}; user 4 wrong ${JSON.stringify(tally(aAnswers))}, then its code ${right.status}`,
         );
-        assert.deepEqual(decoySends.map((s) => s.status), [202, 202, 202, 429, 429], 'the decoy has a quota of its own, as a real user would');
+        assert.deepEqual(
+          decoySends.map((s) => s.status),
+          [202, 202, 202, 429, 429],
+          'the decoy has a quota of its own, as a real user would',
+        );
         assert.deepEqual([decoyResend.status, decoyResend.body.error, decoyResend.body.retryAfter], [429, 'rate_limited', 30]);
         assert.deepEqual(tally(decoyGuesses), { '401 invalid_code': 5, '429 too_many_attempts': 13 }, 'the decoy locks, as a real user would');
         assert.deepEqual(app.events.locked, [{ username: USERNAME, permanent: true, ip: '198.51.100.66', decoy: true }], "the decoy's lock says so");
-        assert.deepEqual(userSends.map((s) => s.status), [202, 202, 429], "the decoy's sends did not count towards the user's sendsPerUsername");
+        assert.deepEqual(
+          userSends.map((s) => s.status),
+          [202, 202, 429],
+          "the decoy's sends did not count towards the user's sendsPerUsername",
+        );
         assert.equal(deliveredForDecoys, 0);
         assert.deepEqual(tally(aAnswers), { '401 invalid_code': 4 }, "the decoy's failures did not count towards the user's lock");
         assert.equal(right.status, 200, right.text);
@@ -179,7 +188,10 @@ for (const backend of backends) {
         for (const refused of [...userRefused, ...destRefused, eRefused]) {
           assert.equal(refused.status, 429, refused.text);
           assert.equal(refused.body.error, 'rate_limited');
-          assert.ok(Number(refused.headers.get('retry-after') ?? undefined) > 3000, `the quota's Retry-After, not a 1 s cooldown: ${refused.headers.get('retry-after') ?? undefined}`);
+          assert.ok(
+            Number(refused.headers.get('retry-after') ?? undefined) > 3000,
+            `the quota's Retry-After, not a 1 s cooldown: ${refused.headers.get('retry-after') ?? undefined}`,
+          );
         }
         assert.deepEqual(userLimits, ['sendsPerUsername', 'sendsPerUsername'], 'the second refusal is the quota again: the first started no cooldown');
         assert.deepEqual(destLimits, ['sendsPerDestination', 'sendsPerDestination']);
@@ -212,7 +224,10 @@ describe('the rate_limited event names the limit that refused the send', () => {
     const refused = await browserClient(app.url).send(USERNAME);
     assert.equal(refused.status, 429);
     assert.ok(Number(refused.headers.get('retry-after') ?? undefined) > 3500, 'refused by sendsPerUsername');
-    assert.deepEqual(app.events.rate_limited.map((e) => e.limit), ['sendsPerUsername']);
+    assert.deepEqual(
+      app.events.rate_limited.map((e) => e.limit),
+      ['sendsPerUsername'],
+    );
     await app.close();
   });
 });

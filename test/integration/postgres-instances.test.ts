@@ -28,10 +28,22 @@ const PgSession = connectPgSimple(session);
 
 /** The people of this test, with every form their personal data could take in a column. */
 const people = {
-  'john.smith': { destinations: { smsTo: '4155550100', smsISDCode: '1', emailTo: 'john.smith@example.com' }, phoneForms: ['4155550100', '+14155550100', '14155550100'] },
-  'alan.turing': { destinations: { smsTo: '312-555-0177', smsISDCode: '+1', emailTo: 'alan.turing@example.com' }, phoneForms: ['3125550177', '+13125550177', '13125550177', '312-555-0177'] },
-  'ada.lovelace': { destinations: { smsTo: '(212) 555-0142', emailTo: 'ada@example.org' }, phoneForms: ['2125550142', '+12125550142', '12125550142', '(212) 555-0142'] },
-  'grace.hopper': { destinations: { smsTo: '+1 613 555 0199', emailTo: 'grace.hopper@example.net' }, phoneForms: ['6135550199', '+16135550199', '16135550199', '+1 613 555 0199'] },
+  'john.smith': {
+    destinations: { smsTo: '4155550100', smsISDCode: '1', emailTo: 'john.smith@example.com' },
+    phoneForms: ['4155550100', '+14155550100', '14155550100'],
+  },
+  'alan.turing': {
+    destinations: { smsTo: '312-555-0177', smsISDCode: '+1', emailTo: 'alan.turing@example.com' },
+    phoneForms: ['3125550177', '+13125550177', '13125550177', '312-555-0177'],
+  },
+  'ada.lovelace': {
+    destinations: { smsTo: '(212) 555-0142', emailTo: 'ada@example.org' },
+    phoneForms: ['2125550142', '+12125550142', '12125550142', '(212) 555-0142'],
+  },
+  'grace.hopper': {
+    destinations: { smsTo: '+1 613 555 0199', emailTo: 'grace.hopper@example.net' },
+    phoneForms: ['6135550199', '+16135550199', '16135550199', '+1 613 555 0199'],
+  },
 } satisfies Record<string, { destinations: Destinations; phoneForms: string[] }>;
 type Username = keyof typeof people;
 const resolveUser = (username: string): Destinations | null => people[username as Username]?.destinations ?? null;
@@ -228,7 +240,12 @@ describe('three Express instances sharing PostgreSQL on 127.0.0.1:5432', () => {
     await capture.waitFor(deliveredBefore + 2);
     await sleep(600); // let any stray delivery show up (past the pause before deliveries start)
     const delivered = capture.messages.slice(deliveredBefore).filter((m) => m.username === 'grace.hopper');
-    console.log(`# deliveries for those 31 sends: ${delivered.map((m) => m.channel).sort().join(', ')}`);
+    console.log(
+      `# deliveries for those 31 sends: ${delivered
+        .map((m) => m.channel)
+        .sort()
+        .join(', ')}`,
+    );
     assert.deepEqual(delivered.map((m) => m.channel).sort(), ['email', 'sms'], 'once on each channel the user has');
     const verified = await as(browser, url(1)).post('/otp/verify', { username: 'grace.hopper', code: delivered[0]!.code });
     assert.equal(verified.status, 200, verified.text);

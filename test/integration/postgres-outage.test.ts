@@ -92,7 +92,10 @@ describe('postgresStore outage (throwaway cluster)', { skip: skip ? `skipped: ${
     await sleep(700);
     running = false;
     await Promise.all(loops);
-    assert.ok(answers.some((a) => a.ok) && answers.some((a) => !a.ok), `answers: ${answers.filter((a) => a.ok).length} ok, ${answers.filter((a) => !a.ok).length} unavailable`);
+    assert.ok(
+      answers.some((a) => a.ok) && answers.some((a) => !a.ok),
+      `answers: ${answers.filter((a) => a.ok).length} ok, ${answers.filter((a) => !a.ok).length} unavailable`,
+    );
     const slowest = Math.max(...answers.map((a) => a.ms));
     t.diagnostic(`${answers.filter((a) => a.ok).length} ok, ${answers.filter((a) => !a.ok).length} unavailable, slowest ${Math.round(slowest)} ms`);
     assert.ok(slowest <= commandTimeoutMs + slackMs, `slowest answer ${Math.round(slowest)} ms`);
@@ -168,13 +171,19 @@ describe('postgresStore outage (throwaway cluster)', { skip: skip ? `skipped: ${
       assert.equal(answer.ok, false);
       assert.ok(answer.ms < commandTimeoutMs, `the server gave up first: ${Math.round(answer.ms)} ms`);
       await sleep(commandTimeoutMs + 200);
-      const active = await blocker.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%blockid_otp_verify%' AND pid <> pg_backend_pid() AND state = 'active'`);
+      const active = await blocker.query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%blockid_otp_verify%' AND pid <> pg_backend_pid() AND state = 'active'`,
+      );
       assert.equal(active.rows[0].n, 0, 'nothing left waiting on the server');
     } finally {
       await blocker.query('COMMIT');
       await blocker.end();
     }
-    assert.equal((await store.verify({ user, slots: ['session-a'], hash: p.code.hash, policy })).result, 'ok', 'the code was not consumed by the refused verify');
+    assert.equal(
+      (await store.verify({ user, slots: ['session-a'], hash: p.code.hash, policy })).result,
+      'ok',
+      'the code was not consumed by the refused verify',
+    );
   });
 
   it('a verify written to a stalled server (SIGSTOP) applies nothing when the server wakes after the deadline', async () => {
@@ -391,7 +400,11 @@ describe('Express instances over postgresStore when the database goes away (thro
     assert.equal(again.status, 202, again.text);
     await capture.waitFor(deliveredBefore + 1);
     await sleep(100);
-    assert.deepEqual(capture.messages.slice(deliveredBefore).map((m) => m.username), ['ada.lovelace'], 'one send, one delivery');
+    assert.deepEqual(
+      capture.messages.slice(deliveredBefore).map((m) => m.username),
+      ['ada.lovelace'],
+      'one send, one delivery',
+    );
   });
 
   it('answers 503 within commandTimeoutMs while the server is stalled (SIGSTOP), delivers nothing, and a verify answered 503 uses nothing up', async () => {

@@ -54,7 +54,14 @@ function makeStore(options: Partial<PostgresStoreOptions> = {}): PostgresStore {
 
 const randomKey = (): string => randomBytes(16).toString('base64url');
 const policy: LockPolicy = { maxAttempts: 5, failedVerifications: 100, lockMs: 60_000, maxConsecutiveFailures: 100, failureMemoryMs: 3_600_000 };
-const counter = (limit: string, points: number, extra: Partial<Counter> = {}): Counter => ({ limit, key: `${limit}:${randomKey()}`, points, windowMs: 60_000, mode: 'take', ...extra });
+const counter = (limit: string, points: number, extra: Partial<Counter> = {}): Counter => ({
+  limit,
+  key: `${limit}:${randomKey()}`,
+  points,
+  windowMs: 60_000,
+  mode: 'take',
+  ...extra,
+});
 function plan(user: string, extra: Partial<SendPlan> = {}): SendPlan & { code: { hash: string } } {
   return {
     user,
@@ -121,18 +128,27 @@ describe('postgresStore options', () => {
     assert.throws(() => postgresStore({ pool: p, sweepBatchSize: 1.5 }), /option "sweepBatchSize"/);
     assert.throws(() => postgresStore({ pool: p, createTables: 'yes' as unknown as boolean }), /option "createTables"/);
     assert.throws(() => postgresStore({ pool: p, synchronousCommit: 'off' as unknown as boolean }), /option "synchronousCommit" must be true or false/);
-    assert.throws(() => postgresStore({ pool: p, unlogged: 'yes' as unknown as boolean }), (error: unknown) => {
-      assert.ok(error instanceof TypeError, 'a TypeError, as every bad option');
-      assert.equal(error.message, 'postgresStore: option "unlogged" must be true or false (got the string "yes"). (see docs/errors.md#invalid-store-options)');
-      return true;
-    });
+    assert.throws(
+      () => postgresStore({ pool: p, unlogged: 'yes' as unknown as boolean }),
+      (error: unknown) => {
+        assert.ok(error instanceof TypeError, 'a TypeError, as every bad option');
+        assert.equal(
+          error.message,
+          'postgresStore: option "unlogged" must be true or false (got the string "yes"). (see docs/errors.md#invalid-store-options)',
+        );
+        return true;
+      },
+    );
     assert.throws(() => postgresStore({ pool: p, unlogged: 1 as unknown as boolean }), /option "unlogged" must be true or false/);
     assert.throws(() => postgresSchemaSql({ unlogged: 'true' as unknown as boolean }), /option "unlogged" must be true or false/);
     assert.throws(() => postgresStore({ pool: p, unLogged: true } as unknown as PostgresStoreOptions), /unknown option "unLogged": did you mean "unlogged"\?/);
-    assert.throws(() => postgresStore({ pool: p, commandTimeout: 5 } as unknown as PostgresStoreOptions), /unknown option "commandTimeout": did you mean "commandTimeoutMs"\?/);
+    assert.throws(
+      () => postgresStore({ pool: p, commandTimeout: 5 } as unknown as PostgresStoreOptions),
+      /unknown option "commandTimeout": did you mean "commandTimeoutMs"\?/,
+    );
   });
 
-  it('synchronousCommit: false turns the WAL flush wait off for the store\'s own transactions only; the default keeps it', async () => {
+  it("synchronousCommit: false turns the WAL flush wait off for the store's own transactions only; the default keeps it", async () => {
     // What the server ran, read from the real pg client's query texts (the store's round trips, the pool unchanged).
     const texts: string[] = [];
     const watched = newPool({ max: 1 }); // one connection: the SHOW below runs on the one the store used
@@ -210,12 +226,21 @@ describe('postgresStore options', () => {
       [schema, prefix],
     );
     assert.deepEqual(Object.fromEntries(rows.map((row) => [row.name, row.o])), {
-      cache: null, counters: ['fillfactor=80'], slots: ['fillfactor=80'], users: ['fillfactor=80'], uses: null,
+      cache: null,
+      counters: ['fillfactor=80'],
+      slots: ['fillfactor=80'],
+      users: ['fillfactor=80'],
+      uses: null,
     });
     const user = randomKey();
     await store.send(plan(user));
     const expiry = async () =>
-      (await admin.query(`SELECT (SELECT expires_at FROM "${schema}"."${prefix}users" WHERE user_key = $1) AS u, (SELECT expires_at FROM "${schema}"."${prefix}slots" WHERE user_key = $1) AS s`, [user])).rows[0];
+      (
+        await admin.query(
+          `SELECT (SELECT expires_at FROM "${schema}"."${prefix}users" WHERE user_key = $1) AS u, (SELECT expires_at FROM "${schema}"."${prefix}slots" WHERE user_key = $1) AS s`,
+          [user],
+        )
+      ).rows[0];
     assert.equal((await store.verify(verifyReq(user, randomKey()))).result, 'mismatch');
     const first = await expiry();
     // The sweep time is rounded up to whole ten minutes: at or after the row's end, at most ten minutes later.
@@ -252,8 +277,14 @@ describe('postgresStore options', () => {
 
     const store = makeStore({ tablePrefix: prefix });
     await store.ready();
-    const columns = await admin.query(`SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY 1`, [schema, `${prefix}users`]);
-    assert.deepEqual(columns.rows.map((row) => row.column_name), ['expires_at', 'failures', 'failures_until', 'lock_until', 'space', 'user_key']);
+    const columns = await admin.query(`SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY 1`, [
+      schema,
+      `${prefix}users`,
+    ]);
+    assert.deepEqual(
+      columns.rows.map((row) => row.column_name),
+      ['expires_at', 'failures', 'failures_until', 'lock_until', 'space', 'user_key'],
+    );
     // The quota: one send of two was used before the upgrade, so one more is admitted, then sendsPerUsername.
     assert.equal((await store.send(plan(user, { slot: 'session-b', perUser: { points: 2, windowMs: 600_000 } }))).ok, true);
     const over = await store.send(plan(user, { slot: 'session-c', perUser: { points: 2, windowMs: 600_000 } }));
@@ -318,7 +349,8 @@ describe('postgresStore send and verify', () => {
     const user = randomKey();
     const p = plan(user);
     await store.send(p);
-    for (let i = 0; i < policy.maxAttempts; i += 1) assert.deepEqual(await store.verify(verifyReq(user, randomKey())), { result: 'mismatch', space: 'user', lock: null });
+    for (let i = 0; i < policy.maxAttempts; i += 1)
+      assert.deepEqual(await store.verify(verifyReq(user, randomKey())), { result: 'mismatch', space: 'user', lock: null });
     assert.deepEqual(await store.verify(verifyReq(user, p.code.hash)), { result: 'burned', space: 'user' });
     // A new send replaces the burned code with a fresh budget.
     const again = plan(user);
@@ -432,7 +464,10 @@ describe('postgresStore send plans: quotas and targets', () => {
     assert.deepEqual(decision, {
       ok: false,
       refusal: { limit: 'sendsPerDestination', retryAfterMs: 60_000 },
-      targets: [{ limit: 'sendsPerDestination', retryAfterMs: 60_000 }, { limit: 'smsPerHour', retryAfterMs: 60_000 }],
+      targets: [
+        { limit: 'sendsPerDestination', retryAfterMs: 60_000 },
+        { limit: 'smsPerHour', retryAfterMs: 60_000 },
+      ],
     });
     for (let i = 0; i < 3; i += 1) assert.equal(await store.consume(ip), null, 'the request counter did not count');
     assert.equal((await store.send(plan(user, { cooldownMs: 30_000 }))).ok, true, 'no cooldown started');
@@ -635,9 +670,13 @@ describe('postgresStore counters, cache, expiry and columns', () => {
       await admin.query(`INSERT INTO "${schema}"."blockid_otp_${table}" ${columns[table]} FROM generate_series(1, 50) i`);
     }
     const expiredLeft = async () =>
-      Number((await admin.query(`SELECT (SELECT count(*) FROM "${schema}".blockid_otp_slots WHERE expires_at < now()) + (SELECT count(*) FROM "${schema}".blockid_otp_users WHERE expires_at < now())
+      Number(
+        (
+          await admin.query(`SELECT (SELECT count(*) FROM "${schema}".blockid_otp_slots WHERE expires_at < now()) + (SELECT count(*) FROM "${schema}".blockid_otp_users WHERE expires_at < now())
         + (SELECT count(*) FROM "${schema}".blockid_otp_counters WHERE expires_at < now()) + (SELECT count(*) FROM "${schema}".blockid_otp_uses WHERE expires_at < now())
-        + (SELECT count(*) FROM "${schema}".blockid_otp_cache WHERE expires_at < now()) AS n`)).rows[0].n);
+        + (SELECT count(*) FROM "${schema}".blockid_otp_cache WHERE expires_at < now()) AS n`)
+        ).rows[0].n,
+      );
     assert.ok((await expiredLeft()) >= 250);
     const deleted = await store.sweep();
     assert.ok(deleted >= 250, `deleted ${deleted}`);
@@ -678,7 +717,19 @@ describe('postgresStore counters, cache, expiry and columns', () => {
     assert.deepEqual(Object.fromEntries(byTable), {
       [`${prefix}cache`]: ['expires_at', 'key', 'value'],
       [`${prefix}counters`]: ['expires_at', 'hits', 'key'],
-      [`${prefix}slots`]: ['attempts', 'code_hash', 'code_tag', 'code_until', 'cooldown_until', 'expires_at', 'issued_at_ms', 'link_hash', 'slot', 'space', 'user_key'],
+      [`${prefix}slots`]: [
+        'attempts',
+        'code_hash',
+        'code_tag',
+        'code_until',
+        'cooldown_until',
+        'expires_at',
+        'issued_at_ms',
+        'link_hash',
+        'slot',
+        'space',
+        'user_key',
+      ],
       [`${prefix}users`]: ['expires_at', 'failures', 'failures_until', 'lock_until', 'space', 'user_key'],
       [`${prefix}uses`]: ['expires_at', 'id', 'kind', 'step', 'user_key'],
     });
@@ -696,36 +747,36 @@ describe('postgresStore counters, cache, expiry and columns', () => {
 describe('postgresStore under concurrency', () => {
   it('60 concurrent verifies of one code over 3 pools: exactly one ok', async () => {
     await withInstances(3, async (instances) => {
-    const user = randomKey();
-    const p = plan(user);
-    await instances[0]!.send(p);
-    const outcomes = await Promise.all(Array.from({ length: 60 }, (_, i) => instances[i % 3]!.verify(verifyReq(user, p.code.hash))));
-    assert.equal(outcomes.filter((o) => o.result === 'ok').length, 1);
-    assert.equal(outcomes.filter((o) => o.result === 'missing').length, 59);
+      const user = randomKey();
+      const p = plan(user);
+      await instances[0]!.send(p);
+      const outcomes = await Promise.all(Array.from({ length: 60 }, (_, i) => instances[i % 3]!.verify(verifyReq(user, p.code.hash))));
+      assert.equal(outcomes.filter((o) => o.result === 'ok').length, 1);
+      assert.equal(outcomes.filter((o) => o.result === 'missing').length, 59);
     });
   });
 
   it('90 concurrent wrong guesses over 3 pools: exactly maxAttempts mismatches, the rest burned', async () => {
     await withInstances(3, async (instances) => {
-    const user = randomKey();
-    const p = plan(user);
-    await instances[0]!.send(p);
-    const outcomes = await Promise.all(Array.from({ length: 90 }, (_, i) => instances[i % 3]!.verify(verifyReq(user, randomKey()))));
-    assert.equal(outcomes.filter((o) => o.result === 'mismatch').length, policy.maxAttempts);
-    assert.equal(outcomes.filter((o) => o.result === 'burned').length, 90 - policy.maxAttempts);
-    assert.equal((await instances[1]!.verify(verifyReq(user, p.code.hash))).result, 'burned');
+      const user = randomKey();
+      const p = plan(user);
+      await instances[0]!.send(p);
+      const outcomes = await Promise.all(Array.from({ length: 90 }, (_, i) => instances[i % 3]!.verify(verifyReq(user, randomKey()))));
+      assert.equal(outcomes.filter((o) => o.result === 'mismatch').length, policy.maxAttempts);
+      assert.equal(outcomes.filter((o) => o.result === 'burned').length, 90 - policy.maxAttempts);
+      assert.equal((await instances[1]!.verify(verifyReq(user, p.code.hash))).result, 'burned');
     });
   });
 
   it('30 concurrent sends from one slot over 3 pools: one admitted', async () => {
     await withInstances(3, async (instances) => {
-    const user = randomKey();
-    const sends = Array.from({ length: 30 }, () => plan(user, { cooldownMs: 30_000 }));
-    const decisions = await Promise.all(sends.map((p, i) => instances[i % 3]!.send(p)));
-    const admitted = decisions.flatMap((d, i) => (d.ok ? [i] : []));
-    assert.equal(admitted.length, 1);
-    assert.ok(decisions.every((d) => d.ok || d.refusal.limit === 'resendCooldownSeconds'));
-    assert.equal((await instances[2]!.verify(verifyReq(user, sends[admitted[0]!]!.code.hash))).result, 'ok', 'the admitted code is the stored one');
+      const user = randomKey();
+      const sends = Array.from({ length: 30 }, () => plan(user, { cooldownMs: 30_000 }));
+      const decisions = await Promise.all(sends.map((p, i) => instances[i % 3]!.send(p)));
+      const admitted = decisions.flatMap((d, i) => (d.ok ? [i] : []));
+      assert.equal(admitted.length, 1);
+      assert.ok(decisions.every((d) => d.ok || d.refusal.limit === 'resendCooldownSeconds'));
+      assert.equal((await instances[2]!.verify(verifyReq(user, sends[admitted[0]!]!.code.hash))).result, 'ok', 'the admitted code is the stored one');
     });
   });
 
@@ -742,13 +793,17 @@ describe('postgresStore under concurrency', () => {
   });
 
   it('stays correct on a pool whose sessions default to SERIALIZABLE', async () => {
-    await withInstances(1, async ([serial]) => {
-      const user = randomKey();
-      const p = plan(user);
-      await serial!.send(p);
-      const outcomes = await Promise.all(Array.from({ length: 20 }, () => serial!.verify(verifyReq(user, p.code.hash))));
-      assert.equal(outcomes.filter((o) => o.result === 'ok').length, 1);
-    }, { options: '-c default_transaction_isolation=serializable' });
+    await withInstances(
+      1,
+      async ([serial]) => {
+        const user = randomKey();
+        const p = plan(user);
+        await serial!.send(p);
+        const outcomes = await Promise.all(Array.from({ length: 20 }, () => serial!.verify(verifyReq(user, p.code.hash))));
+        assert.equal(outcomes.filter((o) => o.result === 'ok').length, 1);
+      },
+      { options: '-c default_transaction_isolation=serializable' },
+    );
   });
 
   it('5 stores creating the same tables at once all succeed', async () => {
@@ -788,7 +843,9 @@ describe('postgresStore fails closed', () => {
       assert.match(error.message, /lock timeout|statement timeout|no answer/);
       assert.ok(!error.message.includes(user) && !error.message.includes(p.code.hash), 'no keys or hashes in the message');
       // Nothing of that verify is still waiting on the server...
-      const waiting = await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%blockid_otp_verify%' AND state = 'active' AND pid <> pg_backend_pid()`);
+      const waiting = await admin.query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%blockid_otp_verify%' AND state = 'active' AND pid <> pg_backend_pid()`,
+      );
       assert.equal(waiting.rows[0].n, 0);
       await sleep(500); // past the timeout, with the lock still held
     } finally {

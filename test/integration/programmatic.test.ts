@@ -125,7 +125,12 @@ describe('createOtpService: generateOtp / verifyOtp', () => {
     const service: OtpService = createOtpService({
       secret: SECRET,
       deliveryRetries: 0,
-      sms: { send: async (m) => { sent.push(m.code); throw new Error(`gateway down while sending ${m.body}`); } },
+      sms: {
+        send: async (m) => {
+          sent.push(m.code);
+          throw new Error(`gateway down while sending ${m.body}`);
+        },
+      },
     });
     const failures: string[] = [];
     service.on('delivery_failed', (event) => failures.push(JSON.stringify(event)));
@@ -141,7 +146,16 @@ describe('createOtpService: generateOtp / verifyOtp', () => {
 
   it('resolves when one of two channels delivered, naming that channel', async () => {
     const capture = captureSenders();
-    const service = createOtpService({ secret: SECRET, deliveryRetries: 0, email: capture.email, sms: { send: async () => { throw new Error('down'); } } });
+    const service = createOtpService({
+      secret: SECRET,
+      deliveryRetries: 0,
+      email: capture.email,
+      sms: {
+        send: async () => {
+          throw new Error('down');
+        },
+      },
+    });
     const result = await service.generateOtp('john.smith', { smsTo: '4155550100', emailTo: 'a@example.com' });
     assert.deepEqual(result.channels, ['email']);
   });
@@ -268,7 +282,15 @@ describe('blockid-otp/otp-provider: OTP_TEST_DESTINATIONS and OTP_TEST_DESTINATI
   });
 
   it('refuses a malformed OTP_TEST_DESTINATIONS, naming the variable and never a code', async () => {
-    for (const value of ['+14155550123', '+14155550123=', '=123456', '+14155550123=123456,+14155550123=123456', '+14155550123=12345', '+18765550123=123456', 'a@b=123456']) {
+    for (const value of [
+      '+14155550123',
+      '+14155550123=',
+      '=123456',
+      '+14155550123=123456,+14155550123=123456',
+      '+14155550123=12345',
+      '+18765550123=123456',
+      'a@b=123456',
+    ]) {
       await configure({ OTP_TEST_DESTINATIONS: value });
       await assert.rejects(OTP.GenerateOTP('qa', { emailTo: 'qa@example.com' }), refused(/OTP_TEST_DESTINATIONS\b/), value);
     }
@@ -283,13 +305,24 @@ describe('blockid-otp/otp-provider: OTP_TEST_DESTINATIONS and OTP_TEST_DESTINATI
 
   it('under NODE_ENV=production, refuses OTP_TEST_DESTINATIONS without OTP_TEST_DESTINATIONS_EXPIRE_AT or with one over 30 days ahead', async () => {
     await configure({ NODE_ENV: 'production', OTP_TEST_DESTINATIONS: 'qa@example.com=000000' });
-    await assert.rejects(OTP.GenerateOTP('qa', { emailTo: 'qa@example.com' }), refused(/OTP_TEST_DESTINATIONS is refused without OTP_TEST_DESTINATIONS_EXPIRE_AT unless NODE_ENV is "development" or "test"/));
-    await configure({ NODE_ENV: 'production', OTP_TEST_DESTINATIONS: 'qa@example.com=000000', OTP_TEST_DESTINATIONS_EXPIRE_AT: new Date(Date.now() + 31 * DAY_MS).toISOString() });
+    await assert.rejects(
+      OTP.GenerateOTP('qa', { emailTo: 'qa@example.com' }),
+      refused(/OTP_TEST_DESTINATIONS is refused without OTP_TEST_DESTINATIONS_EXPIRE_AT unless NODE_ENV is "development" or "test"/),
+    );
+    await configure({
+      NODE_ENV: 'production',
+      OTP_TEST_DESTINATIONS: 'qa@example.com=000000',
+      OTP_TEST_DESTINATIONS_EXPIRE_AT: new Date(Date.now() + 31 * DAY_MS).toISOString(),
+    });
     await assert.rejects(OTP.GenerateOTP('qa', { emailTo: 'qa@example.com' }), refused(/OTP_TEST_DESTINATIONS_EXPIRE_AT more than 30 days ahead/));
     await configure({ NODE_ENV: 'production', OTP_TEST_DESTINATIONS: 'qa@example.com=000000', OTP_TEST_DESTINATIONS_EXPIRE_AT: 'next week' });
     await assert.rejects(OTP.GenerateOTP('qa', { emailTo: 'qa@example.com' }), refused(/OTP_TEST_DESTINATIONS_EXPIRE_AT must be a Date or an ISO 8601 string/));
 
-    await configure({ NODE_ENV: 'production', OTP_TEST_DESTINATIONS: 'qa@example.com=000000', OTP_TEST_DESTINATIONS_EXPIRE_AT: new Date(Date.now() + 7 * DAY_MS).toISOString() });
+    await configure({
+      NODE_ENV: 'production',
+      OTP_TEST_DESTINATIONS: 'qa@example.com=000000',
+      OTP_TEST_DESTINATIONS_EXPIRE_AT: new Date(Date.now() + 7 * DAY_MS).toISOString(),
+    });
     const warned = mock.method(console, 'warn', () => undefined);
     try {
       assert.deepEqual((await OTP.GenerateOTP('qa', { emailTo: 'qa@example.com' })).channels, ['email']);
@@ -337,4 +370,3 @@ describe('twilioSms through the Prism mock, via the programmatic API', () => {
     assert.match(request?.form.Body ?? '', /^\d{6} is your BlockID verification code/);
   });
 });
-

@@ -113,7 +113,14 @@ describe('the README Quick start, against the packed package', () => {
   it('is in the tarball with the docs it links to', async () => {
     const { files } = await packedPackage();
     assert.ok(files.includes('README.md'));
-    for (const page of ['docs/security.md', 'docs/browser.md', 'docs/errors.md', 'docs/express.md', 'docs/grafana-dashboard.json', 'docs/prometheus-rules.yml']) {
+    for (const page of [
+      'docs/security.md',
+      'docs/browser.md',
+      'docs/errors.md',
+      'docs/express.md',
+      'docs/grafana-dashboard.json',
+      'docs/prometheus-rules.yml',
+    ]) {
       assert.ok(files.includes(page), `${page} is published`);
     }
     assert.ok(!files.some((file) => /^(src|test|bench|example-app)\//.test(file)), 'no sources, tests or benchmarks');
@@ -122,7 +129,18 @@ describe('the README Quick start, against the packed package', () => {
   it('type-checks as written against the packed package (tsc --strict)', { timeout: 120_000 }, async () => {
     await writeFile(
       join(app, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: true, types: ['node'] }, files: ['server.ts'] }),
+      JSON.stringify({
+        compilerOptions: {
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          target: 'es2022',
+          strict: true,
+          noEmit: true,
+          skipLibCheck: true,
+          types: ['node'],
+        },
+        files: ['server.ts'],
+      }),
     );
     const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
     const result = await run(process.execPath, [tsc, '-p', app], { cwd: app, timeout: 120_000 }).then(
@@ -207,7 +225,7 @@ describe('the README Quick start, against the packed package', () => {
       await page.goto(`${base}/dev/outbox`); // any page of the app's origin
       // The snippet ends by navigating to /account, which ends the evaluation too.
       await Promise.all([page.waitForURL(`${base}/account`, { timeout: 30_000 }), page.evaluate(`(async () => {\n${script}\n})()`).catch(() => undefined)]);
-      assert.deepEqual(JSON.parse(await page.evaluate('document.body.innerText') as string), { signedInAs: 'ada' });
+      assert.deepEqual(JSON.parse((await page.evaluate('document.body.innerText')) as string), { signedInAs: 'ada' });
     } finally {
       await chromium.close();
     }

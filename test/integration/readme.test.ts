@@ -21,7 +21,13 @@ const root = resolve(import.meta.dirname, '..', '..');
 const workDir = join(root, 'test', '.readme-snippets');
 
 /** The README and docs/*.md, as paths relative to the repository. */
-const pages = ['README.md', ...readdirSync(join(root, 'docs')).filter((name) => name.endsWith('.md')).sort().map((name) => `docs/${name}`)];
+const pages = [
+  'README.md',
+  ...readdirSync(join(root, 'docs'))
+    .filter((name) => name.endsWith('.md'))
+    .sort()
+    .map((name) => `docs/${name}`),
+];
 
 type Kind = 'node' | 'test' | 'browser' | 'quickstart';
 
@@ -48,9 +54,7 @@ function snippetsOf(page: string, markdown: string): Snippet[] {
 /** The package's subpaths, from the build's entries, resolved to the sources (for tsc and, through tsx, for running). */
 function subpathsToSources(): Record<string, string[]> {
   const entries = (tsupConfig as { entry: Record<string, string> }).entry;
-  return Object.fromEntries(
-    Object.entries(entries).map(([name, source]) => [name === 'index' ? 'blockid-otp' : `blockid-otp/${name}`, [`../../${source}`]]),
-  );
+  return Object.fromEntries(Object.entries(entries).map(([name, source]) => [name === 'index' ? 'blockid-otp' : `blockid-otp/${name}`, [`../../${source}`]]));
 }
 
 /**
@@ -65,7 +69,11 @@ function anchorsOf(markdown: string): Set<string> {
   const seen = new Map<string, number>();
   const prose = markdown.replace(fence, '');
   for (const [, text = ''] of prose.matchAll(/^#{1,6} (.+)$/gm)) {
-    const slug = text.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+    const slug = text
+      .trim()
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .replace(/\s/g, '-');
     const count = seen.get(slug) ?? 0;
     seen.set(slug, count + 1);
     anchors.add(count === 0 ? slug : `${slug}-${count}`);
@@ -105,7 +113,11 @@ describe('README and docs/', () => {
     // In the page: the DOM's types, none of Node's.
     writeFileSync(
       join(workDir, 'browser', 'tsconfig.json'),
-      JSON.stringify({ extends: '../../../tsconfig.json', compilerOptions: { noEmit: true, noUnusedLocals: false, lib: ['ES2023', 'DOM', 'DOM.Iterable'], types: [] }, include: ['*.ts'] }),
+      JSON.stringify({
+        extends: '../../../tsconfig.json',
+        compilerOptions: { noEmit: true, noUnusedLocals: false, lib: ['ES2023', 'DOM', 'DOM.Iterable'], types: [] },
+        include: ['*.ts'],
+      }),
     );
   });
   after(() => rmSync(workDir, { recursive: true, force: true }));

@@ -30,10 +30,22 @@ const maxAttempts = 5;
 
 /** The people of this test, with every form their personal data could take in a key name. */
 const people = {
-  'john.smith': { destinations: { smsTo: '4155550100', smsISDCode: '1', emailTo: 'john.smith@example.com' }, phoneForms: ['4155550100', '+14155550100', '14155550100'] },
-  'alan.turing': { destinations: { smsTo: '312-555-0177', smsISDCode: '+1', emailTo: 'alan.turing@example.com' }, phoneForms: ['3125550177', '+13125550177', '13125550177', '312-555-0177'] },
-  'ada.lovelace': { destinations: { smsTo: '(212) 555-0142', emailTo: 'ada@example.org' }, phoneForms: ['2125550142', '+12125550142', '12125550142', '(212) 555-0142'] },
-  'grace.hopper': { destinations: { smsTo: '+1 613 555 0199', emailTo: 'grace.hopper@example.net' }, phoneForms: ['6135550199', '+16135550199', '16135550199', '+1 613 555 0199'] },
+  'john.smith': {
+    destinations: { smsTo: '4155550100', smsISDCode: '1', emailTo: 'john.smith@example.com' },
+    phoneForms: ['4155550100', '+14155550100', '14155550100'],
+  },
+  'alan.turing': {
+    destinations: { smsTo: '312-555-0177', smsISDCode: '+1', emailTo: 'alan.turing@example.com' },
+    phoneForms: ['3125550177', '+13125550177', '13125550177', '312-555-0177'],
+  },
+  'ada.lovelace': {
+    destinations: { smsTo: '(212) 555-0142', emailTo: 'ada@example.org' },
+    phoneForms: ['2125550142', '+12125550142', '12125550142', '(212) 555-0142'],
+  },
+  'grace.hopper': {
+    destinations: { smsTo: '+1 613 555 0199', emailTo: 'grace.hopper@example.net' },
+    phoneForms: ['6135550199', '+16135550199', '16135550199', '+1 613 555 0199'],
+  },
 } satisfies Record<string, { destinations: Destinations; phoneForms: string[] }>;
 type Username = keyof typeof people;
 const resolveUser = (username: string): Destinations | null => people[username as Username]?.destinations ?? null;
@@ -57,7 +69,13 @@ interface Instance {
 }
 
 /** One app instance: its own express(), its own blockidOtp, the given OTP store client and session store. */
-async function startInstance(index: number, otpClient: RedisClientType, sessionStore: session.Store, events: Events, otp: Partial<OtpOptions> = {}): Promise<Instance> {
+async function startInstance(
+  index: number,
+  otpClient: RedisClientType,
+  sessionStore: session.Store,
+  events: Events,
+  otp: Partial<OtpOptions> = {},
+): Promise<Instance> {
   const app = express();
   app.use(session({ secret: 'session-secret-shared-by-instances', resave: false, saveUninitialized: false, name: 'sid', store: sessionStore }));
   const plugin = blockidOtp({

@@ -33,7 +33,10 @@ describe('nodemailerEmail to an SMTP server', () => {
     assert.equal(mail.subject, message.subject);
     assert.deepEqual(mail.from?.value, [{ name: 'Acme Sign-in', address: 'no-reply@acme.test' }]);
     const to = Array.isArray(mail.to) ? mail.to : [mail.to];
-    assert.deepEqual(to.flatMap((address) => address?.value.map((a) => a.address)), [message.to]);
+    assert.deepEqual(
+      to.flatMap((address) => address?.value.map((a) => a.address)),
+      [message.to],
+    );
     assert.equal(mail.text?.trim(), message.text);
     assert.ok(typeof mail.html === 'string' && mail.html.includes(`<strong>${code}</strong>`), `html: ${String(mail.html)}`);
   });
@@ -50,12 +53,15 @@ describe('nodemailerEmail options', () => {
   ];
   for (const [what, options, expected] of refused) {
     it(`refuses ${what} with a TypeError`, () => {
-      assert.throws(() => nodemailerEmail(options as NodemailerEmailOptions), (error: unknown) => {
-        assert.ok(error instanceof TypeError);
-        assert.match(error.message, /^nodemailerEmail: /);
-        assert.match(error.message, expected);
-        return true;
-      });
+      assert.throws(
+        () => nodemailerEmail(options as NodemailerEmailOptions),
+        (error: unknown) => {
+          assert.ok(error instanceof TypeError);
+          assert.match(error.message, /^nodemailerEmail: /);
+          assert.match(error.message, expected);
+          return true;
+        },
+      );
     });
   }
 });

@@ -9,8 +9,14 @@ import { inspect } from 'node:util';
 import { OtpError } from '../../src/core/errors.js';
 import { TWILIO_LINE_TYPES, twilioLookup, type TwilioLookupOptions } from '../../src/senders/twilio/index.js';
 import {
-  requestViolations, startLookupPrism, testAccountSid, testAuthToken, twilioClientAnswering, twilioClientFor,
-  twilioLookupSpecPath, type PrismMock,
+  requestViolations,
+  startLookupPrism,
+  testAccountSid,
+  testAuthToken,
+  twilioClientAnswering,
+  twilioClientFor,
+  twilioLookupSpecPath,
+  type PrismMock,
 } from '../helpers/prism.js';
 import { closedPort, startSilentServer, type SilentServer } from '../helpers/smtp.js';
 
@@ -22,7 +28,10 @@ const lineTypeExample = { Prefer: 'example=fetchLineTypeIntelligence' };
 const skipReason = `Twilio Lookup OpenAPI spec not found at ${twilioLookupSpecPath}`;
 
 async function lookupError(lookup: Promise<unknown>): Promise<OtpError> {
-  const error = await lookup.then(() => assert.fail('lookup should have failed'), (e: unknown) => e);
+  const error = await lookup.then(
+    () => assert.fail('lookup should have failed'),
+    (e: unknown) => e,
+  );
   assert.ok(error instanceof OtpError, `expected an OtpError, got ${inspect(error)}`);
   assert.equal(error.code, 'DELIVERY_FAILED');
   for (const text of [error.message, JSON.stringify(error.cause) ?? '', inspect(error, { depth: 10 })]) {
@@ -31,7 +40,7 @@ async function lookupError(lookup: Promise<unknown>): Promise<OtpError> {
   return error;
 }
 
-describe('twilioLookup through the twilio SDK against Twilio\'s Lookup v2 description (Prism)', () => {
+describe("twilioLookup through the twilio SDK against Twilio's Lookup v2 description (Prism)", () => {
   let prism: PrismMock | null = null;
   before(async () => {
     prism = await startLookupPrism();
@@ -40,7 +49,7 @@ describe('twilioLookup through the twilio SDK against Twilio\'s Lookup v2 descri
     await prism?.stop();
   });
 
-  it('asks lookups.twilio.com for line_type_intelligence and answers the example\'s type (nonFixedVoip)', async (t) => {
+  it("asks lookups.twilio.com for line_type_intelligence and answers the example's type (nonFixedVoip)", async (t) => {
     if (!prism) return t.skip(skipReason);
     const { client, requests } = twilioClientFor({ lookups: prism.baseUrl }, undefined, { headers: lineTypeExample });
     assert.deepEqual(await twilioLookup({ client }).lookup(number), { lineType: 'nonFixedVoip' });
@@ -51,11 +60,14 @@ describe('twilioLookup through the twilio SDK against Twilio\'s Lookup v2 descri
     assert.deepEqual(request?.query, { Fields: 'line_type_intelligence' });
     assert.equal(request?.status, 200);
     // The header is read: it lists the spec's own example breaking the response schema, and nothing about the request.
-    assert.ok(request?.violations?.some((violation) => violation.location[0] === 'response'), 'Prism reported its validation in sl-violations');
+    assert.ok(
+      request?.violations?.some((violation) => violation.location[0] === 'response'),
+      'Prism reported its validation in sl-violations',
+    );
     assert.deepEqual(requestViolations(request), [], 'the request passes the spec');
   });
 
-  it('a number without line type intelligence (the spec\'s plain example) answers null', async (t) => {
+  it("a number without line type intelligence (the spec's plain example) answers null", async (t) => {
     if (!prism) return t.skip(skipReason);
     const { client, requests } = twilioClientFor({ lookups: prism.baseUrl });
     assert.deepEqual(await twilioLookup({ client }).lookup(number), { lineType: null });
@@ -69,10 +81,13 @@ describe('twilioLookup through the twilio SDK against Twilio\'s Lookup v2 descri
     const lookup = twilioLookup({ accountSid: testAccountSid, authToken: testAuthToken, clientOptions: { httpClient } });
     assert.deepEqual(await lookup.lookup(number), { lineType: 'nonFixedVoip' });
     assert.deepEqual(await lookup.lookup('+14155550100'), { lineType: 'nonFixedVoip' });
-    assert.deepEqual(requests.map((request) => [request.path, request.status]), [
-      [lookupPath, 200],
-      ['/v2/PhoneNumbers/+14155550100', 200],
-    ]);
+    assert.deepEqual(
+      requests.map((request) => [request.path, request.status]),
+      [
+        [lookupPath, 200],
+        ['/v2/PhoneNumbers/+14155550100', 200],
+      ],
+    );
   });
 });
 
@@ -169,7 +184,7 @@ describe('twilioLookup options', () => {
     ['an allow that is not an array', { client, allow: 'mobile' }, /"allow" must be a non-empty array of line types/],
     ['an empty allow', { client, allow: [] }, /"allow" must be a non-empty array/],
     ['a line type in another spelling', { client, allow: ['Mobile'] }, /unknown line type "Mobile"; did you mean "mobile"\?/],
-    ['libphonenumber\'s spelling', { client, allow: ['mobile', 'TOLL_FREE'] }, /did you mean "tollFree"\?/],
+    ["libphonenumber's spelling", { client, allow: ['mobile', 'TOLL_FREE'] }, /did you mean "tollFree"\?/],
     ['an unknown line type', { client, allow: ['voip'] }, /unknown line type "voip"; expected mobile, landline, fixedVoip, nonFixedVoip/],
     ['an unknown mode', { client, mode: 'warn' }, /"mode" must be "block" or "monitor"/],
     ['cacheSeconds of 0', { client, cacheSeconds: 0 }, /option "cacheSeconds" must be a whole number from 60 to 31536000 \(got the number 0\)/],
@@ -181,12 +196,15 @@ describe('twilioLookup options', () => {
   ];
   for (const [what, options, expected] of refused) {
     it(`refuses ${what} with a TypeError`, () => {
-      assert.throws(() => twilioLookup(options as TwilioLookupOptions), (error: unknown) => {
-        assert.ok(error instanceof TypeError);
-        assert.match(error.message, /^twilioLookup: /);
-        assert.match(error.message, expected);
-        return true;
-      });
+      assert.throws(
+        () => twilioLookup(options as TwilioLookupOptions),
+        (error: unknown) => {
+          assert.ok(error instanceof TypeError);
+          assert.match(error.message, /^twilioLookup: /);
+          assert.match(error.message, expected);
+          return true;
+        },
+      );
     });
   }
 });

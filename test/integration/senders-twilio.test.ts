@@ -4,9 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { SmsMessage } from '../../src/core/types.js';
 import { twilioSms, type TwilioSmsOptions } from '../../src/senders/twilio/index.js';
-import {
-  startPrism, testAccountSid, testAuthToken, twilioClientAnswering, twilioClientFor, twilioSpecPath, type PrismMock,
-} from '../helpers/prism.js';
+import { startPrism, testAccountSid, testAuthToken, twilioClientAnswering, twilioClientFor, twilioSpecPath, type PrismMock } from '../helpers/prism.js';
 import { deliveryError } from '../helpers/sender-contract.js';
 
 const code = '493817';
@@ -15,7 +13,7 @@ const from = '+14155550111';
 const messagingServiceSid = 'MG0123456789abcdef0123456789abcdef';
 const messagesPath = `/2010-04-01/Accounts/${testAccountSid}/Messages.json`;
 
-describe('twilioSms through the twilio SDK against Twilio\'s OpenAPI description (Prism)', () => {
+describe("twilioSms through the twilio SDK against Twilio's OpenAPI description (Prism)", () => {
   let prism: PrismMock | null = null;
   const skipReason = `Twilio OpenAPI spec not found at ${twilioSpecPath}`;
   before(async () => {
@@ -29,9 +27,7 @@ describe('twilioSms through the twilio SDK against Twilio\'s OpenAPI description
     if (!prism) return t.skip(skipReason);
     const { client, requests } = twilioClientFor(prism.baseUrl);
     await twilioSms({ client, from }).send(message);
-    assert.deepEqual(requests, [
-      { method: 'POST', path: messagesPath, form: { To: message.to, From: from, Body: message.body }, status: 201 },
-    ]);
+    assert.deepEqual(requests, [{ method: 'POST', path: messagesPath, form: { To: message.to, From: from, Body: message.body }, status: 201 }]);
   });
 
   it('sends MessagingServiceSid instead of From when given one', async (t) => {
@@ -46,7 +42,11 @@ describe('twilioSms through the twilio SDK against Twilio\'s OpenAPI description
   it('the mock does validate: a request the spec forbids is answered 422 and fails the send', async (t) => {
     if (!prism) return t.skip(skipReason);
     const { client, requests } = twilioClientFor(prism.baseUrl);
-    const error = await deliveryError(twilioSms({ client, messagingServiceSid: 'MG-not-a-service-sid' }).send(message), [code, 'Your blockid code', message.to]);
+    const error = await deliveryError(twilioSms({ client, messagingServiceSid: 'MG-not-a-service-sid' }).send(message), [
+      code,
+      'Your blockid code',
+      message.to,
+    ]);
     assert.equal(requests[0]?.status, 422);
     assert.equal(error.retryable, false);
     assert.match(error.message, /HTTP 422/);
@@ -68,12 +68,15 @@ describe('twilioSms options', () => {
   ];
   for (const [what, options, expected] of refused) {
     it(`refuses ${what} with a TypeError`, () => {
-      assert.throws(() => twilioSms(options as TwilioSmsOptions), (error: unknown) => {
-        assert.ok(error instanceof TypeError);
-        assert.match(error.message, /^twilioSms: /);
-        assert.match(error.message, expected);
-        return true;
-      });
+      assert.throws(
+        () => twilioSms(options as TwilioSmsOptions),
+        (error: unknown) => {
+          assert.ok(error instanceof TypeError);
+          assert.match(error.message, /^twilioSms: /);
+          assert.match(error.message, expected);
+          return true;
+        },
+      );
     });
   }
 });

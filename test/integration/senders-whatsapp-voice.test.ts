@@ -7,9 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { VoiceMessage, WhatsAppMessage } from '../../src/core/types.js';
 import { twilioVoice, twilioWhatsApp, type TwilioVoiceOptions, type TwilioWhatsAppOptions } from '../../src/senders/twilio/index.js';
-import {
-  startPrism, testAccountSid, testAuthToken, twilioClientAnswering, twilioClientFor, twilioSpecPath, type PrismMock,
-} from '../helpers/prism.js';
+import { startPrism, testAccountSid, testAuthToken, twilioClientAnswering, twilioClientFor, twilioSpecPath, type PrismMock } from '../helpers/prism.js';
 import { deliveryError } from '../helpers/sender-contract.js';
 import { parseXml, textOf, type XmlElement } from '../helpers/xml.js';
 
@@ -29,14 +27,17 @@ function saysOf(twiml: string | undefined): XmlElement[] {
   const root = parseXml(twiml);
   assert.equal(root.name, 'Response');
   const elements = root.children.filter((child): child is XmlElement => typeof child !== 'string');
-  assert.deepEqual(elements.map((element) => element.name), ['Say', 'Pause', 'Say']);
+  assert.deepEqual(
+    elements.map((element) => element.name),
+    ['Say', 'Pause', 'Say'],
+  );
   assert.deepEqual(elements[1]?.attributes, { length: '1' });
   return [elements[0]!, elements[2]!];
 }
 
 const digitsOf = (say: XmlElement): string => textOf(say).replace(/\D/g, '');
 
-describe('twilioWhatsApp and twilioVoice through the twilio SDK against Twilio\'s OpenAPI description (Prism)', () => {
+describe("twilioWhatsApp and twilioVoice through the twilio SDK against Twilio's OpenAPI description (Prism)", () => {
   let prism: PrismMock | null = null;
   before(async () => {
     prism = await startPrism();
@@ -95,8 +96,13 @@ describe('twilioWhatsApp and twilioVoice through the twilio SDK against Twilio\'
 describe('twilioVoice TwiML', () => {
   it('(the strict XML checker refuses what is not well-formed)', () => {
     for (const bad of [
-      '<Response><Say>1</Response>', '<Response><Say>a & b</Say></Response>', '<Response><Say a="1" a="2"/></Response>',
-      '<Response><Say voice=x/></Response>', '<Response>&nbsp;</Response>', '<Response/><Response/>', '<Response><Say>a < b</Say></Response>',
+      '<Response><Say>1</Response>',
+      '<Response><Say>a & b</Say></Response>',
+      '<Response><Say a="1" a="2"/></Response>',
+      '<Response><Say voice=x/></Response>',
+      '<Response>&nbsp;</Response>',
+      '<Response/><Response/>',
+      '<Response><Say>a < b</Say></Response>',
     ]) {
       assert.throws(() => parseXml(bad), SyntaxError, bad);
     }
@@ -172,9 +178,16 @@ describe('twilioVoice TwiML', () => {
     assert.ok(textOf(first!).includes('0. 0. 1. 2. 3. 4. 5. 6. 7. 8.'));
   });
 
-  it('TwiML over Twilio\'s 4,000-character limit is refused before any request, without the TwiML', async () => {
+  it("TwiML over Twilio's 4,000-character limit is refused before any request, without the TwiML", async () => {
     const { client, requests } = twilioClientAnswering(201, {});
-    const error = await deliveryError(twilioVoice({ client, from }).send({ ...voiceMessage, appName: 'A'.repeat(4_000) }), [code, spokenCode, '<Say', 'Response>', 'ContentVariables', contentSid]);
+    const error = await deliveryError(twilioVoice({ client, from }).send({ ...voiceMessage, appName: 'A'.repeat(4_000) }), [
+      code,
+      spokenCode,
+      '<Say',
+      'Response>',
+      'ContentVariables',
+      contentSid,
+    ]);
     assert.equal(requests.length, 0);
     assert.equal(error.retryable, false);
     assert.match(error.message, /4000-character limit; shorten appName/);
@@ -196,12 +209,15 @@ describe('twilioWhatsApp and twilioVoice options', () => {
   ];
   for (const [what, options, expected] of refusedWhatsApp) {
     it(`twilioWhatsApp refuses ${what} with a TypeError`, () => {
-      assert.throws(() => twilioWhatsApp(options as TwilioWhatsAppOptions), (error: unknown) => {
-        assert.ok(error instanceof TypeError);
-        assert.match(error.message, /^twilioWhatsApp: /);
-        assert.match(error.message, expected);
-        return true;
-      });
+      assert.throws(
+        () => twilioWhatsApp(options as TwilioWhatsAppOptions),
+        (error: unknown) => {
+          assert.ok(error instanceof TypeError);
+          assert.match(error.message, /^twilioWhatsApp: /);
+          assert.match(error.message, expected);
+          return true;
+        },
+      );
     });
   }
 
@@ -217,12 +233,15 @@ describe('twilioWhatsApp and twilioVoice options', () => {
   ];
   for (const [what, options, expected] of refusedVoice) {
     it(`twilioVoice refuses ${what} with a TypeError`, () => {
-      assert.throws(() => twilioVoice(options as TwilioVoiceOptions), (error: unknown) => {
-        assert.ok(error instanceof TypeError);
-        assert.match(error.message, /^twilioVoice: /);
-        assert.match(error.message, expected);
-        return true;
-      });
+      assert.throws(
+        () => twilioVoice(options as TwilioVoiceOptions),
+        (error: unknown) => {
+          assert.ok(error instanceof TypeError);
+          assert.match(error.message, /^twilioVoice: /);
+          assert.match(error.message, expected);
+          return true;
+        },
+      );
     });
   }
 });

@@ -65,7 +65,7 @@ describe('Koa: blockidOtpKoa mounted before koa-session', () => {
     assert.equal(verify.status, 500, 'every request, not only the first');
   });
 
-  it('without an error handler of the app, still a 500 (Koa\'s own), never a 202', async () => {
+  it("without an error handler of the app, still a 500 (Koa's own), never a 202", async () => {
     const { app } = koaApp('otp-first', {}, false);
     const reply = await new Client(await serve(app)).post('/otp/send', { username: 'john.smith' });
     assert.equal(reply.status, 500);

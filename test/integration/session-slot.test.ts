@@ -22,7 +22,11 @@ describe('parallel first sends from one existing session (express-session)', () 
       (req.session as unknown as Record<string, unknown>).passwordOk = true;
       res.json({ ok: true });
     });
-    app.use(blockidOtp(baseOptions(capture, { limits: { sendsPerUsername: { points: 100, windowSeconds: 3600 }, sendsPerDestination: { points: 100, windowSeconds: 3600 } } })));
+    app.use(
+      blockidOtp(
+        baseOptions(capture, { limits: { sendsPerUsername: { points: 100, windowSeconds: 3600 }, sendsPerDestination: { points: 100, windowSeconds: 3600 } } }),
+      ),
+    );
     const server = app.listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -30,18 +34,26 @@ describe('parallel first sends from one existing session (express-session)', () 
       const browser = new Client(url);
       assert.equal((await browser.post('/password', {})).status, 200);
       assert.ok(browser.cookie, 'the session exists before any send');
-      const replies = await Promise.all(Array.from({ length: 30 }, () => {
-        const twin = new Client(url);
-        twin.cookie = browser.cookie;
-        return twin.post('/otp/send', { username: 'john.smith' });
-      }));
+      const replies = await Promise.all(
+        Array.from({ length: 30 }, () => {
+          const twin = new Client(url);
+          twin.cookie = browser.cookie;
+          return twin.post('/otp/send', { username: 'john.smith' });
+        }),
+      );
       const statuses = replies.map((r) => r.status);
-      console.log(`# 30 parallel first sends from one existing session: ${statuses.filter((s) => s === 202).length} × 202, ${statuses.filter((s) => s === 429).length} × 429`);
+      console.log(
+        `# 30 parallel first sends from one existing session: ${statuses.filter((s) => s === 202).length} × 202, ${statuses.filter((s) => s === 429).length} × 429`,
+      );
       assert.equal(statuses.filter((s) => s === 202).length, 1);
       assert.equal(statuses.filter((s) => s === 429).length, 29);
       await capture.waitFor(2);
       await new Promise((resolve) => setTimeout(resolve, 100));
-      assert.equal(capture.messages.length, Object.keys(users['john.smith'] ?? {}).filter((k) => k === 'smsTo' || k === 'emailTo').length, 'one message per channel');
+      assert.equal(
+        capture.messages.length,
+        Object.keys(users['john.smith'] ?? {}).filter((k) => k === 'smsTo' || k === 'emailTo').length,
+        'one message per channel',
+      );
       const verified = await browser.post('/otp/verify', { username: 'john.smith', code: capture.lastCode('john.smith') });
       assert.equal(verified.status, 200, verified.text);
     } finally {
@@ -63,11 +75,13 @@ describe('an unbound generateOtp() code and HTTP sessions', () => {
       const statuses = [];
       for (let i = 0; i < 20; i++) statuses.push((await new Client(app.url).post('/otp/verify', { username: 'ada.lovelace', code: wrong })).status);
       console.log(`# 21 HTTP guesses at an unbound code from sessions without one: ${statuses.filter((s) => s === 401).length + 1} × 401`);
-      assert.ok(statuses.every((status) => status === 401), statuses.join(','));
+      assert.ok(
+        statuses.every((status) => status === 401),
+        statuses.join(','),
+      );
       assert.deepEqual(await app.service.verifyOtp('ada.lovelace', code), { ok: true }, 'no attempt spent, no lock');
     } finally {
       await app.close();
     }
   });
 });
-

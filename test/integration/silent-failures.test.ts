@@ -98,7 +98,12 @@ describe('a failed delivery nobody watches is warned about on the console', () =
     const count = () => undefined;
     // A metrics sink is neither a logger nor a listener: it only tells this test when every delivery is over.
     const metrics = {
-      send: count, unknownUserSend: count, rateLimited: count, verification: count, lock: count, timeToVerify: count,
+      send: count,
+      unknownUserSend: count,
+      rateLimited: count,
+      verification: count,
+      lock: count,
+      timeToVerify: count,
       delivery: (_channel: string, result: string) => void (result === 'failed' && (failedAttempts += 1)),
     };
     const flooded = await expressApp({ otp: { metrics, email: nodemailerEmail({ smtpUrl, from: 'no-reply@example.com' }) } });
@@ -129,7 +134,7 @@ describe('a failed delivery nobody watches is warned about on the console', () =
     });
     after(() => closeServer(refusing));
 
-    it('/send answers 202, then one console.warn naming sms, Twilio, the HTTP status and Twilio\'s error code', async (t) => {
+    it("/send answers 202, then one console.warn naming sms, Twilio, the HTTP status and Twilio's error code", async (t) => {
       const warnings = recordWarnings(t);
       const { client, requests } = twilioClientFor(url);
       const sms = twilioSms({ client, from: '+14155550111' });
@@ -192,7 +197,10 @@ describe('a sender whose optional package is not installed fails at creation', (
   it('nodemailerEmail({ smtpUrl }) without nodemailer: a TypeError that says npm install nodemailer', async () => {
     const outcome = await runWithoutPeers(creating(`nodemailerEmail({ smtpUrl: 'smtp://127.0.0.1:2525', from: 'a@example.com' })`));
     assert.equal(outcome?.name, 'TypeError');
-    assert.match(outcome?.message ?? '', /^nodemailerEmail: "smtpUrl" needs the optional package "nodemailer", which is not installed: run `npm install nodemailer`/);
+    assert.match(
+      outcome?.message ?? '',
+      /^nodemailerEmail: "smtpUrl" needs the optional package "nodemailer", which is not installed: run `npm install nodemailer`/,
+    );
     assert.match(outcome?.message ?? '', /\(see docs\/errors\.md#missing-peer-dependency\)$/);
   });
 

@@ -58,11 +58,16 @@ async function dumpRedis(client: RedisClientType, prefix: string): Promise<Array
   for (const key of await keysUnder(client, prefix)) {
     const type = await client.type(key);
     const value =
-      type === 'string' ? await client.get(key)
-        : type === 'hash' ? await client.hGetAll(key)
-          : type === 'list' ? await client.lRange(key, 0, -1)
-            : type === 'set' ? await client.sMembers(key)
-              : type === 'zset' ? await client.zRangeWithScores(key, 0, -1)
+      type === 'string'
+        ? await client.get(key)
+        : type === 'hash'
+          ? await client.hGetAll(key)
+          : type === 'list'
+            ? await client.lRange(key, 0, -1)
+            : type === 'set'
+              ? await client.sMembers(key)
+              : type === 'zset'
+                ? await client.zRangeWithScores(key, 0, -1)
                 : `unexpected type ${type}`;
     dump.push({ key, type, value });
   }
@@ -169,11 +174,13 @@ for (const [framework, makeApp] of frameworks) {
       const client = new Client(app.url);
       await send(client, 'reviewer');
       const cookie = client.cookie;
-      const replies = await Promise.all(Array.from({ length: 8 }, () => {
-        const copy = new Client(app.url);
-        copy.cookie = cookie;
-        return verify(copy, 'reviewer', TEST_PHONE_CODE);
-      }));
+      const replies = await Promise.all(
+        Array.from({ length: 8 }, () => {
+          const copy = new Client(app.url);
+          copy.cookie = cookie;
+          return verify(copy, 'reviewer', TEST_PHONE_CODE);
+        }),
+      );
       assert.deepEqual(replies.map((r) => r.status).sort(), [200, 401, 401, 401, 401, 401, 401, 401]);
     });
 
@@ -239,7 +246,10 @@ for (const [framework, makeApp] of frameworks) {
       assert.equal(first?.code, second?.code, 'one random code on both channels');
       assert.match(first?.code ?? '', /^\d{6}$/);
       assert.notEqual(first?.code, TEST_PHONE_CODE);
-      assert.ok(sent.every((event) => event.test === undefined), 'real sends are not marked test');
+      assert.ok(
+        sent.every((event) => event.test === undefined),
+        'real sends are not marked test',
+      );
       assert.equal((await verify(client, 'mixed', TEST_PHONE_CODE)).status, 401, 'the fixed code is refused');
       assert.equal((await verify(client, 'mixed', first?.code ?? '')).status, 200);
     });
@@ -254,7 +264,13 @@ for (const [framework, makeApp] of frameworks) {
     });
 
     it('under NODE_ENV=production, refuses testDestinations without an expiry or with one over 30 days ahead (TypeError)', async () => {
-      const factories: Record<string, string> = { express: 'blockidOtp', koa: 'blockidOtpKoa', fetch: 'createOtpHandler', hono: 'blockidOtpHono', fastify: 'blockidOtpFastify' };
+      const factories: Record<string, string> = {
+        express: 'blockidOtp',
+        koa: 'blockidOtpKoa',
+        fetch: 'createOtpHandler',
+        hono: 'blockidOtpHono',
+        fastify: 'blockidOtpFastify',
+      };
       const factory = factories[framework.split(' ')[0] ?? ''];
       const refused = (name: RegExp) => (error: unknown) => {
         assert.ok(error instanceof TypeError, String(error));
@@ -264,9 +280,18 @@ for (const [framework, makeApp] of frameworks) {
         return true;
       };
       await withNodeEnv('production', async () => {
-        await assert.rejects(start(), refused(/option "testDestinations" is refused without option "testDestinationsExpireAt" unless NODE_ENV is "development" or "test"/));
-        await assert.rejects(start({ testDestinationsExpireAt: new Date(Date.now() + 31 * DAY_MS) }), refused(/option "testDestinationsExpireAt" more than 30 days ahead/));
-        await assert.rejects(start({ testDestinationsExpireAt: new Date(Date.now() + 400 * DAY_MS).toISOString().slice(0, 10) }), refused(/more than 30 days ahead/));
+        await assert.rejects(
+          start(),
+          refused(/option "testDestinations" is refused without option "testDestinationsExpireAt" unless NODE_ENV is "development" or "test"/),
+        );
+        await assert.rejects(
+          start({ testDestinationsExpireAt: new Date(Date.now() + 31 * DAY_MS) }),
+          refused(/option "testDestinationsExpireAt" more than 30 days ahead/),
+        );
+        await assert.rejects(
+          start({ testDestinationsExpireAt: new Date(Date.now() + 400 * DAY_MS).toISOString().slice(0, 10) }),
+          refused(/more than 30 days ahead/),
+        );
       });
       const app = await withNodeEnv('production', () => start({ testDestinationsExpireAt: new Date(Date.now() + 29 * DAY_MS).toISOString() }));
       const client = new Client(app.url);
@@ -342,17 +367,23 @@ for (const [framework, makeApp] of frameworks) {
     });
 
     const storeCases: Array<[string, () => { store: OtpStore; inspect(): Promise<string[]> }]> = [
-      ['memory', () => {
-        const { store, seen } = recordingStore(memoryStore());
-        return { store, inspect: async () => seen };
-      }],
-      ['Redis', () => {
-        const prefix = `${runPrefix}${framework.replace(/\W+/g, '-')}:`;
-        return {
-          store: redisStore({ client: redis, prefix }),
-          inspect: async () => (await dumpRedis(redis, prefix)).map((entry) => inspect(entry, { depth: null })),
-        };
-      }],
+      [
+        'memory',
+        () => {
+          const { store, seen } = recordingStore(memoryStore());
+          return { store, inspect: async () => seen };
+        },
+      ],
+      [
+        'Redis',
+        () => {
+          const prefix = `${runPrefix}${framework.replace(/\W+/g, '-')}:`;
+          return {
+            store: redisStore({ client: redis, prefix }),
+            inspect: async () => (await dumpRedis(redis, prefix)).map((entry) => inspect(entry, { depth: null })),
+          };
+        },
+      ],
     ];
     for (const [name, makeStore] of storeCases) {
       it(`the ${name} store holds no plain fixed code`, async () => {

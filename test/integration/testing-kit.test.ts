@@ -15,7 +15,10 @@ describe('captureSenders (blockid-otp/testing)', () => {
     await capture.email.send(email('ada@example.com', '111111', 'ada'));
     await capture.whatsapp.send({ to: '+14155550100', code: '222222', username: 'ada', locale: 'en' });
     await capture.voice.send({ to: '+16135550100', code: '333333', username: 'grace', locale: 'fr-CA', appName: 'Acme' });
-    assert.deepEqual(capture.outbox.map((m) => m.channel), ['sms', 'email', 'whatsapp', 'voice']);
+    assert.deepEqual(
+      capture.outbox.map((m) => m.channel),
+      ['sms', 'email', 'whatsapp', 'voice'],
+    );
     assert.deepEqual(capture.outbox[0], { channel: 'sms', ...first });
     assert.deepEqual(capture.outbox[3], { channel: 'voice', to: '+16135550100', code: '333333', username: 'grace', locale: 'fr-CA', appName: 'Acme' });
     assert.equal(await capture.sms.send(sms('+14155550100', '444444', 'ada')), undefined, 'send resolves with nothing');
@@ -41,11 +44,14 @@ describe('captureSenders (blockid-otp/testing)', () => {
     const capture = captureSenders();
     assert.throws(() => capture.lastCode('ada'), { message: /no code was sent to "ada" \(nothing was captured\)/ });
     await capture.sms.send(sms('+14155550100', '987654', 'john.smith'));
-    assert.throws(() => capture.lastCode('ada'), (error: Error) => {
-      assert.match(error.message, /1 message captured, for: john\.smith \(sms \+14155550100\)/);
-      assert.ok(!error.message.includes('987654'));
-      return true;
-    });
+    assert.throws(
+      () => capture.lastCode('ada'),
+      (error: Error) => {
+        assert.match(error.message, /1 message captured, for: john\.smith \(sms \+14155550100\)/);
+        assert.ok(!error.message.includes('987654'));
+        return true;
+      },
+    );
     assert.throws(() => capture.lastCode('4155550199'), /no code was sent/);
   });
 
@@ -54,8 +60,14 @@ describe('captureSenders (blockid-otp/testing)', () => {
     await capture.sms.send(sms('+14155550100', '111111', 'john.smith'));
     await capture.email.send(email('ada@example.com', '222222', 'ada'));
     await capture.whatsapp.send({ to: '+14155550100', code: '333333', username: 'john.smith', locale: 'en' });
-    assert.deepEqual(capture.messagesTo('(415) 555-0100').map((m) => m.code), ['111111', '333333']);
-    assert.deepEqual(capture.messagesTo('ada').map((m) => m.channel), ['email']);
+    assert.deepEqual(
+      capture.messagesTo('(415) 555-0100').map((m) => m.code),
+      ['111111', '333333'],
+    );
+    assert.deepEqual(
+      capture.messagesTo('ada').map((m) => m.channel),
+      ['email'],
+    );
     assert.deepEqual(capture.messagesTo('nobody'), []);
   });
 
@@ -112,7 +124,10 @@ describe('captureSenders (blockid-otp/testing)', () => {
     await capture.voice.send({ to: '+14155550100', code: '222222', username: 'ada', locale: 'en', appName: 'Acme' });
     const message = await voice;
     assert.ok(message.channel === 'voice' && message.appName === 'Acme');
-    await assert.rejects(capture.waitForMessage(() => false, { timeoutMs: 10 }), /no matching message was sent within 10 ms/);
+    await assert.rejects(
+      capture.waitForMessage(() => false, { timeoutMs: 10 }),
+      /no matching message was sent within 10 ms/,
+    );
   });
 
   it('clear empties the outbox in place, and pending waits still see new messages', async () => {
@@ -127,7 +142,10 @@ describe('captureSenders (blockid-otp/testing)', () => {
     capture.clear();
     await capture.sms.send(sms('+14155550100', '222222', 'ada'));
     assert.equal(await waiting, '222222');
-    assert.deepEqual(kept.map((m) => m.code), ['222222']);
+    assert.deepEqual(
+      kept.map((m) => m.code),
+      ['222222'],
+    );
   });
 
   it('keeps captures apart', async () => {

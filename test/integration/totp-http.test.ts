@@ -259,7 +259,10 @@ for (const [framework, makeApp] of frameworks as Array<[string, AppFactory]>) {
         );
         const outcomes = replies.map((r) => `${r.status} ${r.body.error ?? r.body.status}`);
         assert.equal(outcomes.filter((o) => o === '200 verified').length, 1, outcomes.join(', '));
-        assert.ok(outcomes.every((o) => ['200 verified', '401 invalid_code', '429 too_many_attempts'].includes(o)), outcomes.join(', '));
+        assert.ok(
+          outcomes.every((o) => ['200 verified', '401 invalid_code', '429 too_many_attempts'].includes(o)),
+          outcomes.join(', '),
+        );
       });
 
       it('codes two steps old are refused; one step either side is accepted, each step once', async (t) => {
@@ -290,7 +293,11 @@ for (const [framework, makeApp] of frameworks as Array<[string, AppFactory]>) {
         assert.equal((await verify(browser, username, authenticator.wrong(), 'totp')).status, 401);
         assert.equal((await verify(browser, username, wrongSmsCode(sms))).status, 401, 'the third failure, by SMS code, still answers 401');
         assert.deepEqual(events.locked?.slice(lockedBefore), [{ username, lockSeconds: 60, ip: '127.0.0.1' }]);
-        for (const [method, code] of [['totp', authenticator.code()], ['code', sms], ['recovery', recovery.codes[0]!]] as const) {
+        for (const [method, code] of [
+          ['totp', authenticator.code()],
+          ['code', sms],
+          ['recovery', recovery.codes[0]!],
+        ] as const) {
           const reply = await verify(browser, username, code, method);
           assert.equal(reply.status, 429, `${method}: ${reply.text}`);
           assert.equal(reply.body.error, 'too_many_attempts');
@@ -317,7 +324,10 @@ for (const [framework, makeApp] of frameworks as Array<[string, AppFactory]>) {
         // Typed the way people type it: lower case, no dashes. Another code of the set still works.
         const typed = recovery.codes[4]!.toLowerCase().replace(/-/g, '');
         assert.equal((await verify(client(), username, typed, 'recovery')).status, 200);
-        assert.deepEqual(used.slice(usedBefore), [[username, recovery.hashes[3]], [username, recovery.hashes[4]]]);
+        assert.deepEqual(used.slice(usedBefore), [
+          [username, recovery.hashes[3]],
+          [username, recovery.hashes[4]],
+        ]);
       });
 
       for (const method of ['totp', 'recovery'] as const) {
@@ -380,7 +390,7 @@ for (const [framework, makeApp] of frameworks as Array<[string, AppFactory]>) {
           }
           const locked = [...Array(failedVerifications).fill('401'), '429'];
           assert.deepEqual(bySms, Object.fromEntries(Object.keys(bySms).map((who) => [who, locked])), 'SMS-code guesses, then this method');
-          assert.deepEqual(byMethod, Object.fromEntries(Object.keys(byMethod).map((who) => [who, locked])), 'this method\'s guesses, then an SMS code');
+          assert.deepEqual(byMethod, Object.fromEntries(Object.keys(byMethod).map((who) => [who, locked])), "this method's guesses, then an SMS code");
         });
       }
 
@@ -409,15 +419,21 @@ for (const [framework, makeApp] of frameworks as Array<[string, AppFactory]>) {
         assert.deepEqual(admitted.body, { totpOnly: true });
       });
 
-      it('the sealed key holds the key in no encoding, and one user\'s sealed key does not verify for another', async (t) => {
+      it("the sealed key holds the key in no encoding, and one user's sealed key does not verify for another", async (t) => {
         if (kind.skip()) return t.skip(kind.skip());
         const alice = await enroll();
         const key = Buffer.from(base32.decode(alice.enrollment.secret));
         const sealed = alice.enrollment.sealed;
         const forms = [
-          alice.enrollment.secret, alice.enrollment.secret.toLowerCase(), base32.encode(key, { padding: true }),
-          key.toString('hex'), key.toString('hex').toUpperCase(), key.toString('base64'), key.toString('base64').replace(/=+$/, ''),
-          key.toString('base64url'), key.toString('latin1'),
+          alice.enrollment.secret,
+          alice.enrollment.secret.toLowerCase(),
+          base32.encode(key, { padding: true }),
+          key.toString('hex'),
+          key.toString('hex').toUpperCase(),
+          key.toString('base64'),
+          key.toString('base64').replace(/=+$/, ''),
+          key.toString('base64url'),
+          key.toString('latin1'),
         ];
         for (const form of forms) assert.ok(!sealed.includes(form), `the key appears in sealed as ${form}`);
         const opened = Buffer.from(sealed.slice(3), 'base64url');

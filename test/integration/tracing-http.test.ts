@@ -73,10 +73,17 @@ function cannedTwilio() {
       }
       const form = opts.data as Record<string, string>;
       if (form.To === REFUSED) {
-        return answer(400, { code: 21211, message: `The 'To' number ${form.To} is not a valid phone number.`, more_info: 'https://www.twilio.com/docs/errors/21211', status: 400 }) as Answer & { body: T };
+        return answer(400, {
+          code: 21211,
+          message: `The 'To' number ${form.To} is not a valid phone number.`,
+          more_info: 'https://www.twilio.com/docs/errors/21211',
+          status: 400,
+        }) as Answer & { body: T };
       }
       if (form.To === FLAKY && flakyCalls++ % 2 === 0) {
-        return answer(503, { code: 20503, message: 'Service Unavailable', more_info: 'https://www.twilio.com/docs/errors/20503', status: 503 }) as Answer & { body: T };
+        return answer(503, { code: 20503, message: 'Service Unavailable', more_info: 'https://www.twilio.com/docs/errors/20503', status: 503 }) as Answer & {
+          body: T;
+        };
       }
       bodies.push({ to: String(form.To), body: String(form.Body) });
       return answer(201, { sid: `SM${'0'.repeat(32)}`, to: form.To, from: form.From, body: form.Body, status: 'queued' }) as Answer & { body: T };
@@ -89,7 +96,8 @@ function cannedTwilio() {
 function bouncingFor(address: string, capture: ReturnType<typeof captureSenders>): EmailSender {
   return {
     async send(message) {
-      if (message.to === address) throw Object.assign(new Error(`550 5.1.1 <${message.to}>: Recipient address rejected`), { code: 'EENVELOPE', responseCode: 550 });
+      if (message.to === address)
+        throw Object.assign(new Error(`550 5.1.1 <${message.to}>: Recipient address rejected`), { code: 'EENVELOPE', responseCode: 550 });
       await capture.email.send(message);
     },
   };
@@ -199,7 +207,12 @@ for (const [framework, makeApp] of frameworks) {
       const [bounced] = await ended('blockid_otp.deliver', 1);
       assert.ok(bounced);
       assert.ok(isChild(bounced, only('blockid_otp.send')));
-      assert.deepEqual(bounced.attributes, { 'blockid_otp.channel': 'email', 'blockid_otp.provider': 'custom', 'blockid_otp.attempt': 1, 'error.type': 'EENVELOPE' });
+      assert.deepEqual(bounced.attributes, {
+        'blockid_otp.channel': 'email',
+        'blockid_otp.provider': 'custom',
+        'blockid_otp.attempt': 1,
+        'error.type': 'EENVELOPE',
+      });
       assert.deepEqual(bounced.status, { code: SpanStatusCode.ERROR, message: 'delivery failed' });
       assert.deepEqual(bounced.events, []);
       assert.equal(only('blockid_otp.send').status.code, SpanStatusCode.UNSET, 'the send itself succeeded: it answered 202');
@@ -208,7 +221,9 @@ for (const [framework, makeApp] of frameworks) {
     it('each Twilio attempt is its own span: a retried 503, then the refused number', async () => {
       // carol's number was looked up above; this send fails once (503) and is retried.
       await new Client(app.url).post('/otp/send', { username: 'carol.king', channel: 'sms' });
-      const [first, retry] = (await ended('blockid_otp.deliver', 2)).sort((a, b) => Number(a.attributes['blockid_otp.attempt']) - Number(b.attributes['blockid_otp.attempt']));
+      const [first, retry] = (await ended('blockid_otp.deliver', 2)).sort(
+        (a, b) => Number(a.attributes['blockid_otp.attempt']) - Number(b.attributes['blockid_otp.attempt']),
+      );
       assert.ok(first && retry);
       const send = only('blockid_otp.send');
       assert.ok(isChild(first, send) && isChild(retry, send), 'both attempts are children of the one send');
@@ -229,7 +244,10 @@ for (const [framework, makeApp] of frameworks) {
     });
 
     it('error.type on a Twilio failure is Twilio’s error code (21211, 20503)', async () => {
-      for (const [username, expected] of [['bob.marley', '21211'], ['carol.king', '20503']] as const) {
+      for (const [username, expected] of [
+        ['bob.marley', '21211'],
+        ['carol.king', '20503'],
+      ] as const) {
         exporter.reset();
         await new Client(app.url).post('/otp/send', { username, channel: 'sms' });
         const spans = await ended('blockid_otp.deliver', username === 'carol.king' ? 2 : 1);
@@ -313,7 +331,15 @@ describe('traces hold no personal data', () => {
     const numbers = Object.values(people).flatMap((p) => {
       if (p.smsTo === undefined) return [];
       const digits = p.smsTo.replace(/\D/g, '').slice(-10);
-      return [p.smsTo, `+1${digits}`, `1${digits}`, digits, `${digits.slice(0, 3)}${digits.slice(6)}`, `${digits.slice(3, 6)}${digits.slice(6)}`, `${digits.slice(3, 6)}-${digits.slice(6)}`];
+      return [
+        p.smsTo,
+        `+1${digits}`,
+        `1${digits}`,
+        digits,
+        `${digits.slice(0, 3)}${digits.slice(6)}`,
+        `${digits.slice(3, 6)}${digits.slice(6)}`,
+        `${digits.slice(3, 6)}-${digits.slice(6)}`,
+      ];
     });
     const addresses = Object.values(people).flatMap((p) => (p.emailTo === undefined ? [] : [p.emailTo, p.emailTo.split('@')[0]!]));
     assert.ok(everyCode.size >= 12, `${everyCode.size} codes`);
@@ -322,6 +348,17 @@ describe('traces hold no personal data', () => {
     const names = new Set(everySpan.map((s) => s.name));
     assert.deepEqual(names, new Set(['blockid_otp.send', 'blockid_otp.deliver', 'blockid_otp.verify', 'blockid_otp.lookup']));
     const keys = new Set(everySpan.flatMap((s) => Object.keys(s.attributes)));
-    assert.deepEqual(keys, new Set(['blockid_otp.channel', 'blockid_otp.outcome', 'blockid_otp.attempt', 'blockid_otp.provider', 'blockid_otp.method', 'blockid_otp.result', 'error.type']));
+    assert.deepEqual(
+      keys,
+      new Set([
+        'blockid_otp.channel',
+        'blockid_otp.outcome',
+        'blockid_otp.attempt',
+        'blockid_otp.provider',
+        'blockid_otp.method',
+        'blockid_otp.result',
+        'error.type',
+      ]),
+    );
   });
 });

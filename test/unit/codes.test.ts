@@ -26,7 +26,11 @@ test('hmac() equals createHmac for ASCII, long and non-ASCII secrets and any UTF
   let compared = 0;
   for (const secret of secrets) {
     for (const message of messages) {
-      assert.equal(hmac(secret, message), reference(secret, message), `secret ${JSON.stringify(secret.slice(0, 8))}…, message ${JSON.stringify(message.slice(0, 12))}`);
+      assert.equal(
+        hmac(secret, message),
+        reference(secret, message),
+        `secret ${JSON.stringify(secret.slice(0, 8))}…, message ${JSON.stringify(message.slice(0, 12))}`,
+      );
       compared += 1;
     }
     for (let i = 0; i < 50; i++) {
@@ -64,5 +68,11 @@ test('RecentValues keeps at most two generations and moves a hit of the older on
   recent.set('k5', 5); // the current one (k3, k0, k4) is full: it becomes the previous, k1 and k2 are dropped
   assert.equal(recent.get('k1'), undefined);
   assert.equal(recent.get('k2'), undefined);
-  for (const [key, value] of [['k0', 0], ['k3', 3], ['k4', 4], ['k5', 5]] as const) assert.equal(recent.get(key), value);
+  for (const [key, value] of [
+    ['k0', 0],
+    ['k3', 3],
+    ['k4', 4],
+    ['k5', 5],
+  ] as const)
+    assert.equal(recent.get(key), value);
 });

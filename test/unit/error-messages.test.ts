@@ -24,7 +24,7 @@ for (const [framework, makeApp] of frameworks) {
       return app;
     };
 
-    it('every error body\'s message ends with the link to its own section', async () => {
+    it("every error body's message ends with the link to its own section", async () => {
       const app = await start();
       const client = new Client(app.url);
       const answers = [
@@ -34,7 +34,10 @@ for (const [framework, makeApp] of frameworks) {
         await client.post('/otp/verify', { username: 'john.smith', code: '123456' }),
         await client.get('/account'),
       ];
-      assert.deepEqual(answers.map((a) => a.status), [400, 405, 415, 401, 401]);
+      assert.deepEqual(
+        answers.map((a) => a.status),
+        [400, 405, 415, 401, 401],
+      );
       for (const answer of answers) {
         assert.match(answer.body.message, LINK);
         assert.ok(answer.body.message.endsWith(`(see docs/errors.md#${answer.body.error.replace(/_/g, '-')})`), answer.text);
@@ -51,7 +54,10 @@ for (const [framework, makeApp] of frameworks) {
       const boundary = '----form';
       for (const [contentType, raw] of [
         ['application/x-www-form-urlencoded', 'username=john.smith'],
-        [`multipart/form-data; boundary=${boundary}`, `--${boundary}\r\nContent-Disposition: form-data; name="username"\r\n\r\njohn.smith\r\n--${boundary}--\r\n`],
+        [
+          `multipart/form-data; boundary=${boundary}`,
+          `--${boundary}\r\nContent-Disposition: form-data; name="username"\r\n\r\njohn.smith\r\n--${boundary}--\r\n`,
+        ],
       ] as const) {
         const reply = await client.request('POST', '/otp/send', { raw, contentType, accept: 'text/html' });
         assert.equal(reply.status, 415, contentType);
@@ -112,7 +118,10 @@ describe('errors thrown to the programmer link to their section', () => {
       () => service.generateOtp('x', { smsTo: '4155550100' }),
     ];
     for (const attempt of attempts) {
-      const error = await attempt().then(() => assert.fail('should be refused'), (e: unknown) => e);
+      const error = await attempt().then(
+        () => assert.fail('should be refused'),
+        (e: unknown) => e,
+      );
       assert.ok(error instanceof OtpError);
       codes.set(error.code, error.message);
       assert.ok(error.message.endsWith(`(see docs/errors.md#${error.code.toLowerCase().replace(/_/g, '-')})`), error.message);
@@ -146,11 +155,30 @@ describe('docs/errors.md', () => {
     const { readFile } = await import('node:fs/promises');
     const page = await readFile(new URL('../../docs/errors.md', import.meta.url), 'utf8');
     const ids = new Set([...page.matchAll(/<a id="([^"]+)"><\/a>/g)].map((m) => m[1]));
-    for (const m of page.matchAll(/^#{2,3} (.+)$/gm)) ids.add(m[1]!.trim().toLowerCase().replace(/[^a-z0-9_ -]/g, '').replace(/ /g, '-'));
+    for (const m of page.matchAll(/^#{2,3} (.+)$/gm))
+      ids.add(
+        m[1]!
+          .trim()
+          .toLowerCase()
+          .replace(/[^a-z0-9_ -]/g, '')
+          .replace(/ /g, '-'),
+      );
     const source = await readFile(new URL('../../src/core/errors.ts', import.meta.url), 'utf8');
     const codes = [...source.matchAll(/^\s+\| '([A-Z_]+)';?$/gm)].map((m) => m[1]!);
     const anchors = [...(source.match(/export type DocsAnchor =([^;]+);/)?.[1] ?? '').matchAll(/'([a-z-]+)'/g)].map((m) => m[1]!);
-    const httpErrors = ['invalid_request', 'invalid_code', 'too_many_attempts', 'otp_required', 'not_found', 'method_not_allowed', 'payload_too_large', 'unsupported_media_type', 'rate_limited', 'delivery_failed', 'unavailable'];
+    const httpErrors = [
+      'invalid_request',
+      'invalid_code',
+      'too_many_attempts',
+      'otp_required',
+      'not_found',
+      'method_not_allowed',
+      'payload_too_large',
+      'unsupported_media_type',
+      'rate_limited',
+      'delivery_failed',
+      'unavailable',
+    ];
     assert.ok(codes.length >= 8 && anchors.length >= 10, `read ${codes.length} codes and ${anchors.length} anchors from errors.ts`);
     const missing = [...codes.map(anchorOfCode), ...httpErrors.map(anchorOfCode), ...anchors].filter((anchor) => !ids.has(anchor));
     assert.deepEqual(missing, []);

@@ -37,7 +37,8 @@ describe('the link option', () => {
     ['an unknown key', { url: 'https://app.example/otp/link', redirect: '/' }, /unknown link option "redirect": did you mean "redirectTo"\?/],
     ['not an object', 'https://app.example/otp/link', /"link" must be an object/],
   ] as const) {
-    it(`refuses ${why} with a TypeError naming the option`, () => assert.throws(make(value), (error: Error) => error instanceof TypeError && pattern.test(error.message) && error.message.startsWith('blockidOtp:')));
+    it(`refuses ${why} with a TypeError naming the option`, () =>
+      assert.throws(make(value), (error: Error) => error instanceof TypeError && pattern.test(error.message) && error.message.startsWith('blockidOtp:')));
   }
 });
 
@@ -81,10 +82,11 @@ async function linkApp(capture = captureSenders()) {
     link,
     logger: { info: log('info'), warn: log('warn'), error: log('error') },
     metrics: prometheusMetrics({ registry }),
-    resolveUser: (username) => (username === 'marie.curie' ? { emailTo: 'marie@example.ca', locale: 'fr-CA' } : users[username] ?? null),
+    resolveUser: (username) => (username === 'marie.curie' ? { emailTo: 'marie@example.ca', locale: 'fr-CA' } : (users[username] ?? null)),
   });
   const events: string[] = [];
-  for (const name of ['sent', 'verified', 'failed', 'locked', 'rate_limited', 'delivery_failed'] as const) otp.on(name, (event) => void events.push(JSON.stringify(event)));
+  for (const name of ['sent', 'verified', 'failed', 'locked', 'rate_limited', 'delivery_failed'] as const)
+    otp.on(name, (event) => void events.push(JSON.stringify(event)));
   app.use(otp);
   app.get('/link-only', requireOtp({ methods: ['link'] }), (_req, res) => void res.json({ ok: true }));
   app.get('/code-only', requireOtp({ methods: ['code'] }), (_req, res) => void res.json({ ok: true }));
@@ -110,9 +112,12 @@ describe('the sign-in link on Express with a logger, metrics and tracing', () =>
     await provider.shutdown();
   });
 
-  it('every bundled locale\'s email holds the code and the link (text: the URL; HTML: a button); SMS has no link', async () => {
+  it("every bundled locale's email holds the code and the link (text: the URL; HTML: a button); SMS has no link", async () => {
     const client = new Client(app.url);
-    for (const [username, phrase] of [['ada.lovelace', /Sign in/], ['marie.curie', /Se connecter/]] as const) {
+    for (const [username, phrase] of [
+      ['ada.lovelace', /Sign in/],
+      ['marie.curie', /Se connecter/],
+    ] as const) {
       assert.equal((await client.post('/otp/send', { username, channel: 'email' })).status, 202);
       const to = username === 'ada.lovelace' ? 'ada@example.com' : 'marie@example.ca';
       const sent = (await app.capture.waitForMessage((m) => m.to === to)) as unknown as { text: string; html: string; code: string };
@@ -152,11 +157,15 @@ describe('the sign-in link on Express with a logger, metrics and tracing', () =>
     const spans = JSON.stringify(exporter.getFinishedSpans().map((span) => ({ name: span.name, attributes: span.attributes, events: span.events })));
     assert.ok(spans.includes('"blockid_otp.method":"link"'), 'the link verify is traced');
     for (const token of tokens) {
-      for (const [where, text] of [['log', app.lines.join('\n')], ['event', app.events.join('\n')], ['metric', scrape], ['span', spans]] as const) {
+      for (const [where, text] of [
+        ['log', app.lines.join('\n')],
+        ['event', app.events.join('\n')],
+        ['metric', scrape],
+        ['span', spans],
+      ] as const) {
         assert.ok(!text.includes(token) && !text.includes(token.slice(0, 22)), `no token in a ${where}`);
       }
     }
     assert.ok(app.events.some((event) => event.includes('"method":"link"')));
   });
 });
-

@@ -30,7 +30,10 @@ describe('memoryStore({ maxEntries })', () => {
       const statuses: number[] = [];
       for (let i = 0; i < 8; i++) statuses.push((await new Client(app.url).post('/otp/send', { username: `flood.${i}` })).status);
       assert.ok(statuses.includes(202), statuses.join(','));
-      assert.ok(statuses.slice(-3).every((s) => s === 503), statuses.join(','));
+      assert.ok(
+        statuses.slice(-3).every((s) => s === 503),
+        statuses.join(','),
+      );
       const reply = await new Client(app.url).post('/otp/send', { username: 'john.smith' });
       assert.equal(reply.status, 503);
       assert.equal(reply.body.error, 'unavailable');

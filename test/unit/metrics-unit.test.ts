@@ -204,7 +204,10 @@ describe('prometheusMetrics: registries and prefixes', () => {
   ];
   for (const [what, options, message] of refused) {
     it(`refuses ${what} with a TypeError`, () => {
-      assert.throws(() => prometheusMetrics(options as never), (error: unknown) => error instanceof TypeError && message.test(error.message));
+      assert.throws(
+        () => prometheusMetrics(options as never),
+        (error: unknown) => error instanceof TypeError && message.test(error.message),
+      );
     });
   }
 
@@ -246,7 +249,11 @@ describe('prometheusMetrics: label values are guarded', () => {
     const text = await registry.metrics();
     for (const leak of secrets) assert.ok(!text.includes(leak), `the scrape contains ${leak}`);
     const s = parse(text);
-    assert.equal(value(s, 'blockid_otp_sends_total', { channel: 'sms', outcome: 'sent', npa: '' }), secrets.length, 'an npa that is not three digits becomes empty');
+    assert.equal(
+      value(s, 'blockid_otp_sends_total', { channel: 'sms', outcome: 'sent', npa: '' }),
+      secrets.length,
+      'an npa that is not three digits becomes empty',
+    );
     assert.equal(value(s, 'blockid_otp_sends_total', { channel: 'voice', outcome: 'sent', npa: '555' }), 1, 'three digits are an area code');
     assert.equal(value(s, 'blockid_otp_sends_total', { channel: 'other', outcome: 'other', npa: '' }), secrets.length);
     assert.equal(value(s, 'blockid_otp_sends_total', { channel: 'email', outcome: 'sent', npa: '' }), 1, 'email never carries an area code');

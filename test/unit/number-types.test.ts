@@ -16,7 +16,7 @@ const refusedAs = (type: string, description: RegExp) => (error: unknown) => {
   return true;
 };
 
-describe('number types: a person\'s phone is accepted', () => {
+describe("number types: a person's phone is accepted", () => {
   // libphonenumber cannot tell fixed lines from mobiles in +1: both are FIXED_LINE_OR_MOBILE.
   const accepted: Array<[string, string, string]> = [
     ['4155550100', '+14155550100', 'San Francisco'],
@@ -65,11 +65,8 @@ describe('number types: every other type is refused with INVALID_PHONE', () => {
     });
   }
 
-  it('the refused set is every type that is not a person\'s phone', () => {
-    assert.deepEqual(
-      [...PHONE_NUMBER_TYPES].sort(),
-      ['PAGER', 'PERSONAL_NUMBER', 'PREMIUM_RATE', 'SHARED_COST', 'TOLL_FREE', 'UAN', 'VOICEMAIL', 'VOIP'],
-    );
+  it("the refused set is every type that is not a person's phone", () => {
+    assert.deepEqual([...PHONE_NUMBER_TYPES].sort(), ['PAGER', 'PERSONAL_NUMBER', 'PREMIUM_RATE', 'SHARED_COST', 'TOLL_FREE', 'UAN', 'VOICEMAIL', 'VOIP']);
   });
 
   // SHARED_COST, PAGER and VOICEMAIL are refused too, but +1 has no numbers of these types to test with.
@@ -104,7 +101,10 @@ describe('number types: allowTypes', () => {
   });
 
   it('refuses an unknown type with a TypeError naming allowTypes', () => {
-    assert.throws(() => normalizePhone('4155550100', '1', { allowTypes: ['tollfree'] }), /^TypeError: allowTypes has an unknown number type "tollfree"; did you mean "TOLL_FREE"\?/);
+    assert.throws(
+      () => normalizePhone('4155550100', '1', { allowTypes: ['tollfree'] }),
+      /^TypeError: allowTypes has an unknown number type "tollfree"; did you mean "TOLL_FREE"\?/,
+    );
   });
 });
 
@@ -125,11 +125,14 @@ describe('resolveAllowedNumberTypes (for an allowNumberTypes option)', () => {
   ];
   for (const [what, value, expected] of refused) {
     it(`refuses ${what} with a TypeError naming the option`, () => {
-      assert.throws(() => resolveAllowedNumberTypes(value, 'allowNumberTypes'), (error: unknown) => {
-        assert.ok(error instanceof TypeError);
-        assert.match(error.message, expected);
-        return true;
-      });
+      assert.throws(
+        () => resolveAllowedNumberTypes(value, 'allowNumberTypes'),
+        (error: unknown) => {
+          assert.ok(error instanceof TypeError);
+          assert.match(error.message, expected);
+          return true;
+        },
+      );
     });
   }
 });

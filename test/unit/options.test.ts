@@ -42,12 +42,15 @@ describe('blockidOtp(options) validation', () => {
   for (const [name, change, message] of cases) {
     it(`throws a TypeError for ${name}`, () => {
       const options = change === null ? null : { ...valid, ...change };
-      assert.throws(() => blockidOtp(options as OtpOptions), (error: unknown) => {
-        assert.ok(error instanceof TypeError, `got ${String(error)}`);
-        assert.match(error.message, /^blockidOtp: /);
-        assert.match(error.message, message);
-        return true;
-      });
+      assert.throws(
+        () => blockidOtp(options as OtpOptions),
+        (error: unknown) => {
+          assert.ok(error instanceof TypeError, `got ${String(error)}`);
+          assert.match(error.message, /^blockidOtp: /);
+          assert.match(error.message, message);
+          return true;
+        },
+      );
     });
   }
 
@@ -56,7 +59,15 @@ describe('blockidOtp(options) validation', () => {
   });
 
   it('accepts the boundaries of every range', () => {
-    for (const change of [{ codeLength: 6 }, { codeLength: 10 }, { ttlSeconds: 1 }, { ttlSeconds: 600 }, { maxAttempts: 1 }, { maxAttempts: 10 }, { store: memoryStore() }]) {
+    for (const change of [
+      { codeLength: 6 },
+      { codeLength: 10 },
+      { ttlSeconds: 1 },
+      { ttlSeconds: 600 },
+      { maxAttempts: 1 },
+      { maxAttempts: 10 },
+      { store: memoryStore() },
+    ]) {
       assert.equal(typeof blockidOtp({ ...valid, ...change }), 'function');
     }
   });
@@ -78,7 +89,10 @@ describe('blockidOtp(options) validation', () => {
     await fetch(`http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/otp/status`);
     await closeServer(server);
     assert.match(String(errors[0]), /blockidOtp was passed to app\.use\(\) without being called: write app\.use\(blockidOtp\(/);
-    assert.throws(() => (requireOtp as unknown as (r: unknown) => unknown)({ method: 'GET', headers: {}, url: '/' }), /requireOtp was passed to app\.use\(\) without being called/);
+    assert.throws(
+      () => (requireOtp as unknown as (r: unknown) => unknown)({ method: 'GET', headers: {}, url: '/' }),
+      /requireOtp was passed to app\.use\(\) without being called/,
+    );
     assert.throws(() => requireOtp({ redirectTo: 'https://evil.example' }), /"redirectTo" must be a path on this site/);
     assert.throws(() => requireOtp({ maxAgeSeconds: -5 }), /"maxAgeSeconds" must be a positive number/);
   });
@@ -102,7 +116,11 @@ describe("Express 'trust proxy'", () => {
     return { status: reply.status, message };
   };
 
-  for (const [name, setting] of [['true', true], ['5000 hops', 5000], ['a function that trusts every hop', () => true]] as const) {
+  for (const [name, setting] of [
+    ['true', true],
+    ['5000 hops', 5000],
+    ['a function that trusts every hop', () => true],
+  ] as const) {
     it(`refuses ${name}, which lets any client choose its IP`, async () => {
       const { status, message } = await statusWith(setting);
       assert.equal(status, 500);

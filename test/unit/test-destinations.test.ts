@@ -36,7 +36,8 @@ describe('resolveTestDestinations', () => {
       const test = resolve({ [key]: '123456' });
       assert.ok(test, key);
       assert.equal(test.size, 1);
-      for (const channel of ['sms', 'whatsapp', 'voice'] as const) assert.equal(test.codeFor({ channel, to: '+14155550123' }), '123456', `${key} on ${channel}`);
+      for (const channel of ['sms', 'whatsapp', 'voice'] as const)
+        assert.equal(test.codeFor({ channel, to: '+14155550123' }), '123456', `${key} on ${channel}`);
       assert.equal(test.codeFor({ channel: 'email', to: '+14155550123' }), undefined, 'a phone test destination is not an email one');
       assert.equal(test.codeFor({ channel: 'sms', to: '+14155550124' }), undefined);
     }
@@ -53,16 +54,34 @@ describe('resolveTestDestinations', () => {
   });
 
   it('refuses a key that breaks the phone or email rules, naming the option and the key', () => {
-    for (const key of ['876-555-0100', '+1 809 555 0100', '900-555-0100', '1234567890', '+44 20 7946 0958', 'not a number', '"qa"@example.com', 'Q A <qa@example.com>', 'qa@localhost']) {
+    for (const key of [
+      '876-555-0100',
+      '+1 809 555 0100',
+      '900-555-0100',
+      '1234567890',
+      '+44 20 7946 0958',
+      'not a number',
+      '"qa"@example.com',
+      'Q A <qa@example.com>',
+      'qa@localhost',
+    ]) {
       // The key is named in full (it is the thing to fix); its code is not.
-      assertRefused(() => resolve({ [key]: '987650' }), new RegExp(`option "testDestinations": key ${escapeRegExp(JSON.stringify(key))} is not an accepted destination`), 'blockidOtp', ['987650']);
+      assertRefused(
+        () => resolve({ [key]: '987650' }),
+        new RegExp(`option "testDestinations": key ${escapeRegExp(JSON.stringify(key))} is not an accepted destination`),
+        'blockidOtp',
+        ['987650'],
+      );
     }
     assertRefused(() => resolve({ '876-555-0100': '123456' }), /another \+1 country/);
   });
 
   it('refuses a code that is not exactly codeLength ASCII digits, without repeating it', () => {
     for (const code of ['12345', '1234567', '12345a', '１２３４５６', 123456, null, undefined, ['123456']]) {
-      assertRefused(() => resolve({ '+14155550123': code }), /option "testDestinations": the code for "\+14155550123" must be a string of exactly 6 ASCII digits/);
+      assertRefused(
+        () => resolve({ '+14155550123': code }),
+        /option "testDestinations": the code for "\+14155550123" must be a string of exactly 6 ASCII digits/,
+      );
     }
     assert.equal(resolve({ '+14155550123': '1234567890' }, undefined, { codeLength: 10 })?.codeFor({ channel: 'sms', to: '+14155550123' }), '1234567890');
     assertRefused(() => resolve({ '+14155550123': '123456' }, undefined, { codeLength: 10 }), /exactly 10 ASCII digits/);
@@ -93,8 +112,14 @@ describe('resolveTestDestinations', () => {
 
   it('under NODE_ENV=production, demands an expiry at most 30 days ahead', () => {
     const value = { '+14155550123': '123456', 'qa@example.com': '000000' };
-    assertRefused(() => resolveTestDestinations(value, undefined, prod), /option "testDestinations" is refused without option "testDestinationsExpireAt" unless NODE_ENV is "development" or "test" \(NODE_ENV is "production"\)/);
-    assertRefused(() => resolveTestDestinations(value, new Date(NOW + 31 * DAY_MS), prod), /option "testDestinations" is refused with option "testDestinationsExpireAt" more than 30 days ahead/);
+    assertRefused(
+      () => resolveTestDestinations(value, undefined, prod),
+      /option "testDestinations" is refused without option "testDestinationsExpireAt" unless NODE_ENV is "development" or "test" \(NODE_ENV is "production"\)/,
+    );
+    assertRefused(
+      () => resolveTestDestinations(value, new Date(NOW + 31 * DAY_MS), prod),
+      /option "testDestinations" is refused with option "testDestinationsExpireAt" more than 30 days ahead/,
+    );
     assert.ok(resolveTestDestinations(value, new Date(NOW + 30 * DAY_MS), prod), 'exactly 30 days is allowed');
     assert.ok(resolveTestDestinations(value, new Date(NOW + 7 * DAY_MS).toISOString(), prod));
     assert.ok(resolveTestDestinations(value, new Date(NOW - DAY_MS), prod), 'a past expiry is allowed (test mode is simply over)');
@@ -106,7 +131,11 @@ describe('resolveTestDestinations', () => {
     const saved = process.env.NODE_ENV;
     try {
       process.env.NODE_ENV = 'production';
-      assertRefused(() => resolveTestDestinations({ '+14155550123': '123456' }, undefined, { codeLength: 6, factory: 'blockidOtpKoa' }), /NODE_ENV is "production"/, 'blockidOtpKoa');
+      assertRefused(
+        () => resolveTestDestinations({ '+14155550123': '123456' }, undefined, { codeLength: 6, factory: 'blockidOtpKoa' }),
+        /NODE_ENV is "production"/,
+        'blockidOtpKoa',
+      );
       process.env.NODE_ENV = 'development';
       assert.ok(resolveTestDestinations({ '+14155550123': '123456' }, undefined, { codeLength: 6, factory: 'blockidOtpKoa' }));
     } finally {
@@ -151,16 +180,26 @@ describe('resolveTestDestinations', () => {
 
   it('names other options or variables when asked (otp-provider)', () => {
     const names = { destinations: 'OTP_TEST_DESTINATIONS', expireAt: 'OTP_TEST_DESTINATIONS_EXPIRE_AT' };
-    assertRefused(() => resolveTestDestinations({ '+14155550123': '123456' }, undefined, { ...prod, factory: 'otp-provider', names }),
-      /^otp-provider: OTP_TEST_DESTINATIONS is refused without OTP_TEST_DESTINATIONS_EXPIRE_AT unless NODE_ENV is "development" or "test"/, 'otp-provider');
-    assertRefused(() => resolveTestDestinations({ '+14155550123': '12345' }, undefined, { ...dev, factory: 'otp-provider', names }), /OTP_TEST_DESTINATIONS: the code/, 'otp-provider');
+    assertRefused(
+      () => resolveTestDestinations({ '+14155550123': '123456' }, undefined, { ...prod, factory: 'otp-provider', names }),
+      /^otp-provider: OTP_TEST_DESTINATIONS is refused without OTP_TEST_DESTINATIONS_EXPIRE_AT unless NODE_ENV is "development" or "test"/,
+      'otp-provider',
+    );
+    assertRefused(
+      () => resolveTestDestinations({ '+14155550123': '12345' }, undefined, { ...dev, factory: 'otp-provider', names }),
+      /OTP_TEST_DESTINATIONS: the code/,
+      'otp-provider',
+    );
   });
 });
 
 describe('parseTestDestinationsEnv', () => {
   it('parses destination=code pairs separated by commas', () => {
     assert.deepEqual(parseTestDestinationsEnv('+14155550123=123456,qa@example.com=000000'), { '+14155550123': '123456', 'qa@example.com': '000000' });
-    assert.deepEqual(parseTestDestinationsEnv(' +1 415 555 0123 = 123456 ,\n qa+1=x@example.com=000000, '), { '+1 415 555 0123': '123456', 'qa+1=x@example.com': '000000' });
+    assert.deepEqual(parseTestDestinationsEnv(' +1 415 555 0123 = 123456 ,\n qa+1=x@example.com=000000, '), {
+      '+1 415 555 0123': '123456',
+      'qa+1=x@example.com': '000000',
+    });
     assert.deepEqual(parseTestDestinationsEnv(''), {});
     assert.deepEqual(parseTestDestinationsEnv(undefined), {});
     assert.deepEqual(parseTestDestinationsEnv(' , '), {});
@@ -181,12 +220,15 @@ describe('parseTestDestinationsEnv', () => {
       ['qa@example.com=123456,qa@example.com=000000', /^OTP_TEST_DESTINATIONS: entry 2: "qa@example\.com" is given twice/],
     ];
     for (const [text, message] of cases) {
-      assert.throws(() => parseTestDestinationsEnv(text), (error: Error) => {
-        assert.equal(error.name, 'TypeError');
-        assert.match(error.message, message);
-        for (const code of CODES) assert.ok(!error.message.includes(code), error.message);
-        return true;
-      });
+      assert.throws(
+        () => parseTestDestinationsEnv(text),
+        (error: Error) => {
+          assert.equal(error.name, 'TypeError');
+          assert.match(error.message, message);
+          for (const code of CODES) assert.ok(!error.message.includes(code), error.message);
+          return true;
+        },
+      );
     }
   });
 });

@@ -137,10 +137,20 @@ describe('TOTP end to end against otplib', () => {
     const code = codeAt(now);
     const nowMs = now * 1000;
     for (const bad of [
-      code.slice(1), `${code}0`, ` ${code}`, `${code} `, `${code.slice(0, 3)} ${code.slice(3)}`, `${code}\n`,
+      code.slice(1),
+      `${code}0`,
+      ` ${code}`,
+      `${code} `,
+      `${code.slice(0, 3)} ${code.slice(3)}`,
+      `${code}\n`,
       code.replace(/[0-9]/g, (d) => String.fromCharCode(0x0660 + Number(d))), // Arabic-Indic digits
       code.replace(/[0-9]/g, (d) => String.fromCharCode(0xff10 + Number(d))), // full-width digits
-      Number(code), null, undefined, {}, [code], '',
+      Number(code),
+      null,
+      undefined,
+      {},
+      [code],
+      '',
     ]) {
       assert.equal(totp.matchStep(key, bad, nowMs), null, `refuses ${JSON.stringify(bad)}`);
     }
@@ -252,9 +262,22 @@ describe('TOTP sealed key', () => {
     const otherAlphabet = standard === body ? [] : [`v1.${standard}`];
     for (const bad of [
       ...otherAlphabet,
-      undefined, null, 42, {}, [], '', 'v1.', 'v1', `v2.${body}`, body, `v1.${body}=`, `v1.${body}!`,
+      undefined,
+      null,
+      42,
+      {},
+      [],
+      '',
+      'v1.',
+      'v1',
+      `v2.${body}`,
+      body,
+      `v1.${body}=`,
+      `v1.${body}!`,
       `v1.${'A'.repeat(10_000)}`,
-      `v1.${'A'.repeat(20)}`, `V1.${body}`, ` ${enrollment.sealed}`,
+      `v1.${'A'.repeat(20)}`,
+      `V1.${body}`,
+      ` ${enrollment.sealed}`,
     ]) {
       assert.equal(totp.unseal('alice', bad), null, `null for ${String(bad).slice(0, 40)}`);
     }

@@ -53,7 +53,10 @@ describe('tracing without an SDK', () => {
       return 42;
     });
     assert.equal(result, 42);
-    await assert.rejects(inSpan('blockid_otp.verify', {}, () => Promise.reject(twilioError())), /not a valid phone number/);
+    await assert.rejects(
+      inSpan('blockid_otp.verify', {}, () => Promise.reject(twilioError())),
+      /not a valid phone number/,
+    );
   });
 });
 
@@ -187,7 +190,10 @@ describe('tracing with the SDK and an async context manager', () => {
     await assert.rejects(
       inSpan('blockid_otp.send', {}, async () => {
         const captured = captureContext();
-        await assert.rejects(inDeliverySpan({ channel: 'sms', provider: 'twilio', attempt: 1 }, () => Promise.reject(error), captured), (thrown) => thrown === error);
+        await assert.rejects(
+          inDeliverySpan({ channel: 'sms', provider: 'twilio', attempt: 1 }, () => Promise.reject(error), captured),
+          (thrown) => thrown === error,
+        );
         await inDeliverySpan({ channel: 'sms', provider: 'twilio', attempt: 2 }, () => undefined, captured);
         throw Object.assign(new Error('SMTP 550 john.smith@example.com unknown'), { code: 'EENVELOPE' });
       }),
@@ -237,7 +243,9 @@ describe('tracing with the SDK and an async context manager', () => {
     const recorded = everythingRecorded();
     for (const personal of PERSONAL) assert.ok(!recorded.includes(personal), `a span holds ${personal}`);
     assert.deepEqual(
-      spans().filter((s) => s.name === 'blockid_otp.deliver').map((s) => s.attributes['error.type']),
+      spans()
+        .filter((s) => s.name === 'blockid_otp.deliver')
+        .map((s) => s.attributes['error.type']),
       ['21211', 'Error', 'Error', '_OTHER', 'Error', '_OTHER', '_OTHER'], // a code that is not a code falls back to the class name
     );
     assert.equal(only('blockid_otp.send').attributes['error.type'], '_OTHER');

@@ -103,7 +103,7 @@ export function requireResolveUser(factory: string, options: { resolveUser?: unk
   if (options.resolveUser === undefined) {
     throw configError(
       `${factory}: option "resolveUser" is required for the HTTP endpoints, e.g. resolveUser: async (username, req) => users.find(username) ` +
-        '(the user\'s { smsTo, smsISDCode, emailTo }, or null for an unknown user). For the programmatic API alone, use createOtpService(options).',
+        "(the user's { smsTo, smsISDCode, emailTo }, or null for an unknown user). For the programmatic API alone, use createOtpService(options).",
     );
   }
 }

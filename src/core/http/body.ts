@@ -2,7 +2,10 @@ import type { IncomingMessage } from 'node:http';
 
 /** Why a body could not be read: `too_large` (413) or `malformed` (400). */
 export class BodyError extends Error {
-  constructor(readonly kind: 'too_large' | 'malformed', message: string) {
+  constructor(
+    readonly kind: 'too_large' | 'malformed',
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -53,7 +56,10 @@ export async function readTextBody(req: IncomingMessage, alreadyParsed: unknown,
     if (alreadyParsed !== null && typeof alreadyParsed === 'object') {
       return new URLSearchParams(Object.entries(alreadyParsed).filter((entry): entry is [string, string] => typeof entry[1] === 'string')).toString();
     }
-    throw new BodyError('malformed', 'The request body was already read by an earlier middleware that did not set req.body: mount nothing that reads bodies before blockid-otp.');
+    throw new BodyError(
+      'malformed',
+      'The request body was already read by an earlier middleware that did not set req.body: mount nothing that reads bodies before blockid-otp.',
+    );
   }
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limitBytes) {

@@ -67,11 +67,14 @@ export function cookieSession(options: CookieSessionOptions = {}): CookieSession
     fail(`option "maxAgeSeconds" must be a whole number from 60 to 31536000 (got ${describe(maxAgeSeconds)}).`);
   }
   const cookieName = options.cookieName ?? (secure ? '__Host-blockid-otp' : 'blockid-otp');
-  if (typeof cookieName !== 'string' || !COOKIE_NAME.test(cookieName)) fail(`option "cookieName" must be a cookie name token such as "otp-session" (got ${describe(cookieName)}).`);
+  if (typeof cookieName !== 'string' || !COOKIE_NAME.test(cookieName))
+    fail(`option "cookieName" must be a cookie name token such as "otp-session" (got ${describe(cookieName)}).`);
   const path = options.path ?? '/';
-  if (typeof path !== 'string' || !path.startsWith('/') || !COOKIE_ATTRIBUTE.test(path)) fail(`option "path" must be a path starting with "/" (got ${describe(path)}).`);
+  if (typeof path !== 'string' || !path.startsWith('/') || !COOKIE_ATTRIBUTE.test(path))
+    fail(`option "path" must be a path starting with "/" (got ${describe(path)}).`);
   const domain = options.domain;
-  if (domain !== undefined && (typeof domain !== 'string' || !/^[a-z0-9.-]+$/i.test(domain))) fail(`option "domain" must be a host name such as "example.com" (got ${describe(domain)}).`);
+  if (domain !== undefined && (typeof domain !== 'string' || !/^[a-z0-9.-]+$/i.test(domain)))
+    fail(`option "domain" must be a host name such as "example.com" (got ${describe(domain)}).`);
   if (cookieName.startsWith('__Host-')) {
     if (!secure) fail(`the "__Host-" cookie name prefix needs secure: true; pick another cookieName for plain http.`);
     if (domain !== undefined || path !== '/') fail('a "__Host-" cookie has Path=/ and no Domain: drop "domain" and "path", or pick another cookieName.');
@@ -208,7 +211,10 @@ export type CookieSessions = ReturnType<typeof createCookieSessions>;
 export const cookieSessionsOf = new WeakMap<object, CookieSessions>();
 
 /** Takes `session` out of an Express or Koa plugin's options: a `cookieSession()`, or nothing (the framework's session). */
-export function takeCookieSession<Options extends object>(options: Options & { session?: unknown }, factory: string): { session: CookieSession | undefined; rest: Options } {
+export function takeCookieSession<Options extends object>(
+  options: Options & { session?: unknown },
+  factory: string,
+): { session: CookieSession | undefined; rest: Options } {
   if (options === null || typeof options !== 'object' || !('session' in options)) return { session: undefined, rest: options };
   const { session, ...rest } = options;
   if (session !== undefined && !isCookieSession(session)) {

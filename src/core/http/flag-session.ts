@@ -10,7 +10,7 @@ export function flagSession(flag: OtpSessionFlag | null): SessionPort {
   const readOnly = (): never => {
     throw new TypeError('blockid-otp: a guard never changes the session.');
   };
-  return { read: (name) => (name === SESSION_FLAG ? flag ?? undefined : undefined), write: readOnly, regenerate: async () => readOnly() };
+  return { read: (name) => (name === SESSION_FLAG ? (flag ?? undefined) : undefined), write: readOnly, regenerate: async () => readOnly() };
 }
 
 /** The flag as the adapters expose it (`c.get('blockidOtp')`, `request.blockidOtp`): verified, or null. */

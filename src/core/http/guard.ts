@@ -19,7 +19,10 @@ function resolveGuardOptions(options: RequireOtpOptions | undefined, factory: st
   if (options === undefined) return {};
   checkOptions(factory, options, ['redirectTo', 'maxAgeSeconds', 'methods'], `${factory}({ redirectTo: '/login' })`);
   if (options.redirectTo !== undefined && !isSameOriginPath(options.redirectTo)) {
-    throw configError(`${factory}: option "redirectTo" must be a path on this site starting with a single "/", e.g. "/login" (not "//host" or "/\\host", which browsers read as another site).`, 'invalid-guard-options');
+    throw configError(
+      `${factory}: option "redirectTo" must be a path on this site starting with a single "/", e.g. "/login" (not "//host" or "/\\host", which browsers read as another site).`,
+      'invalid-guard-options',
+    );
   }
   const methods = options.methods;
   if (methods !== undefined && (!Array.isArray(methods) || methods.length === 0 || methods.some((m) => !METHODS.includes(m)))) {

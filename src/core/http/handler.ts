@@ -93,7 +93,11 @@ function failure(status: number, error: string, message: string, extra: Record<s
 
 /** `90` → `2 minutes`: a wait a person can read. */
 function readableWait(seconds: number): string {
-  const units: [number, string][] = [[86_400, 'day'], [3600, 'hour'], [60, 'minute']];
+  const units: [number, string][] = [
+    [86_400, 'day'],
+    [3600, 'hour'],
+    [60, 'minute'],
+  ];
   for (const [size, unit] of units) {
     if (seconds >= size) {
       const count = Math.ceil(seconds / size);
@@ -183,7 +187,8 @@ export function createHttpHandler(service: OtpService): HttpHandler {
 
   const send: Route = async (exchange, session) => {
     const body = await exchange.body();
-    if (!isPlainObject(body)) return failure(400, 'invalid_request', 'The body must be a JSON object: { "username": "...", "channel": "sms" | "email" | "both" }.');
+    if (!isPlainObject(body))
+      return failure(400, 'invalid_request', 'The body must be a JSON object: { "username": "...", "channel": "sms" | "email" | "both" }.');
     const username = service.normalizeUsername(body.username);
     const channel = (body.channel ?? 'both') as ChannelChoice;
     if (!CHANNELS.has(channel)) return failure(400, 'invalid_request', 'channel must be "sms", "email", "both", "whatsapp" or "voice".');
@@ -208,7 +213,14 @@ export function createHttpHandler(service: OtpService): HttpHandler {
       if (accepted.targets > 0 && delivered.length === 0) throw new OtpError('DELIVERY_FAILED', 'no channel delivered');
       return answer;
     }
-    return { ...answer, afterReply: () => accepted.deliver().then(() => undefined, () => undefined) };
+    return {
+      ...answer,
+      afterReply: () =>
+        accepted.deliver().then(
+          () => undefined,
+          () => undefined,
+        ),
+    };
   };
 
   const verify: Route = async (exchange, session) => {

@@ -169,7 +169,10 @@ export function createWebCore(options: OtpHandlerOptions, factory: string): WebC
 
   const clientIp = (request: Request, context: PlatformContext | undefined): string | undefined => {
     if (trustProxy > 0) {
-      const hops = (request.headers.get('x-forwarded-for') ?? '').split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+      const hops = (request.headers.get('x-forwarded-for') ?? '')
+        .split(',')
+        .map((entry) => entry.trim())
+        .filter((entry) => entry !== '');
       const entry = hops[hops.length - trustProxy];
       if (entry !== undefined) return entry;
     }

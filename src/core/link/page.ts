@@ -22,26 +22,38 @@ interface LocaleText {
 }
 
 const TEXT: ReadonlyMap<string, LocaleText> = new Map([
-  ['en', {
-    confirm: { title: 'Sign in to {app}', body: 'Press the button to finish signing in on this device.', button: 'Sign in' },
-    other_device: {
-      title: 'Type the code instead',
-      body: 'This link signs in only the browser where the code was requested. Type the code from the email on the device where you asked for it.',
+  [
+    'en',
+    {
+      confirm: { title: 'Sign in to {app}', body: 'Press the button to finish signing in on this device.', button: 'Sign in' },
+      other_device: {
+        title: 'Type the code instead',
+        body: 'This link signs in only the browser where the code was requested. Type the code from the email on the device where you asked for it.',
+      },
+      unusable: { title: 'This link cannot be used', body: 'It has already been used, has expired, or is not valid. Request a new code to sign in.' },
+      forbidden: { title: 'Sign-in not confirmed', body: 'The sign-in must be confirmed from the page the link opens. Open the link from the email again.' },
+      too_many_attempts: { title: 'Too many attempts', body: 'Too many wrong codes or links: request a new code and try again.' },
     },
-    unusable: { title: 'This link cannot be used', body: 'It has already been used, has expired, or is not valid. Request a new code to sign in.' },
-    forbidden: { title: 'Sign-in not confirmed', body: 'The sign-in must be confirmed from the page the link opens. Open the link from the email again.' },
-    too_many_attempts: { title: 'Too many attempts', body: 'Too many wrong codes or links: request a new code and try again.' },
-  }],
-  ['fr-ca', {
-    confirm: { title: 'Connexion à {app}', body: 'Appuyez sur le bouton pour terminer la connexion sur cet appareil.', button: 'Se connecter' },
-    other_device: {
-      title: 'Entrez plutôt le code',
-      body: "Ce lien ne connecte que le navigateur où le code a été demandé. Entrez le code du courriel sur l'appareil où vous l'avez demandé.",
+  ],
+  [
+    'fr-ca',
+    {
+      confirm: { title: 'Connexion à {app}', body: 'Appuyez sur le bouton pour terminer la connexion sur cet appareil.', button: 'Se connecter' },
+      other_device: {
+        title: 'Entrez plutôt le code',
+        body: "Ce lien ne connecte que le navigateur où le code a été demandé. Entrez le code du courriel sur l'appareil où vous l'avez demandé.",
+      },
+      unusable: {
+        title: 'Ce lien ne peut pas être utilisé',
+        body: "Il a déjà servi, il a expiré ou il n'est pas valide. Demandez un nouveau code pour vous connecter.",
+      },
+      forbidden: {
+        title: 'Connexion non confirmée',
+        body: "La connexion doit être confirmée depuis la page qu'ouvre le lien. Ouvrez de nouveau le lien du courriel.",
+      },
+      too_many_attempts: { title: 'Trop de tentatives', body: 'Trop de codes ou de liens erronés : demandez un nouveau code et réessayez.' },
     },
-    unusable: { title: 'Ce lien ne peut pas être utilisé', body: "Il a déjà servi, il a expiré ou il n'est pas valide. Demandez un nouveau code pour vous connecter." },
-    forbidden: { title: 'Connexion non confirmée', body: "La connexion doit être confirmée depuis la page qu'ouvre le lien. Ouvrez de nouveau le lien du courriel." },
-    too_many_attempts: { title: 'Trop de tentatives', body: 'Trop de codes ou de liens erronés : demandez un nouveau code et réessayez.' },
-  }],
+  ],
 ]);
 
 const STYLE =

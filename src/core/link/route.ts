@@ -20,7 +20,13 @@ export function createLinkRoutes(service: OtpService, sessionKeys: { flag: strin
   const { secret, appName, defaultLocale, ttlSeconds, link } = service.options;
   const linkOrigin = link === undefined ? undefined : new URL(link.url).origin;
 
-  const page = (exchange: HttpExchange, status: number, kind: LinkPageKind, form?: { token: string; pageToken: string }, headers: Record<string, string> = {}): HttpReply => ({
+  const page = (
+    exchange: HttpExchange,
+    status: number,
+    kind: LinkPageKind,
+    form?: { token: string; pageToken: string },
+    headers: Record<string, string> = {},
+  ): HttpReply => ({
     status,
     html: linkPage(kind, linkPageLocale(exchange.acceptLanguage, defaultLocale), appName, form),
     headers: { ...LINK_PAGE_HEADERS, ...headers },
@@ -85,7 +91,13 @@ export function createLinkRoutes(service: OtpService, sessionKeys: { flag: strin
       case 'other_device':
         return page(exchange, 200, 'other_device');
       case 'too_many_attempts':
-        return page(exchange, 429, 'too_many_attempts', undefined, result.retryAfterSeconds === undefined ? {} : { 'Retry-After': String(result.retryAfterSeconds) });
+        return page(
+          exchange,
+          429,
+          'too_many_attempts',
+          undefined,
+          result.retryAfterSeconds === undefined ? {} : { 'Retry-After': String(result.retryAfterSeconds) },
+        );
       case 'unusable':
         return page(exchange, 200, 'unusable');
     }

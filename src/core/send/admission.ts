@@ -82,11 +82,7 @@ export function createAdmission({ secret, limits, cooldownSeconds }: { secret: s
   const targetCounters = (target: Target, test: boolean): Counter[] => {
     const destination = window('sendsPerDestination', limits.sendsPerDestination, destinationKey(destinationQuotaKey(target)));
     if (target.channel === 'email' || test) return destination;
-    return [
-      ...destination,
-      ...window('smsPerPrefix', limits.smsPerPrefix, prefixKey(target.to.slice(0, -4))),
-      ...breakers(target.channel, 'take'),
-    ];
+    return [...destination, ...window('smsPerPrefix', limits.smsPerPrefix, prefixKey(target.to.slice(0, -4))), ...breakers(target.channel, 'take')];
   };
 
   /** A stand-in for a channel nobody receives: the same counters, on its own keys, reading (not spending) the shared breakers. */
@@ -94,11 +90,7 @@ export function createAdmission({ secret, limits, cooldownSeconds }: { secret: s
     const keys = standInKeys[space];
     const destination = window('sendsPerDestination', limits.sendsPerDestination, keys.destination(`${channel}\0${username}`));
     if (channel === 'email') return destination;
-    return [
-      ...destination,
-      ...window('smsPerPrefix', limits.smsPerPrefix, keys.prefix(username)),
-      ...breakers(channel, 'peek'),
-    ];
+    return [...destination, ...window('smsPerPrefix', limits.smsPerPrefix, keys.prefix(username)), ...breakers(channel, 'peek')];
   };
 
   return {

@@ -64,7 +64,11 @@ async function deliverMessage(
     attempts += 1;
     const started = performance.now();
     try {
-      await inDeliverySpan({ channel: outgoing.channel, provider: outgoing.provider, attempt: attempts }, () => withDeadline(sendOnce(outgoing), deadline), context.trace);
+      await inDeliverySpan(
+        { channel: outgoing.channel, provider: outgoing.provider, attempt: attempts },
+        () => withDeadline(sendOnce(outgoing), deadline),
+        context.trace,
+      );
       context.metrics?.delivery(outgoing.channel, 'delivered', (performance.now() - started) / 1000);
       events.emit('sent', about);
       return true;

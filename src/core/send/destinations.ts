@@ -11,9 +11,7 @@ import { RecentValues } from './recent.js';
  * `getType()` names): each can be allowed by name (`allowNumberTypes`). Fixed-line and
  * mobile numbers are always accepted.
  */
-export const PHONE_NUMBER_TYPES = [
-  'TOLL_FREE', 'PREMIUM_RATE', 'SHARED_COST', 'PERSONAL_NUMBER', 'VOIP', 'UAN', 'PAGER', 'VOICEMAIL',
-] as const;
+export const PHONE_NUMBER_TYPES = ['TOLL_FREE', 'PREMIUM_RATE', 'SHARED_COST', 'PERSONAL_NUMBER', 'VOIP', 'UAN', 'PAGER', 'VOICEMAIL'] as const;
 export type PhoneNumberType = (typeof PHONE_NUMBER_TYPES)[number];
 
 const TYPE_DESCRIPTIONS: Record<PhoneNumberType, string> = {

@@ -23,8 +23,16 @@ export interface IssuedCode {
   link?: string | undefined;
 }
 
-export function createDispatcher({ config, composer, events, lineTypeGate }: {
-  config: ResolvedOptions; composer: Composer; events: OtpEvents; lineTypeGate: LineTypeGate | undefined;
+export function createDispatcher({
+  config,
+  composer,
+  events,
+  lineTypeGate,
+}: {
+  config: ResolvedOptions;
+  composer: Composer;
+  events: OtpEvents;
+  lineTypeGate: LineTypeGate | undefined;
 }) {
   const { store, limits, metrics } = config;
   const deliveryPolicy = { timeoutMs: config.deliveryTimeoutMs, retries: config.deliveryRetries };
@@ -69,7 +77,8 @@ export function createDispatcher({ config, composer, events, lineTypeGate }: {
   const deliver = async (issued: IssuedCode, username: string, locale: string, context: DeliveryContext & { gate: boolean }): Promise<Channel[]> => {
     const withIp = context.ip === undefined ? {} : { ip: context.ip };
     if (issued.test) {
-      for (const target of issued.admitted) events.emit('sent', { username, channel: target.channel, destination: maskDestination(target.to), ...withIp, test: true });
+      for (const target of issued.admitted)
+        events.emit('sent', { username, channel: target.channel, destination: maskDestination(target.to), ...withIp, test: true });
       return issued.admitted.map((target) => target.channel);
     }
     const results = await Promise.all(
@@ -79,7 +88,9 @@ export function createDispatcher({ config, composer, events, lineTypeGate }: {
           const gate = lineTypeGate === undefined ? undefined : () => lineTypeGate(target.to, username);
           if (context.gate && gate !== undefined && target.channel !== 'email' && !(await (context.trace?.run(gate) ?? gate()))) return null;
           const first = metered(composer.compose(issued.code, username, target, locale, target.channel, issued.link), username);
-          return (await deliverChain(first, fallbackAfter(target, issued.code, username, locale), deliveryPolicy, events, context)) === null ? null : target.channel;
+          return (await deliverChain(first, fallbackAfter(target, issued.code, username, locale), deliveryPolicy, events, context)) === null
+            ? null
+            : target.channel;
         } catch {
           return null;
         }

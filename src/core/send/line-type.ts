@@ -19,8 +19,18 @@ const NO_TYPE = '-';
 
 export type LineTypeGate = (to: string, username: string) => Promise<boolean>;
 
-export function createLineTypeGate({ lookup, store, secret, limits, events }: {
-  lookup: LineTypeLookup; store: OtpStore; secret: string; limits: OtpLimits; events: OtpEvents;
+export function createLineTypeGate({
+  lookup,
+  store,
+  secret,
+  limits,
+  events,
+}: {
+  lookup: LineTypeLookup;
+  store: OtpStore;
+  secret: string;
+  limits: OtpLimits;
+  events: OtpEvents;
 }): LineTypeGate {
   const allow = new Set(lookup.allow);
   const block = lookup.mode === 'block';

@@ -88,7 +88,10 @@ export function describeDuration(seconds: number, locale: string): string {
 }
 
 /** Merges the caller's templates over the built-ins, once at setup. */
-export function buildCatalog(overrides: Record<string, { [Name in keyof MessageTemplates]?: MessageTemplates[Name] | undefined }>, defaultLocale: string): Map<string, MessageTemplates> {
+export function buildCatalog(
+  overrides: Record<string, { [Name in keyof MessageTemplates]?: MessageTemplates[Name] | undefined }>,
+  defaultLocale: string,
+): Map<string, MessageTemplates> {
   const catalog = new Map<string, MessageTemplates>();
   const fallback = builtInMessages[defaultLocale] ?? english;
   for (const locale of new Set([...Object.keys(builtInMessages), ...Object.keys(overrides)])) {
@@ -101,7 +104,12 @@ export function buildCatalog(overrides: Record<string, { [Name in keyof MessageT
  * The best locale in `catalog` for an explicit locale (from `resolveUser`) or an
  * `Accept-Language` header; exact tags first, then the language alone (`fr` → `fr-CA`).
  */
-export function pickLocale(catalog: ReadonlyMap<string, unknown>, preferred: string | undefined, acceptLanguage: string | undefined, defaultLocale: string): string {
+export function pickLocale(
+  catalog: ReadonlyMap<string, unknown>,
+  preferred: string | undefined,
+  acceptLanguage: string | undefined,
+  defaultLocale: string,
+): string {
   const wanted = preferred ? [preferred] : parseAcceptLanguage(acceptLanguage);
   for (const tag of wanted) {
     const lower = tag.toLowerCase();

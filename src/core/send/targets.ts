@@ -17,12 +17,14 @@ export function strictTargets(destinations: Destinations, senders: Senders, phon
   const targets: Target[] = [];
   if (destinations.smsTo !== undefined) {
     const to = normalizePhone(destinations.smsTo, destinations.smsISDCode ?? '1', phoneRules);
-    if (senders.sms === undefined) throw new OtpError('CHANNEL_NOT_CONFIGURED', 'smsTo was given, but no "sms" sender is configured (e.g. sms: twilioSms(...)).');
+    if (senders.sms === undefined)
+      throw new OtpError('CHANNEL_NOT_CONFIGURED', 'smsTo was given, but no "sms" sender is configured (e.g. sms: twilioSms(...)).');
     targets.push({ channel: 'sms', to });
   }
   if (destinations.emailTo !== undefined) {
     const to = normalizeEmail(destinations.emailTo);
-    if (senders.email === undefined) throw new OtpError('CHANNEL_NOT_CONFIGURED', 'emailTo was given, but no "email" sender is configured (e.g. email: nodemailerEmail(...)).');
+    if (senders.email === undefined)
+      throw new OtpError('CHANNEL_NOT_CONFIGURED', 'emailTo was given, but no "email" sender is configured (e.g. email: nodemailerEmail(...)).');
     targets.push({ channel: 'email', to });
   }
   if (targets.length === 0) throw new OtpError('NO_DESTINATION', 'Give smsTo (with smsISDCode) or emailTo, or both.');

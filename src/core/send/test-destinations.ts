@@ -88,7 +88,9 @@ export function resolveTestDestinations(
   };
   if (value === undefined) return undefined;
   if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Map) {
-    return fail(`${names.destinations} must be an object mapping a phone number or email address to a fixed code, e.g. { "+14155550123": "<${codeLength} digits>" }.`);
+    return fail(
+      `${names.destinations} must be an object mapping a phone number or email address to a fixed code, e.g. { "+14155550123": "<${codeLength} digits>" }.`,
+    );
   }
   const entries = Object.entries(value as Record<string, unknown>);
   if (entries.length === 0) return undefined;
@@ -101,7 +103,9 @@ export function resolveTestDestinations(
     }
     const [map, destination] = key.includes('@') ? [emails, normalizeKey(key, normalizeEmail)] : [phones, normalizeKey(key, normalizePhone)];
     if (typeof destination !== 'string') {
-      return fail(`${names.destinations}: key ${JSON.stringify(key)} is not an accepted destination (${destination.reason}). Use a United States or Canada number or one plain email address.`);
+      return fail(
+        `${names.destinations}: key ${JSON.stringify(key)} is not an accepted destination (${destination.reason}). Use a United States or Canada number or one plain email address.`,
+      );
     }
     const earlier = map.get(destination);
     if (earlier !== undefined && earlier !== code) {

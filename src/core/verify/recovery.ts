@@ -52,7 +52,10 @@ export function createRecoveryCodes(secret: string): RecoveryCodes {
   const normalize = (candidate: unknown): string => {
     if (typeof candidate !== 'string') return '';
     // NFKC folds full-width letters and digits; then drop whitespace and every kind of dash.
-    return candidate.normalize('NFKC').toUpperCase().replace(/[\s\p{Pd}]+/gu, '');
+    return candidate
+      .normalize('NFKC')
+      .toUpperCase()
+      .replace(/[\s\p{Pd}]+/gu, '');
   };
 
   const hash = (code: string): string => createHmac('sha256', hashKey).update(normalize(code)).digest('base64url');

@@ -54,7 +54,7 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
     config.resolveUser === undefined ? null : ((await config.resolveUser(request.username, request.req)) ?? null);
 
   /** A candidate compared outside the store: count the failure first (no overshoot), then settle a match. */
-  const attempt = async (user: string, space: Space, matched: (() => Parameters<typeof store.settle>[0]['use'] | null)): Promise<Outcome> => {
+  const attempt = async (user: string, space: Space, matched: () => Parameters<typeof store.settle>[0]['use'] | null): Promise<Outcome> => {
     const start = await store.attempt({ user, space, policy });
     if (!start.ok) return { result: 'locked', retryAfterMs: start.retryAfterMs, space };
     const match = matched(); // in the decoy space too: the same work, then thrown away
@@ -121,7 +121,10 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
         try {
           await config.onRecoveryCodeUsed(request.username, found, request.req);
         } catch (error) {
-          config.logger?.error({ event: 'otp.recovery_code_callback_failed', username: request.username, error: String(error).slice(0, 300) }, 'blockid-otp: onRecoveryCodeUsed threw');
+          config.logger?.error(
+            { event: 'otp.recovery_code_callback_failed', username: request.username, error: String(error).slice(0, 300) },
+            'blockid-otp: onRecoveryCodeUsed threw',
+          );
         }
       }
       return outcome;
@@ -132,7 +135,10 @@ export function createVerifier(config: ResolvedOptions, events: OtpEvents) {
   const reportOutcome = (method: VerifyMethod, request: VerifyRequest, outcome: Outcome): VerifyResult => {
     const { username } = request;
     // A decoy's failures and locks are marked, so listeners never take them for a real account's.
-    const about = { ...(request.ip !== undefined && { ip: request.ip }), ...(outcome.result !== 'ok' && outcome.space === 'decoy' && { decoy: true as const }) };
+    const about = {
+      ...(request.ip !== undefined && { ip: request.ip }),
+      ...(outcome.result !== 'ok' && outcome.space === 'decoy' && { decoy: true as const }),
+    };
     switch (outcome.result) {
       case 'ok':
         events.emit('verified', { username, method, ...about });

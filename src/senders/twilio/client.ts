@@ -47,7 +47,8 @@ export function twilioClient<Client>(factory: string, options: Record<string, un
     if (typeof accountSid !== 'string' || !accountSid.startsWith('AC')) {
       throw configError(`${factory}: option "accountSid" must be your Account SID (starts with "AC"), or pass "client"`, 'invalid-sender-options');
     }
-    if (typeof authToken !== 'string' || authToken === '') throw configError(`${factory}: option "authToken" must be a non-empty string`, 'invalid-sender-options');
+    if (typeof authToken !== 'string' || authToken === '')
+      throw configError(`${factory}: option "authToken" must be a non-empty string`, 'invalid-sender-options');
     assertPeerInstalled('twilio', factory, '"accountSid" and "authToken"');
   }
   if (clientOptions !== undefined && (client !== undefined || typeof clientOptions !== 'object' || clientOptions === null)) {

@@ -14,8 +14,18 @@ import { withTimeout } from '../../core/timeout.js';
 
 /** The line types Twilio's Line Type Intelligence reports. */
 export const TWILIO_LINE_TYPES = [
-  'mobile', 'landline', 'fixedVoip', 'nonFixedVoip', 'personal', 'tollFree',
-  'premium', 'sharedCost', 'uan', 'voicemail', 'pager', 'unknown',
+  'mobile',
+  'landline',
+  'fixedVoip',
+  'nonFixedVoip',
+  'personal',
+  'tollFree',
+  'premium',
+  'sharedCost',
+  'uan',
+  'voicemail',
+  'pager',
+  'unknown',
 ] as const;
 export type TwilioLineType = (typeof TWILIO_LINE_TYPES)[number];
 
@@ -62,7 +72,8 @@ export function twilioLookup(options: TwilioLookupOptions): LineTypeLookup {
       if (typeof e164 !== 'string' || !E164.test(e164)) throw configError('twilioLookup: lookup() takes a number in E.164 form', 'invalid-argument');
       const ready = await client();
       const request = ready.lookups.v2.phoneNumbers(e164).fetch({ fields: 'line_type_intelligence' });
-      const timedOut = () => new OtpError('DELIVERY_FAILED', `Twilio Lookup did not answer within ${timeoutMs} ms`, { retryable: true, cause: { provider: 'twilio' } });
+      const timedOut = () =>
+        new OtpError('DELIVERY_FAILED', `Twilio Lookup did not answer within ${timeoutMs} ms`, { retryable: true, cause: { provider: 'twilio' } });
       try {
         const answer = await withTimeout(request, timeoutMs, timedOut);
         const type = answer?.lineTypeIntelligence?.type;

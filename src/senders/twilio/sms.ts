@@ -26,16 +26,19 @@ export function twilioSms(options: TwilioSmsOptions): SmsSender {
   const client = twilioClient<TwilioClientLike>('twilioSms', opts, (c) => typeof c.messages?.create === 'function');
   const sender = resolveSender(opts);
 
-  return withProvider({
-    async send(message: SmsMessage): Promise<void> {
-      const ready = await client();
-      try {
-        await ready.messages.create({ to: message.to, body: message.body, ...sender });
-      } catch (error) {
-        throw twilioFailure(error, messageFailure);
-      }
+  return withProvider(
+    {
+      async send(message: SmsMessage): Promise<void> {
+        const ready = await client();
+        try {
+          await ready.messages.create({ to: message.to, body: message.body, ...sender });
+        } catch (error) {
+          throw twilioFailure(error, messageFailure);
+        }
+      },
     },
-  }, 'twilio');
+    'twilio',
+  );
 }
 
 function resolveSender({ from, messagingServiceSid }: Record<string, unknown>): TwilioSmsFrom {

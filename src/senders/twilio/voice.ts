@@ -63,23 +63,26 @@ export function twilioVoice(options: TwilioVoiceOptions): VoiceSender {
   const fallbackLanguage = resolveLanguage(opts.language);
   const voices = resolveVoices(opts.voice);
 
-  return withProvider({
-    async send(message: VoiceMessage): Promise<void> {
-      const language = languageOf(message.locale, fallbackLanguage);
-      const twiml = voiceTwiml(message.code, message.appName, language, voices[language]);
-      if (twiml.length > MAX_TWIML_CHARACTERS) {
-        throw new OtpError('DELIVERY_FAILED', `twilioVoice: the call's TwiML is over Twilio's ${MAX_TWIML_CHARACTERS}-character limit; shorten appName`, {
-          retryable: false,
-        });
-      }
-      const ready = await client();
-      try {
-        await ready.calls.create({ to: message.to, from, twiml });
-      } catch (error) {
-        throw twilioFailure(error, callFailure);
-      }
+  return withProvider(
+    {
+      async send(message: VoiceMessage): Promise<void> {
+        const language = languageOf(message.locale, fallbackLanguage);
+        const twiml = voiceTwiml(message.code, message.appName, language, voices[language]);
+        if (twiml.length > MAX_TWIML_CHARACTERS) {
+          throw new OtpError('DELIVERY_FAILED', `twilioVoice: the call's TwiML is over Twilio's ${MAX_TWIML_CHARACTERS}-character limit; shorten appName`, {
+            retryable: false,
+          });
+        }
+        const ready = await client();
+        try {
+          await ready.calls.create({ to: message.to, from, twiml });
+        } catch (error) {
+          throw twilioFailure(error, callFailure);
+        }
+      },
     },
-  }, 'twilio');
+    'twilio',
+  );
 }
 
 /** The TwiML of one call: the code read digit by digit, a pause, and the code again. */
@@ -121,7 +124,10 @@ function resolveVoices(voice: unknown): Record<VoiceLanguage, string> {
     return { 'en-US': one ?? wording['en-US'].defaultVoice, 'fr-CA': one ?? wording['fr-CA'].defaultVoice };
   }
   if (typeof voice !== 'object' || voice === null) {
-    throw configError('twilioVoice: option "voice" must be a voice name, or an object of voice names by language ({ "en-US": ..., "fr-CA": ... })', 'invalid-sender-options');
+    throw configError(
+      'twilioVoice: option "voice" must be a voice name, or an object of voice names by language ({ "en-US": ..., "fr-CA": ... })',
+      'invalid-sender-options',
+    );
   }
   const unknown = Object.keys(voice).find((key) => !languages.includes(key as VoiceLanguage));
   if (unknown) throw configError(`twilioVoice: "voice" has no language "${unknown}"; expected ${languages.join(', ')}`, 'invalid-sender-options');

@@ -38,21 +38,24 @@ export function twilioWhatsApp(options: TwilioWhatsAppOptions): WhatsAppSender {
     throw optionError('twilioWhatsApp', 'contentSid', 'the Content SID of an approved authentication template ("HX" and 32 hex digits)', contentSid);
   }
 
-  return withProvider({
-    async send(message: WhatsAppMessage): Promise<void> {
-      const ready = await client();
-      try {
-        await ready.messages.create({
-          to: `${WHATSAPP_PREFIX}${message.to}`,
-          from,
-          contentSid,
-          contentVariables: JSON.stringify({ 1: message.code }),
-        });
-      } catch (error) {
-        throw twilioFailure(error, messageFailure);
-      }
+  return withProvider(
+    {
+      async send(message: WhatsAppMessage): Promise<void> {
+        const ready = await client();
+        try {
+          await ready.messages.create({
+            to: `${WHATSAPP_PREFIX}${message.to}`,
+            from,
+            contentSid,
+            contentVariables: JSON.stringify({ 1: message.code }),
+          });
+        } catch (error) {
+          throw twilioFailure(error, messageFailure);
+        }
+      },
     },
-  }, 'twilio');
+    'twilio',
+  );
 }
 
 function resolveFrom(from: unknown): string {

@@ -2,8 +2,7 @@
 /** Two steps against the OTP endpoints: send a code to the username's email, then verify it. */
 import { useState, type FormEvent } from 'react';
 
-const postJson = (path: string, body: object) =>
-  fetch(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+const postJson = (path: string, body: object) => fetch(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
 
 export function SignInForm() {
   const [username, setUsername] = useState('');

@@ -187,10 +187,11 @@ export function createWebCore(options: OtpHandlerOptions, factory: string): WebC
   };
 
   const handle = async (request: Request, given?: PlatformContext): Promise<Response | null> => {
-    const context = platformContext(request, given);
     const url = new URL(request.url);
     const path = url.pathname;
     if (!http.mayServe(path)) return null;
+    // Read only for a request the core answers: on Hono, the context's waitUntil is a getter that throws where there is none.
+    const context = platformContext(request, given);
     const state = await sessions.load(request.headers.get('cookie'));
     const ip = clientIp(request, context);
     let reply: HttpReply | undefined;

@@ -30,31 +30,37 @@ export interface FetchContext {
 /**
  * What `fetch`/`handle` accept as their second argument: a `FetchContext`, or whatever the
  * platform passes when the handler is handed over as is: Next.js's `{ params }`, Bun's server,
- * Deno's `info`. `platformContext()` reads what it can of it and ignores the rest.
+ * Deno's `info`. The handler reads what it can of it and ignores the rest.
  */
 export type PlatformContext = FetchContext | object;
 
 /**
- * The `FetchContext` in a second argument: `ip` and `waitUntil` when they have the right types,
- * else Bun's `server.requestIP(request)` or Deno's `info.remoteAddr.hostname`, so that
+ * The client's address in a second argument: `ip` when it is a string, else Bun's
+ * `server.requestIP(request)` or Deno's `info.remoteAddr.hostname`, so that
  * `Bun.serve({ fetch: otp.fetch })` and `Deno.serve(otp.fetch)` count the client's IP too.
  */
-function platformContext(request: Request, context: PlatformContext | undefined): FetchContext {
-  if (context === null || typeof context !== 'object') return {};
-  const given = context as { ip?: unknown; waitUntil?: unknown; requestIP?: unknown; remoteAddr?: { hostname?: unknown } };
-  const waitUntil = typeof given.waitUntil === 'function' ? (given.waitUntil as FetchContext['waitUntil']) : undefined;
-  let ip = typeof given.ip === 'string' && given.ip !== '' ? given.ip : undefined;
-  if (ip === undefined && typeof given.requestIP === 'function') {
+function platformIp(request: Request, context: PlatformContext | undefined): string | undefined {
+  if (context === null || typeof context !== 'object') return undefined;
+  const given = context as { ip?: unknown; requestIP?: unknown; remoteAddr?: { hostname?: unknown } };
+  if (typeof given.ip === 'string' && given.ip !== '') return given.ip;
+  if (typeof given.requestIP === 'function') {
     let address: unknown;
     try {
       address = (given.requestIP as (request: Request) => { address?: unknown } | null)(request)?.address;
     } catch {
       // Not Bun's server after all: no IP, which the handler reports, rather than a failed request.
     }
-    if (typeof address === 'string' && address !== '') ip = address;
+    if (typeof address === 'string' && address !== '') return address;
   }
-  if (ip === undefined && typeof given.remoteAddr?.hostname === 'string' && given.remoteAddr.hostname !== '') ip = given.remoteAddr.hostname;
-  return { ip, waitUntil };
+  const hostname = given.remoteAddr?.hostname;
+  return typeof hostname === 'string' && hostname !== '' ? hostname : undefined;
+}
+
+/** The platform's `waitUntil` in a second argument, read only when there is work for it (on Hono a getter that throws where there is none). */
+function platformWaitUntil(context: PlatformContext | undefined): FetchContext['waitUntil'] {
+  if (context === null || typeof context !== 'object') return undefined;
+  const { waitUntil } = context as { waitUntil?: unknown };
+  return typeof waitUntil === 'function' ? (waitUntil as FetchContext['waitUntil']) : undefined;
 }
 
 /** The session flag a verified request carries (what `requireOtp` checks). */
@@ -150,9 +156,9 @@ async function readRequestText(request: Request, limitBytes: number): Promise<st
  * Starts `work` once the response is on its way: through the platform's `waitUntil` where it
  * has one, else on a timer, so it runs after the handler has returned the `Response`.
  */
-function afterResponse(context: FetchContext | undefined, work: () => unknown): void {
-  if (typeof context?.waitUntil === 'function') {
-    context.waitUntil(new Promise<void>((resolve) => setTimeout(() => void Promise.resolve(work()).finally(resolve), 0)));
+function afterResponse(waitUntil: FetchContext['waitUntil'], work: () => unknown): void {
+  if (waitUntil !== undefined) {
+    waitUntil(new Promise<void>((resolve) => setTimeout(() => void Promise.resolve(work()).finally(resolve), 0)));
     return;
   }
   setTimeout(() => void work(), 0);
@@ -176,7 +182,7 @@ export function createWebCore(options: OtpHandlerOptions, factory: string): WebC
       const entry = hops[hops.length - trustProxy];
       if (entry !== undefined) return entry;
     }
-    const { ip } = platformContext(request, context);
+    const ip = platformIp(request, context);
     if (ip === undefined && !warnedNoIp) {
       warnedNoIp = true;
       const message = `${factory}: no client IP for this request (pass { ip } as the second argument of fetch(), or set trustProxy behind a proxy): the per-IP send quota does not apply to such requests.`;
@@ -190,10 +196,8 @@ export function createWebCore(options: OtpHandlerOptions, factory: string): WebC
     const url = new URL(request.url);
     const path = url.pathname;
     if (!http.mayServe(path)) return null;
-    // Read only for a request the core answers: on Hono, the context's waitUntil is a getter that throws where there is none.
-    const context = platformContext(request, given);
     const state = await sessions.load(request.headers.get('cookie'));
-    const ip = clientIp(request, context);
+    const ip = clientIp(request, given);
     let reply: HttpReply | undefined;
     try {
       reply = await http({
@@ -220,7 +224,7 @@ export function createWebCore(options: OtpHandlerOptions, factory: string): WebC
     }
     if (reply === undefined) return null;
     const response = toResponse(reply, await state.setCookie());
-    if (reply.afterReply !== undefined) afterResponse(context, reply.afterReply);
+    if (reply.afterReply !== undefined) afterResponse(platformWaitUntil(given), reply.afterReply);
     return response;
   };
 

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import type { Counter, LockPolicy, OtpStore, SendPlan } from '../../src/stores/types.js';
+import { lockCases, type StoreCase, type Step, sendCases, WRONG } from './store-cases.js';
 
 export type MakeStore = () => Promise<{ store: OtpStore; cleanup(): Promise<void> }>;
 
@@ -40,6 +41,76 @@ export const counter = (limit: string, points: number, overrides: Partial<Counte
   mode: 'take',
   ...overrides,
 });
+
+/**
+ * Runs one table case against `store` with a fresh username, codes and counters: the `before`
+ * steps, the request (its decision must equal `expect`), then the `after` checks.
+ */
+async function runCase(store: OtpStore, storeCase: StoreCase): Promise<void> {
+  const user = randomKey();
+  const lock = { ...policy, ...storeCase.policy };
+  const retryWithinMs = storeCase.retryWithinMs ?? 60_000;
+  const codes = new Map<string, string>();
+  const counters = new Map(
+    Object.entries(storeCase.counters ?? {}).map(([name, { limit, points, mode }]) => [name, counter(limit, points, { mode: mode ?? 'take' })]),
+  );
+  const named = (name: string): Counter => {
+    const found = counters.get(name);
+    assert.ok(found, `the case names counter ${name}`);
+    return found;
+  };
+  const hashOf = (name: string): string => {
+    if (name === WRONG) return randomHash();
+    const hash = codes.get(name);
+    assert.ok(hash !== undefined, `the case sent code ${name} before using it`);
+    return hash;
+  };
+  /** Checks every `retryAfterMs` in the answer and leaves them out, with `issuedAtMs`, for the comparison. */
+  const timeless = (answer: unknown): unknown => {
+    if (answer === null || typeof answer !== 'object') return answer;
+    if (Array.isArray(answer)) return answer.map(timeless);
+    const out: Record<string, unknown> = {};
+    // A permanent lock ends when the failures are forgotten.
+    const withinMs = 'permanent' in answer && answer.permanent === true ? lock.failureMemoryMs : retryWithinMs;
+    for (const [key, value] of Object.entries(answer)) {
+      if (key === 'retryAfterMs') assert.ok(typeof value === 'number' && value > 0 && value <= withinMs, `retryAfterMs ${String(value)} in (0, ${withinMs}]`);
+      else if (key !== 'issuedAtMs') out[key] = timeless(value);
+    }
+    return out;
+  };
+  const limitOf = (refusal: { limit: string } | null): string | null => refusal?.limit ?? null;
+  const perform = async (step: Step): Promise<unknown> => {
+    if ('send' in step) {
+      const spec = step.send;
+      const sent = plan(user, {
+        slot: spec.slot ?? '',
+        space: spec.space ?? 'user',
+        cooldownMs: spec.cooldownMs ?? 0,
+        perUser: spec.perUser === undefined ? null : { points: spec.perUser, windowMs: 60_000 },
+        request: (spec.request ?? []).map(named),
+        targets: (spec.targets ?? [[]]).map((group) => group.map(named)),
+      });
+      if (spec.code !== undefined) codes.set(spec.code, sent.code.hash);
+      const decision = timeless(await store.send(sent)) as { ok: boolean; refusal?: { limit: string }; targets: Array<{ limit: string } | null> };
+      return decision.ok ? { ok: true, targets: decision.targets.map(limitOf) } : { ok: false, refusal: decision.refusal?.limit };
+    }
+    if ('verify' in step) return timeless(await store.verify({ user, slots: step.slots ?? [''], hash: hashOf(step.verify), policy: lock }));
+    if ('attempt' in step) return timeless(await store.attempt({ user, space: step.attempt, policy: lock }));
+    if ('consume' in step) return limitOf(timeless(await store.consume({ ...named(step.consume), mode: 'take' })) as { limit: string } | null);
+    if ('unlock' in step) return store.unlock(user);
+    await sleep(step.sleepMs);
+    return undefined;
+  };
+  const run = async (step: Step, where: string): Promise<void> => {
+    for (let i = 0; i < (step.times ?? 1); i++) {
+      const answer = await perform(step);
+      if ('expect' in step) assert.deepEqual(answer, step.expect, `${where}: ${JSON.stringify(step)}${step.times ? ` (${i + 1} of ${step.times})` : ''}`);
+    }
+  };
+  for (const step of storeCase.before) await run(step, 'before');
+  assert.deepEqual(await perform(storeCase.request), storeCase.expect, `request: ${JSON.stringify(storeCase.request)}`);
+  for (const step of storeCase.after) await run(step, 'after');
+}
 
 export function describeStoreContract(name: string, makeStore: MakeStore): void {
   /** Runs `body` against a fresh store and always cleans up. */
@@ -154,24 +225,23 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
       );
     });
 
-    describe('admission', () => {
-      it(
-        'refuses a second send of one slot inside the cooldown, keeps the first code, and lets another slot send',
-        withStore(async (store) => {
-          const user = randomKey();
-          const first = plan(user, { slot: 'a', cooldownMs: 60_000 });
-          await store.send(first);
-          const again = await store.send(plan(user, { slot: 'a', cooldownMs: 60_000 }));
-          assert.equal(again.ok, false);
-          assert.ok(
-            !again.ok && again.refusal.limit === 'resendCooldownSeconds' && again.refusal.retryAfterMs > 0 && again.refusal.retryAfterMs <= 60_000,
-            JSON.stringify(again),
-          );
-          assert.equal((await store.send(plan(user, { slot: 'b', cooldownMs: 60_000 }))).ok, true);
-          assert.equal(await result(verify(store, user, first.code.hash, ['a'])), 'ok');
-        }),
-      );
+    describe('the send decision (store-cases.ts)', () => {
+      for (const storeCase of sendCases)
+        it(
+          storeCase.name,
+          withStore((store) => runCase(store, storeCase)),
+        );
+    });
 
+    describe('the lock transitions (store-cases.ts)', () => {
+      for (const storeCase of lockCases)
+        it(
+          storeCase.name,
+          withStore((store) => runCase(store, storeCase)),
+        );
+    });
+
+    describe('admission', () => {
       it(
         'sends again once the cooldown has passed',
         withStore(async (store) => {
@@ -180,75 +250,6 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
           assert.equal((await store.send(plan(user, { cooldownMs: 300 }))).ok, false);
           await sleep(400);
           assert.equal((await store.send(plan(user, { cooldownMs: 300 }))).ok, true);
-        }),
-      );
-
-      it(
-        'counts sendsPerUsername across slots, per space',
-        withStore(async (store) => {
-          const user = randomKey();
-          const perUser = { points: 2, windowMs: 60_000 };
-          const first = plan(user, { slot: 'a', perUser });
-          assert.equal((await store.send(first)).ok, true);
-          assert.equal((await store.send(plan(user, { slot: 'b', perUser }))).ok, true);
-          const third = await store.send(plan(user, { slot: 'c', perUser }));
-          assert.ok(!third.ok && third.refusal.limit === 'sendsPerUsername' && third.refusal.retryAfterMs > 0, JSON.stringify(third));
-          assert.equal((await store.send(plan(user, { slot: 'c', perUser, space: 'decoy' }))).ok, true, 'the decoy space counts apart');
-          assert.equal(await result(verify(store, user, first.code.hash, ['a'])), 'ok', 'the refused send left the earlier code working');
-        }),
-      );
-
-      it(
-        'changes nothing when a request counter refuses: no cooldown, no per-username count, no other counter',
-        withStore(async (store) => {
-          const user = randomKey();
-          const ip = counter('sendsPerIp', 1);
-          assert.equal(await store.consume(ip), null);
-          const dest = counter('sendsPerDestination', 1);
-          const earlier = plan(user, { slot: 'a' });
-          await store.send(earlier);
-          const refused = await store.send(
-            plan(user, { slot: 'a', cooldownMs: 60_000, perUser: { points: 1, windowMs: 60_000 }, request: [ip], targets: [[dest]] }),
-          );
-          assert.ok(!refused.ok && refused.refusal.limit === 'sendsPerIp', JSON.stringify(refused));
-          assert.equal(await result(verify(store, user, earlier.code.hash, ['a'])), 'ok', 'the earlier code still works');
-          const next = await store.send(plan(user, { slot: 'a', cooldownMs: 60_000, perUser: { points: 1, windowMs: 60_000 }, targets: [[dest]] }));
-          assert.deepEqual(next, { ok: true, targets: [null] }, 'no cooldown started, no per-username send counted, the target counter not counted');
-        }),
-      );
-
-      it(
-        'admits the targets that pass and counts only theirs; refuses the send when every target is refused',
-        withStore(async (store) => {
-          const user = randomKey();
-          const full = counter('sendsPerDestination', 1);
-          await store.consume(full);
-          const shared = counter('smsPerPrefix', 5);
-          const ok = counter('sendsPerDestination', 5);
-          const partial = await store.send(plan(user, { slot: 'a', targets: [[ok], [shared, full]] }));
-          assert.equal(partial.ok, true);
-          assert.equal(partial.targets[0], null);
-          assert.equal(partial.targets[1]?.limit, 'sendsPerDestination');
-          const ip = counter('sendsPerIp', 1);
-          const refused = await store.send(plan(user, { slot: 'b', cooldownMs: 60_000, request: [ip], targets: [[shared, full]] }));
-          assert.ok(!refused.ok && refused.refusal.limit === 'sendsPerDestination', JSON.stringify(refused));
-          // shared (5 points) was counted only by nothing; ip (1 point) was not counted by the refused send.
-          for (let i = 0; i < 5; i++) assert.equal(await store.consume(shared), null, `shared point ${i + 1}`);
-          assert.notEqual(await store.consume(shared), null);
-          assert.equal(await store.consume(ip), null);
-          assert.equal((await store.send(plan(user, { slot: 'b', cooldownMs: 60_000 }))).ok, true, 'no cooldown from the refused send');
-        }),
-      );
-
-      it(
-        'checks peek counters without counting them, and refuses when they are over',
-        withStore(async (store) => {
-          const user = randomKey();
-          const budget = counter('smsPerDay', 1, { mode: 'peek' });
-          for (const slot of ['a', 'b', 'c']) assert.equal((await store.send(plan(user, { slot, targets: [[budget]] }))).ok, true);
-          assert.equal(await store.consume({ ...budget, mode: 'take' }), null, 'nothing was counted');
-          const over = await store.send(plan(user, { slot: 'd', targets: [[budget]] }));
-          assert.ok(!over.ok && over.refusal.limit === 'smsPerDay', JSON.stringify(over));
         }),
       );
 
@@ -274,115 +275,7 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
       );
     });
 
-    describe('decoys', () => {
-      it(
-        'never verifies a decoy code, even with its own hash, and keeps it apart from the user space',
-        withStore(async (store) => {
-          const user = randomKey();
-          const real = plan(user, { slot: 'a', cooldownMs: 60_000 });
-          await store.send(real);
-          const decoy = plan(user, { slot: 'b', space: 'decoy', cooldownMs: 60_000 });
-          await store.send(decoy);
-          assert.deepEqual(await verify(store, user, decoy.code.hash, ['b']), { result: 'mismatch', space: 'decoy', lock: null });
-          assert.equal(
-            (await store.send(plan(user, { slot: 'a', space: 'decoy', cooldownMs: 60_000 }))).ok,
-            true,
-            'a decoy send does not see the user cooldown',
-          );
-          assert.equal(await result(verify(store, user, real.code.hash, ['a'])), 'ok', 'the user code still works, found before the decoy of the same slot');
-        }),
-      );
-
-      it(
-        'locks the decoy space without locking the user',
-        withStore(async (store) => {
-          const user = randomKey();
-          const lock = { failedVerifications: 3, maxConsecutiveFailures: 3 };
-          await store.send(plan(user, { slot: 'd', space: 'decoy' }));
-          for (let i = 0; i < 3; i++) await verify(store, user, randomHash(), ['d'], lock);
-          assert.deepEqual(await result(verify(store, user, randomHash(), ['d'], lock)), 'locked');
-          const real = plan(user, { slot: 'a' });
-          await store.send(real);
-          assert.equal(await result(verify(store, user, real.code.hash, ['a'], lock)), 'ok');
-        }),
-      );
-    });
-
     describe('attempt budget and locks', () => {
-      it(
-        'counts wrong hashes as mismatch and burns the code after maxAttempts, even for the right hash',
-        withStore(async (store) => {
-          const user = randomKey();
-          const sent = plan(user);
-          await store.send(sent);
-          for (let i = 0; i < policy.maxAttempts; i++) assert.equal(await result(verify(store, user, randomHash())), 'mismatch', `attempt ${i + 1}`);
-          assert.deepEqual(await verify(store, user, sent.code.hash), { result: 'burned', space: 'user' });
-        }),
-      );
-
-      it(
-        'starts a timed lock at every multiple of failedVerifications, counting on after it ends',
-        withStore(async (store) => {
-          const user = randomKey();
-          const lock = { failedVerifications: 2, lockMs: 400, maxConsecutiveFailures: 100 };
-          const sent = plan(user, { code: { hash: randomHash(), ttlMs: 60_000, issuedAtMs: 0 } });
-          await store.send(sent);
-          assert.deepEqual(await verify(store, user, randomHash(), [''], lock), { result: 'mismatch', space: 'user', lock: null });
-          assert.deepEqual(await verify(store, user, randomHash(), [''], lock), { result: 'mismatch', space: 'user', lock: 'timed' });
-          const locked = await verify(store, user, sent.code.hash, [''], lock);
-          assert.ok(locked.result === 'locked' && !locked.permanent && locked.retryAfterMs > 0 && locked.retryAfterMs <= 400, JSON.stringify(locked));
-          await sleep(450);
-          assert.deepEqual(
-            await verify(store, user, randomHash(), [''], lock),
-            { result: 'mismatch', space: 'user', lock: null },
-            'the third failure in a row',
-          );
-          assert.deepEqual(
-            await verify(store, user, randomHash(), [''], lock),
-            { result: 'mismatch', space: 'user', lock: 'timed' },
-            'the fourth starts a lock again',
-          );
-        }),
-      );
-
-      it(
-        'locks for good at maxConsecutiveFailures, across codes and timed locks, until unlock()',
-        withStore(async (store) => {
-          const user = randomKey();
-          const lock = { failedVerifications: 1, lockMs: 100, maxConsecutiveFailures: 4 };
-          const outcomes: Array<string | null> = [];
-          for (let i = 0; i < 4; i++) {
-            await store.send(plan(user));
-            const outcome = await verify(store, user, randomHash(), [''], lock);
-            outcomes.push(outcome.result === 'mismatch' ? outcome.lock : outcome.result);
-            await sleep(150);
-          }
-          assert.deepEqual(outcomes, ['timed', 'timed', 'timed', 'permanent']);
-          const fresh = plan(user);
-          await store.send(fresh);
-          await sleep(150);
-          const locked = await verify(store, user, fresh.code.hash, [''], lock);
-          assert.ok(locked.result === 'locked' && locked.permanent, JSON.stringify(locked));
-          await store.unlock(user);
-          assert.equal(await result(verify(store, user, fresh.code.hash, [''], lock)), 'ok');
-        }),
-      );
-
-      it(
-        'resets the count on a success before the cap',
-        withStore(async (store) => {
-          const user = randomKey();
-          const lock = { failedVerifications: 100, maxConsecutiveFailures: 3 };
-          for (let round = 0; round < 3; round++) {
-            const sent = plan(user);
-            await store.send(sent);
-            await verify(store, user, randomHash(), [''], lock);
-            await verify(store, user, randomHash(), [''], lock);
-            assert.equal(await result(verify(store, user, sent.code.hash, [''], lock)), 'ok', `round ${round + 1}`);
-          }
-        }),
-      );
-
       it(
         'forgets failures failureMemoryMs after the last one, ending a permanent lock',
         withStore(async (store) => {

@@ -1,6 +1,7 @@
 import { safeEqual } from '../core/codes.js';
 import { checkOptions, wholeNumber } from '../core/validate.js';
 import { OtpError } from '../core/errors.js';
+import { EntryBound, ExpiringMap } from './expiring-map.js';
 import { checkTag } from './tag.js';
 import type {
   AttemptRequest,
@@ -38,11 +39,6 @@ interface FailureEntry {
   expiresAtMs: number;
 }
 
-interface ValueEntry {
-  value: number | string;
-  expiresAtMs: number;
-}
-
 /**
  * Everything one space (user or decoy) of one username holds, in one object for the usual
  * case of one session slot: that slot's state inline (`slot` names it), any further slots in
@@ -56,7 +52,7 @@ interface SpaceEntry extends SlotState {
   sendsExpiresAtMs: number;
   failure: FailureEntry | undefined;
   /** TOTP's last accepted step (`t`) and used recovery codes (`r\0<id>`), user space only. */
-  uses: Map<string, ValueEntry> | undefined;
+  uses: ExpiringMap<number> | undefined;
 }
 
 export interface MemoryStoreOptions {
@@ -80,35 +76,26 @@ export interface MemoryStoreOptions {
  * timer that does not keep the process alive, and the number of entries is capped.
  */
 export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
-  const spaces: Record<Space, Map<string, SpaceEntry>> = { user: new Map(), decoy: new Map() };
-  /** Quota counters and spend breakers, by their key. */
-  const counters = new Map<string, ValueEntry>();
-  /** The small cache of `get` / `set`. */
-  const values = new Map<string, ValueEntry>();
-  /** Entries held (codes, cooldowns, counts, failure states, uses, counters, values), for `maxEntries`. */
-  let entries = 0;
   checkOptions('memoryStore', options, ['sweepIntervalMs', 'maxEntries'], 'memoryStore({ maxEntries: 500000 })');
   const sweepIntervalMs = wholeNumber('memoryStore', 'sweepIntervalMs', options.sweepIntervalMs ?? 30_000, 10, 2_147_483_647);
   const maxEntries = wholeNumber('memoryStore', 'maxEntries', options.maxEntries ?? 500_000, 1, Number.MAX_SAFE_INTEGER);
-
-  const sweepMap = (map: Map<string, { expiresAtMs: number }>, now: number): void => {
-    for (const [key, entry] of map) {
-      if (entry.expiresAtMs <= now) {
-        map.delete(key);
-        entries -= 1;
-      }
-    }
-  };
+  /** Entries held (codes, cooldowns, counts, failure states, uses, counters, values), for `maxEntries`. */
+  const bound = new EntryBound({ maxEntries, sweepIntervalMs, sweep: (now) => sweep(now) });
+  const spaces: Record<Space, Map<string, SpaceEntry>> = { user: new Map(), decoy: new Map() };
+  /** Quota counters and spend breakers, by their key. */
+  const counters = new ExpiringMap<number>(bound);
+  /** The small cache of `get` / `set`. */
+  const values = new ExpiringMap<string>(bound);
 
   /** Drops a slot's expired parts; true when nothing is left of it. */
   const expireSlot = (slot: SlotState, now: number): boolean => {
     if (slot.codeExpiresAtMs !== 0 && slot.codeExpiresAtMs <= now) {
       slot.codeExpiresAtMs = 0;
-      entries -= 1;
+      bound.remove();
     }
     if (slot.cooldownUntilMs !== 0 && slot.cooldownUntilMs <= now) {
       slot.cooldownUntilMs = 0;
-      entries -= 1;
+      bound.remove();
     }
     return slot.codeExpiresAtMs === 0 && slot.cooldownUntilMs === 0;
   };
@@ -161,27 +148,18 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
     if (space.sendsExpiresAtMs <= now) {
       space.sends = 0;
       space.sendsExpiresAtMs = 0;
-      entries -= 1;
+      bound.remove();
     }
     return space.sends;
   };
   const dropFailure = (space: SpaceEntry | undefined): void => {
     if (space?.failure === undefined) return;
     space.failure = undefined;
-    entries -= 1;
+    bound.remove();
   };
   const liveFailure = (space: SpaceEntry | undefined, now: number): FailureEntry | undefined => {
     if (space?.failure !== undefined && space.failure.expiresAtMs <= now) dropFailure(space);
     return space?.failure;
-  };
-  const live = (map: Map<string, ValueEntry>, key: string, now: number): ValueEntry | undefined => {
-    const entry = map.get(key);
-    if (entry !== undefined && entry.expiresAtMs <= now) {
-      map.delete(key);
-      entries -= 1;
-      return undefined;
-    }
-    return entry;
   };
 
   /** Drops what has expired in a space; true when nothing is left of it. */
@@ -190,7 +168,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
     if (space.others !== undefined) for (const [key, slot] of space.others) if (expireSlot(slot, now)) space.others.delete(key);
     sendsOf(space, now);
     liveFailure(space, now);
-    if (space.uses !== undefined) sweepMap(space.uses, now);
+    space.uses?.sweep(now);
     return (
       space.slot === undefined &&
       (space.others === undefined || space.others.size === 0) &&
@@ -199,40 +177,31 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
       (space.uses === undefined || space.uses.size === 0)
     );
   };
-  let lastSweepMs = 0;
-  const sweep = (): void => {
-    const now = Date.now();
-    lastSweepMs = now;
+  function sweep(now: number): void {
     for (const map of [spaces.user, spaces.decoy]) for (const [user, space] of map) if (sweepSpace(space, now)) map.delete(user);
-    sweepMap(counters, now);
-    sweepMap(values, now);
-  };
-  const timer = setInterval(sweep, sweepIntervalMs);
-  timer.unref();
+    counters.sweep(now);
+    values.sweep(now);
+  }
 
   /** Makes room for `count` new entries or fails closed; sweeps early at most once a second. */
   const reserve = (count: number): void => {
-    if (count === 0 || entries + count <= maxEntries) return;
-    if (Date.now() - lastSweepMs >= 1000) sweep();
-    if (entries + count > maxEntries) {
+    if (!bound.reserve(count)) {
       throw new OtpError('STORE_UNAVAILABLE', `memoryStore is full (${maxEntries} entries): refusing new state until some expires. Use redisStore() for more.`);
     }
   };
 
   /** The refusal a counter gives now, without counting. */
   const checkCounter = (counter: Counter, now: number): Refusal | null => {
-    const entry = live(counters, counter.key, now);
-    const used = entry === undefined ? 0 : (entry.value as number);
+    const entry = counters.live(counter.key, now);
+    const used = entry === undefined ? 0 : entry.value;
     return used + 1 > counter.points ? { limit: counter.limit, retryAfterMs: Math.max((entry?.expiresAtMs ?? now) - now, 1) } : null;
   };
   /** Counts one on a `take` counter already checked (so an expired entry is gone) at `now`. */
   const takeCounter = (counter: Counter, now: number): void => {
     if (counter.mode !== 'take') return;
     const entry = counters.get(counter.key);
-    if (entry === undefined) {
-      counters.set(counter.key, { value: 1, expiresAtMs: now + counter.windowMs });
-      entries += 1;
-    } else entry.value = (entry.value as number) + 1;
+    if (entry === undefined) counters.set(counter.key, 1, now + counter.windowMs);
+    else entry.value += 1;
   };
 
   const lockOf = (entry: FailureEntry | undefined, policy: LockPolicy, now: number): { permanent: boolean; retryAfterMs: number } | null => {
@@ -249,7 +218,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
       reserve(1);
       entry = { fails: 0, lockedUntilMs: 0, expiresAtMs: 0 };
       spaceOf(user, space).failure = entry;
-      entries += 1;
+      bound.add();
     }
     entry.fails += 1;
     entry.expiresAtMs = now + policy.failureMemoryMs;
@@ -297,18 +266,18 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
       const entry = slot ?? addSlot(space, plan.slot);
       if (plan.cooldownMs > 0) {
         entry.cooldownUntilMs = now + plan.cooldownMs;
-        entries += 1;
+        bound.add();
       }
       if (plan.perUser !== null) {
         if (sends === 0) {
           space.sendsExpiresAtMs = now + plan.perUser.windowMs;
-          entries += 1;
+          bound.add();
         }
         space.sends = sends + 1;
       }
       for (const counter of plan.request) takeCounter(counter, now);
       for (const group of admitted) for (const counter of group) takeCounter(counter, now);
-      if (entry.codeExpiresAtMs === 0) entries += 1;
+      if (entry.codeExpiresAtMs === 0) bound.add();
       entry.hash = plan.code.hash;
       entry.linkHash = plan.code.linkHash;
       entry.tag = plan.code.tag === undefined ? undefined : checkTag(plan.code.tag);
@@ -340,7 +309,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
         slot.codeExpiresAtMs = 0;
         slot.hash = '';
         slot.linkHash = undefined;
-        entries -= 1;
+        bound.remove();
         if (slot.cooldownUntilMs === 0) removeSlot(state, key);
         dropFailure(state);
         return { result: 'ok', space, issuedAtMs, ...(tag !== undefined && { tag }) };
@@ -368,16 +337,13 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
       const now = Date.now();
       const key = use.kind === 'totp' ? 't' : `r\0${use.id}`;
       const existing = spaces.user.get(user)?.uses;
-      const last = existing === undefined ? undefined : live(existing, key, now);
+      const last = existing?.live(key, now);
       if (use.kind === 'totp') {
-        if (last !== undefined && (last.value as number) >= use.step) return false;
+        if (last !== undefined && last.value >= use.step) return false;
       } else if (last !== undefined) return false;
-      if (last === undefined) {
-        reserve(1);
-        entries += 1;
-      }
+      if (last === undefined) reserve(1);
       const state = spaceOf(user, 'user');
-      (state.uses ??= new Map()).set(key, { value: use.kind === 'totp' ? use.step : 1, expiresAtMs: now + use.ttlMs });
+      (state.uses ??= new ExpiringMap(bound)).set(key, use.kind === 'totp' ? use.step : 1, now + use.ttlMs);
       dropFailure(state);
       return true;
     },
@@ -397,26 +363,22 @@ export function memoryStore(options: MemoryStoreOptions = {}): OtpStore {
     },
 
     async get(key) {
-      const entry = live(values, key, Date.now());
+      const entry = values.live(key, Date.now());
       return entry === undefined ? null : String(entry.value);
     },
 
     async set(key, value, ttlMs) {
       const now = Date.now();
-      if (live(values, key, now) === undefined) {
-        reserve(1);
-        entries += 1;
-      }
-      values.set(key, { value, expiresAtMs: now + ttlMs });
+      if (values.live(key, now) === undefined) reserve(1);
+      values.set(key, value, now + ttlMs);
     },
 
     async close() {
-      clearInterval(timer);
+      bound.close();
       spaces.user.clear();
       spaces.decoy.clear();
       counters.clear();
       values.clear();
-      entries = 0;
     },
   };
 }

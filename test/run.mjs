@@ -1,5 +1,6 @@
 // Runs every test file under test/ with Node's test runner (through tsx) and the TAP
-// reporter, whose closing lines (`# pass N`, `# fail N`) CI reads.
+// reporter (test/reporter.mjs lists the failures just before the summary), whose closing
+// lines (`# pass N`, `# fail N`) CI reads.
 // Usage: npm test [-- file-filter ...]
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -13,7 +14,7 @@ const files = readdirSync('test', { recursive: true })
   .sort()
   .map((file) => join('test', file));
 
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=tap', '--test-concurrency=1', ...files], {
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=./test/reporter.mjs', '--test-concurrency=1', ...files], {
   stdio: 'inherit',
   env: { ...process.env, NODE_ENV: process.env.NODE_ENV ?? 'test' },
 });

@@ -8,11 +8,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import twilio from 'twilio';
+import { DELIVERY_PAUSE_MS } from '../../src/core/send/after-reply.js';
 import { nodemailerEmail, OtpError, twilioSms, type EmailSender, type OtpEventMap, type SmsSender } from '../../src/index.js';
 import { expressApp, type TestApp } from '../helpers/apps.js';
 import { captureLogger } from '../helpers/capture.js';
 import { Client, closeAgents } from '../helpers/client.js';
-import { directory } from '../helpers/util.js';
+import { directory, sleep } from '../helpers/util.js';
 import { twilioClientAnswering } from '../helpers/prism.js';
 import { closedPort, startSilentServer, startSmtpSink, type SilentServer, type SmtpSink } from '../helpers/smtp.js';
 
@@ -208,7 +209,9 @@ describe('provider faults', () => {
     assert.equal(answer.status, 202);
     assert.ok(answer.ms < 150, `answered after ${answer.ms} ms`);
     assert.equal(failures.length, 0);
-    await new Promise((resolve) => setTimeout(resolve, 300 + SLACK_MS));
+    // Delivery starts after the random pause, then times out after deliveryTimeoutMs.
+    const deadline = Date.now() + DELIVERY_PAUSE_MS.max + 300 + SLACK_MS;
+    while (failures.length === 0 && Date.now() < deadline) await sleep(20);
     assert.deepEqual(
       failures.map((f) => [f.reason, f.attempts]),
       [['timed out', 1]],

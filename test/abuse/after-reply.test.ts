@@ -44,17 +44,15 @@ for (const [framework, makeApp] of frameworks.slice(0, 2)) {
         for (const username of ['both.user', 'email.user', 'phone.user', 'nobody.user']) {
           composed.length = 0;
           sent.length = 0;
+          // Timed from before the request (not from when this process reads the reply, which a busy
+          // machine can delay): work started at the reply would show as a few ms.
+          const askedAt = performance.now();
           const reply = await new Client(app.url).post('/otp/send', { username });
-          const repliedAt = performance.now();
           assert.equal(reply.status, 202);
-          await sleep(QUIET_MS - 20);
-          assert.deepEqual(composed, [], `${username}: nothing composed right after the reply`);
-          assert.deepEqual(sent, [], `${username}: nothing sent right after the reply`);
-          await sleep(600);
-          assert.ok(
-            composed.every(({ at }) => at - repliedAt >= QUIET_MS - 20),
-            `${username}: composed ${composed.map(({ at }) => Math.round(at - repliedAt))} ms after the reply`,
-          );
+          await sleep(700);
+          const after = (events: Array<{ at: number }>) => events.map(({ at }) => Math.round(at - askedAt));
+          assert.ok(after(composed).every((ms) => ms >= QUIET_MS), `${username}: composed ${after(composed)} ms after the request`);
+          assert.ok(after(sent).every((ms) => ms >= QUIET_MS), `${username}: sent ${after(sent)} ms after the request`);
           work[username] = composed
             .map(({ channel }) => channel)
             .sort()

@@ -240,11 +240,11 @@ describe('redis store fails closed and recovers', () => {
       assert.equal(result.status, 'rejected', `${name} must not succeed without Redis`);
       assert.ok(result.status === 'rejected' && isUnavailable(result.reason), `${name}: ${String(result.status === 'rejected' && result.reason)}`);
       assert.match((result as PromiseRejectedResult).reason.message, /The OTP store \(Redis\) cannot be reached/);
-      assert.ok(ms < 1000, `${name} took ${ms} ms`);
+      assert.ok(ms < 2500, `${name} took ${ms} ms`); // fails fast, with slack for a loaded machine
     }
     // Many calls at once while it is down: none hangs.
     const burst = await timed(() => Promise.allSettled(Array.from({ length: 50 }, verifyCall)));
-    assert.ok(burst.ms < 1000, `burst took ${burst.ms} ms`);
+    assert.ok(burst.ms < 2500, `burst took ${burst.ms} ms`);
     assert.ok(burst.result.status === 'fulfilled' && burst.result.value.every((r) => r.status === 'rejected' && isUnavailable(r.reason)));
     console.log(`# fail-closed timings (ms): ${JSON.stringify(timings)}, 50 parallel verifies ${Math.round(burst.ms)}`);
 
@@ -273,7 +273,7 @@ describe('redis store fails closed and recovers', () => {
       for (const call of [(): Promise<unknown> => store.verify({ user: key, slots: [''], hash: sent.code.hash, policy }), () => store.send(plan(key))]) {
         const { ms, result } = await timed(call);
         assert.ok(result.status === 'rejected' && isUnavailable(result.reason), String(result.status === 'rejected' && result.reason));
-        assert.ok(ms >= 250 && ms < 800, `took ${ms} ms with commandTimeoutMs 300`);
+        assert.ok(ms >= 250 && ms < 2000, `took ${ms} ms with commandTimeoutMs 300`); // the timer, with slack for a loaded machine
       }
       assert.equal(client.isReady, true, 'the connection stayed up: this was the timer, not a socket error');
     } finally {
@@ -353,7 +353,7 @@ describe('redis cluster (3 masters, started by this test)', () => {
       assert.ok(failed.length > 0, 'some keys live on the stalled master');
       assert.ok(failed.every((r) => r.result.status === 'rejected' && isUnavailable(r.result.reason)));
       assert.ok(
-        results.every((r) => r.ms < 800),
+        results.every((r) => r.ms < 2000),
         `slowest ${Math.max(...results.map((r) => r.ms))} ms`,
       );
       assert.ok(

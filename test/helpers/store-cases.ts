@@ -201,15 +201,15 @@ export const lockCases: StoreCase[] = [
   },
   {
     name: 'locks for lockMs when the failure count reaches failedVerifications, and again at its next multiple',
-    policy: { failedVerifications: 2, lockMs: 400, maxConsecutiveFailures: 100 },
-    retryWithinMs: 400,
+    policy: { failedVerifications: 2, lockMs: 1000, maxConsecutiveFailures: 100 },
+    retryWithinMs: 1000,
     before: [{ send: { code: 'c' } }, { verify: WRONG, expect: mismatch() }],
     request: { verify: WRONG },
     expect: mismatch('timed'),
     after: [
       { verify: 'c', expect: locked(false) },
       { attempt: 'user', expect: { ok: false, permanent: false } },
-      { sleepMs: 450 },
+      { sleepMs: 1100 },
       { verify: WRONG, expect: mismatch() },
       { verify: WRONG, expect: mismatch('timed') },
     ],

@@ -215,11 +215,11 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         'forgets a code after its TTL, and a mismatch does not extend it',
         withStore(async (store) => {
           const user = randomKey();
-          const sent = plan(user, { code: { hash: randomHash(), ttlMs: 400, issuedAtMs: Date.now() } });
+          const sent = plan(user, { code: { hash: randomHash(), ttlMs: 1500, issuedAtMs: Date.now() } });
           await store.send(sent);
-          await sleep(250);
+          await sleep(700);
           assert.equal(await result(verify(store, user, randomHash())), 'mismatch');
-          await sleep(250);
+          await sleep(900);
           assert.equal(await result(verify(store, user, sent.code.hash)), 'missing');
         }),
       );
@@ -246,10 +246,10 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         'sends again once the cooldown has passed',
         withStore(async (store) => {
           const user = randomKey();
-          await store.send(plan(user, { cooldownMs: 300 }));
-          assert.equal((await store.send(plan(user, { cooldownMs: 300 }))).ok, false);
-          await sleep(400);
-          assert.equal((await store.send(plan(user, { cooldownMs: 300 }))).ok, true);
+          await store.send(plan(user, { cooldownMs: 1000 }));
+          assert.equal((await store.send(plan(user, { cooldownMs: 1000 }))).ok, false);
+          await sleep(1100);
+          assert.equal((await store.send(plan(user, { cooldownMs: 1000 }))).ok, true);
         }),
       );
 
@@ -265,11 +265,11 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
       it(
         'counts a window counter again after its window',
         withStore(async (store) => {
-          const quota = counter('sendsPerIp', 1, { windowMs: 300 });
+          const quota = counter('sendsPerIp', 1, { windowMs: 1000 });
           assert.equal(await store.consume(quota), null);
           const refused = await store.consume(quota);
-          assert.ok(refused !== null && refused.retryAfterMs > 0 && refused.retryAfterMs <= 300, JSON.stringify(refused));
-          await sleep(400);
+          assert.ok(refused !== null && refused.retryAfterMs > 0 && refused.retryAfterMs <= 1000, JSON.stringify(refused));
+          await sleep(1100);
           assert.equal(await store.consume(quota), null);
         }),
       );
@@ -280,10 +280,10 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         'forgets failures failureMemoryMs after the last one, ending a permanent lock',
         withStore(async (store) => {
           const user = randomKey();
-          const lock = { maxConsecutiveFailures: 1, failureMemoryMs: 400 };
+          const lock = { maxConsecutiveFailures: 1, failureMemoryMs: 1000 };
           await store.send(plan(user));
           assert.deepEqual(await verify(store, user, randomHash(), [''], lock), { result: 'mismatch', space: 'user', lock: 'permanent' });
-          await sleep(500);
+          await sleep(1100);
           const fresh = plan(user);
           await store.send(fresh);
           assert.equal(await result(verify(store, user, fresh.code.hash, [''], lock)), 'ok');
@@ -486,10 +486,10 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         'a link expires with its code',
         withStore(async (store) => {
           const user = randomKey();
-          const sent = plan(user, { slot: 'sessionA', code: { hash: randomHash(), ttlMs: 300, issuedAtMs: Date.now(), linkHash: randomHash() } });
+          const sent = plan(user, { slot: 'sessionA', code: { hash: randomHash(), ttlMs: 1000, issuedAtMs: Date.now(), linkHash: randomHash() } });
           await store.send(sent);
           assert.equal(await peek(store, user, sent.code.linkHash!), true);
-          await sleep(450);
+          await sleep(1100);
           assert.equal(await peek(store, user, sent.code.linkHash!), false);
           assert.equal(await result(byLink(store, user, sent.code.linkHash!)), 'missing');
         }),
@@ -502,9 +502,9 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         withStore(async (store) => {
           const key = randomKey();
           assert.equal(await store.get(key), null);
-          await store.set(key, 'mobile', 300);
+          await store.set(key, 'mobile', 1000);
           assert.equal(await store.get(key), 'mobile');
-          await sleep(400);
+          await sleep(1100);
           assert.equal(await store.get(key), null);
         }),
       );

@@ -60,7 +60,7 @@ for (const [runtime, adapter] of runs) {
     };
     /** The newest code sent to `username`, waiting for the delivery that runs after the 202. */
     const codeFor = async (username: string, count: number, target = app): Promise<string> => {
-      for (let tries = 0; tries < 100; tries++) {
+      for (let tries = 0; tries < 500; tries++) {
         const mine = (await outbox(target)).filter((message) => message.username === username);
         if (mine.length >= count) return mine[mine.length - 1]!.code;
         await new Promise((resolve) => setTimeout(resolve, 20));
@@ -259,7 +259,7 @@ for (const shared of sharedStores) {
       const bunClient = new Client(onBun.url);
       assert.equal((await bunClient.post('/otp/send', { username: 'ada.lovelace' })).status, 202);
       let code: string | undefined;
-      for (let tries = 0; code === undefined && tries < 100; tries++) {
+      for (let tries = 0; code === undefined && tries < 500; tries++) {
         const sent = (await (await fetch(`${onBun.url}/__test/outbox`)).json()) as Sent[];
         code = sent.find((message) => message.username === 'ada.lovelace')?.code;
         if (code === undefined) await new Promise((resolve) => setTimeout(resolve, 20));

@@ -32,7 +32,7 @@ async function signIn(url: string) {
   const sent = await client.post('/otp/send', { username: 'ada' });
   assert.equal(sent.status, 202, sent.text);
   let code: string | undefined;
-  for (let tries = 0; code === undefined && tries < 100; tries++) {
+  for (let tries = 0; code === undefined && tries < 500; tries++) {
     const entries = (await (await fetch(`${url}/dev/outbox`)).json()) as Array<{ to: string; text: string }>;
     code = /\b(\d{6})\b/.exec(entries.find((entry) => entry.to === 'ada@example.com')?.text ?? '')?.[1];
     if (code === undefined) await new Promise((resolve) => setTimeout(resolve, 20));

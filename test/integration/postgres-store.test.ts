@@ -387,14 +387,14 @@ describe('postgresStore send and verify', () => {
   it('refuses a send inside the cooldown of its slot, changing nothing; another slot is not held back', async () => {
     const store = makeStore();
     const user = randomKey();
-    const first = plan(user, { cooldownMs: 400 });
+    const first = plan(user, { cooldownMs: 1000 });
     assert.equal((await store.send(first)).ok, true);
-    const refused = await store.send(plan(user, { cooldownMs: 400 }));
+    const refused = await store.send(plan(user, { cooldownMs: 1000 }));
     assert.equal(refused.ok, false);
-    assert.ok(!refused.ok && refused.refusal.limit === 'resendCooldownSeconds' && refused.refusal.retryAfterMs > 0 && refused.refusal.retryAfterMs <= 400);
-    assert.equal((await store.send(plan(user, { slot: 'session-b', cooldownMs: 400 }))).ok, true);
-    await sleep(450);
-    const later = plan(user, { cooldownMs: 400 });
+    assert.ok(!refused.ok && refused.refusal.limit === 'resendCooldownSeconds' && refused.refusal.retryAfterMs > 0 && refused.refusal.retryAfterMs <= 1000);
+    assert.equal((await store.send(plan(user, { slot: 'session-b', cooldownMs: 1000 }))).ok, true);
+    await sleep(1050);
+    const later = plan(user, { cooldownMs: 1000 });
     assert.equal((await store.send(later)).ok, true);
     assert.equal((await store.verify(verifyReq(user, first.code.hash))).result, 'mismatch'); // replaced by `later`
   });
@@ -493,10 +493,10 @@ describe('postgresStore send plans: quotas and targets', () => {
 
   it('restarts a counter window once it has passed', async () => {
     const store = makeStore();
-    const c = counter('sendsPerIp', 1, { windowMs: 300 });
+    const c = counter('sendsPerIp', 1, { windowMs: 1000 });
     assert.equal((await store.send(plan(randomKey(), { request: [c] }))).ok, true);
     assert.equal((await store.send(plan(randomKey(), { request: [c] }))).ok, false);
-    await sleep(350);
+    await sleep(1050);
     assert.equal((await store.send(plan(randomKey(), { request: [c] }))).ok, true);
   });
 });
@@ -531,7 +531,7 @@ describe('postgresStore decoys', () => {
 });
 
 describe('postgresStore locks', () => {
-  const p: LockPolicy = { maxAttempts: 10, failedVerifications: 3, lockMs: 300, maxConsecutiveFailures: 7, failureMemoryMs: 60_000 };
+  const p: LockPolicy = { maxAttempts: 10, failedVerifications: 3, lockMs: 1000, maxConsecutiveFailures: 7, failureMemoryMs: 60_000 };
 
   it('starts a timed lock at every multiple of failedVerifications and a permanent one at the cap; unlock lifts it', async () => {
     const store = makeStore();
@@ -547,15 +547,15 @@ describe('postgresStore locks', () => {
     assert.deepEqual(await wrong(), { result: 'mismatch', space: 'user', lock: null });
     assert.deepEqual(await wrong(), { result: 'mismatch', space: 'user', lock: 'timed' });
     const timed = await wrong();
-    assert.ok(timed.result === 'locked' && !timed.permanent && timed.retryAfterMs > 0 && timed.retryAfterMs <= 300, JSON.stringify(timed));
-    await sleep(320);
+    assert.ok(timed.result === 'locked' && !timed.permanent && timed.retryAfterMs > 0 && timed.retryAfterMs <= 1000, JSON.stringify(timed));
+    await sleep(1050);
     // failures 4, 5, then 6 (timed), 7 (permanent): the lock is checked before the code's budget.
     assert.equal((await wrong()).result, 'mismatch');
     assert.equal((await wrong()).result, 'mismatch');
     assert.deepEqual(await wrong(), { result: 'mismatch', space: 'user', lock: 'timed' });
-    await sleep(320);
+    await sleep(1050);
     assert.deepEqual(await wrong(), { result: 'mismatch', space: 'user', lock: 'permanent' });
-    await sleep(320);
+    await sleep(1050);
     const permanent = await wrong();
     assert.ok(permanent.result === 'locked' && permanent.permanent && permanent.retryAfterMs > 59_000, JSON.stringify(permanent));
     const fresh = await send();
@@ -579,12 +579,12 @@ describe('postgresStore locks', () => {
   it('forgets the failures failureMemoryMs after the last one, ending a permanent lock', async () => {
     const store = makeStore();
     const user = randomKey();
-    const short: LockPolicy = { maxAttempts: 10, failedVerifications: 100, lockMs: 1000, maxConsecutiveFailures: 2, failureMemoryMs: 300 };
+    const short: LockPolicy = { maxAttempts: 10, failedVerifications: 100, lockMs: 1000, maxConsecutiveFailures: 2, failureMemoryMs: 1000 };
     await store.send(plan(user));
     await store.verify(verifyReq(user, randomKey(), ['session-a'], short));
     assert.equal((await store.verify(verifyReq(user, randomKey(), ['session-a'], short))).result, 'mismatch');
     assert.equal((await store.verify(verifyReq(user, randomKey(), ['session-a'], short))).result, 'locked');
-    await sleep(350);
+    await sleep(1050);
     assert.deepEqual(await store.verify(verifyReq(user, randomKey(), ['session-a'], short)), { result: 'mismatch', space: 'user', lock: null });
   });
 
@@ -641,11 +641,11 @@ describe('postgresStore counters, cache, expiry and columns', () => {
     const store = makeStore();
     const k = randomKey();
     assert.equal(await store.get(k), null);
-    await store.set(k, 'mobile', 300);
+    await store.set(k, 'mobile', 1000);
     assert.equal(await store.get(k), 'mobile');
-    await store.set(k, "it's \\ 'quoted'", 300);
+    await store.set(k, "it's \\ 'quoted'", 1000);
     assert.equal(await store.get(k), "it's \\ 'quoted'");
-    await sleep(350);
+    await sleep(1050);
     assert.equal(await store.get(k), null);
   });
 
@@ -687,8 +687,9 @@ describe('postgresStore counters, cache, expiry and columns', () => {
   it('the sweep timer runs on its own and does not hold the process open', async () => {
     const store = makeStore({ sweepIntervalMs: 100 });
     await admin.query(`INSERT INTO "${schema}".blockid_otp_cache (key, value, expires_at) VALUES ('timer-test', 'v', now() - interval '1 second')`);
-    await sleep(400);
-    assert.equal((await admin.query(`SELECT 1 FROM "${schema}".blockid_otp_cache WHERE key = 'timer-test'`)).rowCount, 0);
+    const gone = async () => (await admin.query(`SELECT 1 FROM "${schema}".blockid_otp_cache WHERE key = 'timer-test'`)).rowCount === 0;
+    for (const deadline = Date.now() + 5_000; !(await gone()) && Date.now() < deadline; ) await sleep(100);
+    assert.ok(await gone(), 'the sweep timer deleted the expired row');
     await store.close();
   });
 
@@ -839,7 +840,7 @@ describe('postgresStore fails closed', () => {
       const started = performance.now();
       const error = await rejectsUnavailable(store.verify(verifyReq(user, p.code.hash)));
       const elapsed = performance.now() - started;
-      assert.ok(elapsed < 300 + 50, `answered after ${Math.round(elapsed)} ms`);
+      assert.ok(elapsed < 300 + 700, `answered after ${Math.round(elapsed)} ms, with the lock still held`); // slack for a loaded machine
       assert.match(error.message, /lock timeout|statement timeout|no answer/);
       assert.ok(!error.message.includes(user) && !error.message.includes(p.code.hash), 'no keys or hashes in the message');
       // Nothing of that verify is still waiting on the server...
@@ -885,7 +886,7 @@ describe('postgresStore fails closed', () => {
     const held = await small.connect();
     const started = performance.now();
     await rejectsUnavailable(store.get(randomKey()));
-    assert.ok(performance.now() - started < 250);
+    assert.ok(performance.now() - started < 200 + 700, 'answered with the connection still held'); // slack for a loaded machine
     held.release();
     assert.equal(await store.get(randomKey()), null);
   });
@@ -901,7 +902,7 @@ describe('postgresStore fails closed', () => {
       await blocker.query(`SELECT "${schema}".blockid_otp_attempt($1::jsonb)`, [JSON.stringify({ user, space: 'user', policy })]);
       const started = performance.now();
       await rejectsUnavailable(store.attempt({ user, space: 'user', policy }));
-      assert.ok(performance.now() - started < 250);
+      assert.ok(performance.now() - started < 200 + 700, 'answered with the lock still held'); // slack for a loaded machine
     } finally {
       await blocker.query('ROLLBACK');
       blocker.release();

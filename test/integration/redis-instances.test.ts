@@ -339,7 +339,7 @@ describe('instances whose Redis is killed mid-run', () => {
         assert.equal(reply.status, 503, `instance ${i} ${path}: ${reply.text}`);
         assert.equal(reply.body?.error, 'unavailable');
         assert.equal(typeof reply.body?.message, 'string');
-        assert.ok(ms < 1000, `instance ${i} ${path} took ${ms} ms`);
+        assert.ok(ms < 2500, `instance ${i} ${path} took ${ms} ms`);
       }
     }
     console.log(`# with Redis killed, send/verify per instance answered 503 in (ms): ${timings.join(', ')}`);

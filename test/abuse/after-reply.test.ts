@@ -51,8 +51,14 @@ for (const [framework, makeApp] of frameworks.slice(0, 2)) {
           assert.equal(reply.status, 202);
           await sleep(700);
           const after = (events: Array<{ at: number }>) => events.map(({ at }) => Math.round(at - askedAt));
-          assert.ok(after(composed).every((ms) => ms >= QUIET_MS), `${username}: composed ${after(composed)} ms after the request`);
-          assert.ok(after(sent).every((ms) => ms >= QUIET_MS), `${username}: sent ${after(sent)} ms after the request`);
+          assert.ok(
+            after(composed).every((ms) => ms >= QUIET_MS),
+            `${username}: composed ${after(composed)} ms after the request`,
+          );
+          assert.ok(
+            after(sent).every((ms) => ms >= QUIET_MS),
+            `${username}: sent ${after(sent)} ms after the request`,
+          );
           work[username] = composed
             .map(({ channel }) => channel)
             .sort()

@@ -79,7 +79,8 @@ describe("a sender's synchronous work does not show in the send's answer time (a
         }
         medians = { idle: median(times.idle), busy: median(times.busy), control: median(times.control) };
         // The last deliveries start after a random pause, in another process: ask until they are in.
-        const readStats = async () => JSON.parse((await browserClient(`http://127.0.0.1:${ports.busy}`).get('/stats')).text) as { deliveries: number; busyMs: number };
+        const readStats = async () =>
+          JSON.parse((await browserClient(`http://127.0.0.1:${ports.busy}`).get('/stats')).text) as { deliveries: number; busyMs: number };
         await sleep(DELIVERY_PAUSE_MS.max + BUSY_MS + 10);
         let stats = await readStats();
         for (const deadline = Date.now() + 5_000; stats.deliveries < sends && Date.now() < deadline; stats = await readStats()) await sleep(50);

@@ -173,17 +173,26 @@ async function makeStore(dist) {
  * (PostgreSQL `SELECT 1`, Redis `GET`) or `'write'` (PostgreSQL: an upsert of one row of the
  * request's own, in its own transaction; Redis: `INCR` of one key of its own). A store that
  * keeps codes and quotas in that database, in a round trip of its own beside the session's,
- * can at best match `'write'`.
+ * can at best match `'write'`. `'rows'` (PostgreSQL only) writes, in one statement and one
+ * round trip, as many rows as the store's call must: for a send, one row under the username
+ * and one per distinct quota counter of its plan (per-username, IP, destinations, number
+ * block); for a verify, the code's row and the username's failure row; each an upsert of one
+ * counter column. It keeps no decision in the database: what a design that keeps each of those
+ * as a row can reach at best.
  */
 async function probeStore(dist, probe) {
-  if (probe !== 'read' && probe !== 'write') throw new Error(`storeProbe must be 'read' or 'write', got ${String(probe)}`);
+  if (probe !== 'read' && probe !== 'write' && probe !== 'rows') throw new Error(`storeProbe must be 'read', 'write' or 'rows', got ${String(probe)}`);
   let roundTrip;
   if (storeKind === 'postgres') {
     const pool = await postgres();
     const table = `${config.pgSchema}.${config.tablePrefix}probe`;
     await pool.query(`CREATE TABLE IF NOT EXISTS ${table} (k text PRIMARY KEY, n integer NOT NULL)`);
     const upsert = `INSERT INTO ${table} (k, n) VALUES ($1, 1) ON CONFLICT (k) DO UPDATE SET n = ${table}.n + 1`;
-    roundTrip = (key) => (probe === 'read' ? pool.query('SELECT 1') : pool.query(upsert, [key]));
+    // Sorted keys: concurrent statements take the row locks in one order.
+    const upsertRows = `INSERT INTO ${table} (k, n) SELECT k, 1 FROM unnest($1::text[]) AS k ORDER BY k ON CONFLICT (k) DO UPDATE SET n = ${table}.n + 1`;
+    roundTrip = (key, rows) => (probe === 'read' ? pool.query('SELECT 1') : probe === 'rows' ? pool.query(upsertRows, [rows]) : pool.query(upsert, [key]));
+  } else if (probe === 'rows') {
+    throw new Error("storeProbe 'rows' needs store: postgres");
   } else if (storeKind === 'redis') {
     const client = await redis();
     roundTrip = (key) => (probe === 'read' ? client.get(`${prefix}probe:${key}`) : client.incr(`${prefix}probe:${key}`));
@@ -191,9 +200,17 @@ async function probeStore(dist, probe) {
     throw new Error('storeProbe needs store: postgres or redis');
   }
   const memory = dist.memoryStore(config.memoryStore ?? {});
+  /** @param {any} plan */
+  const sendRows = (plan) => [
+    ...new Set([
+      `${plan.user}:code`,
+      ...(plan.perUser ? [`${plan.user}:sends`] : []),
+      ...[...plan.request, ...plan.targets.flat()].map((counter) => counter.key),
+    ]),
+  ];
   return Object.assign(Object.create(memory), {
-    send: async (plan) => (await roundTrip(plan.user), memory.send(plan)),
-    verify: async (request) => (await roundTrip(request.user), memory.verify(request)),
+    send: async (plan) => (await roundTrip(plan.user, sendRows(plan)), memory.send(plan)),
+    verify: async (request) => (await roundTrip(request.user, [`${request.user}:code`, `${request.user}:failures`]), memory.verify(request)),
   });
 }
 

@@ -37,7 +37,8 @@ const script: Array<[string, Kind, number]> = [
 ];
 
 /** What an observer can compare: status, body text, header names, Retry-After. */
-const observable = (answer: Answer) => ({
+type Observable = { status: number; text: string; headerNames: string; retryAfter: string | undefined };
+const observable = (answer: Answer): Observable => ({
   status: answer.status,
   text: answer.text,
   headerNames: [...new Set(answer.headers.keys())]
@@ -46,6 +47,17 @@ const observable = (answer: Answer) => ({
     .join(','),
   retryAfter: answer.headers.get('retry-after') ?? undefined,
 });
+
+/**
+ * `unknown` with its Retry-After (header and body) taken as `known`'s when the two are one
+ * second apart: the unknown username's step runs a few milliseconds after the known one's, so
+ * a window's remaining seconds can round to either side of a second. Anything more differs.
+ */
+function alike(unknown: Observable, known: Observable): Observable {
+  const [a, b] = [Number(unknown.retryAfter), Number(known.retryAfter)];
+  if (!Number.isInteger(a) || !Number.isInteger(b) || Math.abs(a - b) !== 1) return unknown;
+  return { ...unknown, retryAfter: known.retryAfter, text: unknown.text.replaceAll(String(a), String(b)) };
+}
 
 for (const backend of backends) {
   describe(`known and unknown usernames answer alike (${backend.name} store)`, { concurrency: true }, () => {
@@ -82,9 +94,9 @@ for (const backend of backends) {
           rows.push({ step, known: observable(known), unknown: observable(unknown) });
         }
         const summary = rows.map((r) => `${r.known.status}${r.known.retryAfter ? `/${r.known.retryAfter}` : ''}`).join(' ');
-        const same = rows.filter((r) => JSON.stringify(r.known) === JSON.stringify(r.unknown)).length;
+        const same = rows.filter((r) => JSON.stringify(r.known) === JSON.stringify(alike(r.unknown, r.known))).length;
         console.log(`# ${framework}/${backend.name}: ${same}/${rows.length} steps identical (status, body, header names, Retry-After): ${summary}`);
-        for (const row of rows) assert.deepEqual(row.unknown, row.known, row.step);
+        for (const row of rows) assert.deepEqual(alike(row.unknown, row.known), row.known, row.step);
         // The script really reached each state (so "identical" is not identical errors).
         assert.deepEqual(
           rows.map((r) => r.known.status),

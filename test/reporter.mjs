@@ -23,7 +23,7 @@ export default async function* reporter(source) {
 
 function describeFailure(data, names) {
   const path = [...names.slice(0, data.nesting), data.name].join(' › ');
-  const where = data.file ? ` (${relative(process.cwd(), data.file)}:${data.line})` : '';
+  const where = data.file ? ` (${relative(process.cwd(), data.file)})` : '';
   const error = data.details?.error;
   const cause = error?.cause ?? error;
   const reason = String(cause?.message ?? cause ?? '')

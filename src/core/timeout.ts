@@ -1,7 +1,8 @@
 /**
  * `work`, or a rejection with `onTimeout()` once `ms` have passed, whichever comes first. The
  * timer never outlives the race, and a failure of `work` after the timeout is not an unhandled
- * rejection. (The one time limit of the package: its providers' SDKs take no `AbortSignal`.)
+ * rejection. The one time limit of the package, for provider calls and store round trips (the
+ * SDKs and drivers take no `AbortSignal`).
  */
 export function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
   work.catch(() => undefined);

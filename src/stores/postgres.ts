@@ -1,6 +1,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { safeEqual } from '../core/codes.js';
 import { OtpError } from '../core/errors.js';
+import { withTimeout } from '../core/timeout.js';
 import { checkTag } from './tag.js';
 import { booleanOption, checkOptions, optionError, wholeNumber } from '../core/validate.js';
 import {
@@ -151,30 +152,17 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
 
   /** Runs `sql` in one round trip within `deadline` (a `performance.now()` time); the value of column `r` of its last row. */
   async function exec(what: string, sql: string, deadline: number, guarded = true): Promise<{ value: string | null; rowCount: number }> {
-    let timer: NodeJS.Timeout | undefined;
-    let timedOut = false;
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(
-        () => {
-          timedOut = true;
-          reject(unavailable(what, `no answer within ${commandTimeoutMs} ms`));
-        },
-        Math.max(0, deadline - performance.now()),
-      );
-      timer.unref();
-    });
+    const noAnswer = () => unavailable(what, `no answer within ${commandTimeoutMs} ms`);
     const connecting = pool.connect();
     let client: PostgresClientLike;
     try {
-      client = await Promise.race([connecting, timeout]);
+      client = await withTimeout(connecting, deadline - performance.now(), noAnswer);
     } catch (error) {
       // A connection that arrives after the deadline goes straight back to the pool.
-      if (timedOut)
-        connecting.then(
-          (late) => late.release(),
-          () => {},
-        );
-      clearTimeout(timer);
+      connecting.then(
+        (late) => late.release(),
+        () => {},
+      );
       throw error instanceof OtpError ? error : unavailable(what, describe(error), error);
     }
     // While checked out, the pool no longer listens for the client's errors: without a listener
@@ -187,7 +175,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       // it applied nothing and corrected the estimate, so the round trip is tried once more.
       for (let attempt = 0; ; attempt += 1) {
         const leftMs = deadline - performance.now();
-        if (leftMs < 2) throw unavailable(what, `no answer within ${commandTimeoutMs} ms`);
+        if (leftMs < 2) throw noAnswer();
         // The server stops first, so its error (not our timer) is the usual answer, and then nothing was applied.
         const serverMs = Math.max(1, Math.floor(leftMs - Math.min(100, Math.max(5, leftMs / 10))));
         const statements = [
@@ -199,10 +187,13 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
         if (guarded && clock !== undefined) statements.push(clockSql(names, performance.now() + clock.offsetMs + serverMs));
         // The clock is read last, so a slow statement does not make the sample loose.
         statements.push(sql.replace(/[\s;]+$/, ''), clockSql(names));
+        // withTimeout keeps a late settling (after a destroy, already answered by then) from going unhandled.
         const querying = client.query(statements.join(';\n')) as Promise<unknown>;
-        querying.catch(() => {}); // settles after a destroy; already answered by then
         try {
-          const results = (await Promise.race([querying, timeout])) as Array<{ rows?: Array<{ r?: unknown; t?: unknown }>; rowCount?: number | null }>;
+          const results = (await withTimeout(querying, deadline - performance.now(), noAnswer)) as Array<{
+            rows?: Array<{ r?: unknown; t?: unknown }>;
+            rowCount?: number | null;
+          }>;
           sampleClock(results[results.length - 1]?.rows?.[0]?.t);
           const last = results[results.length - 2];
           const value = last?.rows?.[0]?.r;
@@ -210,7 +201,7 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
         } catch (error) {
           const serverClock =
             error instanceof Error && error.message.startsWith(deadlinePassed) ? Number(error.message.slice(deadlinePassed.length)) : undefined;
-          if (serverClock === undefined || timedOut) throw error;
+          if (serverClock === undefined) throw error;
           sampleClock(serverClock); // a lower bound like any other
           if (attempt > 0) throw error;
         }
@@ -220,7 +211,6 @@ export function postgresStore(options: PostgresStoreOptions): PostgresStore {
       if ((error as { severity?: unknown } | null)?.severity !== 'ERROR') destroy = error instanceof Error ? error : new Error(String(error));
       throw error instanceof OtpError ? error : unavailable(what, describe(error), error);
     } finally {
-      clearTimeout(timer);
       client.off('error', onClientError);
       client.release(destroy);
     }
@@ -353,19 +343,10 @@ export function postgresSchemaSql(options: { schema?: string | undefined; tableP
 }
 
 async function beforeDeadline<T>(what: string, promise: Promise<T>, deadline: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(unavailable(what, 'the tables are not ready in time')), Math.max(0, deadline - performance.now()));
-        timer.unref();
-      }),
-    ]);
+    return await withTimeout(promise, deadline - performance.now(), () => unavailable(what, 'the tables are not ready in time'));
   } catch (error) {
     throw error instanceof OtpError ? error : unavailable(what, describe(error), error);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -6,11 +6,11 @@
  * CI script, an app-store review note) must not get in once the window has closed.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import type { OtpOptions } from '../../src/index.js';
 import { Client } from '../helpers/client.js';
 import { frameworks, type TestApp } from '../helpers/apps.js';
-import { openStores, type StoreMatrix } from '../helpers/store-matrix.js';
+import { describeOnStores } from '../helpers/store-matrix.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -72,35 +72,23 @@ for (const [framework, makeApp] of frameworks.slice(0, 2)) {
   });
 }
 
-describe('a fixed code never verifies after testDestinationsExpireAt, also one sent just before it', () => {
-  let stores: StoreMatrix;
-  before(async () => {
-    stores = await openStores(['memory', 'redis', 'redis cluster', 'postgres']);
-  });
-  after(async () => {
-    await stores.close();
-  });
-
-  for (const [framework, makeApp] of frameworks.slice(0, 2)) {
-    for (const storeName of ['memory', 'redis', 'redis cluster', 'postgres'] as const) {
-      it(`on ${framework} with ${storeName}`, async () => {
-        const expiresAt = new Date(Date.now() + 3000); // room for the app, two sends and a verify on a loaded machine
-        const app = await withNodeEnv('production', () => makeApp({ otp: otp({ store: stores.make(storeName), testDestinationsExpireAt: expiresAt }) }));
-        try {
-          const early = new Client(app.url);
-          const late = new Client(app.url);
-          assert.equal((await early.post('/otp/send', { username: 'reviewer' })).status, 202);
-          assert.equal((await late.post('/otp/send', { username: 'reviewer' })).status, 202);
-          assert.equal(app.capture.outbox.length, 0, 'a test destination is sent nothing');
-          assert.equal((await early.post('/otp/verify', { username: 'reviewer', code: FIXED })).status, 200, 'before the expiry the fixed code works');
-          await sleep(Math.max(0, expiresAt.getTime() - Date.now()) + 150);
-          const after = await late.post('/otp/verify', { username: 'reviewer', code: FIXED });
-          assert.equal(after.status, 401, 'the fixed code issued before the expiry is refused after it');
-          assert.equal(after.body.error, 'invalid_code');
-        } finally {
-          await app.close();
-        }
-      });
+describeOnStores('a fixed code never verifies after testDestinationsExpireAt, also one sent just before it', ({ framework, makeApp, storeName, store }) => {
+  it(`on ${framework} with ${storeName}`, async () => {
+    const expiresAt = new Date(Date.now() + 3000); // room for the app, two sends and a verify on a loaded machine
+    const app = await withNodeEnv('production', () => makeApp({ otp: otp({ store: store(), testDestinationsExpireAt: expiresAt }) }));
+    try {
+      const early = new Client(app.url);
+      const late = new Client(app.url);
+      assert.equal((await early.post('/otp/send', { username: 'reviewer' })).status, 202);
+      assert.equal((await late.post('/otp/send', { username: 'reviewer' })).status, 202);
+      assert.equal(app.capture.outbox.length, 0, 'a test destination is sent nothing');
+      assert.equal((await early.post('/otp/verify', { username: 'reviewer', code: FIXED })).status, 200, 'before the expiry the fixed code works');
+      await sleep(Math.max(0, expiresAt.getTime() - Date.now()) + 150);
+      const after = await late.post('/otp/verify', { username: 'reviewer', code: FIXED });
+      assert.equal(after.status, 401, 'the fixed code issued before the expiry is refused after it');
+      assert.equal(after.body.error, 'invalid_code');
+    } finally {
+      await app.close();
     }
-  }
+  });
 });

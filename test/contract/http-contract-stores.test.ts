@@ -11,17 +11,15 @@
 import { randomBytes } from 'node:crypto';
 import { after, before, describe } from 'node:test';
 import pg from 'pg';
-import { createClient, type RedisClientType } from 'redis';
 import { redisStore } from '../../src/index.js';
 import type { OtpStore } from '../../src/store.js';
 import { postgresStore, type PostgresStore } from '../../src/postgres.js';
 import { expressApp, fastifyApp, fetchApp, honoApp, type AppFactory } from '../helpers/apps.js';
 import { describeHttpContract, describeNoCodeInResponses } from '../helpers/http-contract.js';
 import { assertPostgresReachable, testDatabaseUrl } from '../helpers/postgres-server.js';
-import { keysUnder } from '../helpers/redis-server.js';
+import { sharedRedis } from '../helpers/store-matrix.js';
 
 const runId = `${process.pid}_${randomBytes(3).toString('hex')}`;
-const redisUrl = 'redis://127.0.0.1:6379';
 
 /** The app of `makeApp` with `store()`, and a secret of the app's own. */
 const on =
@@ -65,29 +63,9 @@ describe('on PostgreSQL', () => {
 
 describe('on Redis', () => {
   const prefix = `otp-http:${runId}:`;
-  let client: RedisClientType;
+  const client = sharedRedis(prefix);
 
-  before(async () => {
-    client = createClient({
-      url: redisUrl,
-      socket: {
-        connectTimeout: 2000,
-        // Give up after about 2 s, so a missing Redis fails this suite at once instead of hanging it.
-        reconnectStrategy: (retries, cause) => (retries >= 10 ? new Error(`Redis is not reachable at ${redisUrl} (${cause.message}); .ci/run starts it`) : 200),
-      },
-    }) as RedisClientType;
-    client.on('error', () => {});
-    await client.connect();
-  });
-
-  after(async () => {
-    if (!client?.isOpen) return;
-    const left = await keysUnder(client, prefix);
-    if (left.length > 0) await client.del(left);
-    await client.close();
-  });
-
-  describeContractOn('redisStore', () => redisStore({ client, prefix }));
+  describeContractOn('redisStore', () => redisStore({ client: client(), prefix }));
 });
 
 describeNoCodeInResponses();

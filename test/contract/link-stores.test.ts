@@ -6,14 +6,13 @@
 import { randomBytes } from 'node:crypto';
 import { after, before, describe } from 'node:test';
 import pg from 'pg';
-import { createClient, type RedisClientType } from 'redis';
 import { redisStore } from '../../src/index.js';
 import type { OtpStore } from '../../src/store.js';
 import { postgresStore, type PostgresStore } from '../../src/postgres.js';
 import { expressApp, fetchApp, type AppFactory } from '../helpers/apps.js';
 import { describeLinkContract } from '../helpers/link-contract.js';
 import { assertPostgresReachable, testDatabaseUrl } from '../helpers/postgres-server.js';
-import { keysUnder } from '../helpers/redis-server.js';
+import { sharedRedis } from '../helpers/store-matrix.js';
 
 const runId = `${process.pid}_${randomBytes(3).toString('hex')}`;
 
@@ -61,30 +60,14 @@ describe('on PostgreSQL', () => {
 
 describe('on Redis', () => {
   const prefix = `otp-link:${runId}:`;
-  let client: RedisClientType;
-
-  before(async () => {
-    client = createClient({
-      url: 'redis://127.0.0.1:6379',
-      socket: { connectTimeout: 2000, reconnectStrategy: (retries) => (retries >= 10 ? new Error('Redis is not reachable') : 200) },
-    }) as RedisClientType;
-    client.on('error', () => {});
-    await client.connect();
-  });
-
-  after(async () => {
-    if (!client?.isOpen) return;
-    const left = await keysUnder(client, prefix);
-    if (left.length > 0) await client.del(left);
-    await client.close();
-  });
+  const client = sharedRedis(prefix);
 
   describeLinkContract(
     'express with redisStore',
-    on(expressApp, () => redisStore({ client, prefix })),
+    on(expressApp, () => redisStore({ client: client(), prefix })),
   );
   describeLinkContract(
     'fetch with redisStore',
-    on(fetchApp, () => redisStore({ client, prefix })),
+    on(fetchApp, () => redisStore({ client: client(), prefix })),
   );
 });

@@ -3,6 +3,7 @@
  * sockets: `fetch` by default, or node:http with a keep-alive agent (`keepAlive` or `agent`),
  * fast enough for thousands of requests. Every reply carries how long it took.
  */
+import assert from 'node:assert/strict';
 import { Agent, request as httpRequest } from 'node:http';
 import { after } from 'node:test';
 
@@ -80,6 +81,13 @@ export class Client {
   /** The session cookie's value (express-session's signed id, or koa-session's id or data). */
   get sessionId(): string | undefined {
     return [...this.jar].find(([name]) => !name.endsWith('.sig'))?.[1];
+  }
+
+  /** A new client of `baseUrl` (default options) that presents a copy of this client's cookies. */
+  at(baseUrl: string): Client {
+    const client = new Client(baseUrl);
+    client.cookie = this.cookie;
+    return client;
   }
 
   /** Stores one `name=value` pair; an empty value (a cookie being cleared) drops the name. */
@@ -179,6 +187,13 @@ export class Client {
   verify(username: string, code: string, headers?: Record<string, string>) {
     return this.post('/otp/verify', { username, code }, { headers });
   }
+}
+
+/** express-session's id inside the client's signed cookie (`sid=s%3A<id>.<signature>`). */
+export function expressSessionId(client: Client): string {
+  const value = decodeURIComponent(client.sessionId ?? '');
+  assert.match(value, /^s:.+\..+$/, `a signed session cookie, got ${value}`);
+  return value.slice(2, value.lastIndexOf('.'));
 }
 
 /** A browser-like client: a keep-alive connection of its own (4 sockets), headers it always sends, a 5 s timeout. */

@@ -5,14 +5,17 @@
  * hands out a store on keys no other test uses, and `close()` removes what the file left.
  * `storeBackends()` is the lenient variant the abuse and pipeline suites repeat their tests
  * over: memory, Redis and a private Cluster, each left out with a note when it cannot start.
+ * `describeOnStores()` repeats a suite's tests on Express and Koa over the four stores of
+ * `openStores()`; `sharedRedis()` is one client of the shared Redis for a suite.
  */
 import { randomBytes } from 'node:crypto';
-import { after } from 'node:test';
+import { after, before, describe } from 'node:test';
 import pg from 'pg';
 import { createClient, type RedisClientType, type RedisClusterType } from 'redis';
 import { memoryStore, redisStore } from '../../src/index.js';
 import type { OtpStore } from '../../src/store.js';
 import { postgresStore, type PostgresStore } from '../../src/postgres.js';
+import { frameworks, type AppFactory } from './apps.js';
 import { assertPostgresReachable, testDatabaseUrl } from './postgres-server.js';
 import { startCluster, type TestCluster } from './redis-cluster.js';
 import { keysUnder, reconnectStrategy } from './redis-server.js';
@@ -88,6 +91,66 @@ export async function openStores(names: StoreName[] = ['memory', 'redis', 'postg
       }
       await cluster?.stop();
     },
+  };
+}
+
+const allStores: StoreName[] = ['memory', 'redis', 'redis cluster', 'postgres'];
+
+/** One framework on one kind of store; `store()` is a fresh store of that kind (fresh keys). */
+export interface StoreCase {
+  framework: string;
+  makeApp: AppFactory;
+  storeName: StoreName;
+  store(): OtpStore;
+}
+
+/**
+ * The suite `title`: opens every store in `before` (closes them in `after`) and calls `body`
+ * for Express and Koa on each of memory, Redis, Redis Cluster and PostgreSQL, to define its tests.
+ */
+export function describeOnStores(title: string, body: (on: StoreCase) => void): void {
+  describe(title, () => {
+    let stores: StoreMatrix;
+    before(async () => {
+      stores = await openStores(allStores);
+    });
+    after(async () => {
+      await stores.close();
+    });
+
+    for (const [framework, makeApp] of frameworks.slice(0, 2)) {
+      for (const storeName of allStores) body({ framework, makeApp, storeName, store: () => stores.make(storeName) });
+    }
+  });
+}
+
+/**
+ * A client of the shared Redis for the enclosing suite: connected in `before`; in `after`, the
+ * keys under `prefix` are deleted and it is closed. A missing Redis fails the suite within about 2 s.
+ */
+export function sharedRedis(prefix: string): () => RedisClientType {
+  const url = 'redis://127.0.0.1:6379';
+  let client: RedisClientType | undefined;
+  before(async () => {
+    client = createClient({
+      url,
+      socket: {
+        connectTimeout: 2000,
+        reconnectStrategy: (retries, cause) => (retries >= 10 ? new Error(`Redis is not reachable at ${url} (${cause.message}); .ci/run starts it`) : 200),
+      },
+    }) as RedisClientType;
+    client.on('error', () => {});
+    await client.connect();
+  });
+  after(async () => {
+    if (!client?.isOpen) return;
+    const left = await keysUnder(client, prefix);
+    if (left.length > 0) await client.del(left);
+    await client.close();
+  });
+  return () => {
+    if (client === undefined) throw new Error("sharedRedis(): the client connects in the suite's before hook; ask for it in a test");
+    return client;
   };
 }
 

@@ -48,7 +48,7 @@ describe('on PostgreSQL', () => {
     await assertPostgresReachable();
     pool = new pg.Pool({ connectionString: testDatabaseUrl, max: 5, idleTimeoutMillis: 1000 });
     pool.on('error', () => {}); // see README: a Pool without an 'error' listener crashes on a database restart
-    store = postgresStore({ pool, schema, sweepIntervalMs: 0 });
+    store = postgresStore({ pool, schema, sweepIntervalMs: 0, commandTimeoutMs: 5000 }); // not a timeout test: parallel requests queue for the pool
     await store.ready();
   });
 
@@ -65,7 +65,7 @@ describe('on Redis', () => {
   const prefix = `otp-http:${runId}:`;
   const client = sharedRedis(prefix);
 
-  describeContractOn('redisStore', () => redisStore({ client: client(), prefix }));
+  describeContractOn('redisStore', () => redisStore({ client: client(), prefix, commandTimeoutMs: 5000 }));
 });
 
 describeNoCodeInResponses();

@@ -31,9 +31,9 @@ describe('on PostgreSQL', () => {
     await assertPostgresReachable();
     pool = new pg.Pool({ connectionString: testDatabaseUrl, max: 5, idleTimeoutMillis: 1000 });
     pool.on('error', () => {});
-    store = postgresStore({ pool, schema, sweepIntervalMs: 0 });
+    store = postgresStore({ pool, schema, sweepIntervalMs: 0, commandTimeoutMs: 5000 }); // not a timeout test: parallel requests queue for the pool
     await store.ready();
-    unloggedStore = postgresStore({ pool, schema, tablePrefix: 'unlogged_', sweepIntervalMs: 0, unlogged: true });
+    unloggedStore = postgresStore({ pool, schema, tablePrefix: 'unlogged_', sweepIntervalMs: 0, unlogged: true, commandTimeoutMs: 5000 });
     await unloggedStore.ready();
   });
 
@@ -64,10 +64,10 @@ describe('on Redis', () => {
 
   describeLinkContract(
     'express with redisStore',
-    on(expressApp, () => redisStore({ client: client(), prefix })),
+    on(expressApp, () => redisStore({ client: client(), prefix, commandTimeoutMs: 5000 })),
   );
   describeLinkContract(
     'fetch with redisStore',
-    on(fetchApp, () => redisStore({ client: client(), prefix })),
+    on(fetchApp, () => redisStore({ client: client(), prefix, commandTimeoutMs: 5000 })),
   );
 });

@@ -29,6 +29,12 @@ export interface StoreMatrix {
   close(): Promise<void>;
 }
 
+/**
+ * The stores' call time limit in these suites: they are not about timeouts, and on a loaded
+ * machine a PostgreSQL store's first call (which creates its tables) must not turn into a 503.
+ */
+const commandTimeoutMs = 5000;
+
 /** Connects the stores named (default: memory, Redis and PostgreSQL). */
 export async function openStores(names: StoreName[] = ['memory', 'redis', 'postgres']): Promise<StoreMatrix> {
   const runId = `${process.pid}_${randomBytes(3).toString('hex')}`;
@@ -64,13 +70,13 @@ export async function openStores(names: StoreName[] = ['memory', 'redis', 'postg
         case 'memory':
           return memoryStore();
         case 'redis':
-          return redisStore({ client: redis as RedisClientType, prefix: `${prefix}${serial}:` });
+          return redisStore({ client: redis as RedisClientType, prefix: `${prefix}${serial}:`, commandTimeoutMs });
         case 'redis cluster':
-          return redisStore({ client: clusterClient as RedisClusterType, prefix: `${prefix}${serial}:` } as Parameters<typeof redisStore>[0]);
+          return redisStore({ client: clusterClient as RedisClusterType, prefix: `${prefix}${serial}:`, commandTimeoutMs } as Parameters<typeof redisStore>[0]);
         case 'postgres': {
           const schema = `otp_sec_${runId}_${serial}`;
           schemas.push(schema);
-          const store = postgresStore({ pool: pool as pg.Pool, schema, sweepIntervalMs: 0 });
+          const store = postgresStore({ pool: pool as pg.Pool, schema, sweepIntervalMs: 0, commandTimeoutMs });
           postgresStores.push(store);
           return store;
         }

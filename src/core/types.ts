@@ -117,3 +117,20 @@ export interface OtpSessionFlag {
   verifiedAt: number;
   method: VerifyMethod;
 }
+
+/** What an adapter knows about the request behind a send or a verify. */
+export interface RequestContext {
+  /** Keyed hash of the session's binding nonce, or null when there is none. */
+  binding: string | null;
+  /**
+   * An HTTP request: only the session's own code can be verified (a session that holds no code
+   * spends nothing, and never reaches an unbound `generateOtp()` code).
+   */
+  sessionOnly?: boolean;
+  ip?: string;
+  /** False when the runtime gave no client address: the per-IP send quota does not apply (default true). */
+  countIp?: boolean;
+  acceptLanguage?: string;
+  /** The framework's request, handed to `resolveUser`. */
+  req?: unknown;
+}

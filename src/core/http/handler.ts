@@ -13,7 +13,8 @@
 import { BodyError, isJsonContentType } from './body.js';
 import { createLinkRoutes, isFormContentType, SESSION_LINK_USER } from '../link/route.js';
 import { anchorOf, configError, OtpError, withDocsLink } from '../errors.js';
-import type { OtpService, RequestContext } from '../service.js';
+import type { OtpService } from '../service.js';
+import type { RequestContext } from '../types.js';
 import type { ChannelChoice, OtpSessionFlag, VerifyMethod } from '../types.js';
 
 /** The two session values blockid-otp keeps; adapters map them onto their session object. */

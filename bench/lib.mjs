@@ -64,6 +64,9 @@ export function extractTree(ref, paths, name) {
  * The entries the bench imports, built as the package's ESM build is (tsup, target node20):
  * the main entry and the `blockid-otp/metrics` and `blockid-otp/postgres` subpaths, side by
  * side in `distDir` (`index.js`, `metrics.js`, `postgres.js`).
+ *
+ * @param {string} srcRoot
+ * @param {string} distDir
  */
 function tsup(srcRoot, distDir) {
   const entries = ['index', 'metrics', 'postgres'].map((name) => path.join(srcRoot, 'src', `${name}.ts`));
@@ -76,7 +79,12 @@ function tsup(srcRoot, distDir) {
   }
 }
 
-/** A built subpath entry next to the main one: `entry(dist, 'metrics')` is blockid-otp/metrics. */
+/**
+ * A built subpath entry next to the main one: `entry(dist, 'metrics')` is blockid-otp/metrics.
+ *
+ * @param {string} dist
+ * @param {string} name
+ */
 export const entry = (dist, name) => path.join(path.dirname(dist), `${name}.js`);
 
 export function machine() {
@@ -110,12 +118,12 @@ export function startServer(config, { execArgv = [], script = path.join(BENCH_DI
   // stdio 'pipe': the child has a stderr stream.
   const stderr = /** @type {import('node:stream').Readable} */ (child.stderr);
   stderr.setEncoding('utf8');
-  stderr.on('data', (text) => {
+  stderr.on('data', (/** @type {string} */ text) => {
     const lines = text.split('\n').filter((line) => line.trim() !== '' && !QUIET.test(line));
     if (lines.length > 0) process.stderr.write(`[${config.name ?? config.kind}] ${lines.join('\n')}\n`);
   });
   return new Promise((resolve, reject) => {
-    const onExit = (code) => reject(new Error(`server ${config.kind} exited early (${code})`));
+    const onExit = (/** @type {number | null} */ code) => reject(new Error(`server ${config.kind} exited early (${code})`));
     child.once('exit', onExit);
     child.once('message', (message) => {
       child.off('exit', onExit);
@@ -179,9 +187,18 @@ export function request(url, { method = 'GET', headers = {}, json } = {}) {
   });
 }
 
-/** Runs `count` tasks with at most `concurrency` in flight. */
+/**
+ * Runs `count` tasks with at most `concurrency` in flight.
+ *
+ * @template T
+ * @param {number} count
+ * @param {number} concurrency
+ * @param {(index: number) => Promise<T>} task
+ * @returns {Promise<T[]>} the tasks' results, by index
+ */
 export async function pool(count, concurrency, task) {
   let next = 0;
+  /** @type {T[]} */
   const results = new Array(count);
   const worker = async () => {
     while (next < count) {
@@ -195,7 +212,11 @@ export async function pool(count, concurrency, task) {
 
 const TICK_US = 10_000; // /proc times are in clock ticks of 1/100 s (getconf CLK_TCK)
 
-/** CPU time (user + system, all threads) of a process so far, in µs; 0 once it is gone. */
+/**
+ * CPU time (user + system, all threads) of a process so far, in µs; 0 once it is gone.
+ *
+ * @param {number} pid
+ */
 export function processCpuUs(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -242,7 +263,7 @@ export function redisServerPid() {
  * (`otherCores`: other engineers' jobs make figures noisy; redis counts as ours when `withRedis`,
  * and so do `extraPids`, e.g. the PostgreSQL backends serving the bench's own connections).
  *
- * @param {Record<string, any>} options autocannon's options (connections 10 unless given)
+ * @param {import('autocannon').Options} options autocannon's options (connections 10 unless given)
  * @param {{ serverPid?: number, withRedis?: boolean, extraPids?: number[] }} [context]
  */
 export async function cannon(options, { serverPid, withRedis = false, extraPids = [] } = {}) {
@@ -286,7 +307,11 @@ export function median(values) {
   return sorted.length % 2 === 1 ? at(middle) : (at(middle - 1) + at(middle)) / 2;
 }
 
-/** Deletes every Redis key under `prefix` (SCAN + UNLINK); returns how many. */
+/**
+ * Deletes every Redis key under `prefix` (SCAN + UNLINK); returns how many.
+ *
+ * @param {string} prefix
+ */
 export async function cleanRedis(prefix) {
   const { createClient } = await import('redis');
   const client = createClient({ url: 'redis://127.0.0.1:6379' });
@@ -302,6 +327,7 @@ export async function cleanRedis(prefix) {
   return removed;
 }
 
+/** @param {number} ms @returns {Promise<void>} */
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The PostgreSQL server of this machine (database `test`, trust auth). */
@@ -309,7 +335,11 @@ export const PG = { host: '127.0.0.1', port: 5432, database: 'test', user: 'post
 /** `application_name` of every connection the bench opens, so its backends can be told from other engineers'. */
 export const PG_APP = 'blockid-bench';
 
-/** A small `pg` Pool on the bench's database (the caller ends it). */
+/**
+ * A small `pg` Pool on the bench's database (the caller ends it).
+ *
+ * @param {import('pg').PoolConfig} [options]
+ */
 export async function pgPool(options = {}) {
   const { default: pg } = await import('pg');
   const pool = new pg.Pool({ ...PG, application_name: PG_APP, max: 4, ...options });
@@ -321,16 +351,19 @@ export async function pgPool(options = {}) {
  * The PostgreSQL processes whose CPU counts as the bench's own: the backends of connections
  * named `PG_APP`, and the server's background processes (WAL writer, checkpointer,
  * autovacuum...), which work mostly for the bench's writes while it runs.
+ *
+ * @param {import('pg').Pool} pool
  */
 export async function postgresPids(pool) {
   const { rows } = await pool.query(
     "SELECT pid FROM pg_stat_activity WHERE (application_name = $1 OR backend_type <> 'client backend') AND pid <> pg_backend_pid()",
     [PG_APP],
   );
-  return rows.map((row) => Number(row.pid));
+  return rows.map((/** @type {{ pid: number }} */ row) => Number(row.pid));
 }
 
 /** @typedef {{ url: string, child: import('node:child_process').ChildProcess, stop: () => Promise<void> }} BenchServer */
+/** @typedef {Awaited<ReturnType<typeof cannon>>} CannonResult what `cannon` returns */
 
 const RESULTS = path.join(BENCH_DIR, 'RESULTS.md');
 

@@ -5,22 +5,32 @@
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 
+/**
+ * @typedef {import('../src/store.js').OtpStore} OtpStore
+ * @typedef {{ bytes: number, perCode: number }} HeapGrowth
+ * @typedef {{ label: string, afterSends: number, afterWait: number, waitedMs: number }} Sweep
+ */
+
 if (typeof globalThis.gc !== 'function') throw new Error('run with --expose-gc');
-const dist = await import(pathToFileURL(process.argv[2]).href);
+const gc = globalThis.gc;
+const distPath = process.argv[2];
+if (distPath === undefined) throw new Error('usage: node --expose-gc bench/memory.mjs <dist/index.js>');
+/** @type {typeof import('../src/index.js')} the package's main entry, built from src/ */
+const dist = await import(pathToFileURL(distPath).href);
 const COUNT = Number(process.env.BENCH_MEMORY_COUNT ?? 100_000);
 const SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const noop = { async send() {} };
 
 async function heap() {
   await sleep(0);
-  globalThis.gc();
-  globalThis.gc();
+  gc();
+  gc();
   return process.memoryUsage().heapUsed;
 }
 
 /** Strings of the sizes the core hands the store: 27-char keys (username, session binding), a 43-char code hash. */
-const token = (length) =>
+const token = (/** @type {number} */ length) =>
   randomBytes(Math.ceil((length * 3) / 4))
     .toString('base64url')
     .slice(0, length);
@@ -29,6 +39,9 @@ const token = (length) =>
  * The store alone: `COUNT` admitted send plans as an HTTP send from a new session makes them
  * (a new username, its session's slot, a resend cooldown), with no quota counters, so what
  * stays is one code record and one cooldown marker per send.
+ *
+ * @param {OtpStore} store
+ * @param {{ ttlMs: number, cooldownMs: number }} lifetimes
  */
 async function sendPlans(store, { ttlMs, cooldownMs }) {
   for (let i = 0; i < COUNT; i++) {
@@ -46,6 +59,7 @@ async function sendPlans(store, { ttlMs, cooldownMs }) {
   }
 }
 
+/** @param {{ ttlSeconds: number, resendCooldownSeconds: number, windowSeconds: number, store: OtpStore }} options */
 function plugin({ ttlSeconds, resendCooldownSeconds, windowSeconds, store }) {
   const quota = { points: 1_000_000, windowSeconds };
   return dist.blockidOtp({
@@ -69,6 +83,10 @@ function plugin({ ttlSeconds, resendCooldownSeconds, windowSeconds, store }) {
   });
 }
 
+/**
+ * @param {import('../src/index.js').BlockidOtpMiddleware} otp
+ * @param {string} tag
+ */
 async function sendMany(otp, tag) {
   const batch = 1000;
   for (let start = 0; start < COUNT; start += batch) {
@@ -80,6 +98,7 @@ async function sendMany(otp, tag) {
   }
 }
 
+/** @type {{ count: number, storeOnly?: HeapGrowth, service?: HeapGrowth, sweeps: Sweep[] }} */
 const report = { count: COUNT, sweeps: [] };
 
 // 1. Bytes per pending code: the store alone, then a full send through the plugin.
@@ -89,7 +108,7 @@ const report = { count: COUNT, sweeps: [] };
   await sendPlans(store, { ttlMs: 300_000, cooldownMs: 30_000 });
   const after = await heap();
   report.storeOnly = { bytes: after - before, perCode: (after - before) / COUNT };
-  await store.close();
+  await store.close?.();
 }
 {
   const store = dist.memoryStore();
@@ -98,15 +117,17 @@ const report = { count: COUNT, sweeps: [] };
   await sendMany(otp, 'full');
   const after = await heap();
   report.service = { bytes: after - before, perCode: (after - before) / COUNT };
-  await store.close();
+  await store.close?.();
 }
 await heap();
 
 // 2. Expired codes are swept: ttl 1 s, sweep every 500 ms; and the control without a sweep in time.
-for (const [label, sweepIntervalMs] of [
+/** @type {Array<[string, number]>} */
+const sweepCases = [
   ['store only, `memoryStore({ sweepIntervalMs: 500 })`', 500],
   ['store only, `memoryStore({ sweepIntervalMs: 3_600_000 })` (control: no sweep in time)', 3_600_000],
-]) {
+];
+for (const [label, sweepIntervalMs] of sweepCases) {
   const store = dist.memoryStore({ sweepIntervalMs });
   const before = await heap();
   await sendPlans(store, { ttlMs: 1000, cooldownMs: 1000 });
@@ -115,7 +136,7 @@ for (const [label, sweepIntervalMs] of [
   await sleep(waitedMs);
   const afterWait = await heap();
   report.sweeps.push({ label, afterSends: afterSends - before, afterWait: afterWait - before, waitedMs });
-  await store.close();
+  await store.close?.();
 }
 {
   const store = dist.memoryStore({ sweepIntervalMs: 500 });
@@ -133,7 +154,7 @@ for (const [label, sweepIntervalMs] of [
     afterWait: afterWait - before,
     waitedMs,
   });
-  await store.close();
+  await store.close?.();
 }
 
 console.log(JSON.stringify(report));

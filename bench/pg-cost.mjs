@@ -30,22 +30,55 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT, buildDist, median, pgPool, pool as inParallel, processCpuUs } from './lib.mjs';
 
-const option = (name, fallback) =>
-  process.argv
-    .slice(2)
-    .find((arg) => arg.startsWith(`--${name}=`))
-    ?.slice(name.length + 3) ?? fallback;
+/**
+ * @typedef {import('../src/postgres.js').PostgresStore} PostgresStore
+ * @typedef {import('../src/store.js').Counter} Counter
+ * @typedef {import('../src/store.js').SendPlan} SendPlan
+ * @typedef {{ ins: number, upd: number, hot: number, del: number }} RowVersions of one table, from pg_stat_user_tables
+ * @typedef {{ name: string, options: Partial<import('../src/postgres.js').PostgresStoreOptions>, dist: string, label: string }} Build
+ *   `options`: parsed from --otp / --b-otp, checked by postgresStore() itself
+ * @typedef {Build & { schema: string, store: PostgresStore, wal: number[], rows: Array<Record<string, RowVersions>>, pg: number[], node: number[], rate: number[] }} Run
+ *   a build's store on a schema of its own, and its figures per round
+ */
+
+/**
+ * @overload
+ * @param {string} name
+ * @returns {string | undefined}
+ */
+/**
+ * @overload
+ * @param {string} name
+ * @param {string} fallback
+ * @returns {string}
+ */
+/**
+ * `--name=value`, else `fallback`.
+ *
+ * @param {string} name
+ * @param {string} [fallback]
+ */
+function option(name, fallback) {
+  return (
+    process.argv
+      .slice(2)
+      .find((arg) => arg.startsWith(`--${name}=`))
+      ?.slice(name.length + 3) ?? fallback
+  );
+}
 const op = option('op', 'verify');
 const rounds = Number(option('rounds', '8'));
 const calls = Number(option('calls', '1500'));
-if (!['verify', 'send', 'send-hot'].includes(op)) {
+if (op !== 'verify' && op !== 'send' && op !== 'send-hot') {
   console.error('usage: node bench/pg-cost.mjs [--op=verify|send|send-hot] [--rev=REV | --src=DIR] [--rounds=N] [--calls=N]');
   process.exit(2);
 }
 
 const aOptions = JSON.parse(option('otp', '{}'));
 const bOptions = option('b-otp');
-const builds = [{ name: 'worktree', options: aOptions, ...buildDist({ worktree: true }) }];
+/** @type {Build} */
+const worktree = { name: 'worktree', options: aOptions, ...buildDist({ worktree: true }) };
+const builds = [worktree];
 const rev = option('rev');
 let src = option('src');
 if (rev !== undefined) {
@@ -56,13 +89,13 @@ if (rev !== undefined) {
 }
 // The working tree's build goes first: buildDist reuses one folder for every experiment.
 if (src !== undefined) builds.push({ name: rev ?? src, options: JSON.parse(bOptions ?? '{}'), ...buildDist({ srcRoot: src }) });
-else if (bOptions !== undefined) builds.push({ ...builds[0], name: `worktree ${bOptions}`, options: JSON.parse(bOptions) });
+else if (bOptions !== undefined) builds.push({ ...worktree, name: `worktree ${bOptions}`, options: JSON.parse(bOptions) });
 for (const build of builds) if (Object.keys(build.options).length > 0 && !build.name.includes('{')) build.name += ` ${JSON.stringify(build.options)}`;
-for (const build of builds) build.postgresStore = (await import(pathToFileURL(path.join(path.dirname(build.dist), 'postgres.js')).href)).postgresStore;
 
 const CONNECTIONS = 10;
 const pool = await pgPool({ max: CONNECTIONS, idleTimeoutMillis: 0 });
 const clients = await Promise.all(Array.from({ length: CONNECTIONS }, () => pool.connect()));
+/** @type {number[]} */
 const pids = await Promise.all(clients.map(async (client) => (await client.query('SELECT pg_backend_pid() AS p')).rows[0].p));
 for (const client of clients) client.release();
 const backendCpuUs = () => pids.reduce((sum, pid) => sum + processCpuUs(pid), 0);
@@ -79,7 +112,12 @@ async function flushStats() {
     for (const client of held) client.release();
   }
 }
-/** Row versions written so far in `schema`, per table, and the server's WAL position. */
+/**
+ * Row versions written so far in `schema`, per table, and the server's WAL position.
+ *
+ * @param {string} schema
+ * @returns {Promise<{ tables: Record<string, RowVersions>, lsn: string }>}
+ */
 async function writes(schema) {
   await flushStats();
   await pool.query('SELECT pg_stat_clear_snapshot()');
@@ -89,14 +127,21 @@ async function writes(schema) {
     [schema],
   );
   const lsn = (await pool.query('SELECT pg_current_wal_lsn() AS l')).rows[0].l;
-  return { tables: Object.fromEntries(rows.map((row) => [row.relname.replace(/^blockid_otp_/, ''), row])), lsn };
+  return {
+    tables: Object.fromEntries(rows.map((/** @type {RowVersions & { relname: string }} */ row) => [row.relname.replace(/^blockid_otp_/, ''), row])),
+    lsn,
+  };
 }
+/** @param {string} from @param {string} to WAL positions */
 const walBytes = async (from, to) => Number((await pool.query('SELECT pg_wal_lsn_diff($1, $2)::float8 AS d', [to, from])).rows[0].d);
 
+/** @param {string} limit @param {string} key @returns {Counter} */
 const window = (limit, key) => ({ limit, key, points: 1_000_000, windowMs: 3_600_000, mode: 'take' });
+/** @type {import('../src/store.js').LockPolicy} */
 const policy = { maxAttempts: 1_000_000, failedVerifications: 0, lockMs: 900_000, maxConsecutiveFailures: 1_000_000, failureMemoryMs: 86_400_000 };
 const USERS = 4000;
 let sent = 0;
+/** @param {boolean} hot @returns {SendPlan} */
 const plan = (hot) => {
   const i = sent++;
   return {
@@ -115,23 +160,37 @@ const plan = (hot) => {
 };
 
 const schemas = [];
+/** @type {Run[]} */
+const runs = [];
 try {
   for (const build of builds) {
     const schema = `blockid_pg_cost_${process.pid}_${builds.indexOf(build)}`;
     schemas.push(schema);
     await pool.query(`CREATE SCHEMA ${schema}`);
-    build.schema = schema;
-    build.store = build.postgresStore({ pool, schema, sweepIntervalMs: 0, ...build.options });
-    await build.store.ready();
+    /** @type {typeof import('../src/postgres.js')} the build's own blockid-otp/postgres */
+    const { postgresStore } = await import(pathToFileURL(path.join(path.dirname(build.dist), 'postgres.js')).href);
+    const run = {
+      ...build,
+      schema,
+      store: postgresStore({ pool, schema, sweepIntervalMs: 0, ...build.options }),
+      wal: [],
+      rows: [],
+      pg: [],
+      node: [],
+      rate: [],
+    };
+    runs.push(run);
+    await run.store.ready();
     // Users with a pending code, for the verifies (the sends' own rows come from `plan` as well).
     if (op === 'verify') {
       await inParallel(USERS, CONNECTIONS, async (i) => {
-        const decision = await build.store.send({ ...plan(false), user: `v${i}`, slot: `s${i}` });
+        const decision = await run.store.send({ ...plan(false), user: `v${i}`, slot: `s${i}` });
         if (!decision.ok) throw new Error('set-up send refused');
       });
     }
   }
-  const call = {
+  /** @type {Record<typeof op, (store: PostgresStore, i: number) => Promise<void>>} */
+  const callsByOp = {
     verify: async (store, i) => {
       const u = i % USERS;
       const outcome = await store.verify({ user: `v${u}`, slots: [`s${u}`], hash: 'wrong', policy });
@@ -143,11 +202,12 @@ try {
     'send-hot': async (store) => {
       if (!(await store.send(plan(true))).ok) throw new Error('send refused');
     },
-  }[op];
+  };
+  const call = callsByOp[op];
 
   console.log(`${op}: ${builds.map((b) => b.label).join(' vs ')}; ${rounds} rounds of ${calls} calls on 10 connections`);
   for (let round = 0; round < rounds; round++) {
-    for (const build of round % 2 === 0 ? builds : [...builds].reverse()) {
+    for (const build of round % 2 === 0 ? runs : [...runs].reverse()) {
       const before = await writes(build.schema);
       const backend = backendCpuUs();
       const cpu = process.cpuUsage();
@@ -157,24 +217,28 @@ try {
       const node = process.cpuUsage(cpu);
       const backendUs = backendCpuUs() - backend;
       const after = await writes(build.schema);
-      (build.wal ??= []).push((await walBytes(before.lsn, after.lsn)) / calls);
+      build.wal.push((await walBytes(before.lsn, after.lsn)) / calls);
+      /** @type {Record<string, RowVersions>} */
       const rows = {};
       for (const [table, now] of Object.entries(after.tables)) {
         const was = before.tables[table] ?? { ins: 0, upd: 0, hot: 0, del: 0 };
-        rows[table] = Object.fromEntries(['ins', 'upd', 'hot', 'del'].map((k) => [k, (now[k] - was[k]) / calls]));
+        /** @type {Array<keyof RowVersions>} */
+        const kinds = ['ins', 'upd', 'hot', 'del'];
+        rows[table] = /** @type {RowVersions} */ (Object.fromEntries(kinds.map((k) => [k, (now[k] - was[k]) / calls])));
       }
-      (build.rows ??= []).push(rows);
-      (build.pg ??= []).push(backendUs / calls);
-      (build.node ??= []).push((node.user + node.system) / calls);
-      (build.rate ??= []).push((calls / ms) * 1000);
+      build.rows.push(rows);
+      build.pg.push(backendUs / calls);
+      build.node.push((node.user + node.system) / calls);
+      build.rate.push((calls / ms) * 1000);
     }
   }
-  for (const build of builds) {
+  for (const build of runs) {
     console.log(
       `${build.name}: PostgreSQL ${median(build.pg).toFixed(0)} µs, Node ${median(build.node).toFixed(0)} µs per call, ${median(build.rate).toFixed(0)} calls/s` +
         ` (medians; PostgreSQL per round ${build.pg.map((x) => x.toFixed(0)).join(' ')})`,
     );
     const last = build.rows[build.rows.length - 1];
+    if (last === undefined) throw new Error('no round was measured (--rounds must be at least 1)');
     const versions = Object.values(last).reduce((sum, t) => sum + t.ins + t.upd + t.del, 0);
     const hot = Object.values(last).reduce((sum, t) => sum + t.hot, 0);
     const perTable = Object.entries(last)
@@ -200,7 +264,7 @@ try {
     );
   }
 } finally {
-  for (const build of builds) await build.store?.close();
+  for (const run of runs) await run.store.close();
   for (const schema of schemas) await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   await pool.end();
 }

@@ -243,7 +243,7 @@ async function benchStore(dist, store, withPeer) {
     for (let round = 0; round < ROUNDS; round++) {
       /** @type {Record<string, any>} */
       const result = {};
-      if (guarded && open) {
+      if (guarded && open && guardedCookie !== undefined && openCookie !== undefined) {
         result.guard = await measureSet(store, 'guard', round, {
           scenario: { server: guarded, spec: () => getSpec(guarded.url, '/data', guardedCookie), expected: 200 },
           baseline: { server: open, spec: () => getSpec(open.url, '/data', openCookie), expected: 200 },

@@ -64,6 +64,7 @@ if (store === 'postgres') {
   admin = await pgPool({ max: 2 });
   await admin.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
 }
+/** @param {string} tag @param {Record<string, unknown>} config merged into the server's BENCH_SERVER config */
 const server = (tag, config) => startServer({ name: tag, dist, store, prefix: `${prefix}${tag}:`, pgSchema: schema, tablePrefix: `${tag}_`, ...config });
 const a = await server('a', { kind: 'otp', guard: true, ...extra });
 // --b-otp=JSON: side b is the OTP server with this config merged instead of the baseline (two builds of one scenario, e.g. a store against its storeProbe ceiling).
@@ -75,6 +76,7 @@ const b =
       ? await server('b', { kind: 'otp', guard: false, ...extra })
       : await server('b', { kind: 'baseline' });
 const concurrency = store === 'postgres' ? 10 : 32;
+/** @type {Record<'a' | 'b', (round: number) => import('autocannon').Options>} */
 let specs;
 if (scenario === 'send') {
   specs = { a: (r) => uniqueSendSpec(a.url, '/otp/send', `a${r}`), b: (r) => uniqueSendSpec(b.url, bOtp === undefined ? '/write' : '/otp/send', `b${r}`) };
@@ -92,17 +94,21 @@ if (scenario === 'send') {
 
 console.log(`${store} ${scenario}: ${label}; ${rounds} pairs of ${duration} s after ${warmup} s of warm-up`);
 const ratios = [];
+/** @type {Record<'a' | 'b', number[]>} */
 const cpu = { a: [], b: [] };
 try {
   for (let round = 0; round < rounds; round++) {
-    const result = {};
-    for (const side of round % 2 === 0 ? ['a', 'b'] : ['b', 'a']) {
+    const result = /** @type {Record<'a' | 'b', import('./lib.mjs').CannonResult & { serverCpuUsPerRequest: number }>} */ ({});
+    for (const side of /** @type {Array<'a' | 'b'>} */ (round % 2 === 0 ? ['a', 'b'] : ['b', 'a'])) {
       const target = side === 'a' ? a : b;
       const spec = specs[side](round);
       const options = { url: spec.url, ...(spec.requests && { requests: spec.requests }), ...(spec.headers && { headers: spec.headers }) };
       await cannon({ ...options, duration: round === 0 ? 2 : warmup });
-      result[side] = await cannon({ ...options, duration }, { serverPid: target.child.pid, withRedis: store === 'redis' });
-      cpu[side].push(result[side].serverCpuUsPerRequest);
+      const measured = await cannon({ ...options, duration }, { serverPid: target.child.pid, withRedis: store === 'redis' });
+      const { serverCpuUsPerRequest } = measured;
+      if (serverCpuUsPerRequest === undefined) throw new Error(`side ${side}: no server CPU per request (${measured.total} requests)`);
+      result[side] = { ...measured, serverCpuUsPerRequest };
+      cpu[side].push(serverCpuUsPerRequest);
     }
     ratios.push(result.a.rps / result.b.rps);
     console.log(

@@ -15,29 +15,51 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
+/**
+ * The package's entries the servers load, built from src/.
+ *
+ * @typedef {{ index: typeof import('../src/index.js'), fetch: typeof import('../src/fetch.js'), hono: typeof import('../src/hono.js'), fastify: typeof import('../src/fastify.js') }} Entries
+ */
+
+/** @type {{ framework: string, kind: string, distDir: string }} set by bench/frameworks.mjs */
 const config = JSON.parse(process.env.BENCH_SERVER ?? '{}');
 const { framework, kind, distDir } = config;
 const OTP_SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
+/**
+ * @template {keyof Entries} N
+ * @param {N} name
+ * @returns {Promise<Entries[N]>}
+ */
 const load = (name) => import(pathToFileURL(path.join(distDir, `${name}.js`)).href);
 
-/** Valid US numbers and one address per user, as bench/server.mjs makes them. */
+/**
+ * Valid US numbers and one address per user, as bench/server.mjs makes them.
+ *
+ * @param {string} username
+ */
 function destinationsFor(username) {
   let n = 0;
   for (let i = 0; i < username.length; i++) n = (n * 31 + username.charCodeAt(i)) % 10_000;
   return { smsTo: `415555${String(n).padStart(4, '0')}`, smsISDCode: '1', emailTo: `${username}@example.com` };
 }
 
+/** @type {Map<string, string>} */
 const codes = new Map();
 const capture = {
+  /** @param {import('../src/index.js').SmsMessage | import('../src/index.js').EmailMessage} message */
   async send(message) {
     if (!message.username.startsWith('s-')) codes.set(message.username, message.code);
   },
 };
 const high = { points: 1_000_000, windowSeconds: 3600 };
-/** The limits of bench/server.mjs: no quota or lock is reached during a run. */
+/**
+ * The limits of bench/server.mjs: no quota or lock is reached during a run.
+ *
+ * @param {Entries['fetch']} fetchEntry
+ */
 const otpOptions = (fetchEntry) => ({
   secret: OTP_SECRET,
-  resolveUser: (username) => destinationsFor(username),
+  resolveUser: (/** @type {string} */ username) => destinationsFor(username),
   sms: capture,
   email: capture,
   session: fetchEntry.cookieSession({ secure: false }),
@@ -56,6 +78,12 @@ const otpOptions = (fetchEntry) => ({
   },
 });
 
+/**
+ * What a /__bench route answers; undefined for any other path.
+ *
+ * @param {string} pathname
+ * @param {URLSearchParams} query
+ */
 const benchJson = (pathname, query) => {
   if (pathname === '/__bench/code') return { code: codes.get(query.get('u') ?? '') ?? null };
   if (pathname === '/__bench/codes') return { count: codes.size, codes: Object.fromEntries(codes) };
@@ -72,7 +100,7 @@ async function fetchServer() {
   const { createAdaptorServer } = await import('@hono/node-server');
   const fetchEntry = await load('fetch');
   const otp = kind === 'otp' ? fetchEntry.createOtpHandler(otpOptions(fetchEntry)) : undefined;
-  return createAdaptorServer({
+  const server = createAdaptorServer({
     fetch: async (request, env) => {
       const url = new URL(request.url);
       const bench = benchJson(url.pathname, url.searchParams);
@@ -90,6 +118,8 @@ async function fetchServer() {
       return Response.json({ error: 'not_found' }, { status: 404 });
     },
   });
+  // A node:http server: createAdaptorServer's default createServer.
+  return /** @type {import('node:http').Server} */ (server);
 }
 
 async function honoServer() {
@@ -114,13 +144,13 @@ async function honoServer() {
       return c.json(accepted, 202);
     });
   }
-  return createAdaptorServer({ fetch: app.fetch });
+  return /** @type {import('node:http').Server} */ (createAdaptorServer({ fetch: app.fetch })); // node:http, as above
 }
 
 async function fastifyServer() {
   const { default: Fastify } = await import('fastify');
   const app = Fastify();
-  app.get('/__bench/*', async (request) => benchJson(request.url.split('?')[0], new URL(request.url, 'http://x').searchParams) ?? {});
+  app.get('/__bench/*', async (request) => benchJson(request.url.split('?')[0] ?? '', new URL(request.url, 'http://x').searchParams) ?? {});
   if (kind === 'otp') {
     const { blockidOtpFastify, requireOtpFastify } = await load('fastify');
     await app.register(blockidOtpFastify, otpOptions(await load('fetch')));
@@ -150,12 +180,13 @@ async function expressServer() {
   return createServer(app);
 }
 
+/** @type {Record<string, () => Promise<import('node:http').Server>>} */
 const makers = { fetch: fetchServer, hono: honoServer, fastify: fastifyServer, express: expressServer };
 if (makers[framework] === undefined || (kind !== 'otp' && kind !== 'baseline')) {
   throw new Error(`bench/framework-server.mjs: unknown framework ${String(framework)} or kind ${String(kind)}`);
 }
 const server = await makers[framework]();
-server.listen(0, '127.0.0.1', () => process.send?.({ type: 'ready', port: server.address().port }));
+server.listen(0, '127.0.0.1', () => process.send?.({ type: 'ready', port: /** @type {import('node:net').AddressInfo} */ (server.address()).port }));
 
 function stop() {
   server.closeAllConnections?.();

@@ -18,6 +18,11 @@ import path from 'node:path';
 import { BENCH_DIR, ROOT, TMP, cannon, machine, median } from './lib.mjs';
 import { cyclingVerifySpec, getSpec, pendingCodeUsers, uniqueSendSpec, verifiedCookie } from './scenarios.mjs';
 
+/**
+ * @typedef {{ url: string, pid: number | undefined, stop: () => Promise<void> }} FrameworkServer
+ * @typedef {{ spec: import('autocannon').Options, server: FrameworkServer, status: number }} Side a scenario on one server, and the status it answers
+ */
+
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
 const DURATION = QUICK ? 1.5 : 3;
@@ -44,7 +49,12 @@ function build() {
   return { distDir, commit };
 }
 
-/** bench/framework-server.mjs in its own process; resolves with { url, pid, stop() } once it listens. */
+/**
+ * bench/framework-server.mjs in its own process; resolves with { url, pid, stop() } once it listens.
+ *
+ * @param {{ framework: string, kind: 'otp' | 'baseline', distDir: string }} config
+ * @returns {Promise<FrameworkServer>}
+ */
 function start(config) {
   const child = fork(path.join(BENCH_DIR, 'framework-server.mjs'), [], {
     env: { ...process.env, BENCH_SERVER: JSON.stringify(config) },
@@ -52,7 +62,8 @@ function start(config) {
   });
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${config.framework} ${config.kind} server exited early (${code})`)));
-    child.once('message', (/** @type {any} */ { port }) => {
+    child.once('message', (message) => {
+      const { port } = /** @type {{ port: number }} */ (message); // framework-server.mjs's ready message
       child.removeAllListeners('exit');
       resolve({
         url: `http://127.0.0.1:${port}`,
@@ -70,7 +81,13 @@ function start(config) {
   });
 }
 
-/** One measurement; refuses a run whose answers are not the expected status (a broken scenario, not a slow one). */
+/**
+ * One measurement; refuses a run whose answers are not the expected status (a broken scenario, not a slow one).
+ *
+ * @param {import('autocannon').Options} spec
+ * @param {FrameworkServer} server
+ * @param {number} status
+ */
 async function measure(spec, server, status) {
   const result = await cannon({ ...spec, duration: DURATION }, { serverPid: server.pid });
   const wrong = Object.entries(result.statuses).filter(([code]) => code !== String(status));
@@ -81,8 +98,12 @@ async function measure(spec, server, status) {
 /**
  * A scenario and its baseline in `ROUNDS` alternating pairs (which goes first rotates), so a
  * change in the machine's load falls on both; the figures are medians of the pairs.
+ *
+ * @param {Side} ours
+ * @param {Side} base
  */
 async function pairs(ours, base) {
+  /** @type {Array<{ ours: import('./lib.mjs').CannonResult, base: import('./lib.mjs').CannonResult }>} */
   const rounds = [];
   for (let round = 0; round < ROUNDS; round++) {
     const first = round % 2 === 0 ? ours : base;
@@ -91,17 +112,19 @@ async function pairs(ours, base) {
     const b = await measure(second.spec, second.server, second.status);
     rounds.push(first === ours ? { ours: a, base: b } : { ours: b, base: a });
   }
-  const med = (pick) => median(rounds.map(pick));
+  /** @param {(round: (typeof rounds)[number]) => number | undefined} pick undefined (no CPU figure) counts as NaN */
+  const med = (pick) => median(rounds.map((r) => pick(r) ?? Number.NaN));
   return {
     ratio: med((r) => r.ours.rps / r.base.rps),
     ours: { rps: med((r) => r.ours.rps), cpuUs: med((r) => r.ours.serverCpuUsPerRequest), p99: med((r) => r.ours.p99) },
     base: { rps: med((r) => r.base.rps), cpuUs: med((r) => r.base.serverCpuUsPerRequest), p99: med((r) => r.base.p99) },
     /** The server CPU per request above the baseline's, per pair. */
-    workUs: med((r) => r.ours.serverCpuUsPerRequest - r.base.serverCpuUsPerRequest),
+    workUs: med((r) => (r.ours.serverCpuUsPerRequest ?? Number.NaN) - (r.base.serverCpuUsPerRequest ?? Number.NaN)),
     otherCores: Math.max(...rounds.flatMap((r) => [r.ours.otherCores, r.base.otherCores])),
   };
 }
 
+/** @param {string} framework @param {string} distDir */
 async function benchFramework(framework, distDir) {
   const otp = await start({ framework, kind: 'otp', distDir });
   const baseline = await start({ framework, kind: 'baseline', distDir });
@@ -137,9 +160,15 @@ async function benchFramework(framework, distDir) {
   }
 }
 
-/** µs per seal and per unseal of a session cookie holding a verified flag (the build's own createCookieSessions). */
+/**
+ * µs per seal and per unseal of a session cookie holding a verified flag (the build's own createCookieSessions).
+ *
+ * @param {string} distDir
+ */
 async function sealCost(distDir) {
+  /** @type {typeof import('../src/fetch.js')} */
   const { cookieSession } = await import(path.join(distDir, 'fetch.js'));
+  /** @type {typeof import('../src/core/http/cookie-session.js')} */
   const { createCookieSessions } = await import(path.join(distDir, 'core', 'http', 'cookie-session.js'));
   const sessions = createCookieSessions(cookieSession({ secure: false }), 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz');
   const flag = { verified: true, username: 'bench.user.0001', verifiedAt: Date.now(), method: 'code' };
@@ -149,8 +178,11 @@ async function sealCost(distDir) {
     return state.setCookie();
   };
   const header = await sealOnce();
+  if (header === undefined) throw new Error('the session wrote no cookie');
   const cookie = header.slice(0, header.indexOf(';'));
-  if ((await sessions.load(cookie)).port.read('blockidOtp')?.verified !== true) throw new Error('the sealed cookie did not open');
+  const opened = /** @type {import('../src/index.js').OtpSessionFlag | undefined} */ ((await sessions.load(cookie)).port.read('blockidOtp'));
+  if (opened?.verified !== true) throw new Error('the sealed cookie did not open');
+  /** @param {() => Promise<unknown>} work @param {number} count */
   const time = async (work, count) => {
     for (let i = 0; i < 2000; i++) await work(); // warm-up
     const started = process.hrtime.bigint();
@@ -170,8 +202,8 @@ for (const framework of FRAMEWORKS) results.push(...(await benchFramework(framew
 const cost = await sealCost(distDir);
 
 const m = machine();
-const fmt = (n) => Math.round(n).toLocaleString('en-US');
-const us = (n) => (n === undefined ? '–' : n.toFixed(0));
+const fmt = (/** @type {number} */ n) => Math.round(n).toLocaleString('en-US');
+const us = (/** @type {number | undefined} */ n) => (n === undefined ? '–' : n.toFixed(0));
 console.log(`\n## Adapters against their framework's plain routes (commit ${commit}${QUICK ? ', --quick' : ''})\n`);
 console.log(
   `${m.cpus} × ${m.model}, Node ${m.node}; ${ROUNDS} alternating pairs of ${DURATION} s per scenario, 10 connections, medians; every adapter on cookieSession() and memoryStore(); baselines answer JSON and write one cookie.\n`,

@@ -149,7 +149,7 @@ export function startServer(config, { execArgv = [], script = path.join(BENCH_DI
 const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
 
 /**
- * A small keep-alive HTTP client: { status, body (parsed JSON or text), cookie }.
+ * A small keep-alive HTTP client: { status, body (parsed JSON, untyped, or text), cookie }.
  *
  * @param {string} url
  * @param {{ method?: string, headers?: Record<string, string>, json?: unknown }} [options]

@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
  * @typedef {import('../src/store.js').OtpStore} OtpStore
  * @typedef {{ bytes: number, perCode: number }} HeapGrowth
  * @typedef {{ label: string, afterSends: number, afterWait: number, waitedMs: number }} Sweep
+ * @typedef {{ count: number, storeOnly?: HeapGrowth, service?: HeapGrowth, sweeps: Sweep[] }} MemoryReport what this script prints (bench/run.mjs reads it)
  */
 
 if (typeof globalThis.gc !== 'function') throw new Error('run with --expose-gc');
@@ -98,7 +99,7 @@ async function sendMany(otp, tag) {
   }
 }
 
-/** @type {{ count: number, storeOnly?: HeapGrowth, service?: HeapGrowth, sweeps: Sweep[] }} */
+/** @type {MemoryReport} */
 const report = { count: COUNT, sweeps: [] };
 
 // 1. Bytes per pending code: the store alone, then a full send through the plugin.

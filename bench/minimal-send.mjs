@@ -21,7 +21,15 @@ import { hash, randomInt } from 'node:crypto';
 import express from 'express';
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 
+/**
+ * `compute` cached by argument (at most 10,000 entries; cleared when full).
+ *
+ * @template K, V
+ * @param {(value: K) => V} compute
+ * @returns {(value: K) => V}
+ */
 function memo(compute) {
+  /** @type {Map<K, V>} */
   const seen = new Map();
   return (value) => {
     let found = seen.get(value);
@@ -34,7 +42,7 @@ function memo(compute) {
   };
 }
 
-const e164 = memo((number) => {
+const e164 = memo((/** @type {string} */ number) => {
   const phone = parsePhoneNumberFromString(number, 'US');
   const type = phone?.getType();
   if (!phone || (phone.country !== 'US' && phone.country !== 'CA') || (type !== 'MOBILE' && type !== 'FIXED_LINE_OR_MOBILE' && type !== 'FIXED_LINE'))
@@ -43,12 +51,16 @@ const e164 = memo((number) => {
 });
 
 const HOUR = 3_600_000;
+/** @type {Map<string, { count: number, resetAt: number }>} */
 const counters = new Map();
+/** @type {Map<string, { sends: number, slot: string, hash: string, expiresAt: number, cooldownUntil: number, attempts: number }>} */
 const users = new Map();
+/** @param {string} key @param {number} now */
 const free = (key, now) => {
   const counter = counters.get(key);
   return counter === undefined || counter.resetAt <= now || counter.count < 1_000_000;
 };
+/** @param {string} key @param {number} now */
 const take = (key, now) => {
   const counter = counters.get(key);
   if (counter === undefined || counter.resetAt <= now) counters.set(key, { count: 1, resetAt: now + HOUR });
@@ -58,25 +70,33 @@ const take = (key, now) => {
 /** A no-op sender. @param {unknown} _message */
 const noop = async (_message) => undefined;
 
-/** Mounts the inline send on `app`, with the bench's OTP secret (ASCII, at most 64 bytes: one block of pads) and its `resolveUser` (`destinationsFor`). */
+/**
+ * Mounts the inline send on `app`, with the bench's OTP secret (ASCII, at most 64 bytes: one block of pads) and its `resolveUser` (`destinationsFor`).
+ *
+ * @param {import('express').Express} app
+ * @param {{ secret: string, destinationsFor: (username: string) => { smsTo: string, emailTo: string } }} options
+ */
 export function minimalSend(app, { secret, destinationsFor }) {
-  const pad = (byte) => Buffer.from(Buffer.alloc(64).map((_, i) => (i < secret.length ? secret.charCodeAt(i) : 0) ^ byte)).toString('latin1');
+  const pad = (/** @type {number} */ byte) =>
+    Buffer.from(Buffer.alloc(64).map((_, i) => (i < secret.length ? secret.charCodeAt(i) : 0) ^ byte)).toString('latin1');
   const inner = pad(0x36);
   const outer = pad(0x5c);
-  const hmac = (message) => hash('sha256', Buffer.from(outer + hash('sha256', inner + message, 'binary'), 'latin1'), 'base64url');
-  const destKey = memo((value) => `dest:${hmac(`dest\0${value}`)}`);
-  const blockKey = memo((value) => `prefix:${hmac(`prefix\0${value}`)}`);
-  const ipKey = memo((value) => `ip:${hmac(`ip\0${value}`)}`);
+  const hmac = (/** @type {string} */ message) => hash('sha256', Buffer.from(outer + hash('sha256', inner + message, 'binary'), 'latin1'), 'base64url');
+  const destKey = memo((/** @type {string} */ value) => `dest:${hmac(`dest\0${value}`)}`);
+  const blockKey = memo((/** @type {string} */ value) => `prefix:${hmac(`prefix\0${value}`)}`);
+  const ipKey = memo((/** @type {string | undefined} */ value) => `ip:${hmac(`ip\0${value}`)}`);
 
   app.post('/otp/send', express.json(), (req, res) => {
     const username = String(req.body.username).trim().toLowerCase();
     const destinations = destinationsFor(username);
     const phone = e164(destinations.smsTo);
+    if (phone === null) throw new Error(`not a US or Canadian number: ${destinations.smsTo}`);
     const email = destinations.emailTo.toLowerCase();
     const now = Date.now();
     const user = hmac(`user\0${username}`).slice(0, 27);
-    req.session.blockidOtpBinding ??= `sid:${req.sessionID}`;
-    const slot = hmac(`binding\0${req.session.blockidOtpBinding}`).slice(0, 27);
+    const session = /** @type {import('express-session').Session & { blockidOtpBinding?: string }} */ (req.session);
+    session.blockidOtpBinding ??= `sid:${req.sessionID}`;
+    const slot = hmac(`binding\0${session.blockidOtpBinding}`).slice(0, 27);
     const keys = [ipKey(req.ip), destKey(phone), blockKey(phone.slice(0, -4)), destKey(email)];
     let state = users.get(user);
     if (state === undefined) users.set(user, (state = { sends: 0, slot: '', hash: '', expiresAt: 0, cooldownUntil: 0, attempts: 0 }));

@@ -56,8 +56,9 @@ declare module 'passwordless-tokenstore' {
   }
   /** The abstract TokenStore a passwordless token store inherits from (a constructor function). */
   interface TokenStore {
-    authenticate(token: string, uid: string, callback: (error: Error | null, valid: boolean, referrer: string | null) => void): void;
-    storeOrUpdate(token: string, uid: string, msToLive: number, originUrl: string | null, callback: TokenStore.Callback): void;
+    authenticate(token: string, uid: string, callback: (error: Error | null, valid: boolean, referrer: string | null | undefined) => void): void;
+    /** `originUrl`: undefined unless requestToken() was given an `originField`. */
+    storeOrUpdate(token: string, uid: string, msToLive: number, originUrl: string | undefined, callback: TokenStore.Callback): void;
     invalidateUser(uid: string, callback: TokenStore.Callback): void;
     clear(callback: TokenStore.Callback): void;
     length(callback: (error: Error | null, length: number) => void): void;

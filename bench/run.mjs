@@ -33,8 +33,33 @@ import path from 'node:path';
 import { BENCH_DIR, buildDist, writeResultsSection, cannon, cleanRedis, machine, median, pgPool, postgresPids, request, sleep, startServer } from './lib.mjs';
 import { baselineSessions, cyclingVerifySpec, getSpec, pendingCodeUsers, uniqueSendSpec, verifiedCookie } from './scenarios.mjs';
 
+/**
+ * @typedef {import('./lib.mjs').BenchServer} BenchServer
+ * @typedef {import('./lib.mjs').CannonResult & { label: string }} Measured one measurement, with its label
+ * @typedef {'scenario' | 'baseline' | 'metrics' | 'ceiling'} Variant
+ * @typedef {{ server: BenchServer, spec: () => import('autocannon').Options, expected: number }} VariantSpec a variant's server, load and expected status
+ * @typedef {{ scenario: Measured, baseline: Measured, metrics?: Measured, ceiling?: Measured, noise: number, attempts: number,
+ *   ratio: number, cpuRatio: number, metricsRatio?: number, metricsCpuRatio?: number, metricsCost?: number, ceilingRatio?: number, ofCeiling?: number }} MeasuredSet
+ *   the quietest attempt at a set of variants, and its ratios
+ * @typedef {'memorystore' | 'hmac'} PeerName
+ * @typedef {{ guard?: MeasuredSet, send: MeasuredSet, verify: MeasuredSet, verifyOutcomes: Array<Record<string, number>>,
+ *   peer?: Partial<Record<PeerName, { send: Measured, verify: Measured }>> }} Round
+ * @typedef {{ rounds: Round[], verifyUsed: number[], verifyUsers: number }} StoreRun
+ * @typedef {{ label: string, otherCores: number }} Noisy
+ * @typedef {{ asked: boolean, waitedSeconds: number, loadAtStart: number | undefined, gaveUp: boolean }} Quiet
+ * @typedef {{ rps: number, p50: number, p99: number }} PeerFigures
+ * @typedef {{ ours: number, baseline: number, memorystore: PeerFigures, hmac: PeerFigures }} PeerFlow
+ * @typedef {{
+ *   info: ReturnType<typeof machine>, build: string, pgVersion?: string, stores: Record<string, StoreRun>,
+ *   rows: Array<ReturnType<typeof ratioRow>>, metricRows?: Array<ReturnType<typeof metricsRow>>, ceilingRows?: Array<ReturnType<typeof ceilingRow>>,
+ *   peer?: { send: PeerFlow, verify: PeerFlow }, sweep?: Awaited<ReturnType<typeof sweepBench>>, memory?: import('./memory.mjs').MemoryReport,
+ *   floods?: Array<Awaited<ReturnType<typeof floodBench>>>, noisy: Noisy[], quiet?: Quiet, loadAtEnd?: number, verifyUsers: number, pgVerifyUsers?: number,
+ *   elapsedSeconds: number }} Report
+ *   the full run's figures; --render reads them back from bench/.tmp/results.json, written by an earlier run (hence the optional fields)
+ */
+
 const args = new Set(process.argv.slice(2));
-const option = (name) => [...args].find((arg) => arg.startsWith(`--${name}=`))?.split('=')[1];
+const option = (/** @type {string} */ name) => [...args].find((arg) => arg.startsWith(`--${name}=`))?.split('=')[1];
 const QUICK = args.has('--quick');
 /** The old build of `--ab`: the last commit before the simplification pass. */
 const OLD_REF = '15d3e33';
@@ -49,18 +74,19 @@ const PG_VERIFY_USERS = QUICK ? 2000 : 10_000;
 /** One schema per run for the PostgreSQL store's tables and the sessions, dropped at the end. */
 const PG_SCHEMA = `blockid_bench_${process.pid}_${Date.now()}`;
 const MAX_ATTEMPTS = 10;
+/** @type {Record<PeerName, number>} */
 const PEER_USERS = { memorystore: 10, hmac: 2000 };
 const STORES = (option('stores') ?? 'memory,redis,postgres').split(',');
 const RUN_PREFIX = `blockid-bench:${process.pid}-${Date.now()}:`;
 const started = Date.now();
 
-const log = (...parts) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s]`, ...parts);
+const log = (/** @type {unknown[]} */ ...parts) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s]`, ...parts);
 
 /**
  * Warm-up, then the measured run; `spec` is an autocannon options object (plus bench-only helpers).
  *
  * @param {import('./lib.mjs').BenchServer} server
- * @param {Record<string, any>} spec
+ * @param {import('autocannon').Options & { label: string }} spec
  * @param {number} round
  * @param {{ withRedis?: boolean, ourPids?: () => Promise<number[]> }} [context]
  */
@@ -71,22 +97,28 @@ async function measure(server, spec, round, { withRedis = false, ourPids } = {})
   // Looked up after the warm-up, once the server's pool has opened its connections.
   const extraPids = ourPids ? await ourPids() : [];
   const result = await cannon({ ...options, duration: DURATION }, { serverPid: server.child.pid, withRedis, extraPids });
-  result.label = spec.label;
-  return result;
+  return { ...result, label: spec.label };
 }
 
+/** @param {Measured} result */
 function noteNoise(result) {
   if (result.otherCores > NOISY) noisy.push({ label: result.label, otherCores: result.otherCores });
 }
 
 /** Other processes using more than this many cores on average during a measurement: noted in RESULTS.md. */
 const NOISY = 0.1;
+/** @type {Noisy[]} */
 const noisy = [];
 /** A pair is measured again when other processes used more than this (at most MAX_RETRIES times, within the budget). */
 const RETRY_ABOVE = 0.25;
 const MAX_RETRIES = 2;
 let retryBudgetSeconds = Number(process.env.BENCH_RETRY_BUDGET ?? (QUICK ? 0 : 60));
 
+/**
+ * @param {string} label
+ * @param {import('./lib.mjs').CannonResult} result
+ * @param {number} expected
+ */
 function checkStatuses(label, result, expected) {
   const unexpected = Object.entries(result.statuses).filter(([code]) => Number(code) !== expected);
   if (unexpected.length > 0 || result.errors > 0 || result.timeouts > 0) {
@@ -94,6 +126,7 @@ function checkStatuses(label, result, expected) {
   }
 }
 
+/** @param {number | null | undefined} value @param {number} [digits] */
 const fmt = (value, digits = 0) =>
   value === undefined || value === null || Number.isNaN(value)
     ? '—'
@@ -104,36 +137,61 @@ const fmt = (value, digits = 0) =>
  * back to back, each after its warm-up; the order rotates with the round, so each variant goes
  * first once in three rounds. A set disturbed by other processes is measured again (within a
  * fixed time budget) and the quietest attempt kept.
+ *
+ * @param {string} store
+ * @param {string} name
+ * @param {number} round
+ * @param {{ scenario: VariantSpec, baseline: VariantSpec, metrics?: VariantSpec, ceiling?: VariantSpec }} variants
+ * @param {() => Promise<number[]>} [ourPids]
+ * @returns {Promise<MeasuredSet>}
  */
 async function measureSet(store, name, round, variants, ourPids) {
-  const keys = Object.keys(variants);
-  const order = keys.map((_, i) => /** @type {string} */ (keys[(i + round) % keys.length]));
-  /** @type {Record<string, any>} */
-  let out = {};
+  const keys = /** @type {Variant[]} */ (Object.keys(variants));
+  const order = keys.map((_, i) => /** @type {Variant} */ (keys[(i + round) % keys.length]));
+  /** @type {{ measured: Map<Variant, Measured>, noise: number, attempts: number } | undefined} */
+  let quietest;
   for (let attempt = 0; ; attempt++) {
-    /** @type {Record<string, any>} */
-    const tried = {};
+    /** @type {Map<Variant, Measured>} in the order measured */
+    const tried = new Map();
     for (const which of order) {
-      const { server, spec, expected } = variants[which];
-      tried[which] = await measure(server, { ...spec(), label: `${store} round ${round + 1} ${name} ${which}` }, round, {
+      const { server, spec, expected } = /** @type {VariantSpec} */ (variants[which]); // `which` is one of its keys
+      const measured = await measure(server, { ...spec(), label: `${store} round ${round + 1} ${name} ${which}` }, round, {
         withRedis: store === 'redis',
         ourPids,
       });
-      checkStatuses(`${store} ${name} ${which}`, tried[which], expected);
+      tried.set(which, measured);
+      checkStatuses(`${store} ${name} ${which}`, measured, expected);
     }
-    tried.noise = Math.max(...keys.map((key) => tried[key].otherCores));
-    if (attempt === 0 || tried.noise < out.noise) out = { ...tried, attempts: attempt + 1 };
+    const noise = Math.max(...[...tried.values()].map((measured) => measured.otherCores));
+    if (quietest === undefined || noise < quietest.noise) quietest = { measured: tried, noise, attempts: attempt + 1 };
     const cost = keys.length * (DURATION + WARMUP) + 1;
-    if (out.noise <= RETRY_ABOVE || attempt >= MAX_RETRIES || retryBudgetSeconds < cost) break;
+    if (quietest.noise <= RETRY_ABOVE || attempt >= MAX_RETRIES || retryBudgetSeconds < cost) break;
     retryBudgetSeconds -= cost;
-    log(`  ${store} ${name}: other processes used ${fmt(tried.noise, 2)} cores; measuring the set again`);
+    log(`  ${store} ${name}: other processes used ${fmt(noise, 2)} cores; measuring the set again`);
   }
-  for (const key of keys) noteNoise(out[key]);
-  out.ratio = out.scenario.rps / out.baseline.rps;
-  out.cpuRatio = out.baseline.serverCpuUsPerRequest / out.scenario.serverCpuUsPerRequest;
+  const { measured, noise, attempts } = quietest;
+  for (const key of keys) {
+    const result = measured.get(key);
+    if (result !== undefined) noteNoise(result);
+  }
+  const scenario = measured.get('scenario');
+  const baseline = measured.get('baseline');
+  if (scenario === undefined || baseline === undefined) throw new Error(`${store} ${name}: the scenario or its baseline was not measured`);
+  /** @param {Measured} result server CPU per request, NaN when unknown */
+  const cpu = (result) => result.serverCpuUsPerRequest ?? Number.NaN;
+  /** @type {MeasuredSet} */
+  const out = {
+    ...Object.fromEntries(measured),
+    scenario,
+    baseline,
+    noise,
+    attempts,
+    ratio: scenario.rps / baseline.rps,
+    cpuRatio: cpu(baseline) / cpu(scenario),
+  };
   if (out.metrics) {
     out.metricsRatio = out.metrics.rps / out.baseline.rps;
-    out.metricsCpuRatio = out.baseline.serverCpuUsPerRequest / out.metrics.serverCpuUsPerRequest;
+    out.metricsCpuRatio = cpu(out.baseline) / cpu(out.metrics);
     // The direct figure: with metrics ÷ without, both measured in this set.
     out.metricsCost = out.metrics.rps / out.scenario.rps;
   }
@@ -145,9 +203,11 @@ async function measureSet(store, name, round, variants, ourPids) {
     `${store} round ${round + 1} ${name}: ${fmt(out.scenario.rps)} vs ${fmt(out.baseline.rps)} req/s = ${fmt(out.ratio, 3)}x` +
       (out.metrics ? `; with metrics ${fmt(out.metrics.rps)} req/s = ${fmt(out.metricsRatio, 3)}x (${fmt(out.metricsCost, 3)} of without)` : '') +
       (out.ceiling ? `; ceiling ${fmt(out.ceiling.rps)} req/s = ${fmt(out.ceilingRatio, 3)}x (store at ${fmt(out.ofCeiling, 3)} of it)` : '') +
-      `; server CPU ${keys.map((key) => fmt(out[key].serverCpuUsPerRequest)).join(' / ')} µs/req (${keys.join(' / ')})` +
-      (out.scenario.storeCpuUsPerRequest === undefined ? '; ' : `, store CPU ${keys.map((key) => fmt(out[key].storeCpuUsPerRequest)).join(' / ')}; `) +
-      `others used ${keys.map((key) => fmt(out[key].otherCores, 2)).join(' / ')} cores` +
+      `; server CPU ${keys.map((key) => fmt(measured.get(key)?.serverCpuUsPerRequest)).join(' / ')} µs/req (${keys.join(' / ')})` +
+      (out.scenario.storeCpuUsPerRequest === undefined
+        ? '; '
+        : `, store CPU ${keys.map((key) => fmt(measured.get(key)?.storeCpuUsPerRequest)).join(' / ')}; `) +
+      `others used ${keys.map((key) => fmt(measured.get(key)?.otherCores, 2)).join(' / ')} cores` +
       (out.attempts > 1 ? ` (quietest of ${out.attempts} attempts)` : ''),
   );
   return out;
@@ -160,6 +220,11 @@ async function measureSet(store, name, round, variants, ourPids) {
  * state plus one write round trip to that database per operation: bench/server.mjs
  * `storeProbe`), on memory the send on its ceiling (the least work a send must do, written
  * inline: bench/minimal-send.mjs). The peer rides along on memory (first round only).
+ *
+ * @param {string} dist
+ * @param {string} store
+ * @param {boolean} withPeer
+ * @returns {Promise<StoreRun>}
  */
 async function benchStore(dist, store, withPeer) {
   const prefix = `${RUN_PREFIX}${store}:`;
@@ -169,6 +234,7 @@ async function benchStore(dist, store, withPeer) {
   const withCeiling = store !== 'memory';
   const verifyUsers = postgres ? PG_VERIFY_USERS : VERIFY_USERS;
   // PostgreSQL: one schema for the whole run, each server under its own table prefix.
+  /** @param {string} name @param {string} tag @param {Record<string, unknown>} config */
   const server = (name, tag, config) =>
     startServer({
       name: `${store}/${name}`,
@@ -178,12 +244,9 @@ async function benchStore(dist, store, withPeer) {
       ...config,
       ...(postgres && { pgSchema: PG_SCHEMA, tablePrefix: `${tag}_` }),
     });
-  let pgAdmin;
-  if (postgres) {
-    pgAdmin = await pgPool({ max: 2 });
-    await pgAdmin.query(`CREATE SCHEMA IF NOT EXISTS ${PG_SCHEMA}`);
-  }
-  const ourPids = postgres ? () => postgresPids(pgAdmin) : undefined;
+  const pgAdmin = postgres ? await pgPool({ max: 2 }) : undefined;
+  if (pgAdmin) await pgAdmin.query(`CREATE SCHEMA IF NOT EXISTS ${PG_SCHEMA}`);
+  const ourPids = pgAdmin ? () => postgresPids(pgAdmin) : undefined;
   log(`${store}: starting servers`);
   // The guard pair gets two servers of its own, alike but for requireOtp(), so neither carries the
   // sessions and codes that the send and verify scenarios pile up (a bigger heap costs GC time).
@@ -196,6 +259,7 @@ async function benchStore(dist, store, withPeer) {
   // Memory's send ceiling: the least work a send must do, written inline (bench/minimal-send.mjs).
   const minimal = store === 'memory' ? await server('minimal', 'n', { kind: 'minimal' }) : undefined;
   const sendCeiling = ceiling ?? minimal;
+  /** @type {Record<PeerName, BenchServer> | undefined} */
   const peers = withPeer
     ? {
         memorystore: await startServer({ name: 'passwordless/memorystore', kind: 'passwordless', tokenStore: 'memorystore', store: 'memory' }),
@@ -226,23 +290,24 @@ async function benchStore(dist, store, withPeer) {
         })
       : undefined;
     const baselineVerifySpec = cyclingVerifySpec(baseline.url, '/write', await baselineSessions(baseline.url, { count: verifyUsers, tag: store, concurrency }));
+    /** @type {Partial<Record<PeerName, ReturnType<typeof cyclingVerifySpec>>>} */
     const peerVerify = {};
     if (peers) {
-      for (const [name, peerServer] of Object.entries(peers)) {
+      for (const [name, peerServer] of /** @type {Array<[PeerName, BenchServer]>} */ (Object.entries(peers))) {
         log(`${store}: ${PEER_USERS[name]} passwordless (${name}) users with a pending token`);
         const users = await pendingCodeUsers(peerServer.url, { count: PEER_USERS[name], tag: `pl-${name}`, path: '/pl/send', concurrency: 10 });
         peerVerify[name] = cyclingVerifySpec(peerServer.url, '/pl/verify', users);
       }
     }
-    /** @type {Array<[import('./lib.mjs').BenchServer, ReturnType<typeof cyclingVerifySpec>]>} */
+    /** @type {Array<[BenchServer, ReturnType<typeof cyclingVerifySpec>]>} */
     const verifiers = [[flows, verifySpec]];
     if (metered && meteredVerifySpec) verifiers.push([metered, meteredVerifySpec]);
     if (ceiling && ceilingVerifySpec) verifiers.push([ceiling, ceilingVerifySpec]);
 
+    /** @type {Round[]} */
     const rounds = [];
     for (let round = 0; round < ROUNDS; round++) {
-      /** @type {Record<string, any>} */
-      const result = {};
+      const result = /** @type {Round} */ ({}); // send, verify and verifyOutcomes are set below
       if (guarded && open && guardedCookie !== undefined && openCookie !== undefined) {
         result.guard = await measureSet(store, 'guard', round, {
           scenario: { server: guarded, spec: () => getSpec(guarded.url, '/data', guardedCookie), expected: 200 },
@@ -269,8 +334,8 @@ async function benchStore(dist, store, withPeer) {
         round,
         {
           scenario: { server: flows, spec: () => verifySpec, expected: 401 },
-          ...(metered && { metrics: { server: metered, spec: () => meteredVerifySpec, expected: 401 } }),
-          ...(ceiling && { ceiling: { server: ceiling, spec: () => ceilingVerifySpec, expected: 401 } }),
+          ...(metered && meteredVerifySpec && { metrics: { server: metered, spec: () => meteredVerifySpec, expected: 401 } }),
+          ...(ceiling && ceilingVerifySpec && { ceiling: { server: ceiling, spec: () => ceilingVerifySpec, expected: 401 } }),
           baseline: { server: baseline, spec: () => baselineVerifySpec, expected: 202 },
         },
         ourPids,
@@ -285,14 +350,16 @@ async function benchStore(dist, store, withPeer) {
       }
       if (peers && round === 0) {
         result.peer = {};
-        for (const name of Object.keys(peers)) {
+        for (const name of /** @type {PeerName[]} */ (Object.keys(peers))) {
           const send = await measure(
             peers[name],
             { ...uniqueSendSpec(peers[name].url, '/pl/send', `pl-${name}-${round}`), label: `passwordless ${name} request` },
             round,
           );
           checkStatuses(`passwordless ${name} request`, send, 202);
-          const verify = await measure(peers[name], { ...peerVerify[name], label: `passwordless ${name} accept` }, round);
+          const peerSpec = peerVerify[name];
+          if (peerSpec === undefined) throw new Error(`no verify spec for passwordless ${name}`);
+          const verify = await measure(peers[name], { ...peerSpec, label: `passwordless ${name} accept` }, round);
           checkStatuses(`passwordless ${name} accept`, verify, 401);
           noteNoise(send);
           noteNoise(verify);
@@ -310,13 +377,18 @@ async function benchStore(dist, store, withPeer) {
   }
 }
 
-/** bench/memory.mjs in a child with --expose-gc; resolves with its JSON report. */
+/**
+ * bench/memory.mjs in a child with --expose-gc; resolves with its JSON report.
+ *
+ * @param {string} dist
+ * @returns {Promise<import('./memory.mjs').MemoryReport>}
+ */
 function memoryBench(dist) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--expose-gc', path.join(BENCH_DIR, 'memory.mjs'), dist], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (text) => {
+    child.stdout.on('data', (/** @type {string} */ text) => {
       out += text;
     });
     child.on('exit', (code) => {
@@ -339,8 +411,10 @@ async function floodBench(dist, { label, otp = {}, defaultOptions = false, memor
     { name: 'flood', kind: 'flood', dist, store: 'memory', otp, defaultOptions, memoryStore, trustProxy },
     { execArgv: ['--expose-gc'] },
   );
+  /** @type {Array<{ t: number, sends: number, heapMiB: number, statuses: Record<string, number>, rps?: number }>} */
   const points = [];
   try {
+    /** @returns {Promise<number>} the server's heap used after gc (/__bench/heap) */
     const heap = async () => (await request(`${server.url}/__bench/heap`)).body.heapUsed;
     const base = await heap();
     points.push({ t: 0, sends: 0, heapMiB: 0, statuses: {} });
@@ -375,22 +449,35 @@ async function floodBench(dist, { label, otp = {}, defaultOptions = false, memor
   }
 }
 
-/** Percentile `p` (0..100) of `values` (nearest rank); undefined for none. */
+/**
+ * Percentile `p` (0..100) of `values` (nearest rank); undefined for none.
+ *
+ * @param {number[]} values
+ * @param {number} p
+ */
 function percentile(values, p) {
   if (values.length === 0) return undefined;
   const sorted = Float64Array.from(values).sort();
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
-/** autocannon with every response's time kept (ms since start, latency ms, status); `stop()` ends it early. */
+/**
+ * autocannon with every response's time kept (ms since start, latency ms, status); `stop()` ends it early.
+ *
+ * @param {import('autocannon').Options} options
+ */
 function tracedLoad(options) {
+  /** @type {Array<[number, number, number]>} */
   const samples = [];
   const t0 = performance.now();
-  /** @type {any} autocannon's instance (an EventEmitter with stop()) */
-  let instance;
+  /** @type {import('autocannon').Instance | undefined} */
+  let started;
+  /** @type {Promise<import('autocannon').Result>} */
   const done = new Promise((resolve, reject) => {
-    instance = autocannon({ connections: CONNECTIONS, ...options }, (error, result) => (error ? reject(error) : resolve(result)));
+    started = autocannon({ connections: CONNECTIONS, ...options }, (error, result) => (error ? reject(error) : resolve(result)));
   });
+  const instance = started; // set by the executor, which has run by now
+  if (instance === undefined) throw new Error('autocannon did not start');
   instance.on('response', (_client, status, _bytes, latencyMs) => samples.push([performance.now() - t0, latencyMs, status]));
   return { t0, samples, done, stop: () => instance.stop() };
 }
@@ -404,11 +491,13 @@ const SWEEP_INTERVAL_MS = 1000;
  * sweepBatchSize) while sends keep answering. One server whose store sweeps every second; sends
  * run throughout; after a quiet stretch the bench writes the expired rows with one INSERT per
  * table (one transaction), then counts what is left every 250 ms until nothing is.
+ *
+ * @param {string} dist
  */
 async function sweepBench(dist) {
   const admin = await pgPool({ max: 2 });
   const tablePrefix = 's_';
-  const table = (name) => `${PG_SCHEMA}.${tablePrefix}${name}`;
+  const table = (/** @type {string} */ name) => `${PG_SCHEMA}.${tablePrefix}${name}`;
   const server = await startServer({
     name: 'postgres/sweep',
     kind: 'otp',
@@ -445,7 +534,7 @@ COMMIT;`;
       requests: uniqueSendSpec(server.url, '/otp/send', 'sweep').requests,
       duration: MAX_MS / 1000 + QUIET_MS / 1000 + 10,
     });
-    const at = (t) => t - load.t0;
+    const at = (/** @type {number} */ t) => t - load.t0;
     await sleep(QUIET_MS);
     const insertStart = at(now());
     await admin.query(insertSql);
@@ -468,9 +557,11 @@ COMMIT;`;
     const end = at(now());
     load.stop();
     const result = await load.done;
+    /** @param {number} from @param {number} to ms since the load started */
     const window = (from, to) => {
       const inside = load.samples.filter(([t]) => t >= from && t < to);
       const latencies = inside.map(([, ms]) => ms);
+      /** @type {Record<number, number>} */
       const statuses = {};
       for (const [, , status] of inside) statuses[status] = (statuses[status] ?? 0) + 1;
       return {
@@ -524,7 +615,11 @@ COMMIT;`;
   }
 }
 
-/** Targets (scenario ÷ baseline req/s) per store and scenario. */
+/**
+ * Targets (scenario ÷ baseline req/s) per store and scenario.
+ *
+ * @type {Record<string, { guard: number, send: number, verify: number }>}
+ */
 const TARGETS = {
   memory: { guard: 0.95, send: 0.9, verify: 0.8 },
   redis: { guard: 0.95, send: 0.85, verify: 0.9 },
@@ -533,18 +628,53 @@ const TARGETS = {
 /** Metrics may cost at most 5 % (with ÷ without >= 0.95). */
 const METRICS_TARGET = 0.95;
 
+/** @param {number | undefined} value a figure, NaN when missing (as median() counts it) */
+const orNaN = (value) => value ?? Number.NaN;
+
+/**
+ * The set `name` of each round (every round has the sets its first one has).
+ *
+ * @param {Round[]} rounds
+ * @param {'guard' | 'send' | 'verify'} name
+ */
+function setsOf(rounds, name) {
+  return rounds.map((round) => {
+    const set = round[name];
+    if (set === undefined) throw new Error(`a round without its ${name} set`);
+    return set;
+  });
+}
+
+/**
+ * A set's `metrics` or `ceiling` measurement.
+ *
+ * @param {MeasuredSet} set
+ * @param {'metrics' | 'ceiling'} variant
+ */
+function variantOf(set, variant) {
+  const measured = set[variant];
+  if (measured === undefined) throw new Error(`a set without its ${variant} measurement`);
+  return measured;
+}
+
+/**
+ * @param {string} store
+ * @param {'send' | 'verify'} name
+ * @param {Round[]} rounds
+ */
 function metricsRow(store, name, rounds) {
-  const costs = rounds.map((r) => r[name].metricsCost);
+  const sets = setsOf(rounds, name);
+  const costs = sets.map((set) => orNaN(set.metricsCost));
   const cost = median(costs);
   return {
     store,
     name,
-    ratio: median(rounds.map((r) => r[name].ratio)),
-    metricsRatio: median(rounds.map((r) => r[name].metricsRatio)),
-    rps: median(rounds.map((r) => r[name].scenario.rps)),
-    metricsRps: median(rounds.map((r) => r[name].metrics.rps)),
-    cpu: median(rounds.map((r) => r[name].scenario.serverCpuUsPerRequest)),
-    metricsCpu: median(rounds.map((r) => r[name].metrics.serverCpuUsPerRequest)),
+    ratio: median(sets.map((set) => set.ratio)),
+    metricsRatio: median(sets.map((set) => orNaN(set.metricsRatio))),
+    rps: median(sets.map((set) => set.scenario.rps)),
+    metricsRps: median(sets.map((set) => variantOf(set, 'metrics').rps)),
+    cpu: median(sets.map((set) => orNaN(set.scenario.serverCpuUsPerRequest))),
+    metricsCpu: median(sets.map((set) => orNaN(variantOf(set, 'metrics').serverCpuUsPerRequest))),
     cost,
     costs,
     target: METRICS_TARGET,
@@ -552,27 +682,44 @@ function metricsRow(store, name, rounds) {
   };
 }
 
-/** A store against its ceiling: what any design that keeps the state in that database could reach. */
+/**
+ * A store against its ceiling: what any design that keeps the state in that database could reach.
+ *
+ * @param {string} store
+ * @param {'send' | 'verify'} name
+ * @param {Round[]} rounds
+ * @param {number} target
+ */
 function ceilingRow(store, name, rounds, target) {
-  const ofCeiling = rounds.map((r) => r[name].ofCeiling);
-  const ceilingRatio = median(rounds.map((r) => r[name].ceilingRatio));
+  const sets = setsOf(rounds, name);
+  const ofCeiling = sets.map((set) => orNaN(set.ofCeiling));
+  const ceilingRatio = median(sets.map((set) => orNaN(set.ceilingRatio)));
   return {
     store,
     name,
-    ratio: median(rounds.map((r) => r[name].ratio)),
+    ratio: median(sets.map((set) => set.ratio)),
     ceilingRatio,
     ofCeiling: median(ofCeiling),
     ofCeilings: ofCeiling,
-    rps: median(rounds.map((r) => r[name].scenario.rps)),
-    ceilingRps: median(rounds.map((r) => r[name].ceiling.rps)),
+    rps: median(sets.map((set) => set.scenario.rps)),
+    ceilingRps: median(sets.map((set) => variantOf(set, 'ceiling').rps)),
     target,
     reachable: ceilingRatio >= target,
   };
 }
 
+/**
+ * @param {string} store
+ * @param {'guard' | 'send' | 'verify'} name
+ * @param {{ scenario: string, baseline: string }} label
+ * @param {Round[]} rounds
+ * @param {number} target
+ */
 function ratioRow(store, name, label, rounds, target) {
-  const pick = (which, field) => median(rounds.map((r) => r[name][which][field]));
-  const ratios = rounds.map((r) => r[name].ratio);
+  const sets = setsOf(rounds, name);
+  /** @param {'scenario' | 'baseline'} which @param {'rps' | 'p50' | 'p99' | 'serverCpuUsPerRequest' | 'storeCpuUsPerRequest'} field */
+  const pick = (which, field) => median(sets.map((set) => orNaN(set[which][field])));
+  const ratios = sets.map((set) => set.ratio);
   const ratio = median(ratios);
   return {
     store,
@@ -594,12 +741,13 @@ function ratioRow(store, name, label, rounds, target) {
     },
     ratio,
     ratios,
-    cpuRatio: median(rounds.map((r) => r[name].cpuRatio)),
+    cpuRatio: median(sets.map((set) => set.cpuRatio)),
     target,
     met: ratio >= target,
   };
 }
 
+/** @param {Report} report */
 function quietLine(report) {
   const { quiet, loadAtEnd } = report;
   if (!quiet?.asked) return `Started without waiting for a quiet machine; 1-minute load average at the end: ${loadAtEnd ?? '—'}.`;
@@ -610,8 +758,13 @@ function quietLine(report) {
     : `Started once the 1-minute load average was under 0.6 (${quiet.loadAtStart}, after waiting ${waited}, counted in the whole run); ${bench}; 1-minute load at the end: ${loadAtEnd} (the bench's own load included).`;
 }
 
+/**
+ * @param {Awaited<ReturnType<typeof sweepBench>>} sweep
+ * @param {(...lines: string[]) => void} push
+ */
 function renderSweep(sweep, push) {
-  const ms = (value) => (value === undefined ? '—' : `${fmt(value, 1)}`);
+  const ms = (/** @type {number | undefined} */ value) => (value === undefined ? '—' : `${fmt(value, 1)}`);
+  /** @param {string} name @param {(typeof sweep)['phases']['before']} p */
   const phase = (name, p) =>
     `| ${name} | ${fmt((p.to - p.from) / 1000, 1)} s | ${fmt(p.requests)} | ${fmt(p.rps)} | ${ms(p.p50)} | ${ms(p.p99)} | ${ms(p.max)} | ${JSON.stringify(p.statuses)} |`;
   push(
@@ -652,10 +805,12 @@ function renderSweep(sweep, push) {
   );
 }
 
+/** @param {Report} report */
 function render(report) {
   const { info, build, stores, memory, floods } = report;
+  /** @type {string[]} */
   const lines = [];
-  const push = (...more) => lines.push(...more);
+  const push = (/** @type {string[]} */ ...more) => lines.push(...more);
   push(
     `Generated by \`npm run bench\` (bench/run.mjs) on ${info.date}.`,
     '',
@@ -681,7 +836,8 @@ function render(report) {
     "*ratio (req/s)* is the target figure: scenario throughput ÷ baseline throughput. *server CPU µs/req* is the server process's user + system CPU time (all threads, from /proc) divided by the requests it answered (the Node process only); *store CPU µs/req* is the same for Redis, or for PostgreSQL (the backends of the bench's own connections and the server's background processes: WAL writer, checkpointer, autovacuum), on the same 2 cores; *CPU-cost ratio* = baseline CPU per request ÷ scenario CPU per request, a figure that other load on the machine disturbs less than req/s does.",
     '',
   );
-  if (report.metricRows?.length > 0) {
+  const metricRows = report.metricRows ?? [];
+  if (metricRows.length > 0) {
     push(
       '## Metrics enabled',
       '',
@@ -690,14 +846,15 @@ function render(report) {
       '| store | scenario | ratio without metrics | ratio with metrics | req/s without | req/s with | server CPU µs/req without | with | with ÷ without (req/s) | per round | target | met |',
       '|---|---|--:|--:|--:|--:|--:|--:|--:|---|--:|---|',
     );
-    for (const row of report.metricRows) {
+    for (const row of metricRows) {
       push(
         `| ${row.store} | ${row.name} | ${fmt(row.ratio, 2)}× | ${fmt(row.metricsRatio, 2)}× | ${fmt(row.rps)} | ${fmt(row.metricsRps)} | ${fmt(row.cpu)} | ${fmt(row.metricsCpu)} | **${fmt(row.cost, 2)}×** | ${row.costs.map((r) => fmt(r, 2)).join(' / ')} | ≥ ${row.target}× | ${row.met ? 'yes' : '**no**'} |`,
       );
     }
     push('', "*with ÷ without* is the median of the per-round quotients of the two servers' throughputs (metrics cost ≤ 5 % when it is ≥ 0.95×).", '');
   }
-  if (report.ceilingRows?.length > 0) {
+  const ceilingRows = report.ceilingRows ?? [];
+  if (ceilingRows.length > 0) {
     push(
       '## Each store against its ceiling',
       '',
@@ -706,7 +863,7 @@ function render(report) {
       '| store | scenario | store ÷ baseline | ceiling ÷ baseline | store ÷ ceiling | per round | req/s store | req/s ceiling | target (÷ baseline) | ceiling meets the target |',
       '|---|---|--:|--:|--:|---|--:|--:|--:|---|',
     );
-    for (const row of report.ceilingRows) {
+    for (const row of ceilingRows) {
       push(
         `| ${row.store} | ${row.name} | ${fmt(row.ratio, 2)}× | ${fmt(row.ceilingRatio, 2)}× | **${fmt(row.ofCeiling, 2)}×** | ${row.ofCeilings.map((r) => fmt(r, 2)).join(' / ')} | ${fmt(row.rps)} | ${fmt(row.ceilingRps)} | ≥ ${row.target}× | ${row.reachable ? 'yes' : '**no**'} |`,
       );
@@ -733,7 +890,7 @@ function render(report) {
   );
   for (const [store, data] of Object.entries(stores)) {
     const outcomes = data.rounds.map((r) => r.verifyOutcomes.map((o) => JSON.stringify(o)).join(' + '));
-    const names = ['without metrics', ...(data.rounds[0].verify.metrics ? ['with metrics'] : []), ...(data.rounds[0].verify.ceiling ? ['ceiling'] : [])];
+    const names = ['without metrics', ...(data.rounds[0]?.verify.metrics ? ['with metrics'] : []), ...(data.rounds[0]?.verify.ceiling ? ['ceiling'] : [])];
     const servers = names.length > 1 ? ` (${names.join(' + ')})` : '';
     push(
       `Verify outcomes on ${store} (from the plugin's \`failed\` events, per round${servers}, warm-ups included): ${outcomes.join(', ')}; ` +
@@ -755,7 +912,7 @@ function render(report) {
       '| flow | blockid-otp req/s | passwordless memorystore req/s (p50 / p99 ms) | blockid-otp ÷ memorystore | passwordless hmac req/s (p50 / p99 ms) | blockid-otp ÷ hmac | baseline req/s | memorystore ÷ baseline | hmac ÷ baseline |',
       '|---|--:|--:|--:|--:|--:|--:|--:|--:|',
     );
-    for (const flow of ['send', 'verify']) {
+    for (const flow of /** @type {const} */ (['send', 'verify'])) {
       const p = peer[flow];
       push(
         `| ${flow === 'send' ? 'send / requestToken' : 'verify (wrong code) / acceptToken'} | ${fmt(p.ours)} | ${fmt(p.memorystore.rps, 1)} (${fmt(p.memorystore.p50)} / ${fmt(p.memorystore.p99)}) | **${fmt(p.ours / p.memorystore.rps, 1)}×** | ${fmt(p.hmac.rps)} (${fmt(p.hmac.p50)} / ${fmt(p.hmac.p99)}) | **${fmt(p.ours / p.hmac.rps, 2)}×** | ${fmt(p.baseline)} | ${fmt(p.memorystore.rps / p.baseline, 3)}× | ${fmt(p.hmac.rps / p.baseline, 2)}× |`,
@@ -765,8 +922,8 @@ function render(report) {
   }
 
   if (memory) {
-    const kib = (bytes) => `${fmt(bytes)} B`;
-    const mib = (bytes) => `${fmt(bytes / 2 ** 20, 1)} MiB`;
+    const kib = (/** @type {number | undefined} */ bytes) => `${fmt(bytes)} B`;
+    const mib = (/** @type {number | undefined} */ bytes) => `${fmt(bytes === undefined ? undefined : bytes / 2 ** 20, 1)} MiB`;
     push(
       '## Memory (`memoryStore()`)',
       '',
@@ -774,8 +931,8 @@ function render(report) {
       '',
       '| what | heap growth | per pending code |',
       '|---|--:|--:|',
-      `| store only: \`memoryStore().send(plan)\`, admitted plans of a first send from a new session, without quota counters (code record + cooldown marker) | ${mib(memory.storeOnly.bytes)} | **${kib(memory.storeOnly.perCode)}** |`,
-      `| full send: \`otp.generateOtp()\` to SMS + email (record, cooldown, and the per-username, per-destination and per-prefix quota counters, all of which live until their window ends) | ${mib(memory.service.bytes)} | **${kib(memory.service.perCode)}** |`,
+      `| store only: \`memoryStore().send(plan)\`, admitted plans of a first send from a new session, without quota counters (code record + cooldown marker) | ${mib(memory.storeOnly?.bytes)} | **${kib(memory.storeOnly?.perCode)}** |`,
+      `| full send: \`otp.generateOtp()\` to SMS + email (record, cooldown, and the per-username, per-destination and per-prefix quota counters, all of which live until their window ends) | ${mib(memory.service?.bytes)} | **${kib(memory.service?.perCode)}** |`,
       '',
       'Expiry (ttl 1 s, cooldown 1 s):',
       '',
@@ -835,6 +992,7 @@ async function main() {
     await admin.end();
   }
 
+  /** @type {Record<string, StoreRun>} */
   const stores = {};
   for (const store of STORES) stores[store] = await benchStore(dist, store, store === 'memory' && !args.has('--skip-peer'));
 
@@ -843,22 +1001,41 @@ async function main() {
   const ceilingRows = [];
   for (const [store, data] of Object.entries(stores)) {
     const target = TARGETS[store];
-    if (data.rounds[0].guard) rows.push(ratioRow(store, 'guard', { scenario: '`requireOtp()` GET', baseline: 'unguarded GET' }, data.rounds, target.guard));
+    const first = data.rounds[0];
+    if (target === undefined) throw new Error(`no targets for store ${store}`);
+    if (first === undefined) throw new Error('no rounds were measured (BENCH_ROUNDS must be at least 1)');
+    if (first.guard) rows.push(ratioRow(store, 'guard', { scenario: '`requireOtp()` GET', baseline: 'unguarded GET' }, data.rounds, target.guard));
     rows.push(ratioRow(store, 'send', { scenario: '`POST /otp/send`', baseline: 'JSON + session write' }, data.rounds, target.send));
     rows.push(ratioRow(store, 'verify', { scenario: '`POST /otp/verify` (wrong)', baseline: 'JSON + session write' }, data.rounds, target.verify));
-    for (const name of ['send', 'verify']) if (data.rounds[0][name].metrics) metricRows.push(metricsRow(store, name, data.rounds));
-    for (const name of ['send', 'verify']) if (data.rounds[0][name].ceiling) ceilingRows.push(ceilingRow(store, name, data.rounds, target[name]));
+    for (const name of /** @type {const} */ (['send', 'verify'])) if (first[name].metrics) metricRows.push(metricsRow(store, name, data.rounds));
+    for (const name of /** @type {const} */ (['send', 'verify'])) if (first[name].ceiling) ceilingRows.push(ceilingRow(store, name, data.rounds, target[name]));
   }
 
   let peer;
   if (stores.memory?.rounds[0]?.peer) {
     // The peer is measured in the first round only: the blockid-otp figures beside it are that round's.
     const rounds = stores.memory.rounds.filter((r) => r.peer);
+    /**
+     * Medians of the passwordless server `name`'s `flow` measurements.
+     *
+     * @param {PeerName} name
+     * @param {'send' | 'verify'} flow
+     * @returns {PeerFigures}
+     */
+    const peerFigures = (name, flow) => {
+      const measured = rounds.map((r) => {
+        const figures = r.peer?.[name];
+        if (figures === undefined) throw new Error(`a round without passwordless ${name}`);
+        return figures[flow];
+      });
+      return { rps: median(measured.map((m) => m.rps)), p50: median(measured.map((m) => m.p50)), p99: median(measured.map((m) => m.p99)) };
+    };
+    /** @param {'send' | 'verify'} ours @param {'send' | 'verify'} theirs @returns {PeerFlow} */
     const flow = (ours, theirs) => ({
       ours: median(rounds.map((r) => r[ours].scenario.rps)),
       baseline: median(rounds.map((r) => r[ours].baseline.rps)),
-      memorystore: Object.fromEntries(['rps', 'p50', 'p99'].map((f) => [f, median(rounds.map((r) => r.peer.memorystore[theirs][f]))])),
-      hmac: Object.fromEntries(['rps', 'p50', 'p99'].map((f) => [f, median(rounds.map((r) => r.peer.hmac[theirs][f]))])),
+      memorystore: peerFigures('memorystore', theirs),
+      hmac: peerFigures('hmac', theirs),
     });
     peer = { send: flow('send', 'send'), verify: flow('verify', 'verify') };
   }

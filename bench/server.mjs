@@ -28,20 +28,44 @@ import session from 'express-session';
 import { PG, PG_APP } from './lib.mjs';
 import { minimalSend } from './minimal-send.mjs';
 
+/**
+ * @typedef {typeof import('../src/index.js')} Dist the package's main entry, built from src/
+ * @typedef {import('../src/store.js').OtpStore} OtpStore
+ * @typedef {import('../src/index.js').BlockidOtpOptions} BlockidOtpOptions
+ * @typedef {{
+ *   kind?: string, name?: string, store?: string, prefix?: string, guard?: boolean, dist?: string,
+ *   pgSchema?: string, tablePrefix?: string, metrics?: boolean, defaultOptions?: boolean, storeProbe?: string,
+ *   sweepIntervalMs?: number, sweepBatchSize?: number, synchronousCommit?: boolean, unlogged?: boolean,
+ *   memoryStore?: import('../src/index.js').MemoryStoreOptions, tokenStore?: string, trustProxy?: boolean, otp?: Partial<BlockidOtpOptions>
+ * }} ServerConfig the BENCH_SERVER configuration, as the runners write it (lib.mjs startServer)
+ */
+
 const require = createRequire(import.meta.url);
+/** @type {ServerConfig} */
 const config = JSON.parse(process.env.BENCH_SERVER ?? '{}');
 const { kind, store: storeKind = 'memory', prefix = 'blockid-bench:', guard = false } = config;
 
 const OTP_SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 const SESSION_SECRET = 'bench-session-secret-0123456789';
 
-/** Valid US numbers (415-555-xxxx parse as valid fixed-line-or-mobile) and one address per user. */
+/**
+ * Valid US numbers (415-555-xxxx parse as valid fixed-line-or-mobile) and one address per user.
+ *
+ * @param {string} username
+ */
 function destinationsFor(username) {
   let n = 0;
   for (let i = 0; i < username.length; i++) n = (n * 31 + username.charCodeAt(i)) % 10_000;
   return { smsTo: `415555${String(n).padStart(4, '0')}`, smsISDCode: '1', emailTo: `${username}@example.com` };
 }
 
+/** The package's built main entry (`dist`), which kinds otp and flood load. */
+function distPath() {
+  if (config.dist === undefined) throw new Error(`bench/server.mjs: kind ${String(kind)} needs dist`);
+  return config.dist;
+}
+
+/** @type {ReturnType<typeof import('redis').createClient> | undefined} */
 let redisClient;
 async function redis() {
   if (redisClient === undefined) {
@@ -53,6 +77,7 @@ async function redis() {
   return redisClient;
 }
 
+/** @type {import('pg').Pool | undefined} */
 let pgPool;
 /** One Pool for the OTP store and the sessions, as an app would have; its backends are named PG_APP. */
 async function postgres() {
@@ -65,6 +90,7 @@ async function postgres() {
 }
 
 async function sessionMiddleware() {
+  /** @type {import('express-session').SessionOptions} */
   const options = { secret: SESSION_SECRET, resave: false, saveUninitialized: false, name: 'sid' };
   if (storeKind === 'redis') {
     const { RedisStore } = await import('connect-redis');
@@ -87,7 +113,9 @@ async function sessionMiddleware() {
 const app = express();
 app.disable('x-powered-by');
 /** Codes the capture sender saw, by username (not for the unique-username send flood). */
+/** @type {Map<string, string>} */
 const codes = new Map();
+/** @type {{ failed: Record<string, number>, verified: number, sent: number, rate_limited: number }} */
 const stats = { failed: {}, verified: 0, sent: 0, rate_limited: 0 };
 
 app.get('/__bench/heap', (_req, res) => {
@@ -108,18 +136,26 @@ app.post('/__bench/stats/reset', (_req, res) => {
   res.json(stats);
 });
 
+/**
+ * @param {Dist} dist
+ * @param {Partial<BlockidOtpOptions>} [overrides]
+ * @returns {Promise<BlockidOtpOptions>}
+ */
 async function otpOptions(dist, overrides = {}) {
   const capture = {
+    /** @param {import('../src/index.js').SmsMessage | import('../src/index.js').EmailMessage} message */
     async send(message) {
       if (!message.username.startsWith('s-')) codes.set(message.username, message.code);
     },
   };
   otpStore = await makeStore(dist);
   const high = { points: 1_000_000, windowSeconds: 3600 };
+  /** @type {BlockidOtpOptions} */
   const base = { secret: OTP_SECRET, resolveUser: (username) => destinationsFor(username), sms: capture, email: capture, store: otpStore };
   if (config.metrics) {
     // blockid-otp/metrics on a registry of its own, as the README shows.
-    const { prometheusMetrics } = await import(pathToFileURL(path.join(path.dirname(config.dist), 'metrics.js')).href);
+    /** @type {typeof import('../src/metrics.js')} */
+    const { prometheusMetrics } = await import(pathToFileURL(path.join(path.dirname(distPath()), 'metrics.js')).href);
     const { Registry } = await import('prom-client');
     base.metrics = prometheusMetrics({ registry: new Registry() });
   }
@@ -146,12 +182,18 @@ async function otpOptions(dist, overrides = {}) {
   };
 }
 
+/** @type {OtpStore | undefined} */
 let otpStore;
+/**
+ * @param {Dist} dist
+ * @returns {Promise<OtpStore>}
+ */
 async function makeStore(dist) {
   if (storeKind === 'redis') return dist.redisStore({ client: await redis(), prefix: `${prefix}otp:` });
   if (config.storeProbe !== undefined) return probeStore(dist, config.storeProbe);
   if (storeKind === 'postgres') {
-    const { postgresStore } = await import(pathToFileURL(path.join(path.dirname(config.dist), 'postgres.js')).href);
+    /** @type {typeof import('../src/postgres.js')} */
+    const { postgresStore } = await import(pathToFileURL(path.join(path.dirname(distPath()), 'postgres.js')).href);
     const store = postgresStore({
       pool: await postgres(),
       schema: config.pgSchema,
@@ -179,9 +221,14 @@ async function makeStore(dist) {
  * block); for a verify, the code's row and the username's failure row; each an upsert of one
  * counter column. It keeps no decision in the database: what a design that keeps each of those
  * as a row can reach at best.
+ *
+ * @param {Dist} dist
+ * @param {string} probe
+ * @returns {Promise<OtpStore>}
  */
 async function probeStore(dist, probe) {
   if (probe !== 'read' && probe !== 'write' && probe !== 'rows') throw new Error(`storeProbe must be 'read', 'write' or 'rows', got ${String(probe)}`);
+  /** @type {(key: string, rows: string[]) => Promise<unknown>} */
   let roundTrip;
   if (storeKind === 'postgres') {
     const pool = await postgres();
@@ -200,7 +247,7 @@ async function probeStore(dist, probe) {
     throw new Error('storeProbe needs store: postgres or redis');
   }
   const memory = dist.memoryStore(config.memoryStore ?? {});
-  /** @param {any} plan */
+  /** @param {import('../src/store.js').SendPlan} plan */
   const sendRows = (plan) => [
     ...new Set([
       `${plan.user}:code`,
@@ -209,11 +256,14 @@ async function probeStore(dist, probe) {
     ]),
   ];
   return Object.assign(Object.create(memory), {
-    send: async (plan) => (await roundTrip(plan.user, sendRows(plan)), memory.send(plan)),
-    verify: async (request) => (await roundTrip(request.user, [`${request.user}:code`, `${request.user}:failures`]), memory.verify(request)),
+    send: async (/** @type {import('../src/store.js').SendPlan} */ plan) => (await roundTrip(plan.user, sendRows(plan)), memory.send(plan)),
+    verify: async (/** @type {import('../src/store.js').VerifyRequest} */ request) => (
+      await roundTrip(request.user, [`${request.user}:code`, `${request.user}:failures`]), memory.verify(request)
+    ),
   });
 }
 
+/** @param {import('../src/index.js').BlockidOtpMiddleware} otp */
 function countEvents(otp) {
   otp.on('failed', (event) => {
     stats.failed[event.reason] = (stats.failed[event.reason] ?? 0) + 1;
@@ -230,11 +280,13 @@ function countEvents(otp) {
 }
 
 if (kind === 'otp') {
-  const dist = await import(pathToFileURL(config.dist).href);
+  /** @type {Dist} */
+  const dist = await import(pathToFileURL(distPath()).href);
   app.use(await sessionMiddleware());
   const otp = dist.blockidOtp(await otpOptions(dist));
   countEvents(otp);
   app.use(otp);
+  /** @type {import('express').RequestHandler} */
   const data = (_req, res) => res.json({ data: 'account', ok: true });
   if (guard) app.get('/data', dist.requireOtp(), data);
   else app.get('/data', data);
@@ -280,11 +332,14 @@ if (kind === 'otp') {
     else res.status(401).json({ error: 'invalid_code' });
   });
 } else if (kind === 'flood') {
-  const dist = await import(pathToFileURL(config.dist).href);
+  /** @type {Dist} */
+  const dist = await import(pathToFileURL(distPath()).href);
   if (config.trustProxy) app.set('trust proxy', 1);
   // A stub session: the plugin needs regenerate(); nothing is stored, so the heap is the plugin's.
   app.use((req, _res, next) => {
-    req.session = /** @type {any} */ ({ regenerate: (callback) => callback() });
+    req.session = /** @type {import('express-session').Session & Partial<import('express-session').SessionData>} */ ({
+      regenerate: (/** @type {() => void} */ callback) => callback(),
+    });
     next();
   });
   const overrides = { resolveUser: () => null, ...(config.otp ?? {}) };
@@ -299,44 +354,59 @@ if (kind === 'otp') {
 function hmacTokenStore() {
   const TokenStore = require('passwordless-tokenstore');
   const util = require('node:util');
-  const hash = (token) => createHmac('sha256', OTP_SECRET).update(String(token)).digest();
+  const hash = (/** @type {string} */ token) => createHmac('sha256', OTP_SECRET).update(String(token)).digest();
+  /** @typedef {import('passwordless-tokenstore')} PasswordlessTokenStore */
   function HmacStore() {
     TokenStore.call(this);
+    /** @type {Map<string, { hash: Buffer, expiresAt: number, originUrl: string | undefined }>} */
     this.items = new Map();
   }
   util.inherits(HmacStore, TokenStore);
+  /** @type {PasswordlessTokenStore['authenticate']} */
   HmacStore.prototype.authenticate = function (token, uid, callback) {
     const item = this.items.get(uid);
     if (!item || item.expiresAt <= Date.now()) return callback(null, false, null);
     const ok = timingSafeEqual(item.hash, hash(token));
     return callback(null, ok, ok ? item.originUrl : null);
   };
+  /** @type {PasswordlessTokenStore['storeOrUpdate']} */
   HmacStore.prototype.storeOrUpdate = function (token, uid, msToLive, originUrl, callback) {
     this.items.set(uid, { hash: hash(token), expiresAt: Date.now() + msToLive, originUrl });
     callback();
   };
+  /** @type {PasswordlessTokenStore['invalidateUser']} */
   HmacStore.prototype.invalidateUser = function (uid, callback) {
     this.items.delete(uid);
     callback();
   };
+  /** @type {PasswordlessTokenStore['clear']} */
   HmacStore.prototype.clear = function (callback) {
     this.items.clear();
     callback();
   };
+  /** @type {PasswordlessTokenStore['length']} */
   HmacStore.prototype.length = function (callback) {
     callback(null, this.items.size);
   };
   return new HmacStore();
 }
 
-/** Errors by message; a client that hangs up mid-request at the end of a run lands here too. */
+/**
+ * Errors by message; a client that hangs up mid-request at the end of a run lands here too.
+ *
+ * @type {Map<string, number>}
+ */
 const errors = new Map();
 // eslint-disable-next-line no-unused-vars
-app.use((error, req, res, _next) => {
-  const key = `${req.method} ${req.path}: ${error?.message ?? String(error)}`;
-  errors.set(key, (errors.get(key) ?? 0) + 1);
-  if (!res.headersSent && !req.destroyed) res.status(500).json({ error: 'internal_error' });
-});
+app.use(
+  /** @type {import('express').ErrorRequestHandler} */ (
+    (error, req, res, _next) => {
+      const key = `${req.method} ${req.path}: ${error?.message ?? String(error)}`;
+      errors.set(key, (errors.get(key) ?? 0) + 1);
+      if (!res.headersSent && !req.destroyed) res.status(500).json({ error: 'internal_error' });
+    }
+  ),
+);
 
 const server = app.listen(0, '127.0.0.1', () => {
   process.send?.({ type: 'ready', port: /** @type {import('node:net').AddressInfo} */ (server.address()).port });

@@ -34,6 +34,13 @@ import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { buildDist, pgPool } from './lib.mjs';
 
+/**
+ * @typedef {import('../src/store.js').OtpStore} OtpStore
+ * @typedef {import('../src/store.js').SendPlan} SendPlan
+ * @typedef {{ perCode: number, rowsPerCode: number, perFailedUser: number }} PostgresBytes
+ */
+
+/** @param {string} name @param {string} fallback */
 const option = (name, fallback) =>
   process.argv
     .slice(2)
@@ -44,14 +51,21 @@ const STORES = option('stores', 'memory,redis,postgres').split(',');
 if (typeof globalThis.gc !== 'function') throw new Error('run with --expose-gc');
 
 const { dist, label } = buildDist({ worktree: true });
+/** @type {typeof import('../src/index.js')} the package's main entry, built from src/ */
 const pkg = await import(pathToFileURL(dist).href);
 /** As the core makes a key: the first `length` characters of a longer base64url hash (a sliced string). */
-const token = (length) => randomBytes(32).toString('base64url').slice(0, length);
+const token = (/** @type {number} */ length) => randomBytes(32).toString('base64url').slice(0, length);
 /** A flat copy of a string (one sequential string of its characters). */
-const flat = (text) => Buffer.from(text, 'latin1').toString('latin1');
+const flat = (/** @type {string} */ text) => Buffer.from(text, 'latin1').toString('latin1');
+/** @param {string} limit @param {string} key @returns {import('../src/store.js').Counter} */
 const window = (limit, key) => ({ limit, key, points: 1_000_000, windowMs: 86_400_000, mode: 'take' });
 
-/** A first send of a fresh username, session, number, address and IP, every quota on. */
+/**
+ * A first send of a fresh username, session, number, address and IP, every quota on.
+ *
+ * @param {(text: string) => string} [shape] what is done to each key string
+ * @returns {SendPlan}
+ */
 function freshPlan(shape = (text) => text) {
   return {
     user: shape(token(27)),
@@ -68,6 +82,7 @@ function freshPlan(shape = (text) => text) {
   };
 }
 
+/** @param {OtpStore} store @param {SendPlan[]} plans */
 async function sendAll(store, plans) {
   for (const plan of plans) {
     const decision = await store.send(plan);
@@ -75,8 +90,19 @@ async function sendAll(store, plans) {
   }
 }
 
+/**
+ * Bytes per pending code (and per username that failed once), by store.
+ *
+ * @type {{ label: string, count: number,
+ *   memory?: { coreKeys?: number, flatKeys?: number, perFailedUser?: number, floorStrings?: number, floorStructures?: number },
+ *   redisFailedUser?: number,
+ *   redis?: { floorUserHash: number, perCode: number, keysPerCode: number, usedMemoryPerCode: number,
+ *     byKind: Record<string, { keysPerCode: number, bytesPerKey: number }>, countersPerCode: number },
+ *   postgres?: { logged?: PostgresBytes, unlogged?: PostgresBytes } }}
+ */
 const report = { label, count: COUNT };
 const policy = { maxAttempts: 5, failedVerifications: 10, lockMs: 900_000, maxConsecutiveFailures: 100, failureMemoryMs: 2_592_000_000 };
+/** @param {OtpStore} store @param {string[]} users */
 async function failAll(store, users) {
   for (const user of users) {
     const started = await store.attempt({ user, space: 'user', policy });
@@ -93,7 +119,7 @@ if (STORES.includes('memory')) {
     return process.memoryUsage().heapUsed;
   };
   report.memory = {};
-  /** @type {Array<[string, ((text: string) => string) | undefined]>} */
+  /** @type {Array<['coreKeys' | 'flatKeys', ((text: string) => string) | undefined]>} */
   const shapes = [
     ['coreKeys', undefined],
     ['flatKeys', flat],
@@ -105,14 +131,14 @@ if (STORES.includes('memory')) {
     for (let i = 0; i < COUNT; i++) await store.send(freshPlan(shape));
     const after = await heap();
     report.memory[name] = (after - before) / COUNT;
-    await store.close();
+    await store.close?.();
   }
   {
     const store = pkg.memoryStore();
     const before = await heap();
     for (let i = 0; i < COUNT; i++) await failAll(store, [token(27)]);
     report.memory.perFailedUser = ((await heap()) - before) / COUNT;
-    await store.close();
+    await store.close?.();
   }
   // The floor: the flat strings alone, then in the fewest structures.
   let kept = [];
@@ -157,6 +183,7 @@ if (STORES.includes('redis')) {
     const usedBefore = await usedMemory();
     await sendAll(store, plans);
     const usedAfter = await usedMemory();
+    /** @type {Record<string, { keys: number, bytes: number }>} */
     const byKind = {};
     let keys = 0;
     let bytes = 0;

@@ -12,6 +12,7 @@ import { captureSenders } from '../../src/testing.js';
 import { expressApp, koaApp, SECRET, type AppFactory, type TestApp } from '../helpers/apps.js';
 import { Client } from '../helpers/client.js';
 import { parseScrape, sampleValue, series, withoutValues } from '../helpers/prom-scrape.js';
+import { DELIVERY_PAUSE_MS } from '../../src/core/send/after-reply.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -207,7 +208,7 @@ for (const [framework, makeApp] of frameworks) {
       await verify(t, 'tess.tester', TEST_CODE);
 
       await settled(11);
-      await sleep(50); // nothing else is on its way
+      await sleep(DELIVERY_PAUSE_MS.max + 50); // nothing else is on its way (deliveries start after a random pause)
       for (const message of capture.outbox) codes.add(message.code);
       text = await registry.metrics();
     });

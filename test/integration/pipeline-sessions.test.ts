@@ -15,6 +15,7 @@ import { appOn, FRAMEWORKS, generousLimits, type TestApp } from '../helpers/apps
 import { browserClient, type Client, type Reply as Answer } from '../helpers/client.js';
 import { storeBackends } from '../helpers/store-matrix.js';
 import { sleep, tally, wrongFor } from '../helpers/util.js';
+import { DELIVERY_PAUSE_MS } from '../../src/core/send/after-reply.js';
 
 const backends = await storeBackends();
 const USERNAME = 'victim.user';
@@ -107,7 +108,7 @@ for (const backend of backends) {
         }
         const decoyCompared = compared(app);
         const decoyLocks = app.events.locked.length;
-        await sleep(20); // deliveries run after the reply
+        await sleep(DELIVERY_PAUSE_MS.max + 50); // deliveries start after a random pause
         const deliveredForDecoys = app.capture.calls.length - 2; // A's send: SMS + email
 
         // The real user's quota: two more sends (3 in all) pass, the fourth is refused.

@@ -9,8 +9,8 @@
  * of the store API; a step with `expect` is checked. Each run gets a fresh username; code
  * names stand for fresh hashes (`WRONG` is a new random hash every time), counter names for
  * fresh keys. Refusals and locks are compared by their limit or kind; every `retryAfterMs`
- * must be above 0 and at most `retryWithinMs` (60 s unless the case says), a permanent lock's
- * at most `failureMemoryMs`.
+ * must be above `retryAboveMs` (0 unless the case says) and at most `retryWithinMs` (60 s
+ * unless the case says), a permanent lock's at most `failureMemoryMs` and within 2 s of it.
  */
 import type { LockPolicy, Space } from '../../src/stores/types.js';
 
@@ -56,6 +56,7 @@ export interface StoreCase {
   /** The lock policy of every verify and attempt of the case, over the contract's default. */
   policy?: Partial<LockPolicy>;
   retryWithinMs?: number;
+  retryAboveMs?: number;
   before: Step[];
   request: Step & ({ send: PlanSpec } | { verify: string } | { attempt: Space } | { unlock: true });
   expect: SendExpect | VerifyExpect | AttemptExpect | undefined;
@@ -78,11 +79,14 @@ export const sendCases: StoreCase[] = [
     after: [{ verify: 'c', expect: ok }],
   },
   {
-    name: 'refuses a second send of one slot inside the cooldown and keeps the first code',
+    name: 'refuses a second send of one slot inside the cooldown and keeps the first code; the cooldown outlasts its use',
     before: [{ send: { slot: 'a', cooldownMs: 60_000, code: 'first' } }],
     request: { send: { slot: 'a', cooldownMs: 60_000 } },
     expect: refused('resendCooldownSeconds'),
-    after: [{ verify: 'first', slots: ['a'], expect: ok }],
+    after: [
+      { verify: 'first', slots: ['a'], expect: ok },
+      { send: { slot: 'a', cooldownMs: 60_000 }, expect: refused('resendCooldownSeconds') },
+    ],
   },
   {
     name: 'does not hold another slot back by a cooldown',
@@ -95,7 +99,8 @@ export const sendCases: StoreCase[] = [
     ],
   },
   {
-    name: 'counts sendsPerUsername across slots and refuses past it; the decoy space counts apart',
+    name: 'counts sendsPerUsername across slots and refuses past it for the rest of its window; the decoy space counts apart',
+    retryAboveMs: 59_000,
     before: [
       { send: { slot: 'a', perUser: 2, code: 'first' }, expect: admitted(null) },
       { send: { slot: 'b', perUser: 2 }, expect: admitted(null) },
@@ -169,10 +174,14 @@ export const sendCases: StoreCase[] = [
   },
   {
     name: 'never verifies a decoy code, and nothing in the decoy space touches the user space',
+    policy: { failedVerifications: 2 },
     before: [{ send: { slot: 'a', cooldownMs: 60_000, code: 'real' } }, { send: { slot: 'b', space: 'decoy', cooldownMs: 60_000, code: 'decoy' } }],
     request: { verify: 'decoy', slots: ['b'] },
     expect: mismatch(null, 'decoy'),
     after: [
+      // A timed lock of the decoy space holds only the decoy space.
+      { verify: WRONG, slots: ['b'], expect: mismatch('timed', 'decoy') },
+      { verify: WRONG, slots: ['b'], expect: locked(false, 'decoy') },
       // A decoy send does not see the user cooldown; the user code is found before the decoy of its slot.
       { send: { slot: 'a', space: 'decoy', cooldownMs: 60_000 }, expect: admitted(null) },
       { verify: 'real', slots: ['a'], expect: ok },

@@ -70,11 +70,14 @@ async function runCase(store: OtpStore, storeCase: StoreCase): Promise<void> {
     if (answer === null || typeof answer !== 'object') return answer;
     if (Array.isArray(answer)) return answer.map(timeless);
     const out: Record<string, unknown> = {};
-    // A permanent lock ends when the failures are forgotten.
-    const withinMs = 'permanent' in answer && answer.permanent === true ? lock.failureMemoryMs : retryWithinMs;
+    // A permanent lock ends when the failures are forgotten: failureMemoryMs after the last one, which was moments ago.
+    const permanent = 'permanent' in answer && answer.permanent === true;
+    const withinMs = permanent ? lock.failureMemoryMs : retryWithinMs;
+    const aboveMs = permanent ? Math.max(lock.failureMemoryMs - 2_000, 0) : (storeCase.retryAboveMs ?? 0);
     for (const [key, value] of Object.entries(answer)) {
-      if (key === 'retryAfterMs') assert.ok(typeof value === 'number' && value > 0 && value <= withinMs, `retryAfterMs ${String(value)} in (0, ${withinMs}]`);
-      else if (key !== 'issuedAtMs') out[key] = timeless(value);
+      if (key === 'retryAfterMs') {
+        assert.ok(typeof value === 'number' && value > aboveMs && value <= withinMs, `retryAfterMs ${String(value)} in (${aboveMs}, ${withinMs}]`);
+      } else if (key !== 'issuedAtMs') out[key] = timeless(value);
     }
     return out;
   };
@@ -146,8 +149,9 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
           const user = randomKey();
           const sent = plan(user, { slot: 'sessionA' });
           await store.send(sent);
-          assert.equal(await result(verify(store, randomKey(), sent.code.hash)), 'missing');
-          for (let i = 0; i < 30; i++) assert.equal(await result(verify(store, user, randomHash(), ['sessionB'], { failedVerifications: 1 })), 'missing');
+          assert.deepEqual(await verify(store, randomKey(), sent.code.hash), { result: 'missing' });
+          for (let i = 0; i < 30; i++)
+            assert.deepEqual(await verify(store, user, randomHash(), ['sessionB'], { failedVerifications: 1 }), { result: 'missing' });
           assert.equal(
             await result(verify(store, user, sent.code.hash, ['sessionA'], { failedVerifications: 1 })),
             'ok',
@@ -263,14 +267,18 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
       );
 
       it(
-        'counts a window counter again after its window',
+        'counts a window counter again after its window (by consume and in a send plan)',
         withStore(async (store) => {
           const quota = counter('sendsPerIp', 1, { windowMs: 1000 });
           assert.equal(await store.consume(quota), null);
           const refused = await store.consume(quota);
           assert.ok(refused !== null && refused.retryAfterMs > 0 && refused.retryAfterMs <= 1000, JSON.stringify(refused));
+          const inPlan = counter('sendsPerIp', 1, { windowMs: 1000 });
+          assert.equal((await store.send(plan(randomKey(), { request: [inPlan] }))).ok, true);
+          assert.equal((await store.send(plan(randomKey(), { request: [inPlan] }))).ok, false);
           await sleep(1100);
           assert.equal(await store.consume(quota), null);
+          assert.equal((await store.send(plan(randomKey(), { request: [inPlan] }))).ok, true);
         }),
       );
     });
@@ -280,12 +288,19 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         'forgets failures failureMemoryMs after the last one, ending a permanent lock',
         withStore(async (store) => {
           const user = randomKey();
-          const lock = { maxConsecutiveFailures: 1, failureMemoryMs: 1000 };
+          const lock = { maxConsecutiveFailures: 2, failureMemoryMs: 1000 };
           await store.send(plan(user));
+          assert.deepEqual(await verify(store, user, randomHash(), [''], lock), { result: 'mismatch', space: 'user', lock: null });
           assert.deepEqual(await verify(store, user, randomHash(), [''], lock), { result: 'mismatch', space: 'user', lock: 'permanent' });
+          assert.equal(await result(verify(store, user, randomHash(), [''], lock)), 'locked');
           await sleep(1100);
           const fresh = plan(user);
           await store.send(fresh);
+          assert.deepEqual(
+            await verify(store, user, randomHash(), [''], lock),
+            { result: 'mismatch', space: 'user', lock: null },
+            'the failure count started over',
+          );
           assert.equal(await result(verify(store, user, fresh.code.hash, [''], lock)), 'ok');
         }),
       );
@@ -308,7 +323,13 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
           assert.deepEqual(await store.attempt({ user, space: 'user', policy: { ...policy, ...lock } }), { ok: true, lock: null });
           assert.deepEqual(await store.attempt({ user, space: 'user', policy: { ...policy, ...lock } }), { ok: true, lock: 'timed' });
           const locked = await store.attempt({ user, space: 'user', policy: { ...policy, ...lock } });
-          assert.ok(!locked.ok && !locked.permanent && locked.retryAfterMs > 0, JSON.stringify(locked));
+          assert.ok(!locked.ok && !locked.permanent && locked.retryAfterMs > lock.lockMs - 1_000 && locked.retryAfterMs <= lock.lockMs, JSON.stringify(locked));
+          // unlock() ends the timed lock; a refused settle takes nothing back: the third attempt starts the lock again.
+          await store.unlock(user);
+          assert.deepEqual(await store.attempt({ user, space: 'user', policy: { ...policy, ...lock } }), { ok: true, lock: null });
+          assert.equal(await store.settle({ user, use: { kind: 'totp', step: 11, ttlMs: 60_000 } }), false, 'a step already accepted');
+          assert.deepEqual(await store.attempt({ user, space: 'user', policy: { ...policy, ...lock } }), { ok: true, lock: null });
+          assert.deepEqual(await store.attempt({ user, space: 'user', policy: { ...policy, ...lock } }), { ok: true, lock: 'timed' });
         }),
       );
 
@@ -504,6 +525,8 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
           assert.equal(await store.get(key), null);
           await store.set(key, 'mobile', 1000);
           assert.equal(await store.get(key), 'mobile');
+          await store.set(key, "it's \\ 'quoted'", 1000);
+          assert.equal(await store.get(key), "it's \\ 'quoted'", 'set replaces the value, kept as given');
           await sleep(1100);
           assert.equal(await store.get(key), null);
         }),
@@ -514,9 +537,11 @@ export function describeStoreContract(name: string, makeStore: MakeStore): void 
         withStore(async (store) => {
           const quota = counter('lookupsPerHour', 2);
           assert.equal(await store.consume(quota), null);
+          assert.equal(await store.consume({ ...quota, mode: 'peek' }), null, 'a peek takes nothing');
           assert.equal(await store.consume(quota), null);
           const refused = await store.consume(quota);
           assert.equal(refused?.limit, 'lookupsPerHour');
+          assert.ok(refused !== null && refused.retryAfterMs > quota.windowMs - 1_000 && refused.retryAfterMs <= quota.windowMs, JSON.stringify(refused));
         }),
       );
     });

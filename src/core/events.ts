@@ -98,7 +98,7 @@ export function createEvents(logger: OtpLogger | undefined): OtpEvents {
       console.warn(text);
     },
     emit(event, payload) {
-      log(levels[event], { event: `otp.${event}`, ...payload }, `blockid-otp ${event}`);
+      if (logger !== undefined) log(levels[event], { event: `otp.${event}`, ...payload }, `blockid-otp ${event}`);
       for (const listener of listeners.get(event) ?? []) {
         try {
           (listener as OtpListener<typeof event>)(payload);

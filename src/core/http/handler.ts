@@ -77,6 +77,8 @@ type Entry = { GET?: Route; POST?: Route; accepts?: 'json' | 'form' };
 const CHANNELS = new Set<ChannelChoice>(['sms', 'email', 'both', 'whatsapp', 'voice']);
 const METHODS = new Set<VerifyMethod>(['code', 'totp', 'recovery']); // 'link' only through POST {basePath}/link
 const NO_STORE = { 'Cache-Control': 'no-store' };
+/** What a delivery after the reply settles to, either way: its failures are reported as events, never thrown. */
+const settled = (): undefined => undefined;
 
 export const sessionMissingMessage = withDocsLink(
   'blockid-otp needs a session: mount express-session (or koa-session on Koa) before it, with a store whose sessions have regenerate().',
@@ -216,11 +218,7 @@ export function createHttpHandler(service: OtpService): HttpHandler {
     }
     return {
       ...answer,
-      afterReply: () =>
-        accepted.deliver().then(
-          () => undefined,
-          () => undefined,
-        ),
+      afterReply: () => accepted.deliver().then(settled, settled),
     };
   };
 

@@ -111,21 +111,35 @@ export function createSendFlows({
         }
         span.setAttribute('blockid_otp.outcome', targets.length > 0 ? 'sent' : 'decoy');
         const locale = composer.locale(destinations?.locale, context.acceptLanguage);
-        const trace = captureContext(span);
-        const deliveryContext = { ...(context.ip !== undefined && { ip: context.ip }), metrics, trace, gate: true };
+        const deliveryContext = { ...(context.ip !== undefined && { ip: context.ip }), metrics, trace: captureContext(span), gate: true };
         // Channels asked for that deliver nothing (stand-ins, a decoy's, a refused target's) are
         // composed all the same, so every kind of user does the same work when delivery starts.
-        const idle = planned.filter(({ target }) => target === null || !issued.admitted.includes(target));
-        const run = () => {
-          for (const { channel: idleChannel } of idle) composer.compose(issued.code, username, { channel: idleChannel, to: STAND_IN_TO[idleChannel] }, locale);
-          return deliver(issued, username, locale, deliveryContext);
-        };
+        const idle: Channel[] = [];
+        for (const { channel: wanted, target } of planned) if (target === null || !issued.admitted.includes(target)) idle.push(wanted);
         return {
           expiresAt: issued.expiresAt,
           targets: issued.test ? 0 : issued.admitted.length,
-          // Awaited (awaitDelivery): at once. After the reply: after a random pause (see send/after-reply.ts).
-          deliver: () => (config.awaitDelivery ? run() : afterRandomPause(run)),
+          deliver: laterDelivery(issued, username, locale, deliveryContext, idle),
         };
       }),
   };
+
+  /**
+   * An accepted send's delivery, built outside the request's closures: what waits for the
+   * pause holds only what delivery needs, not the request (its framework objects die young).
+   * Awaited (awaitDelivery): at once. After the reply: after a random pause (see send/after-reply.ts).
+   */
+  function laterDelivery(
+    issued: Awaited<ReturnType<typeof issue>>,
+    username: string,
+    locale: ReturnType<Composer['locale']>,
+    deliveryContext: Parameters<typeof deliver>[3],
+    idle: Channel[],
+  ): () => Promise<Channel[]> {
+    const run = () => {
+      for (const channel of idle) composer.compose(issued.code, username, { channel, to: STAND_IN_TO[channel] }, locale);
+      return deliver(issued, username, locale, deliveryContext);
+    };
+    return config.awaitDelivery ? run : () => afterRandomPause(run);
+  }
 }

@@ -86,7 +86,8 @@ export function createIssuer({ config, admission, events }: { config: ResolvedOp
     const user = userKey(secret, username);
     // A session's send (never an unbound generateOtp() code, which no browser could confirm); decoys too, for the same work.
     const link = context.withLink === true && config.link !== undefined ? issueLinkToken(secret, user, context.slot) : undefined;
-    const real = planned.flatMap(({ target }) => (target === null ? [] : [target]));
+    const real: Target[] = [];
+    for (const { target } of planned) if (target !== null) real.push(target);
     const fixed = real.length === 0 ? undefined : testDestinations?.codeForTargets(real);
     const code = fixed ?? generateCode(config.codeLength);
     const hash = hashCode(secret, user, code);
@@ -112,7 +113,10 @@ export function createIssuer({ config, admission, events }: { config: ResolvedOp
     reportDecision(decision, username, space, planned, fixed !== undefined, context.ip);
     if (!decision.ok) throw refusalError(decision.refusal);
     const expiresAt = new Date(plan.code.issuedAtMs + config.ttlSeconds * 1000);
-    const admitted = planned.flatMap(({ target }, index) => (target !== null && decision.targets[index] === null ? [target] : []));
+    const admitted: Target[] = [];
+    planned.forEach(({ target }, index) => {
+      if (target !== null && decision.targets[index] === null) admitted.push(target);
+    });
     return { expiresAt, admitted, code, test: fixed !== undefined, link: link === undefined ? undefined : `${config.link!.url}?t=${link.token}` };
   };
 

@@ -1,17 +1,22 @@
 /**
  * One benchmark server on fetch (served by @hono/node-server), Hono, Fastify or Express, run as its own
  * child process by bench/frameworks.mjs. Configured by BENCH_SERVER (JSON: { framework, kind,
- * distDir }); reports { port } over IPC when listening and exits on 'stop'.
+ * distDir, workHmacs }); reports { port } over IPC when listening and exits on 'stop'.
  *
  * Kinds:
  * - `otp`       the framework with its blockid-otp adapter (cookie session, memory store):
  *               the endpoints, and GET /data guarded by the adapter's requireOtp.
  * - `baseline`  the same framework without blockid-otp: GET /data and POST /write (parses the
  *               JSON body, answers 202), each framework's own plain routes; each answers JSON
- *               and writes one cookie, as a route of an app with a session does.
+ *               and writes one cookie, as a route of an app with a session does. POST /work is
+ *               /write plus a fixed amount of CPU work (`burn()`), the same on every framework:
+ *               the yardstick for what "CPU above the baseline" reads for identical work.
+ *               Express also has POST /write-lean: /write reading the body and answering as
+ *               the Express adapter does (no express.json(), no res.json()).
  *
  * Bench-only routes under /__bench read what the capture sender saw (as in bench/server.mjs).
  */
+import { createHmac } from 'node:crypto';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -21,9 +26,9 @@ import { pathToFileURL } from 'node:url';
  * @typedef {{ index: typeof import('../src/index.js'), fetch: typeof import('../src/fetch.js'), hono: typeof import('../src/hono.js'), fastify: typeof import('../src/fastify.js') }} Entries
  */
 
-/** @type {{ framework: string, kind: string, distDir: string }} set by bench/frameworks.mjs */
+/** @type {{ framework: string, kind: string, distDir: string, workHmacs?: number }} set by bench/frameworks.mjs */
 const config = JSON.parse(process.env.BENCH_SERVER ?? '{}');
-const { framework, kind, distDir } = config;
+const { framework, kind, distDir, workHmacs = 0 } = config;
 const OTP_SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 /**
  * @template {keyof Entries} N
@@ -95,6 +100,16 @@ const COOKIE_NAME = 'app-session';
 const COOKIE_VALUE = `v1.${'x'.repeat(180)}`;
 const SET_COOKIE = `${COOKIE_NAME}=${COOKIE_VALUE}; Max-Age=86400; Path=/; HttpOnly; SameSite=Lax`;
 const accepted = { status: 'sent', expiresIn: 600, resendIn: 30 };
+/**
+ * The fixed work of POST /work: `workHmacs` keyed hashes of the body, synchronous, the same on every framework.
+ *
+ * @param {unknown} body
+ */
+function burn(body) {
+  let digest = JSON.stringify(body);
+  for (let i = 0; i < workHmacs; i++) digest = createHmac('sha256', OTP_SECRET).update(digest).digest('hex');
+  return digest;
+}
 
 async function fetchServer() {
   const { createAdaptorServer } = await import('@hono/node-server');
@@ -111,8 +126,9 @@ async function fetchServer() {
         if (url.pathname === '/data') return (await otp.requireOtp(request)) ?? Response.json(data);
       } else if (url.pathname === '/data') {
         return Response.json(data, { headers: { 'set-cookie': SET_COOKIE } });
-      } else if (url.pathname === '/write' && request.method === 'POST') {
-        await request.json();
+      } else if ((url.pathname === '/write' || url.pathname === '/work') && request.method === 'POST') {
+        const body = await request.json();
+        if (url.pathname === '/work') burn(body);
         return Response.json(accepted, { status: 202, headers: { 'set-cookie': SET_COOKIE } });
       }
       return Response.json({ error: 'not_found' }, { status: 404 });
@@ -143,6 +159,11 @@ async function honoServer() {
       setCookie(c, COOKIE_NAME, COOKIE_VALUE, written);
       return c.json(accepted, 202);
     });
+    app.post('/work', async (c) => {
+      burn(await c.req.json());
+      setCookie(c, COOKIE_NAME, COOKIE_VALUE, written);
+      return c.json(accepted, 202);
+    });
   }
   return /** @type {import('node:http').Server} */ (createAdaptorServer({ fetch: app.fetch })); // node:http, as above
 }
@@ -158,6 +179,10 @@ async function fastifyServer() {
   } else {
     app.get('/data', async (_request, reply) => reply.header('set-cookie', SET_COOKIE).send(data));
     app.post('/write', async (_request, reply) => reply.code(202).header('set-cookie', SET_COOKIE).send(accepted));
+    app.post('/work', async (request, reply) => {
+      burn(request.body);
+      return reply.code(202).header('set-cookie', SET_COOKIE).send(accepted);
+    });
   }
   await app.ready();
   return app.server;
@@ -176,6 +201,25 @@ async function expressServer() {
   } else {
     app.get('/data', (_req, res) => res.setHeader('set-cookie', SET_COOKIE).json(data));
     app.post('/write', express.json(), (_req, res) => res.status(202).setHeader('set-cookie', SET_COOKIE).json(accepted));
+    // What the adapter does instead of express.json() and res.json(): reads the body itself, answers with res.end().
+    app.post('/write-lean', (req, res) => {
+      /** @type {Buffer[]} */
+      const chunks = [];
+      req.on('data', (chunk) => chunks.push(chunk));
+      req.on('end', () => {
+        JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        const text = JSON.stringify(accepted);
+        res.statusCode = 202;
+        res.setHeader('set-cookie', SET_COOKIE);
+        res.setHeader('Content-Type', 'application/json; charset=utf-8');
+        res.setHeader('Content-Length', Buffer.byteLength(text));
+        res.end(text);
+      });
+    });
+    app.post('/work', express.json(), (req, res) => {
+      burn(req.body);
+      res.status(202).setHeader('set-cookie', SET_COOKIE).json(accepted);
+    });
   }
   return createServer(app);
 }

@@ -245,7 +245,8 @@ for (const row of results) {
   const express = find('express', scenario);
   const compared = express !== undefined && !scenario.startsWith('guard') && scenario !== LEAN;
   const versus = compared ? `${(row.workUs / express.workUs).toFixed(2)}×` : '–';
-  const versusLean = compared && lean !== undefined && scenario !== FIXED_WORK ? `${(row.workUs / (express.workUs - lean.workUs)).toFixed(2)}×` : '–';
+  const versusLean =
+    compared && lean !== undefined && scenario !== FIXED_WORK && framework !== 'express' ? `${(row.workUs / (express.workUs - lean.workUs)).toFixed(2)}×` : '–';
   console.log(
     `| ${framework} | ${scenario} | ${fmt(ours.rps)} | ${fmt(base.rps)} | ${row.ratio.toFixed(2)}× | ${us(ours.cpuUs)} | ${us(base.cpuUs)} | ${us(row.workUs)} | ${versus} | ${versusLean} | ${ours.p99} | ${base.p99} |`,
   );

@@ -32,6 +32,7 @@ describe('blockidOtpHono', () => {
   });
 
   it('without an executionCtx (Node), delivers after the Response, and getIp feeds the per-IP quota', async () => {
+    const stackTraceLimit = Error.stackTraceLimit;
     const capture = captureSenders();
     const ips: string[] = [];
     const app = new Hono().use(
@@ -52,6 +53,8 @@ describe('blockidOtpHono', () => {
     assert.equal((await send('grace.hopper', '192.0.2.2')).status, 202, 'another address has its own');
     assert.deepEqual(ips, ['192.0.2.1', '192.0.2.1', '192.0.2.2']);
     await capture.waitFor(3);
+    // Probing for a waitUntil turns stack capture off only for that moment.
+    assert.equal(Error.stackTraceLimit, stackTraceLimit);
   });
 
   it('sets c.get("blockidOtp") on every other request: null, then the flag after verify; a guard lets only that through', async () => {

@@ -339,7 +339,12 @@ for (const [framework, makeApp] of frameworks as Array<[string, AppFactory]>) {
           [['whatsapp', 'timed out']],
         );
         await sleep(deliveryTimeoutMs + 200);
-        for (const at of handedAt) assert.ok(at - started <= deliveryTimeoutMs + 50, `an SMS was handed over ${at - started} ms after the send`);
+        // WhatsApp hangs until past the chain's time, so none is left for the SMS fallback.
+        assert.deepEqual(
+          handedAt.map((at) => at - started),
+          [],
+          'an SMS was handed over (ms after the send) though the chain had no time left',
+        );
       });
     });
 

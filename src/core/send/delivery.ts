@@ -148,13 +148,19 @@ export async function deliverChain(
   let current: Outgoing | null = first;
   while (current !== null) {
     if (await deliverMessage(current, policy, events, context, deadline)) return current.channel;
-    if (next === undefined || Date.now() >= deadline) return null;
+    // A timer may fire a millisecond before Date.now() reaches its time: a channel that timed
+    // out at the deadline must not leave a sliver of it to the next, whose sender would be
+    // handed the message (and send it) only to be cut off at once.
+    if (next === undefined || deadline - Date.now() < FALLBACK_MIN_MS) return null;
     current = await next().catch(() => null);
   }
   return null;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The least of the chain's time a fallback channel is started with; no provider answers sooner. */
+const FALLBACK_MIN_MS = 10;
 
 function sendOnce(outgoing: Outgoing): Promise<void> {
   // Called inside a promise chain so a sender that throws synchronously is caught too.

@@ -220,14 +220,22 @@ async function makeStore(dist) {
  * and one per distinct quota counter of its plan (per-username, IP, destinations, number
  * block); for a verify, the code's row and the username's failure row; each an upsert of one
  * counter column. It keeps no decision in the database: what a design that keeps each of those
- * as a row can reach at best.
+ * as a row can reach at best. `'tables'` (PostgreSQL only) writes the same rows into the store's
+ * own tables (created by `postgresStore` under a prefix of their own: the same columns, indexes
+ * and `fillfactor`), in one statement and one round trip: for a send, the code's row in `slots`
+ * (inserted, or replaced when the session asks again) and one upsert per quota counter in
+ * `counters`; for a verify, the slot's attempts and the username's failure row in `users`. No
+ * decision, no advisory lock: what the data a send and a verify must write costs by itself.
  *
  * @param {Dist} dist
  * @param {string} probe
  * @returns {Promise<OtpStore>}
  */
 async function probeStore(dist, probe) {
-  if (probe !== 'read' && probe !== 'write' && probe !== 'rows') throw new Error(`storeProbe must be 'read', 'write' or 'rows', got ${String(probe)}`);
+  if (probe !== 'read' && probe !== 'write' && probe !== 'rows' && probe !== 'tables') {
+    throw new Error(`storeProbe must be 'read', 'write', 'rows' or 'tables', got ${String(probe)}`);
+  }
+  if (probe === 'tables') return tablesProbe(dist);
   /** @type {(key: string, rows: string[]) => Promise<unknown>} */
   let roundTrip;
   if (storeKind === 'postgres') {
@@ -260,6 +268,60 @@ async function probeStore(dist, probe) {
     verify: async (/** @type {import('../src/store.js').VerifyRequest} */ request) => (
       await roundTrip(request.user, [`${request.user}:code`, `${request.user}:failures`]), memory.verify(request)
     ),
+  });
+}
+
+/**
+ * `storeProbe: 'tables'` (see probeStore): memoryStore() decides; before each call one statement
+ * writes the rows the PostgreSQL store's call writes, into tables made by postgresStore itself.
+ *
+ * @param {Dist} dist
+ * @returns {Promise<OtpStore>}
+ */
+async function tablesProbe(dist) {
+  if (storeKind !== 'postgres') throw new Error("storeProbe 'tables' needs store: postgres");
+  const pool = await postgres();
+  /** @type {typeof import('../src/postgres.js')} */
+  const { postgresStore } = await import(pathToFileURL(path.join(path.dirname(distPath()), 'postgres.js')).href);
+  const tablePrefix = `${config.tablePrefix}tables_`;
+  const tables = postgresStore({
+    pool,
+    schema: config.pgSchema,
+    tablePrefix,
+    sweepIntervalMs: 0,
+    ...(config.unlogged !== undefined && { unlogged: config.unlogged }),
+  });
+  await tables.ready();
+  const q = (/** @type {string} */ name) => `"${config.pgSchema}"."${tablePrefix}${name}"`;
+  const sweepAt = (/** @type {string} */ until) => `${q('sweep_at')}(${until})`;
+  // The slot first, then the counters in key order (concurrent statements lock them in one order).
+  const writeSend = `WITH slot AS (
+  INSERT INTO ${q('slots')} AS s (user_key, space, slot, code_hash, attempts, issued_at_ms, code_until, cooldown_until, expires_at)
+  VALUES ($1, 'user', $2, $3, 0, $4, now() + interval '5 minutes', now() + interval '30 seconds', ${sweepAt("now() + interval '5 minutes'")})
+  ON CONFLICT (user_key, space, slot) DO UPDATE SET code_hash = EXCLUDED.code_hash, attempts = 0, issued_at_ms = EXCLUDED.issued_at_ms,
+    code_until = EXCLUDED.code_until, cooldown_until = EXCLUDED.cooldown_until, expires_at = EXCLUDED.expires_at
+)
+INSERT INTO ${q('counters')} AS c (key, hits, expires_at) SELECT k, 1, now() + interval '1 hour' FROM unnest($5::text[]) AS k ORDER BY k
+ON CONFLICT (key) DO UPDATE SET hits = c.hits + 1`;
+  const writeVerify = `WITH slot AS (
+  UPDATE ${q('slots')} SET attempts = attempts + 1 WHERE user_key = $1 AND space = 'user' AND slot = $2
+)
+INSERT INTO ${q('users')} AS u (user_key, space, failures, failures_until, expires_at)
+VALUES ($1, 'user', 1, now() + interval '30 days', ${sweepAt("now() + interval '30 days'")})
+ON CONFLICT (user_key, space) DO UPDATE SET failures = u.failures + 1, failures_until = EXCLUDED.failures_until`;
+  const memory = dist.memoryStore(config.memoryStore ?? {});
+  return Object.assign(Object.create(memory), {
+    send: async (/** @type {import('../src/store.js').SendPlan} */ plan) => {
+      const counters = [
+        ...new Set([...(plan.perUser ? [`\u0001${plan.space}:${plan.user}`] : []), ...[...plan.request, ...plan.targets.flat()].map((counter) => counter.key)]),
+      ];
+      await pool.query(writeSend, [plan.user, plan.slot, plan.code.hash, plan.code.issuedAtMs, counters]);
+      return memory.send(plan);
+    },
+    verify: async (/** @type {import('../src/store.js').VerifyRequest} */ request) => {
+      await pool.query(writeVerify, [request.user, request.slots[0] ?? '']);
+      return memory.verify(request);
+    },
   });
 }
 

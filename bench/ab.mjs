@@ -72,6 +72,7 @@ const result = await measurePairs({
   users,
   log: (line) => console.log(line),
 });
+for (const problem of result.problems) console.log(`! ${problem}`);
 console.log(
   `median ratio ${result.ratio.toFixed(2)}× (range ${result.min.toFixed(2)}–${result.max.toFixed(2)}); median server CPU ${result.cpu.a.toFixed(0)} / ${result.cpu.b.toFixed(0)} µs/req`,
 );

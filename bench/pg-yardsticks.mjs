@@ -12,7 +12,7 @@
  * - the store ÷ the yardstick: what the decision in the database costs on top;
  * - the store ÷ the ceiling, measured directly (the figure the targets are about).
  *
- *   node bench/pg-yardsticks.mjs [--rounds=10] [--duration=1.5] [--users=4000] [--worktree] [--no-write]
+ *   node bench/pg-yardsticks.mjs [--rounds=10] [--duration=1.5] [--users=10000] [--worktree] [--no-write]
  *
  * Builds HEAD's src/ (the working tree with --worktree); the table goes to stdout and to its own
  * section of bench/RESULTS.md (not with --no-write or --worktree).
@@ -29,7 +29,7 @@ const option = (name) =>
 const flag = (/** @type {string} */ name) => process.argv.includes(`--${name}`);
 const rounds = Number(option('rounds') ?? '10');
 const duration = Number(option('duration') ?? '1.5');
-const users = Number(option('users') ?? '4000');
+const users = Number(option('users') ?? '10000'); // verify: 10 guesses each, enough for 20 pairs at the rates PostgreSQL reaches
 const worktree = flag('worktree');
 const { dist, label } = buildDist({ worktree });
 

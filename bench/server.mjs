@@ -294,7 +294,10 @@ async function tablesProbe(dist) {
   await tables.ready();
   const q = (/** @type {string} */ name) => `"${config.pgSchema}"."${tablePrefix}${name}"`;
   const sweepAt = (/** @type {string} */ until) => `${q('sweep_at')}(${until})`;
-  // The slot first, then the counters in key order (concurrent statements lock them in one order).
+  // One statement per call; the counters in key order, so concurrent statements take their row
+  // locks in one order. (The store's own way, advisory locks then a plain UPDATE and an INSERT of
+  // the missing rows, several statements in one round trip, measured slower: 0.51× against 0.59×
+  // of the ceiling for the send, 0.76× against 0.80× for the verify, 12 pairs each.)
   const writeSend = `WITH slot AS (
   INSERT INTO ${q('slots')} AS s (user_key, space, slot, code_hash, attempts, issued_at_ms, code_until, cooldown_until, expires_at)
   VALUES ($1, 'user', $2, $3, 0, $4, now() + interval '5 minutes', now() + interval '30 seconds', ${sweepAt("now() + interval '5 minutes'")})
@@ -309,49 +312,17 @@ ON CONFLICT (key) DO UPDATE SET hits = c.hits + 1`;
 INSERT INTO ${q('users')} AS u (user_key, space, failures, failures_until, expires_at)
 VALUES ($1, 'user', 1, now() + interval '30 days', ${sweepAt("now() + interval '30 days'")})
 ON CONFLICT (user_key, space) DO UPDATE SET failures = u.failures + 1, failures_until = EXCLUDED.failures_until`;
-  // The store's own way: advisory locks (the username's, then the counters' in lock-id order), a
-  // plain UPDATE of the rows that exist and an INSERT of the others; statements in one round trip.
-  const lit = (/** @type {string} */ text) => `E'${text.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
-  const ns = lit(`${config.pgSchema}.${tablePrefix}:`);
-  const lockedSend = (/** @type {import('../src/store.js').SendPlan} */ plan, /** @type {string[]} */ counters) => {
-    const [user, slot, keys] = [lit(plan.user), lit(plan.slot), `ARRAY[${counters.map(lit).join(', ')}]::text[]`];
-    return `SELECT pg_advisory_xact_lock(1651076981, hashtext(${ns} || ${user}));
-SELECT count(pg_advisory_xact_lock(1651076982, h)) FROM (SELECT DISTINCT hashtext(${ns} || k) AS h FROM unnest(${keys}) k ORDER BY 1) locks;
-WITH updated AS (
-  UPDATE ${q('slots')} SET code_hash = ${lit(plan.code.hash)}, attempts = 0, issued_at_ms = ${plan.code.issuedAtMs},
-    code_until = now() + interval '5 minutes', cooldown_until = now() + interval '30 seconds'
-  WHERE user_key = ${user} AND space = 'user' AND slot = ${slot} RETURNING 1
-)
-INSERT INTO ${q('slots')} (user_key, space, slot, code_hash, attempts, issued_at_ms, code_until, cooldown_until, expires_at)
-SELECT ${user}, 'user', ${slot}, ${lit(plan.code.hash)}, 0, ${plan.code.issuedAtMs}, now() + interval '5 minutes', now() + interval '30 seconds', ${sweepAt("now() + interval '5 minutes'")}
-WHERE NOT EXISTS (SELECT 1 FROM updated);
-WITH updated AS (
-  UPDATE ${q('counters')} c SET hits = c.hits + 1 WHERE c.key = ANY (${keys}) RETURNING c.key
-)
-INSERT INTO ${q('counters')} (key, hits, expires_at) SELECT k, 1, now() + interval '1 hour' FROM unnest(${keys}) AS k WHERE k NOT IN (SELECT key FROM updated)`;
-  };
-  const lockedVerify = (/** @type {string} */ userKey, /** @type {string} */ slotKey) => {
-    const [user, slot] = [lit(userKey), lit(slotKey)];
-    return `SELECT pg_advisory_xact_lock(1651076981, hashtext(${ns} || ${user}));
-UPDATE ${q('slots')} SET attempts = attempts + 1 WHERE user_key = ${user} AND space = 'user' AND slot = ${slot};
-WITH updated AS (
-  UPDATE ${q('users')} SET failures = failures + 1, failures_until = now() + interval '30 days' WHERE user_key = ${user} AND space = 'user' RETURNING 1
-)
-INSERT INTO ${q('users')} (user_key, space, failures, failures_until, expires_at)
-SELECT ${user}, 'user', 1, now() + interval '30 days', ${sweepAt("now() + interval '30 days'")} WHERE NOT EXISTS (SELECT 1 FROM updated)`;
-  };
-  const locked = process.env.LOCKED_TABLES !== undefined;
   const memory = dist.memoryStore(config.memoryStore ?? {});
   return Object.assign(Object.create(memory), {
     send: async (/** @type {import('../src/store.js').SendPlan} */ plan) => {
       const counters = [
         ...new Set([...(plan.perUser ? [`\u0001${plan.space}:${plan.user}`] : []), ...[...plan.request, ...plan.targets.flat()].map((counter) => counter.key)]),
       ];
-      await (locked ? pool.query(lockedSend(plan, counters)) : pool.query(writeSend, [plan.user, plan.slot, plan.code.hash, plan.code.issuedAtMs, counters]));
+      await pool.query(writeSend, [plan.user, plan.slot, plan.code.hash, plan.code.issuedAtMs, counters]);
       return memory.send(plan);
     },
     verify: async (/** @type {import('../src/store.js').VerifyRequest} */ request) => {
-      await (locked ? pool.query(lockedVerify(request.user, request.slots[0] ?? '')) : pool.query(writeVerify, [request.user, request.slots[0] ?? '']));
+      await pool.query(writeVerify, [request.user, request.slots[0] ?? '']);
       return memory.verify(request);
     },
   });

@@ -200,13 +200,38 @@ export function expressSessionId(client: Client): string {
 export const browserClient = (baseUrl: string, headers: Record<string, string> = {}, timeoutMs = 5000) =>
   new Client(baseUrl, { keepAlive: 4, headers, timeoutMs });
 
-/** Throws if any reply (status line, headers, body) contains one of `codes`. */
+/**
+ * Whether `code` stands in `text` as a token of its own: not inside a longer run of letters and digits, in the
+ * text as sent or with its percent-escapes decoded. A six-digit code inside a session cookie's random id
+ * (`sid=…-db123456…`) is chance, not a leak; `"code":"123456"`, `x-debug: 123456` and `code%3D123456` are leaks.
+ */
+export function holdsCode(text: string, code: string): boolean {
+  const alnum = /[0-9A-Za-z]/;
+  const standsAlone = (within: string) => {
+    for (let at = within.indexOf(code); at !== -1; at = within.indexOf(code, at + 1)) {
+      const before = within[at - 1] ?? ' ';
+      const after = within[at + code.length] ?? ' ';
+      if (!alnum.test(before) && !alnum.test(after)) return true;
+    }
+    return false;
+  };
+  if (standsAlone(text)) return true;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(text);
+  } catch {
+    decoded = text.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
+  }
+  return decoded !== text && standsAlone(decoded);
+}
+
+/** Throws if any reply (status line, headers, body) holds one of `codes` (see {@link holdsCode}). */
 export function assertNoCodeLeaked(codes: Iterable<string>): number {
   const all = [...new Set(codes)];
   for (const reply of seenReplies) {
     const headerText = [...reply.headers].map(([name, value]) => `${name}: ${value}`).join('\n');
     for (const code of all) {
-      if (reply.text.includes(code) || headerText.includes(code)) throw new Error(`a code appeared in a response (status ${reply.status})`);
+      if (holdsCode(reply.text, code) || holdsCode(headerText, code)) throw new Error(`a code appeared in a response (status ${reply.status})`);
     }
   }
   return seenReplies.length;

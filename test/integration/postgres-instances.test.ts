@@ -14,7 +14,7 @@ import pg from 'pg';
 import { postgresStore, type PostgresStore } from '../../src/postgres.js';
 import { closeServer } from '../helpers/apps.js';
 import { captureSenders } from '../helpers/capture.js';
-import { assertNoCodeLeaked } from '../helpers/client.js';
+import { assertNoCodeLeaked, holdsCode } from '../helpers/client.js';
 import { contactData, personalData, sharedInstanceTests, startInstance, type Events, type Instance } from '../helpers/instances.js';
 import { assertPostgresReachable, testDatabaseUrl } from '../helpers/postgres-server.js';
 
@@ -44,9 +44,6 @@ async function startPgInstance(index: number, events: Events): Promise<PgInstanc
   const instance = await startInstance(index, { store: otpStore, sessionStore, capture, events });
   return { ...instance, pool, otpStore, sessionStore };
 }
-
-/** `code` as a number of its own in `text` (not a run of digits inside a longer one, such as a timestamp). */
-const holdsCode = (text: string, code: string): boolean => new RegExp(`(?<![0-9])${code}(?![0-9])`).test(text);
 
 describe('three Express instances sharing PostgreSQL on 127.0.0.1:5432', () => {
   const events: Events = {};

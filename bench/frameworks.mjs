@@ -153,7 +153,7 @@ async function benchFramework(framework, distDir) {
         { spec: uniqueSendSpec(baseline.url, '/write', framework), server: baseline, status: 202 },
       ),
     ]);
-    const users = await pendingCodeUsers(otp.url, { count: QUICK ? 3000 : 25_000, tag: framework });
+    const users = await pendingCodeUsers(otp.url, { count: QUICK ? 10_000 : 25_000, tag: framework });
     const verify = cyclingVerifySpec(otp.url, '/otp/verify', users, { budget: 10 });
     rows.push([
       'verify (POST /otp/verify, a wrong code)',

@@ -28,19 +28,13 @@
  * round; the table (new ÷ old per scenario, median of the rounds) goes to stdout and to its
  * own section of bench/RESULTS.md.
  */
-import { buildDist } from './lib.mjs';
+import { buildDist, option } from './lib.mjs';
 import { oldAgainstNew } from './old-vs-new.mjs';
 import { measurePairs } from './pairs.mjs';
 
-/** @type {(name: string) => string | undefined} */
-const option = (name) =>
-  process.argv
-    .slice(2)
-    .find((arg) => arg.startsWith(`--${name}=`))
-    ?.slice(name.length + 3);
 const oldRef = option('old');
 if (oldRef !== undefined) {
-  await oldAgainstNew(oldRef, { option, flag: (name) => process.argv.includes(`--${name}`) });
+  await oldAgainstNew(oldRef);
   process.exit(0);
 }
 const store = option('store') ?? 'memory';

@@ -327,6 +327,22 @@ export async function cleanRedis(prefix) {
   return removed;
 }
 
+/**
+ * The value of `--name=value` among the script's arguments (all of it after the first `=`), or `fallback`.
+ *
+ * @template {string | undefined} [F=undefined]
+ * @param {string} name
+ * @param {F} [fallback]
+ * @returns {string | F}
+ */
+export function option(name, fallback) {
+  const prefix = `--${name}=`;
+  const given = process.argv.slice(2).find((arg) => arg.startsWith(prefix));
+  return given === undefined ? /** @type {F} */ (fallback) : given.slice(prefix.length);
+}
+
+/** Whether `--name` is among the script's arguments. @param {string} name */
+export const flag = (name) => process.argv.slice(2).includes(`--${name}`);
 /** @param {number} ms @returns {Promise<void>} */
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { buildDist, cannon, cleanRedis, extractTree, machine, median, request, startServer, writeResultsSection } from './lib.mjs';
+import { buildDist, cannon, cleanRedis, extractTree, flag, machine, median, option, request, startServer, writeResultsSection } from './lib.mjs';
 import { cyclingVerifySpec, getSpec, pendingCodeUsers, uniqueSendSpec, verifiedCookie } from './scenarios.mjs';
 
 /** Guesses per user before a code burns (bench/server.mjs maxAttempts). */
@@ -33,10 +33,9 @@ const loadAverage = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' '
  */
 
 /**
- * @param {string} ref the old build's commit (any git ref)
- * @param {{ option: (name: string) => string | undefined, flag: (name: string) => boolean }} args
+ * @param {string} ref the old build's commit (any git ref); the script's other arguments are read with option() and flag()
  */
-export async function oldAgainstNew(ref, { option, flag }) {
+export async function oldAgainstNew(ref) {
   const stores = (option('stores') ?? 'memory,redis').split(',');
   const scenarios = (option('scenarios') ?? SCENARIOS.join(',')).split(',');
   const rounds = Number(option('rounds') ?? '6');

@@ -28,7 +28,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ROOT, buildDist, median, pgPool, pool as inParallel, processCpuUs } from './lib.mjs';
+import { ROOT, buildDist, median, option, pgPool, pool as inParallel, processCpuUs } from './lib.mjs';
 
 /**
  * @typedef {import('../src/postgres.js').PostgresStore} PostgresStore
@@ -52,20 +52,6 @@ import { ROOT, buildDist, median, pgPool, pool as inParallel, processCpuUs } fro
  * @param {string} fallback
  * @returns {string}
  */
-/**
- * `--name=value`, else `fallback`.
- *
- * @param {string} name
- * @param {string} [fallback]
- */
-function option(name, fallback) {
-  return (
-    process.argv
-      .slice(2)
-      .find((arg) => arg.startsWith(`--${name}=`))
-      ?.slice(name.length + 3) ?? fallback
-  );
-}
 const op = option('op', 'verify');
 const rounds = Number(option('rounds', '8'));
 const calls = Number(option('calls', '1500'));

@@ -17,16 +17,9 @@
  * Builds HEAD's src/ (the working tree with --worktree); the table goes to stdout and to its own
  * section of bench/RESULTS.md (not with --no-write or --worktree).
  */
-import { buildDist, machine, writeResultsSection } from './lib.mjs';
+import { buildDist, flag, machine, option, writeResultsSection } from './lib.mjs';
 import { measurePairs } from './pairs.mjs';
 
-/** @type {(name: string) => string | undefined} */
-const option = (name) =>
-  process.argv
-    .slice(2)
-    .find((arg) => arg.startsWith(`--${name}=`))
-    ?.slice(name.length + 3);
-const flag = (/** @type {string} */ name) => process.argv.includes(`--${name}`);
 const rounds = Number(option('rounds') ?? '10');
 const duration = Number(option('duration') ?? '1.5');
 const users = Number(option('users') ?? '10000'); // verify: 10 guesses each, enough for 20 pairs at the rates PostgreSQL reaches

@@ -30,7 +30,21 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import autocannon from 'autocannon';
 import path from 'node:path';
-import { BENCH_DIR, buildDist, writeResultsSection, cannon, cleanRedis, machine, median, pgPool, postgresPids, request, sleep, startServer } from './lib.mjs';
+import {
+  BENCH_DIR,
+  buildDist,
+  writeResultsSection,
+  cannon,
+  cleanRedis,
+  machine,
+  median,
+  option,
+  pgPool,
+  postgresPids,
+  request,
+  sleep,
+  startServer,
+} from './lib.mjs';
 import { baselineSessions, cyclingVerifySpec, getSpec, pendingCodeUsers, uniqueSendSpec, verifiedCookie } from './scenarios.mjs';
 
 /**
@@ -59,7 +73,6 @@ import { baselineSessions, cyclingVerifySpec, getSpec, pendingCodeUsers, uniqueS
  */
 
 const args = new Set(process.argv.slice(2));
-const option = (/** @type {string} */ name) => [...args].find((arg) => arg.startsWith(`--${name}=`))?.split('=')[1];
 const QUICK = args.has('--quick');
 /** The old build of `--ab`: the last commit before the simplification pass. */
 const OLD_REF = '15d3e33';

@@ -35,7 +35,7 @@
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
-import { buildDist, pgPool, writeResultsSection } from './lib.mjs';
+import { buildDist, option, pgPool, writeResultsSection } from './lib.mjs';
 
 /**
  * @typedef {import('../src/store.js').OtpStore} OtpStore
@@ -43,12 +43,6 @@ import { buildDist, pgPool, writeResultsSection } from './lib.mjs';
  * @typedef {{ perCode: number, rowsPerCode: number, perFailedUser: number }} PostgresBytes
  */
 
-/** @param {string} name @param {string} fallback */
-const option = (name, fallback) =>
-  process.argv
-    .slice(2)
-    .find((arg) => arg.startsWith(`--${name}=`))
-    ?.slice(name.length + 3) ?? fallback;
 const COUNT = Number(option('count', '20000'));
 /** The bytes per pending code asked of memory and Redis. */
 const TARGET_BYTES = 450;

@@ -48,29 +48,37 @@ function isHonoCall(value: unknown, next: unknown): boolean {
 }
 
 /**
- * The client address as each runtime hands it to Hono (what `getConnInfo` of `@hono/node-server/conninfo`,
- * `hono/bun` and `hono/deno` read), without importing a module that only one runtime has.
+ * The server runtime as it hands itself to Hono in `c.env` (what `getConnInfo` of
+ * `@hono/node-server/conninfo`, `hono/bun` and `hono/deno` read), with the client's address;
+ * `undefined` for a runtime this adapter does not know. Imports no module that only one runtime has.
  */
-function runtimeIp(c: Context): string | undefined {
+function serverRuntime(c: Context): { address: string | undefined } | undefined {
   // biome-ignore lint/suspicious/noExplicitAny: each runtime's env has its own shape, probed field by field below
   const env = c.env as Record<string, any> | undefined;
   if (env === null || typeof env !== 'object') return undefined;
   // @hono/node-server: { incoming, outgoing }, or under `server` (e.g. @hono/vite-dev-server).
   const incoming = env.incoming ?? env.server?.incoming;
-  if (incoming?.socket !== undefined) return incoming.socket.remoteAddress;
+  if (incoming?.socket !== undefined) return { address: incoming.socket.remoteAddress };
   // Bun.serve({ fetch: app.fetch }): the server itself, or under `server`.
   const server = env.server ?? env;
-  if (typeof server?.requestIP === 'function') return server.requestIP(c.req.raw)?.address;
+  if (typeof server?.requestIP === 'function') return { address: server.requestIP(c.req.raw)?.address };
   // Deno.serve(app.fetch): the ServeHandlerInfo.
   const hostname = env.remoteAddr?.hostname;
-  return typeof hostname === 'string' ? hostname : undefined;
+  return typeof hostname === 'string' ? { address: hostname } : undefined;
 }
 
-/** The platform's `waitUntil` (Cloudflare, Vercel); Hono throws from `executionCtx` when there is none. */
+const runtimeIp = (c: Context): string | undefined => serverRuntime(c)?.address;
+
+/**
+ * The platform's `waitUntil` (Cloudflare, Vercel). Node, Bun and Deno hand Hono no execution
+ * context, and Hono's getter throws where there is none: a throw costs about 7 µs per send, so
+ * it is not asked where `c.env` is one of those servers.
+ */
 function waitUntilOf(c: Context): FetchContext['waitUntil'] {
+  if (serverRuntime(c) !== undefined) return undefined;
   let executionCtx: { waitUntil?: unknown } | undefined;
-  // Where the platform gives none (Node, Bun, Deno), Hono's getter throws. Its Error would
-  // capture a stack through Hono's and the app's middleware on every send (measured: about
+  // Where the platform gives none (e.g. `app.request()` in tests), Hono's getter throws. Its Error
+  // would capture a stack through Hono's and the app's middleware on every send (measured: about
   // 25 µs and the garbage it leaves), so none is captured; the limit is restored at once.
   const stackTraceLimit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;

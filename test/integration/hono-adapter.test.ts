@@ -4,7 +4,9 @@
  * Vercel give one through `app.fetch(request, env, executionCtx)`).
  */
 import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
+import { createAdaptorServer } from '@hono/node-server';
 import { Hono } from 'hono';
 import { blockidOtpHono, cookieSession, requireOtpHono } from '../../src/hono.js';
 import { baseOptions } from '../helpers/apps.js';
@@ -55,6 +57,38 @@ describe('blockidOtpHono', () => {
     await capture.waitFor(3);
     // Probing for a waitUntil turns stack capture off only for that moment.
     assert.equal(Error.stackTraceLimit, stackTraceLimit);
+  });
+
+  it('on Node (@hono/node-server) does not ask Hono for an execution context, whose getter throws where there is none', async () => {
+    const capture = captureSenders();
+    let probes = 0;
+    const app = new Hono();
+    // Hono's own getter, counted: it throws when the platform passed no execution context.
+    app.use(async (c, next) => {
+      Object.defineProperty(c, 'executionCtx', {
+        get() {
+          probes += 1;
+          throw new Error('This context has no ExecutionContext');
+        },
+      });
+      await next();
+    });
+    app.use(blockidOtpHono({ ...baseOptions(capture), session: cookieSession({ secure: false }) }));
+    const server = createAdaptorServer({ fetch: app.fetch });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const response = await fetch(`http://127.0.0.1:${port}/otp/send`, json({ username: 'john.smith' }));
+      assert.equal(response.status, 202);
+      await capture.waitFor(2);
+      assert.equal(probes, 0, 'the env of @hono/node-server says there is none');
+      // Without a runtime's env (app.request), the adapter asks, and finds none.
+      assert.equal((await app.request('/otp/send', json({ username: 'ada.lovelace' }))).status, 202);
+      await capture.waitFor(3);
+      assert.equal(probes, 1);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('sets c.get("blockidOtp") on every other request: null, then the flag after verify; a guard lets only that through', async () => {

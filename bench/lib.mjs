@@ -364,6 +364,28 @@ export async function pgPool(options = {}) {
 }
 
 /**
+ * One transaction writing `rows` expired rows into the PostgreSQL store's tables (named by
+ * `table(name)`), expired between 1 minute and 1 hour ago, with keys shaped like the core's (27
+ * base64url-ish characters): what the bounded sweep of the full run has to remove. Only the
+ * columns the store's tables require are written, so a change of the schema shows here.
+ *
+ * @param {(name: 'slots' | 'users' | 'counters') => string} table
+ * @param {{ slots: number, users: number, counters: number }} rows
+ */
+export function expiredRowsSql(table, rows) {
+  const ago = "now() - (60 + random() * 3540) * interval '1 second'";
+  return `BEGIN;
+INSERT INTO ${table('slots')} (user_key, space, slot, code_hash, attempts, issued_at_ms, code_until, cooldown_until, expires_at)
+  SELECT left(md5('u' || i), 27), 'user', left(md5('s' || i), 27), md5('h' || i) || left(md5('x' || i), 11), 0, 0, e, e, e
+  FROM (SELECT i, ${ago} AS e FROM generate_series(1, ${rows.slots}) i) g;
+INSERT INTO ${table('users')} (user_key, space, failures, failures_until, expires_at)
+  SELECT left(md5('u' || i), 27), 'user', 1, e, e FROM (SELECT i, ${ago} AS e FROM generate_series(1, ${rows.users}) i) g;
+INSERT INTO ${table('counters')} (key, hits, expires_at)
+  SELECT 'dest:' || left(md5('c' || i), 27), 1, ${ago} FROM generate_series(1, ${rows.counters}) i;
+COMMIT;`;
+}
+
+/**
  * The PostgreSQL processes whose CPU counts as the bench's own: the backends of connections
  * named `PG_APP`, and the server's background processes (WAL writer, checkpointer,
  * autovacuum...), which work mostly for the bench's writes while it runs.

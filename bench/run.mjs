@@ -36,6 +36,7 @@ import {
   writeResultsSection,
   cannon,
   cleanRedis,
+  expiredRowsSql,
   machine,
   median,
   option,
@@ -526,17 +527,7 @@ async function sweepBench(dist) {
     .map((name) => `(SELECT count(*) FROM ${table(name)} WHERE expires_at < now())`)
     .join(' + ')} AS n`;
   const liveSlotsSql = `SELECT count(*) AS n FROM ${table('slots')} WHERE expires_at >= now()`;
-  // Keys shaped like the core's (27 base64url-ish characters), expired between 1 minute and 1 hour ago.
-  const ago = "now() - (60 + random() * 3540) * interval '1 second'";
-  const insertSql = `BEGIN;
-INSERT INTO ${table('slots')} (user_key, space, slot, code_hash, attempts, issued_at_ms, code_until, cooldown_until, expires_at)
-  SELECT left(md5('u' || i), 27), 'user', left(md5('s' || i), 27), md5('h' || i) || left(md5('x' || i), 11), 0, 0, e, e, e
-  FROM (SELECT i, ${ago} AS e FROM generate_series(1, ${SWEEP_ROWS.slots}) i) g;
-INSERT INTO ${table('users')} (user_key, space, sends, sends_until, expires_at)
-  SELECT left(md5('u' || i), 27), 'user', 1, e, e FROM (SELECT i, ${ago} AS e FROM generate_series(1, ${SWEEP_ROWS.users}) i) g;
-INSERT INTO ${table('counters')} (key, hits, expires_at)
-  SELECT 'dest:' || left(md5('c' || i), 27), 1, ${ago} FROM generate_series(1, ${SWEEP_ROWS.counters}) i;
-COMMIT;`;
+  const insertSql = expiredRowsSql(table, SWEEP_ROWS);
   const total = Object.values(SWEEP_ROWS).reduce((a, b) => a + b, 0);
   const QUIET_MS = QUICK ? 2000 : 4000;
   const MAX_MS = 60_000;

@@ -3,7 +3,8 @@
  * - its scripts (bench/*.mjs) type-check: `tsc -p bench` (allowJs + checkJs, strict, JSDoc
  *   where inference is not enough), as `npm run typecheck` runs it;
  * - every bench script that docs/benchmarks.md tells a reader to run exists;
- * - the probe servers its ceilings and yardsticks depend on do what they say.
+ * - the probe servers its ceilings and yardsticks depend on do what they say;
+ * - the expired rows of the full run's sweep measurement fit the PostgreSQL store's tables.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -101,4 +102,26 @@ describe('bench/server.mjs storeProbe servers', { timeout: 120_000 }, () => {
       await admin.end();
     }
   });
+});
+
+it("the full run's expired rows fit the PostgreSQL store's tables, for its sweep to remove", { timeout: 60_000 }, async () => {
+  const lib: { expiredRowsSql(table: (name: string) => string, rows: { slots: number; users: number; counters: number }): string } = await import(
+    pathToFileURL(join(root, 'bench', 'lib.mjs')).href
+  );
+  const { postgresStore } = await import(pathToFileURL(join(await builtPackage(), 'postgres.js')).href);
+  const schema = `blockid_bench_sweep_${process.pid}`;
+  const admin = new pg.Pool({ host: '127.0.0.1', port: 5432, database: 'test', user: 'postgres', max: 2 });
+  try {
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    const store = postgresStore({ pool: admin, schema, tablePrefix: 'w_', sweepIntervalMs: 0 });
+    await store.ready();
+    const table = (name: string) => `${schema}.w_${name}`;
+    await admin.query(lib.expiredRowsSql(table, { slots: 5, users: 3, counters: 4 }));
+    const expired = async (name: string) => Number((await admin.query(`SELECT count(*) AS n FROM ${table(name)} WHERE expires_at < now()`)).rows[0].n);
+    assert.deepEqual([await expired('slots'), await expired('users'), await expired('counters')], [5, 3, 4]);
+    await store.close();
+  } finally {
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await admin.end();
+  }
 });

@@ -343,6 +343,7 @@ export function option(name, fallback) {
 
 /** Whether `--name` is among the script's arguments. @param {string} name */
 export const flag = (name) => process.argv.slice(2).includes(`--${name}`);
+
 /** @param {number} ms @returns {Promise<void>} */
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
